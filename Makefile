@@ -1,0 +1,36 @@
+# Surblocage: the two commands of the quick start are `make run` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint lab bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+## run: the main job on the embedded default (SQLite): a collector, then one probe cycle against it
+run: $(STAMP)
+	$(BIN)/python scripts/demo.py
+
+## test: install what the tests need (apt, PostgreSQL, lab tools), then lint and the whole suite
+test: $(STAMP)
+	bash scripts/test-deps.sh
+	$(MAKE) lint
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check probe collector tests benchmarks scripts
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+## lab: build the censorship lab, run every scenario and print technique -> verdict
+lab: $(STAMP)
+	bash scripts/test-deps.sh
+	$(BIN)/python -m tests.lab.report
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,301 @@
+"""The schema-1 measurement record (SPEC.md): dataclasses, JSON round trip, strict validation.
+
+Standard library only. A failed measurement is data (a failure string in a result); a record that
+does not follow the schema is a `MalformedRecord`, whose message names the field at fault
+(``dns[0].rcode: expected a string, got 3``). Unknown keys are tolerated on input (SPEC: new keys
+may be added) and dropped from the typed form.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import types
+import typing
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+SCHEMA = 1
+
+STATUSES = ("ok", "blocked", "down", "inconclusive")
+METHODS = ("dns", "tcp_ip", "tls", "http_failure", "http_blockpage", "http_diff")
+CATEGORIES = (
+    "iptv_legal", "sports_legal", "vod", "music", "general", "cdn_collateral", "canary", "control",
+)
+
+
+class MalformedRecord(ValueError):
+    """A record that does not follow schema 1; the message names the field and the reason."""
+
+
+@dataclass(frozen=True)
+class ProbeInfo:
+    id: str | None = None
+    software: str = ""
+    asn: int | None = None
+    network: str | None = None
+    cc: str | None = None
+    resolver: str | None = None
+
+
+@dataclass(frozen=True)
+class Target:
+    service: str
+    url: str
+    domain: str
+    category: str
+
+
+@dataclass(frozen=True)
+class EDE:
+    """An Extended DNS Error option (RFC 8914)."""
+
+    code: int
+    text: str = ""
+
+
+@dataclass(frozen=True)
+class DNSResult:
+    resolver: str
+    qtype: str
+    failure: str | None
+    ms: float
+    rcode: str | None = None
+    answers: list[str] = field(default_factory=list)
+    cnames: list[str] = field(default_factory=list)
+    ede: list[EDE] = field(default_factory=list)
+    transport: str = "udp"
+    # answers of a second, different UDP reply to the same query: the mark of an on-path injector
+    second_reply: list[str] | None = None
+    # the domain this query was for (differs from target.domain on redirect hops)
+    name: str | None = None
+
+
+@dataclass(frozen=True)
+class TCPResult:
+    ip: str
+    port: int
+    failure: str | None
+    ms: float
+
+
+@dataclass(frozen=True)
+class TLSResult:
+    ip: str
+    port: int
+    sni: str
+    failure: str | None
+    ms: float
+    version: str | None = None
+    cert_valid: bool | None = None
+    # True when this handshake used a neutral SNI to tell SNI filtering from address blocking
+    neutral: bool = False
+    cert_subject: str | None = None
+    cert_issuer: str | None = None
+    cert_sha256: str | None = None
+
+
+@dataclass(frozen=True)
+class Redirect:
+    url: str
+    status: int
+    location: str
+
+
+@dataclass(frozen=True)
+class HTTPResult:
+    url: str
+    failure: str | None
+    ms: float
+    status: int | None = None
+    body_length: int | None = None
+    body_sha256: str | None = None
+    title: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    redirects: list[Redirect] = field(default_factory=list)
+    ip: str | None = None
+    body_truncated: bool = False
+    # the first bytes of the body (decoded), kept only for fingerprint matching
+    body_head: str | None = None
+
+
+@dataclass(frozen=True)
+class Control:
+    """The same steps run from the collector's vantage (POST /api/v1/control)."""
+
+    dns: list[DNSResult] = field(default_factory=list)
+    tcp: list[TCPResult] = field(default_factory=list)
+    tls: list[TLSResult] = field(default_factory=list)
+    http: HTTPResult | None = None
+    failure: str | None = None
+    measured_at: str | None = None
+
+
+@dataclass(frozen=True)
+class Verdict:
+    status: str
+    method: str | None = None
+    detail: str | None = None
+    blockpage: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.status not in STATUSES:
+            raise MalformedRecord(f"status: {self.status!r} is not one of {STATUSES}")
+        if self.status == "blocked" and self.method not in METHODS:
+            raise MalformedRecord(f"method: {self.method!r} is not one of {METHODS}")
+        if self.status != "blocked" and self.method is not None:
+            raise MalformedRecord("method: must be null unless status is 'blocked'")
+
+
+@dataclass(frozen=True)
+class Measurement:
+    id: str
+    probe: ProbeInfo
+    target: Target
+    started_at: str
+    duration_ms: float
+    dns: list[DNSResult] = field(default_factory=list)
+    tcp: list[TCPResult] = field(default_factory=list)
+    tls: list[TLSResult] = field(default_factory=list)
+    http: HTTPResult | None = None
+    control: Control | None = None
+    verdict: Verdict | None = None
+    schema: int = SCHEMA
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the record as plain JSON-able values, with ``schema`` first."""
+        return _encode(self)
+
+    def to_json(self) -> str:
+        """Return the record as one line of JSON."""
+        return json.dumps(self.to_dict(), separators=(",", ":"), ensure_ascii=False)
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Measurement:
+        """Validate a decoded JSON value and build a Measurement, or raise MalformedRecord."""
+        if not isinstance(data, dict):
+            raise MalformedRecord(f"record: expected an object, got {_kind(data)}")
+        if data.get("schema") != SCHEMA:
+            raise MalformedRecord(f"schema: expected {SCHEMA}, got {data.get('schema')!r}")
+        m = decode(cls, data, "")
+        _check_semantics(m)
+        return m
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> Measurement:
+        """Parse one JSON document into a Measurement, or raise MalformedRecord."""
+        try:
+            data = json.loads(text)
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise MalformedRecord(f"record: not valid JSON ({e})") from None
+        return cls.from_dict(data)
+
+
+def new_id() -> str:
+    """Return a random record id (UUID4): the idempotency key, not tied to anyone."""
+    return str(uuid.uuid4())
+
+
+def _check_semantics(m: Measurement) -> None:
+    try:
+        uuid.UUID(m.id)
+    except ValueError:
+        raise MalformedRecord(f"id: {m.id!r} is not a UUID") from None
+    if m.target.category not in CATEGORIES:
+        raise MalformedRecord(f"target.category: {m.target.category!r} is not one of {CATEGORIES}")
+    if not m.target.url.startswith(("http://", "https://")):
+        raise MalformedRecord(f"target.url: {m.target.url!r} is not an http or https URL")
+    if m.duration_ms < 0:
+        raise MalformedRecord("duration_ms: must not be negative")
+    _check_time(m.started_at, "started_at")
+
+
+def _check_time(value: str, path: str) -> None:
+    import datetime
+
+    try:
+        t = datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise MalformedRecord(f"{path}: {value!r} is not an RFC 3339 time") from None
+    if t.tzinfo is None:
+        raise MalformedRecord(f"{path}: {value!r} has no time zone (RFC 3339 UTC expected)")
+
+
+def _encode(obj: Any) -> Any:
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        out = {f.name: _encode(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+        if "schema" in out:
+            out = {"schema": out.pop("schema"), **out}
+        return out
+    if isinstance(obj, list):
+        return [_encode(x) for x in obj]
+    if isinstance(obj, dict):
+        return {k: _encode(v) for k, v in obj.items()}
+    return obj
+
+
+def _kind(value: Any) -> str:
+    names = {dict: "an object", list: "an array", str: "a string", bool: "a boolean",
+             int: "an integer", float: "a number", type(None): "null"}
+    return f"{names.get(type(value), type(value).__name__)} ({json.dumps(value)[:40]})" \
+        if not isinstance(value, dict | list) else names[type(value)]
+
+
+_HINTS: dict[type, dict[str, Any]] = {}
+
+
+def decode(tp: Any, value: Any, path: str) -> Any:
+    """Decode ``value`` as type ``tp`` (a dataclass, list, dict, optional or scalar), strictly."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        (inner,) = [a for a in args if a is not type(None)]
+        return decode(inner, value, path)
+    if origin is list:
+        if not isinstance(value, list):
+            raise MalformedRecord(f"{path}: expected an array, got {_kind(value)}")
+        (item,) = typing.get_args(tp)
+        return [decode(item, v, f"{path}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise MalformedRecord(f"{path}: expected an object, got {_kind(value)}")
+        _, vt = typing.get_args(tp)
+        return {str(k): decode(vt, v, f"{path}.{k}") for k, v in value.items()}
+    if dataclasses.is_dataclass(tp):
+        return _decode_dataclass(tp, value, path)
+    return _decode_scalar(tp, value, path)
+
+
+def _decode_dataclass(tp: Any, value: Any, path: str) -> Any:
+    if not isinstance(value, dict):
+        raise MalformedRecord(f"{path or 'record'}: expected an object, got {_kind(value)}")
+    hints = _HINTS.get(tp) or _HINTS.setdefault(tp, typing.get_type_hints(tp))
+    kwargs = {}
+    for f in dataclasses.fields(tp):
+        sub = f"{path}.{f.name}" if path else f.name
+        if f.name not in value:
+            required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+            if required:
+                raise MalformedRecord(f"{sub}: missing")
+            continue
+        kwargs[f.name] = decode(hints[f.name], value[f.name], sub)
+    try:
+        return tp(**kwargs)
+    except MalformedRecord as e:
+        raise MalformedRecord(f"{path + '.' if path else ''}{e}") from None
+
+
+def _decode_scalar(tp: Any, value: Any, path: str) -> Any:
+    if tp is float:
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+    elif tp is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    else:
+        ok = isinstance(value, tp)
+    if not ok:
+        want = {str: "a string", int: "an integer", float: "a number", bool: "a boolean"}[tp]
+        raise MalformedRecord(f"{path}: expected {want}, got {_kind(value)}")
+    return value
