@@ -1,0 +1,290 @@
+"""Every Prometheus metric of the collector (prefix surblocage_), on an injected registry.
+
+Contract: every label is bounded. Enumerated labels (status, method, category, reason, operation)
+come from closed tuples below and a value outside them raises ValueError: that is a bug in the
+caller. Name labels (network, service) come from probes and watchlists, so they are normalised
+instead: anything that could carry an address or a URL (a dot-quad, ':', '/'), odd characters or
+an over-long name becomes "unknown", and networks past `max_networks` distinct names become "other".
+The collector never exposes an address or a URL as a label value.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.metadata
+import re
+import time
+from collections.abc import Iterable, Iterator
+
+import prometheus_client
+
+from probe import record
+
+REJECTION_REASONS = (
+    "malformed_json",
+    "schema",
+    "too_large",
+    "auth",
+    "rate_limited",
+    "store_unavailable",
+    "other",
+)
+STORE_OPERATIONS = ("insert_batch", "query", "flags", "export")
+PROBE_STATUSES = ("live", "silent")
+CONTROL_STATUSES = ("ok", "failed")
+RECORD_STATUSES = record.STATUSES
+METHODS = record.METHODS
+CATEGORIES = record.CATEGORIES
+
+UNKNOWN = "unknown"
+OTHER = "other"
+NAME_MAX_CHARS = 64
+
+# A control measurement runs DNS, TCP, TLS and HTTP from the collector, up to the step timeouts.
+CONTROL_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0)
+STORE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+_DOT_QUAD = re.compile(r"\d{1,3}(?:\.\d{1,3}){3}")
+_NETWORK_PUNCTUATION = frozenset(" .-_&'()+,")
+_SERVICE = re.compile(r"[a-z0-9_-]{1,64}")
+
+FlagSeries = tuple[str | None, str, str, str]
+"""One open flag as the gauge sees it: (network, service, category, method)."""
+
+
+def network_label(name: str | None) -> str:
+    """Return a probe's network name as a safe label value, or "unknown"."""
+    name = (name or "").strip()
+    if not name or len(name) > NAME_MAX_CHARS or _DOT_QUAD.search(name):
+        return UNKNOWN
+    # ':' and '/' are left out on purpose: they are how IPv6 addresses, CIDRs and URLs look.
+    if not all(char.isalnum() or char in _NETWORK_PUNCTUATION for char in name):
+        return UNKNOWN
+    return name
+
+
+def service_label(service: str) -> str:
+    """Return a watchlist service id as a label value, or "unknown" if it is not an id."""
+    return service if _SERVICE.fullmatch(service) else UNKNOWN
+
+
+def _check(value: str, allowed: tuple[str, ...], what: str) -> str:
+    """Return `value` if it is one of `allowed`; raise ValueError otherwise."""
+    if value not in allowed:
+        raise ValueError(f"{what} {value!r} is not one of {allowed}")
+    return value
+
+
+class Metrics:
+    """The collector's metrics; the app updates them through the methods, never the raw labels."""
+
+    def __init__(
+        self,
+        registry: prometheus_client.CollectorRegistry,
+        *,
+        version: str | None = None,
+        max_networks: int = 200,
+    ) -> None:
+        self._max_networks = max_networks
+        self._networks: set[str] = set()
+        self._series: dict[str, set[tuple[str, ...]]] = {}
+        self._last_seen: dict[str, float] = {}
+        self._define_ingest(registry)
+        self._define_analysis(registry)
+        self._define_probes(registry)
+        self._define_latency(registry)
+        self.build_info = prometheus_client.Gauge(
+            "surblocage_build_info",
+            "Always 1; the version label says which collector version runs.",
+            ["version"],
+            registry=registry,
+        )
+        self.build_info.labels(version or importlib.metadata.version("surblocage")).set(1)
+
+    def _define_ingest(self, registry: prometheus_client.CollectorRegistry) -> None:
+        self.records_ingested = prometheus_client.Counter(
+            "surblocage_records_ingested_total",
+            "Measurement records stored, by the probe's network and the verdict status.",
+            ["network", "status"],
+            registry=registry,
+        )
+        self.ingest_rejections = prometheus_client.Counter(
+            "surblocage_ingest_rejections_total",
+            "Submissions refused, by reason (closed list: REJECTION_REASONS).",
+            ["reason"],
+            registry=registry,
+        )
+        # Start every reason at 0: increase() cannot see the first increment of a new series.
+        for reason in REJECTION_REASONS:
+            self.ingest_rejections.labels(reason)
+
+    def _define_analysis(self, registry: prometheus_client.CollectorRegistry) -> None:
+        self.flags_open = prometheus_client.Gauge(
+            "surblocage_flags_open",
+            "1 per open blocking flag; the series disappears when the flag closes.",
+            ["network", "service", "category", "method"],
+            registry=registry,
+        )
+        self.flags_opened = prometheus_client.Counter(
+            "surblocage_flags_opened_total",
+            "Blocking flags opened (a flag going from absent or closed to open).",
+            ["network", "method"],
+            registry=registry,
+        )
+        self.collateral_addresses = prometheus_client.Gauge(
+            "surblocage_collateral_addresses",
+            "Blocked addresses on this network that serve at least one watched service.",
+            ["network"],
+            registry=registry,
+        )
+        self.collateral_services = prometheus_client.Gauge(
+            "surblocage_collateral_services",
+            "Watched services behind an address blocked on this network.",
+            ["network"],
+            registry=registry,
+        )
+
+    def _define_probes(self, registry: prometheus_client.CollectorRegistry) -> None:
+        self.probes = prometheus_client.Gauge(
+            "surblocage_probes",
+            "Known probes by network; live = seen within the silence threshold, else silent.",
+            ["network", "status"],
+            registry=registry,
+        )
+        self.network_last_seen = prometheus_client.Gauge(
+            "surblocage_network_last_seen_timestamp_seconds",
+            "Unix time of the last batch accepted from a probe of this network.",
+            ["network"],
+            registry=registry,
+        )
+
+    def _define_latency(self, registry: prometheus_client.CollectorRegistry) -> None:
+        self.control_requests = prometheus_client.Counter(
+            "surblocage_control_requests_total",
+            "Control measurements by outcome: ok = a control was made, failed = none could be.",
+            ["status"],
+            registry=registry,
+        )
+        for status in CONTROL_STATUSES:
+            self.control_requests.labels(status)
+        self.control_duration = prometheus_client.Histogram(
+            "surblocage_control_duration_seconds",
+            "Time to make one control measurement from the collector's vantage.",
+            buckets=CONTROL_BUCKETS,
+            registry=registry,
+        )
+        self.store_duration = prometheus_client.Histogram(
+            "surblocage_store_duration_seconds",
+            "Time spent in the store, by operation (closed list: STORE_OPERATIONS).",
+            ["operation"],
+            buckets=STORE_BUCKETS,
+            registry=registry,
+        )
+        for operation in STORE_OPERATIONS:
+            self.store_duration.labels(operation)
+
+    def network(self, name: str | None) -> str:
+        """Return the label for a network, folding names past the cardinality cap into "other"."""
+        label = network_label(name)
+        if label not in self._networks:
+            if len(self._networks) >= self._max_networks:
+                return OTHER
+            self._networks.add(label)
+        return label
+
+    def record_ingested(self, network: str | None, status: str, n: int = 1) -> None:
+        """Count `n` stored records of one network and verdict status."""
+        _check(status, RECORD_STATUSES, "record status")
+        self.records_ingested.labels(self.network(network), status).inc(n)
+
+    def reject(self, reason: str) -> None:
+        """Count one refused submission."""
+        self.ingest_rejections.labels(_check(reason, REJECTION_REASONS, "rejection reason")).inc()
+
+    def flag_opened(self, network: str | None, method: str, n: int = 1) -> None:
+        """Count flags the analysis has just opened (feeds the blocking-wave alert)."""
+        self.flags_opened.labels(self.network(network), _check(method, METHODS, "method")).inc(n)
+
+    def set_flags(self, flags: Iterable[FlagSeries]) -> None:
+        """Replace the open-flag series with `flags`: flags absent from it are closed."""
+        values: dict[tuple[str, ...], float] = {}
+        for network, service, category, method in flags:
+            key = (
+                self.network(network),
+                service_label(service),
+                _check(category, CATEGORIES, "category"),
+                _check(method, METHODS, "method"),
+            )
+            values[key] = 1.0
+        self._replace("flags_open", self.flags_open, values)
+
+    def set_collateral(self, counts: Iterable[tuple[str | None, int, int]]) -> None:
+        """Replace the collateral gauges with (network, blocked addresses, services behind)."""
+        addresses: dict[tuple[str, ...], float] = {}
+        services: dict[tuple[str, ...], float] = {}
+        for network, n_addresses, n_services in counts:
+            key = (self.network(network),)
+            addresses[key] = addresses.get(key, 0) + n_addresses
+            services[key] = services.get(key, 0) + n_services
+        self._replace("collateral_addresses", self.collateral_addresses, addresses)
+        self._replace("collateral_services", self.collateral_services, services)
+
+    def set_probes(self, counts: Iterable[tuple[str | None, int, int]]) -> None:
+        """Replace the probe gauge with (network, live probes, silent probes) for every network."""
+        values: dict[tuple[str, ...], float] = {}
+        for network, live, silent in counts:
+            label = self.network(network)
+            for status, n in zip(PROBE_STATUSES, (live, silent), strict=True):
+                values[(label, status)] = values.get((label, status), 0) + n
+        self._replace("probes", self.probes, values)
+
+    def set_network_last_seen(self, seen: Iterable[tuple[str | None, float]]) -> None:
+        """Replace the last-seen gauge with (network, unix time) pairs, e.g. read from the store."""
+        values: dict[tuple[str, ...], float] = {}
+        for network, timestamp in seen:
+            key = (self.network(network),)
+            values[key] = max(values.get(key, 0.0), timestamp)
+        self._last_seen = {key[0]: value for key, value in values.items()}
+        self._replace("network_last_seen", self.network_last_seen, values)
+
+    def network_seen(self, network: str | None, timestamp: float | None = None) -> None:
+        """Move a network's last-seen time forward to `timestamp` (default: now)."""
+        label = self.network(network)
+        when = time.time() if timestamp is None else timestamp
+        self._last_seen[label] = max(self._last_seen.get(label, 0.0), when)
+        self.network_last_seen.labels(label).set(self._last_seen[label])
+        self._series.setdefault("network_last_seen", set()).add((label,))
+
+    def observe_control(self, ok: bool, seconds: float) -> None:
+        """Count one control measurement and its duration."""
+        self.control_requests.labels(CONTROL_STATUSES[0] if ok else CONTROL_STATUSES[1]).inc()
+        self.control_duration.observe(seconds)
+
+    def observe_store(self, operation: str, seconds: float) -> None:
+        """Record the duration of one store operation."""
+        self.store_duration.labels(_check(operation, STORE_OPERATIONS, "store operation")).observe(
+            seconds
+        )
+
+    @contextlib.contextmanager
+    def time_store(self, operation: str) -> Iterator[None]:
+        """Time the enclosed block as one store operation, whether it succeeds or raises."""
+        _check(operation, STORE_OPERATIONS, "store operation")
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.observe_store(operation, time.perf_counter() - start)
+
+    def _replace(
+        self,
+        name: str,
+        gauge: prometheus_client.Gauge,
+        values: dict[tuple[str, ...], float],
+    ) -> None:
+        """Set `values` on `gauge` and remove its other series, never leaving it empty between."""
+        for key, value in values.items():
+            gauge.labels(*key).set(value)
+        for stale in self._series.get(name, set()) - values.keys():
+            gauge.remove(*stale)
+        self._series[name] = set(values)
