@@ -165,7 +165,7 @@ class Measurement:
 
     def to_dict(self) -> dict[str, Any]:
         """Return the record as plain JSON-able values, with ``schema`` first."""
-        return _encode(self)
+        return encode(self)
 
     def to_json(self) -> str:
         """Return the record as one line of JSON."""
@@ -222,16 +222,17 @@ def _check_time(value: str, path: str) -> None:
         raise MalformedRecord(f"{path}: {value!r} has no time zone (RFC 3339 UTC expected)")
 
 
-def _encode(obj: Any) -> Any:
+def encode(obj: Any) -> Any:
+    """Turn a record dataclass (or a list or dict of them) into plain JSON-able values."""
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        out = {f.name: _encode(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+        out = {f.name: encode(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
         if "schema" in out:
             out = {"schema": out.pop("schema"), **out}
         return out
     if isinstance(obj, list):
-        return [_encode(x) for x in obj]
+        return [encode(x) for x in obj]
     if isinstance(obj, dict):
-        return {k: _encode(v) for k, v in obj.items()}
+        return {k: encode(v) for k, v in obj.items()}
     return obj
 
 

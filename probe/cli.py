@@ -1,0 +1,200 @@
+"""The `surblocage-probe` commands (SPEC.md): argument parsing, configuration, output, exit codes.
+
+Exit status: 0 on success, 1 on a runtime failure, 2 on bad usage or configuration, with one line
+on standard error that names the argument, file or key at fault (never a traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import ipaddress
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any, NoReturn
+
+from probe import __version__, config, fingerprints, watchlist
+from probe.flow import Flow, FlowOptions
+from probe.output import Progress, render_table, use_colour
+from probe.record import ProbeInfo, Target
+from probe.runner import Runner
+from probe.uploader import CollectorClient
+
+PROG = "surblocage-probe"
+
+
+class UsageError(Exception):
+    """Bad usage: a message naming the argument, file or key at fault (exit status 2)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(message)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog=PROG, description=(
+        "Measure how services are reached from this line, layer by layer (DNS, TCP, TLS, HTTP), "
+        "and tell which layer interferes. See SPEC.md for the record and the verdicts."))
+    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    check = sub.add_parser("check", help="measure now and print a table (or JSON Lines)",
+                           description="Measure targets now. A target is a domain "
+                           "(measured as https://DOMAIN/) or an http(s) URL.")
+    check.add_argument("targets", nargs="*", metavar="URL_OR_DOMAIN")
+    check.add_argument("--watchlist", metavar="FILE",
+                       help="measure every service of this watchlist file too")
+    check.add_argument("--json", action="store_true",
+                       help="print one JSON record a target (JSON Lines), in input order")
+    check.add_argument("--quiet", action="store_true", help="no progress on standard error")
+    check.add_argument("--fingerprints", action="append", default=[], metavar="FILE",
+                       help="extra block-page signatures (YAML, or OONI's CSV); repeatable")
+    add_measuring_options(check)
+    return p
+
+
+def add_measuring_options(p: argparse.ArgumentParser) -> None:
+    """Add the options every measuring command accepts (SPEC.md), each also a config key."""
+    g = p.add_argument_group("measuring options (each also settable in --config)")
+    g.add_argument("--config", metavar="FILE", help="YAML configuration (configs/probe.example.yaml)")
+    g.add_argument("--resolver", metavar="IP[:PORT]",
+                   help="resolver to test (default: the system's, from /etc/resolv.conf)")
+    g.add_argument("--control", metavar="URL", help="the collector's control endpoint")
+    g.add_argument("--no-control", action="store_true", help="measure without a control")
+    g.add_argument("--ca-file", metavar="FILE", help="extra trusted CA bundle")
+    g.add_argument("--allow-network", action="append", default=None, metavar="CIDR",
+                   help="treat addresses in this network as public (labs); repeatable")
+    g.add_argument("--timeout", type=_positive_float, metavar="SECONDS", help="per-step timeout")
+    g.add_argument("--concurrency", type=_positive_int, metavar="N", help="targets at once")
+    g.add_argument("--asn", type=_positive_int, metavar="N", help="declare the probe's ASN")
+    g.add_argument("--network", metavar="NAME", help="declare the probe's network name")
+    g.add_argument("--state-dir", metavar="DIR", help="where the probe keeps identity and spool")
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive: {text!r}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive: {text!r}")
+    return value
+
+
+def overrides_from(args: argparse.Namespace) -> dict[str, Any]:
+    """Map command-line options onto dotted config keys; the command line wins over the file."""
+    o: dict[str, Any] = {}
+    pairs = [("resolver", "dns.resolver"), ("control", "control.url"), ("ca_file", "tls.ca_file"),
+             ("allow_network", "network.allow_networks"), ("concurrency", "concurrency"),
+             ("asn", "network.asn"), ("network", "network.name"), ("state_dir", "state_dir")]
+    for attr, key in pairs:
+        if getattr(args, attr, None) is not None:
+            o[key] = getattr(args, attr)
+    if getattr(args, "no_control", False):
+        o["control.enabled"] = False
+    if getattr(args, "timeout", None) is not None:
+        for step in ("dns", "tcp", "tls", "http"):
+            o[f"timeouts.{step}"] = args.timeout
+    return o
+
+
+def flow_options(cfg: Any) -> FlowOptions:
+    """Build the flow's options from the configuration."""
+    resolver = cfg.dns.resolver or config.system_resolver()
+    ip, port = config.parse_resolver(resolver)
+    nets = tuple(ipaddress.ip_network(n, strict=False) for n in cfg.network.allow_networks)
+    t = cfg.timeouts
+    return FlowOptions(resolver=ip, resolver_port=port, dns_timeout_seconds=t.dns,
+                       tcp_timeout_seconds=t.tcp, tls_timeout_seconds=t.tls,
+                       http_timeout_seconds=t.http, target_timeout_seconds=t.target,
+                       ca_file=cfg.tls.ca_file, allow_networks=nets)
+
+
+def probe_info(cfg: Any, opts: FlowOptions) -> ProbeInfo:
+    resolver = opts.resolver if opts.resolver_port == 53 else f"{opts.resolver}:{opts.resolver_port}"
+    return ProbeInfo(id=None, software=f"surblocage/{__version__}", asn=cfg.network.asn,
+                     network=cfg.network.name, cc=cfg.network.cc, resolver=resolver)
+
+
+def load_fingerprints(paths: Sequence[str]) -> fingerprints.FingerprintSet:
+    fps = fingerprints.default_fingerprints()
+    for path in paths:
+        extra = (fingerprints.FingerprintSet.from_ooni_csv(path) if path.endswith(".csv")
+                 else fingerprints.load_fingerprints(path))
+        fps = fps.merge(extra)
+    return fps
+
+
+def check_targets(args: argparse.Namespace) -> tuple[list[Target], frozenset[str]]:
+    """Return the targets of `check` in input order, and the services to measure by DNS only."""
+    targets = [watchlist.target_from_input(t) for t in args.targets]
+    dns_only: set[str] = set()
+    if args.watchlist:
+        wl = watchlist.load_watchlist(args.watchlist)
+        targets += wl.targets()
+        dns_only = {s.id for s in wl.services if s.dns_only}
+    if not targets:
+        raise UsageError("check: give at least one URL_OR_DOMAIN, or --watchlist FILE")
+    return targets, frozenset(dns_only)
+
+
+async def cmd_check(args: argparse.Namespace) -> int:
+    cfg = config.load_config(args.config, overrides_from(args))
+    targets, dns_only = check_targets(args)
+    opts = flow_options(cfg)
+    fps = load_fingerprints(args.fingerprints)
+    control_url = cfg.control.url if cfg.control.enabled else None
+    progress = Progress(len(targets), quiet=args.quiet)
+    client = CollectorClient(control_url) if control_url else None
+    runner = Runner(Flow(opts), probe_info(cfg, opts), client, fps, cfg.concurrency)
+    if client is not None:
+        async with client:
+            records = await runner.run(targets, dns_only, progress.update)
+    else:
+        records = await runner.run(targets, dns_only, progress.update)
+    progress.close()
+    if args.json:
+        for m in records:
+            print(m.to_json())
+    else:
+        print(render_table(records, use_colour(sys.stdout)))
+    return 0
+
+
+COMMANDS = {"check": cmd_check}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; return its exit status (0 ok, 1 runtime failure, 2 bad usage)."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        if args.command is None:
+            parser.print_help()
+            return 2
+        return asyncio.run(COMMANDS[args.command](args))
+    except (UsageError, config.ConfigError, watchlist.WatchlistError,
+            fingerprints.FingerprintError) as e:
+        print(f"{PROG}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+    except OSError as e:
+        print(f"{PROG}: error: {e}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,231 @@
+"""The only composer of steps: DNS -> TCP to every address -> TLS (and the SNI swap) -> HTTP.
+
+One target is measured as OONI's Web Connectivity does, with two differences taken in DESIGN.md:
+every address of the tested resolver is tried (not only the first), and a failed TLS handshake is
+tried again on the same address with a neutral name, to tell SNI filtering from address blocking.
+Redirects are followed here, not in the HTTP step, so that each new host goes through the tested
+resolver and its TCP and TLS steps are recorded like the first host's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import datetime
+import ipaddress
+import time
+import urllib.parse
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from probe import failures
+from probe.record import (
+    DNSResult,
+    HTTPResult,
+    Measurement,
+    ProbeInfo,
+    Redirect,
+    Target,
+    TCPResult,
+    TLSResult,
+    new_id,
+)
+from probe.steps import dns, http, tcp, tls
+
+MAX_REDIRECTS = 10
+NEUTRAL_SNI = "www.example.com"
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+StepMap = dict[str, Callable[[Any], Awaitable[Any]]]
+DEFAULT_STEPS: StepMap = {
+    "dns": dns.measure, "tcp": tcp.measure, "tls": tls.measure, "http": http.measure,
+}
+
+
+@dataclass(frozen=True)
+class FlowOptions:
+    """Where and how to measure: the tested resolver, timeouts, trust and the address policy."""
+
+    resolver: str
+    resolver_port: int = 53
+    dns_timeout_seconds: float = 5.0
+    tcp_timeout_seconds: float = 5.0
+    tls_timeout_seconds: float = 5.0
+    http_timeout_seconds: float = 10.0
+    target_timeout_seconds: float = 30.0
+    ca_file: str | None = None
+    allow_networks: tuple[Network, ...] = ()
+    body_cap_bytes: int = 512 * 1024
+    neutral_sni: str = NEUTRAL_SNI
+    qtypes: tuple[str, ...] = ("A", "AAAA")
+
+
+def is_connectable(ip: str, allow_networks: Iterable[Network] = ()) -> bool:
+    """Tell whether the probe may connect to ``ip``: public, or inside an allowed network.
+
+    Loopback and unspecified addresses never are, whatever is allowed (SPEC.md, --allow-network):
+    a resolver that answers 127.0.0.1 must not make a volunteer's probe talk to its own machine.
+    """
+    try:
+        addr = ipaddress.ip_address(ip)
+    except ValueError:
+        return False
+    if addr.is_loopback or addr.is_unspecified:
+        return False
+    if addr.is_global:
+        return True
+    return any(addr.version == n.version and addr in n for n in allow_networks)
+
+
+@dataclass
+class _Builder:
+    """The partial record of one target: kept whole when the target's time runs out."""
+
+    dns: list[DNSResult] = field(default_factory=list)
+    tcp: list[TCPResult] = field(default_factory=list)
+    tls: list[TLSResult] = field(default_factory=list)
+    http: HTTPResult | None = None
+    redirects: list[Redirect] = field(default_factory=list)
+
+
+class Flow:
+    """Measure targets with one set of options and one step map (fakes may be passed in tests)."""
+
+    def __init__(self, options: FlowOptions, steps: StepMap | None = None) -> None:
+        self.options = options
+        self.steps = steps or DEFAULT_STEPS
+
+    async def measure(
+        self, target: Target, probe: ProbeInfo, *, dns_only: bool = False,
+        extra_addresses: Sequence[str] = (),
+    ) -> Measurement:
+        """Measure one target within the target timeout; never raises on a network failure."""
+        started = datetime.datetime.now(datetime.UTC)
+        t0 = time.perf_counter()
+        b = _Builder()
+        try:
+            async with asyncio.timeout(self.options.target_timeout_seconds):
+                await self._run(target, b, dns_only, extra_addresses)
+        except TimeoutError:
+            if not dns_only and b.http is None:
+                b.http = HTTPResult(url=target.url, failure=failures.GENERIC_TIMEOUT_ERROR,
+                                    ms=_ms(t0), redirects=list(b.redirects))
+        return Measurement(
+            id=new_id(), probe=probe, target=target,
+            started_at=started.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            duration_ms=_ms(t0), dns=b.dns, tcp=b.tcp, tls=b.tls, http=b.http,
+        )
+
+    async def _run(
+        self, target: Target, b: _Builder, dns_only: bool, extra: Sequence[str],
+    ) -> None:
+        url = target.url
+        for _hop in range(MAX_REDIRECTS + 1):
+            host, port, https = _split(url)
+            addresses = await self._resolve(host, b)
+            if dns_only:
+                return
+            addresses += [a for a in extra if a not in addresses]
+            extra = ()  # the control's extra addresses belong to the first host only
+            usable = await self._connect(host, port, https, addresses, b)
+            if not usable:
+                return  # nothing to fetch over: the verdict reads the DNS, TCP and TLS results
+            result = await self.steps["http"](http.HTTPSpec(
+                url=url, ip=usable[0], timeout_seconds=self.options.http_timeout_seconds,
+                ca_file=self.options.ca_file, body_cap_bytes=self.options.body_cap_bytes))
+            location = result.headers.get("location") if result.failure is None else None
+            if result.status in (301, 302, 303, 307, 308) and location:
+                b.redirects.append(Redirect(url=url, status=result.status, location=location))
+                url = urllib.parse.urljoin(url, location)
+                if _split_or_none(url) is None:
+                    b.http = _with_redirects(result, b, failures.unknown("unsupported redirect"))
+                    return
+                continue
+            b.http = _with_redirects(result, b, None)
+            return
+        b.http = HTTPResult(url=url, failure=failures.unknown("stopped after too many redirects"),
+                            ms=0.0, redirects=list(b.redirects))
+
+    async def _resolve(self, host: str, b: _Builder) -> list[str]:
+        """Resolve ``host`` through the tested resolver (A and AAAA at once); return its answers."""
+        if _is_ip(host):
+            return [host]
+        o = self.options
+        specs = [dns.DNSSpec(name=host, qtype=q, resolver=o.resolver, port=o.resolver_port,
+                             timeout_seconds=o.dns_timeout_seconds) for q in o.qtypes]
+        results = await asyncio.gather(*(self.steps["dns"](s) for s in specs))
+        b.dns.extend(results)
+        return _unique(a for r in results for a in r.answers)
+
+    async def _connect(
+        self, host: str, port: int, https: bool, addresses: list[str], b: _Builder,
+    ) -> list[str]:
+        """TCP to every connectable address, TLS on those that connected; return the usable ones."""
+        o = self.options
+        targets = [a for a in addresses if is_connectable(a, o.allow_networks)]
+        tcp_results = await asyncio.gather(*(self.steps["tcp"](tcp.TCPSpec(
+            ip=a, port=port, timeout_seconds=o.tcp_timeout_seconds)) for a in targets))
+        b.tcp.extend(tcp_results)
+        connected = [r.ip for r in tcp_results if r.failure is None]
+        if not https:
+            return connected
+        tls_results = await asyncio.gather(*(self._handshake(a, port, host) for a in connected))
+        for pair in tls_results:
+            b.tls.extend(pair)
+        return [pair[0].ip for pair in tls_results if pair[0].failure is None]
+
+    async def _handshake(self, ip: str, port: int, sni: str) -> list[TLSResult]:
+        """Handshake with the real name; if cut, again with a neutral name (the SNI swap)."""
+        o = self.options
+        first = await self.steps["tls"](tls.TLSSpec(
+            ip=ip, port=port, sni=sni, timeout_seconds=o.tls_timeout_seconds, ca_file=o.ca_file))
+        if first.failure is None or failures.is_certificate_failure(first.failure):
+            return [first]
+        swap = await self.steps["tls"](tls.TLSSpec(
+            ip=ip, port=port, sni=o.neutral_sni, timeout_seconds=o.tls_timeout_seconds,
+            ca_file=o.ca_file, verify=False, neutral=True))
+        return [first, swap]
+
+
+def _with_redirects(result: HTTPResult, b: _Builder, failure: str | None) -> HTTPResult:
+    changes: dict[str, Any] = {"redirects": list(b.redirects)}
+    if failure is not None:
+        changes["failure"] = failure
+    return dataclasses.replace(result, **changes)
+
+
+def _split(url: str) -> tuple[str, int, bool]:
+    parts = _split_or_none(url)
+    if parts is None:
+        raise ValueError(f"not an http or https URL: {url!r}")
+    return parts
+
+
+def _split_or_none(url: str) -> tuple[str, int, bool] | None:
+    """Return (host, port, is_https) of an http(s) URL, or None for anything else."""
+    try:
+        u = urllib.parse.urlsplit(url)
+        port = u.port
+    except ValueError:
+        return None
+    if u.scheme not in ("http", "https") or not u.hostname:
+        return None
+    https = u.scheme == "https"
+    return u.hostname, port or (443 if https else 80), https
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def _unique(items: Iterable[str]) -> list[str]:
+    return list(dict.fromkeys(items))
+
+
+def _ms(t0: float) -> float:
+    return round((time.perf_counter() - t0) * 1000, 3)

@@ -1,0 +1,102 @@
+"""What the probe prints for people: the per-layer table of `check` and a progress line on a terminal."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+from typing import TextIO
+
+from probe.record import Measurement
+
+COLOURS = {"ok": "32", "blocked": "31", "down": "33", "inconclusive": "36", "fail": "31"}
+
+
+def use_colour(stream: TextIO) -> bool:
+    """Colour only on a terminal, and never when NO_COLOR is set (no-color.org)."""
+    return stream.isatty() and "NO_COLOR" not in os.environ and os.environ.get("TERM") != "dumb"
+
+
+def layer_status(m: Measurement) -> dict[str, str]:
+    """Summarise each layer of a record in a word: ok, the failure string, or '-' when not run."""
+    out = {"dns": "-", "tcp": "-", "tls": "-", "http": "-"}
+    first = [r for r in m.dns if r.name in (None, m.target.domain)]
+    if first:
+        answered = [r for r in first if r.answers]
+        out["dns"] = "ok" if answered else (first[0].failure or "no answer")
+    for layer, results in (("tcp", m.tcp), ("tls", [t for t in m.tls if not t.neutral])):
+        if results:
+            failed = [r.failure for r in results if r.failure]
+            out[layer] = "ok" if len(failed) < len(results) else str(failed[0])
+    if m.http is not None:
+        out["http"] = m.http.failure or str(m.http.status)
+    return out
+
+
+def verdict_text(m: Measurement) -> str:
+    v = m.verdict
+    if v is None:
+        return "-"
+    parts = [v.status] + [p for p in (v.method, v.detail) if p]
+    text = "/".join(parts)
+    return f"{text} [{v.blockpage}]" if v.blockpage else text
+
+
+def render_table(records: Sequence[Measurement], colour: bool) -> str:
+    """Return the human table: one row a target, one column a layer, then the verdict."""
+    head = ["target", "dns", "tcp", "tls", "http", "verdict"]
+    rows = []
+    for m in records:
+        s = layer_status(m)
+        rows.append([m.target.url, s["dns"], s["tcp"], s["tls"], s["http"], verdict_text(m)])
+    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)).rstrip()]
+    for m, r in zip(records, rows, strict=True):
+        cells = [c.ljust(w) for c, w in zip(r, widths, strict=True)]
+        if colour:
+            cells = [_paint(c, raw) for c, raw in zip(cells, r, strict=True)]
+            status = m.verdict.status if m.verdict else ""
+            cells[-1] = _paint_code(cells[-1], COLOURS.get(status, "0"))
+        lines.append("  ".join(cells).rstrip())
+    return "\n".join(lines)
+
+
+def _paint(cell: str, raw: str) -> str:
+    if raw == "ok" or raw.isdigit() and raw.startswith(("2", "3")):
+        return _paint_code(cell, COLOURS["ok"])
+    if raw == "-" or raw.isdigit():
+        return cell
+    return _paint_code(cell, COLOURS["fail"])
+
+
+def _paint_code(text: str, code: str) -> str:
+    return f"\033[{code}m{text}\033[0m"
+
+
+class Progress:
+    """A one-line progress counter on a terminal; plain lines every 10 % otherwise; silent if quiet."""
+
+    def __init__(self, total: int, stream: TextIO = sys.stderr, quiet: bool = False) -> None:
+        self.total, self.stream, self.quiet = total, stream, quiet
+        self.done = self.blocked = 0
+        self.tty = stream.isatty()
+        self._last_step = -1
+
+    def update(self, m: Measurement) -> None:
+        self.done += 1
+        if m.verdict is not None and m.verdict.status == "blocked":
+            self.blocked += 1
+        if self.quiet:
+            return
+        text = f"{self.done}/{self.total} targets measured, {self.blocked} blocked"
+        if self.tty:
+            self.stream.write(f"\r{text}")
+            self.stream.flush()
+        elif (step := self.done * 10 // max(self.total, 1)) != self._last_step:
+            self._last_step = step
+            print(text, file=self.stream, flush=True)
+
+    def close(self) -> None:
+        if self.tty and not self.quiet and self.done:
+            self.stream.write("\n")
+            self.stream.flush()

@@ -1,0 +1,51 @@
+"""One target from start to verdict: flow, then the control, then the verdict; used by check and run."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import Callable, Sequence
+
+from probe import verdict
+from probe.flow import Flow
+from probe.record import Control, Measurement, ProbeInfo, Target
+from probe.uploader import CollectorClient
+from probe.verdict import Fingerprints
+
+
+@dataclasses.dataclass
+class Runner:
+    """Measure targets, ask the control for each (unless there is none) and judge each record."""
+
+    flow: Flow
+    probe: ProbeInfo
+    client: CollectorClient | None
+    fingerprints: Fingerprints | None
+    concurrency: int = 8
+
+    async def judge(self, target: Target, dns_only: bool = False) -> Measurement:
+        """Measure one target, fetch its control and attach control and verdict to the record."""
+        m = await self.flow.measure(target, self.probe, dns_only=dns_only)
+        control: Control | None = None
+        if self.client is not None:
+            addresses = list(dict.fromkeys(a for r in m.dns for a in r.answers))
+            control = await self.client.control(target.url, addresses)
+        v = verdict.decide(m, control, self.fingerprints)
+        return dataclasses.replace(m, control=control, verdict=v)
+
+    async def run(self, targets: Sequence[Target], dns_only: frozenset[str] = frozenset(),
+                  on_done: Callable[[Measurement], None] | None = None) -> list[Measurement]:
+        """Judge every target, ``concurrency`` at a time; results in input order."""
+        sem = asyncio.Semaphore(self.concurrency)
+        out: list[Measurement | None] = [None] * len(targets)
+
+        async def one(i: int, t: Target) -> None:
+            async with sem:
+                out[i] = m = await self.judge(t, t.service in dns_only)
+            if on_done is not None:
+                on_done(m)
+
+        async with asyncio.TaskGroup() as tg:
+            for i, t in enumerate(targets):
+                tg.create_task(one(i, t))
+        return [m for m in out if m is not None]

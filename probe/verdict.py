@@ -1,0 +1,293 @@
+"""Record + control + fingerprints -> verdict (SPEC.md "Verdicts"); pure, shared by probe and collector.
+
+The walk follows OONI Web Connectivity (ooni-reference.md §1.5) with these differences, each for
+fewer false positives or for the French cases OONI cannot confirm:
+- a known block signature decides even without a control (ANJ page, a resolver's own EDE 16);
+- an answer that differs from the control's is consistent when it shares an address, an ASN, or
+  serves a valid certificate for the name (to the probe, or to the control dialling the probe's
+  addresses): a geo-CDN answer is not blocking;
+- every layer is compared with the control's same layer: a failure the control shares is `down`;
+- over HTTPS a status the control does not get (a 451 to the probe, 200 to the control) is
+  `http_diff`: OONI hides such server-side refusals behind its HTTPS shortcut (probe#2661).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import urllib.parse
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+from probe import failures as f
+from probe.record import Control, DNSResult, HTTPResult, Measurement, TCPResult, TLSResult, Verdict
+
+AsnLookup = Callable[[str], int | None]
+
+# Extended DNS Errors by which a resolver says itself that it filters (RFC 8914 §4.16-4.18)
+CENSORING_EDE = {15: "blocked", 16: "censored", 17: "filtered"}
+BODY_PROPORTION = 0.7  # OONI's bodyProportionFactor
+DNS_DETAIL = {f.DNS_NXDOMAIN_ERROR: "nxdomain", f.DNS_REFUSED_ERROR: "refused",
+              f.DNS_SERVER_FAILURE: "servfail", f.GENERIC_TIMEOUT_ERROR: "timeout",
+              f.DNS_NO_ANSWER: "no_answer"}
+CONN_DETAIL = {f.GENERIC_TIMEOUT_ERROR: "timeout", f.CONNECTION_RESET: "reset",
+               f.CONNECTION_REFUSED: "refused", f.EOF_ERROR: "eof",
+               f.HOST_UNREACHABLE: "unreachable", f.NETWORK_UNREACHABLE: "unreachable"}
+
+
+class Fingerprints(Protocol):
+    """What the verdict needs of probe.fingerprints.FingerprintSet."""
+
+    def match_dns(self, answers: Sequence[str], cnames: Sequence[str], asn: int | None) -> Any: ...
+    def match_http(self, status: int | None, headers: dict[str, str], body: str, title: str,
+                   asn: int | None) -> Any: ...
+    def match_tls(self, subject: str, issuer: str) -> Any: ...
+
+
+def decide(m: Measurement, control: Control | None = None, fingerprints: Fingerprints | None = None,
+           asn_of: AsnLookup | None = None) -> Verdict:
+    """Return the verdict of one record; ``control`` defaults to the record's own."""
+    control = control if control is not None else m.control
+    v = _by_signature(m, fingerprints)
+    if v is not None:
+        return v
+    if control is None:
+        return Verdict("inconclusive", detail="no_control")
+    if control.failure is not None:
+        return Verdict("inconclusive", detail="control_failed")
+    hosts = _chain_hosts(m)
+    consistent = True
+    for i, host in enumerate(hosts):
+        v, ok = _host_layers(m, control, host, first=i == 0, asn_of=asn_of)
+        consistent = consistent and ok
+        if v is not None:
+            return v
+    return _http(m, control, consistent)
+
+
+def _by_signature(m: Measurement, fps: Fingerprints | None) -> Verdict | None:
+    """Decide from a block signature alone: these need no control."""
+    a = _dns_for(m.dns, m.target.domain)
+    for r in a:
+        for e in r.ede:
+            if e.code in CENSORING_EDE:
+                detail = DNS_DETAIL.get(r.failure or "", "blockpage_ip")
+                return Verdict("blocked", "dns", detail, blockpage=f"ede_{e.code}")
+    if fps is None:
+        return None
+    asn = m.probe.asn
+    if m.http is not None and m.http.failure is None:
+        fp = fps.match_http(m.http.status, m.http.headers, m.http.body_head or "",
+                            m.http.title or "", asn)
+        if fp is not None and fp.false_positive:
+            return Verdict("inconclusive", detail=f"false_positive:{fp.name}")
+    fp = fps.match_dns(_answers(a), _cnames(a), asn)
+    if _decisive(fp):
+        detail = "bogon" if all(_bogon_ip(x) for x in _answers(a)) else "blockpage_ip"
+        return Verdict("blocked", "dns", detail, blockpage=fp.name)
+    for t in m.tls:
+        fp = fps.match_tls(t.cert_subject or "", t.cert_issuer or "") if t.cert_subject else None
+        if _decisive(fp):
+            return Verdict("blocked", "tls", "mitm", blockpage=fp.name)
+    if m.http is not None and m.http.failure is None:
+        fp = fps.match_http(m.http.status, m.http.headers, m.http.body_head or "",
+                            m.http.title or "", asn)
+        if _decisive(fp):
+            return Verdict("blocked", "http_blockpage", blockpage=fp.name)
+    return None
+
+
+def _decisive(fp: Any) -> bool:
+    return fp is not None and not fp.false_positive and fp.confidence == "confirmed"
+
+
+def _host_layers(m: Measurement, c: Control, host: str, first: bool,
+                 asn_of: AsnLookup | None) -> tuple[Verdict | None, bool]:
+    """Walk DNS, TCP and TLS for one host of the redirect chain; return (verdict, dns consistent)."""
+    name = m.target.domain if first else host
+    pd, cd = _dns_for(m.dns, name, first), _dns_for(c.dns, name, first)
+    if not pd:  # an IP literal or a host never resolved: nothing to compare at the DNS layer
+        addrs = [host] if _is_ip(host) else []
+        consistent = True
+    else:
+        v, consistent = _dns(m, c, pd, cd, asn_of)
+        if v is not None:
+            return v, consistent
+        addrs = _answers(pd)
+    v = _tcp(m, c, addrs)
+    if v is None and _scheme(m, host) == "https":
+        v = _tls(m, c, host, addrs)
+    if v is not None and not consistent:
+        return Verdict("blocked", "dns", "inconsistent"), False
+    return v, consistent
+
+
+def _dns(m: Measurement, c: Control, pd: list[DNSResult], cd: list[DNSResult],
+         asn_of: AsnLookup | None) -> tuple[Verdict | None, bool]:
+    p_fail, c_fail = _dns_failure(pd), _dns_failure(cd)
+    p_addrs, c_addrs = _answers(pd), _answers(cd)
+    if p_fail is not None:
+        if c_fail is not None or not c_addrs:
+            return Verdict("down", detail="dns"), True
+        return Verdict("blocked", "dns", DNS_DETAIL.get(p_fail, "failure")), False
+    bogons = [a for a in p_addrs if _unroutable(a, m.tcp)]
+    if bogons and not set(bogons) & set(c_addrs):
+        if c_addrs and all(_unroutable(a, c.tcp) for a in c_addrs):
+            return Verdict("down", detail="dns_bogon"), True  # misconfigured for everybody
+        return Verdict("blocked", "dns", "bogon"), False
+    if not c_addrs:  # "ghost" answers for a name that exists nowhere (OONI probe#2308)
+        return Verdict("blocked", "dns", "inconsistent"), False
+    return None, _consistent(m, c, p_addrs, c_addrs, asn_of)
+
+
+def _consistent(m: Measurement, c: Control, p: list[str], ctl: list[str],
+                asn_of: AsnLookup | None) -> bool:
+    """Same addresses, same ASN, or the probe's addresses prove themselves with the certificate."""
+    if set(p) & set(ctl):
+        return True
+    if asn_of is not None:
+        p_asns = {asn_of(a) for a in p} - {None}
+        if p_asns & ({asn_of(a) for a in ctl} - {None}):
+            return True
+    valid = {t.ip for t in (*m.tls, *c.tls) if t.cert_valid and not t.neutral}
+    return bool(valid & set(p))
+
+
+def _tcp(m: Measurement, c: Control, addrs: list[str]) -> Verdict | None:
+    mine = [t for t in m.tcp if t.ip in addrs]
+    if not mine or any(t.failure is None for t in mine):
+        return None
+    ctl_ok = [t for t in c.tcp if t.failure is None]
+    if not ctl_ok:
+        return Verdict("down", detail="tcp")
+    return Verdict("blocked", "tcp_ip", _conn_detail(mine))
+
+
+def _tls(m: Measurement, c: Control, host: str, addrs: list[str]) -> Verdict | None:
+    mine = [t for t in m.tls if t.ip in addrs and not t.neutral and t.sni == host]
+    if not mine or any(t.failure is None for t in mine):
+        return None
+    ctl_ok = [t for t in c.tls if t.sni == host and t.failure is None and not t.neutral]
+    if not ctl_ok:
+        return Verdict("down", detail="tls")
+    if all(f.is_certificate_failure(t.failure or "") for t in mine):
+        return Verdict("blocked", "tls", "mitm")
+    detail = _conn_detail(mine)
+    neutral_ok = {t.ip for t in m.tls if t.neutral and t.failure is None}
+    if neutral_ok & {t.ip for t in mine}:
+        detail += "_sni"
+    return Verdict("blocked", "tls", detail)
+
+
+def _http(m: Measurement, c: Control, dns_consistent: bool) -> Verdict:
+    h, ch = m.http, c.http
+    if h is None:
+        return Verdict("ok") if dns_consistent else Verdict("blocked", "dns", "inconsistent")
+    if h.failure is not None:
+        if ch is None or ch.failure is not None:
+            return Verdict("down", detail="http")
+        if not dns_consistent:
+            return Verdict("blocked", "dns", "inconsistent")
+        return Verdict("blocked", "http_failure", CONN_DETAIL.get(h.failure, "failure"))
+    if ch is None or ch.failure is not None or ch.status is None:
+        return Verdict("ok", detail="control_http_failed")
+    diff = _http_diff(h, ch)
+    if diff is None:
+        return Verdict("ok")
+    if not dns_consistent:
+        return Verdict("blocked", "dns", "inconsistent")
+    return Verdict("blocked", "http_diff", diff)
+
+
+def _http_diff(h: HTTPResult, ch: HTTPResult) -> str | None:
+    """Compare the final responses: status always; body and title only in cleartext (noise)."""
+    if h.status != ch.status:
+        # a status the control does not get is a difference, over HTTPS too; a control that
+        # itself failed server-side tells nothing (OONI LTE: compare only on a 2xx control)
+        return "status" if ch.status is not None and 200 <= ch.status < 300 else None
+    if h.url.startswith("https://"):
+        return None
+    if _title_match(h.title or "", ch.title or "") or _body_match(h, ch):
+        return None
+    return "body"
+
+
+def _body_match(h: HTTPResult, ch: HTTPResult) -> bool:
+    a, b = h.body_length or 0, ch.body_length or 0
+    if a <= 0 or b <= 0 or h.body_truncated or ch.body_truncated:
+        return True  # undecidable by size: do not call it a difference
+    return min(a, b) / max(a, b) > BODY_PROPORTION
+
+
+def _title_match(a: str, b: str) -> bool:
+    """OONI's rule: no word of 5+ letters appears in only one of the two titles."""
+    wa = {w for w in a.lower().split() if len(w) >= 5}
+    wb = {w for w in b.lower().split() if len(w) >= 5}
+    return bool(a or b) and wa == wb
+
+
+def _chain_hosts(m: Measurement) -> list[str]:
+    hosts = [m.target.domain]
+    if m.http is not None:
+        for r in m.http.redirects:
+            nxt = urllib.parse.urlsplit(urllib.parse.urljoin(r.url, r.location)).hostname
+            if nxt and nxt not in hosts:
+                hosts.append(nxt)
+    return hosts
+
+
+def _scheme(m: Measurement, host: str) -> str:
+    if host == m.target.domain:
+        return urllib.parse.urlsplit(m.target.url).scheme
+    for r in m.http.redirects if m.http else []:
+        u = urllib.parse.urlsplit(urllib.parse.urljoin(r.url, r.location))
+        if u.hostname == host:
+            return u.scheme
+    return "http"
+
+
+def _dns_for(results: list[DNSResult], name: str, first: bool = True) -> list[DNSResult]:
+    return [r for r in results if r.name == name or (first and r.name is None)]
+
+
+def _dns_failure(rs: list[DNSResult]) -> str | None:
+    """The lookup's failure: A decides; an AAAA without answer is normal (OONI ignores it too)."""
+    if not rs or _answers(rs):
+        return None
+    by_type = {r.qtype: r.failure for r in rs}
+    return by_type.get("A", rs[0].failure) or next((r.failure for r in rs if r.failure), None)
+
+
+def _answers(rs: list[DNSResult]) -> list[str]:
+    return list(dict.fromkeys(a for r in rs for a in r.answers))
+
+
+def _cnames(rs: list[DNSResult]) -> list[str]:
+    return list(dict.fromkeys(c for r in rs for c in r.cnames))
+
+
+def _conn_detail(results: Sequence[TCPResult | TLSResult]) -> str:
+    return CONN_DETAIL.get(results[0].failure or "", "failure")
+
+
+def _is_ip(s: str) -> bool:
+    try:
+        ipaddress.ip_address(s)
+    except ValueError:
+        return False
+    return True
+
+
+def _bogon_ip(s: str) -> bool:
+    """Loopback and unspecified answers: always an anomaly (SPEC.md --allow-network)."""
+    try:
+        a = ipaddress.ip_address(s)
+    except ValueError:
+        return True
+    return a.is_loopback or a.is_unspecified
+
+
+def _unroutable(s: str, tried: Sequence[TCPResult]) -> bool:
+    """Loopback, or a non-public address that its measurer was not allowed to dial (a bogon)."""
+    if _bogon_ip(s):
+        return True
+    return not ipaddress.ip_address(s).is_global and s not in {t.ip for t in tried}
