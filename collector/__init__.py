@@ -1,0 +1,1 @@
+"""Surblocage collector: ingest, control vantage, flags, collateral, research API and metrics."""

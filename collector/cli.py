@@ -1,0 +1,128 @@
+"""The `surblocage-collector` commands (SPEC.md): serve, migrate, export.
+
+Exit status: 0 on success, 1 on a runtime failure, 2 on bad usage or configuration, with one line
+on standard error that names the argument, file or key at fault (never a traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+from collections.abc import Sequence
+from typing import Any, NoReturn
+
+from aiohttp import web
+
+from collector import app as app_mod
+from collector import config, logs
+from probe import __version__
+
+PROG = "surblocage-collector"
+
+
+class UsageError(Exception):
+    """Bad usage: a message naming the argument at fault (exit status 2)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(message)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog=PROG, description="Receive probes' measurements, run the control vantage, "
+                "flag blocking per network and serve researchers and operators.")
+    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    serve = sub.add_parser("serve", help="run the HTTP service (ingest, control, API, /metrics)")
+    _common(serve)
+    serve.add_argument("--listen", metavar="HOST:PORT", help="address to listen on "
+                       "(default 127.0.0.1:8080)")
+    serve.add_argument("--watchlist", metavar="FILE", help="the watchlist served to probes")
+    serve.add_argument("--resolver", metavar="IP[:PORT]",
+                       help="the control vantage's resolver (default: the system's)")
+    serve.add_argument("--ca-file", metavar="FILE", help="extra trusted CA bundle for the control")
+    serve.add_argument("--allow-network", action="append", metavar="CIDR",
+                       help="treat addresses in this network as public (labs); repeatable")
+    serve.add_argument("--no-control", action="store_true", help="run no control vantage")
+    migrate = sub.add_parser("migrate", help="create or upgrade the database schema")
+    _common(migrate)
+    return p
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", metavar="FILE", help="YAML configuration "
+                   "(configs/collector.example.yaml)")
+    p.add_argument("--db", metavar="URL", help=f"sqlite:///PATH or postgresql://... "
+                   f"(default {config.DEFAULT_DB})")
+
+
+def overrides_from(args: argparse.Namespace) -> dict[str, Any]:
+    o: dict[str, Any] = {}
+    pairs = [("db", "database.url"), ("listen", "listen"), ("watchlist", "watchlist"),
+             ("resolver", "control.resolver"), ("ca_file", "tls.ca_file"),
+             ("allow_network", "network.allow_networks")]
+    for attr, key in pairs:
+        if getattr(args, attr, None) is not None:
+            o[key] = getattr(args, attr)
+    if getattr(args, "no_control", False):
+        o["control.enabled"] = False
+    return o
+
+
+async def cmd_serve(args: argparse.Namespace) -> int:
+    cfg = config.load_config(args.config, overrides_from(args))
+    logs.setup(cfg.log_format, cfg.log_level)
+    application = app_mod.build_app(cfg)
+    host, _, port = cfg.listen.rpartition(":")
+    runner = web.AppRunner(application, access_log=None, shutdown_timeout=30.0)
+    await runner.setup()
+    site = web.TCPSite(runner, host.strip("[]"), int(port))
+    await site.start()
+    logs.event("collector listening", listen=cfg.listen, version=__version__)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    logs.event("stopping: finishing requests in flight")
+    await runner.cleanup()  # stops accepting, then waits for in-flight handlers
+    logs.event("stopped")
+    return 0
+
+
+async def cmd_migrate(args: argparse.Namespace) -> int:
+    from collector import store
+
+    cfg = config.load_config(args.config, overrides_from(args))
+    applied = store.migrate(cfg.database_url)
+    print(f"schema up to date ({len(applied)} revision(s) applied)")
+    return 0
+
+
+COMMANDS = {"serve": cmd_serve, "migrate": cmd_migrate}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; return its exit status (0 ok, 1 runtime failure, 2 bad usage)."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        if args.command is None:
+            parser.print_help()
+            return 2
+        return asyncio.run(COMMANDS[args.command](args))
+    except (UsageError, config.ConfigError) as e:
+        print(f"{PROG}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except OSError as e:
+        print(f"{PROG}: error: {e}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
