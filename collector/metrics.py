@@ -186,11 +186,21 @@ class Metrics:
     def network(self, name: str | None) -> str:
         """Return the label for a network, folding names past the cardinality cap into "other"."""
         label = network_label(name)
+        if label in self._networks:
+            return label
+        if len(self._networks) >= self._max_networks:
+            label = OTHER
         if label not in self._networks:
-            if len(self._networks) >= self._max_networks:
-                return OTHER
             self._networks.add(label)
+            self._start_network(label)
         return label
+
+    def _start_network(self, label: str) -> None:
+        """Create a new network's counters at 0, so that increase() sees their first increment."""
+        for status in RECORD_STATUSES:
+            self.records_ingested.labels(label, status)
+        for method in METHODS:
+            self.flags_opened.labels(label, method)
 
     def record_ingested(self, network: str | None, status: str, n: int = 1) -> None:
         """Count `n` stored records of one network and verdict status."""

@@ -36,7 +36,8 @@ def test_record_ingested_counts_per_network_and_status(registry, m):
     total = "surblocage_records_ingested_total"
     assert value(registry, total, network="Orange", status="blocked") == 4
     assert value(registry, total, network="SFR", status="ok") == 2
-    assert value(registry, total, network="SFR", status="blocked") is None
+    # a network's counters start at 0 for every status, so that rate() and increase() see them
+    assert value(registry, total, network="SFR", status="blocked") == 0
 
 
 def test_every_rejection_reason_starts_at_zero_and_counts(registry, m):
@@ -115,6 +116,7 @@ def test_flag_opened_counts_per_network_and_method(registry, m):
     m.flag_opened("Orange", "tcp_ip")
     name = "surblocage_flags_opened_total"
     assert value(registry, name, network="Orange", method="tcp_ip") == 4
+    assert value(registry, name, network="Orange", method="dns") == 0
 
 
 def test_set_probes_reports_live_and_silent_and_forgets_vanished_networks(registry, m):
