@@ -55,19 +55,26 @@ def control_options(cfg: CollectorConfig) -> FlowOptions:
     return FlowOptions(resolver=ip, resolver_port=port, ca_file=cfg.ca_file, allow_networks=nets)
 
 
-def build_app(cfg: CollectorConfig, store: Any = None,
-              registry: prometheus_client.CollectorRegistry | None = None,
-              control: ControlVantage | None = None) -> web.Application:
+def build_app(
+    cfg: CollectorConfig,
+    store: Any = None,
+    registry: prometheus_client.CollectorRegistry | None = None,
+    control: ControlVantage | None = None,
+) -> web.Application:
     """Build the aiohttp application for ``cfg``; tests pass their own store and registry."""
     registry = registry or prometheus_client.CollectorRegistry()
     if control is None and cfg.control_enabled:
-        control = ControlVantage(control_options(cfg), cfg.control_concurrency,
-                                 cfg.control_cache_seconds)
-    state = State(config=cfg, registry=registry, metrics=Metrics(registry), control=control,
-                  store=store)
+        control = ControlVantage(
+            control_options(cfg), cfg.control_concurrency, cfg.control_cache_seconds
+        )
+    state = State(
+        config=cfg, registry=registry, metrics=Metrics(registry), control=control, store=store
+    )
     if cfg.watchlist:
         state.watchlist = watchlist_mod.load_watchlist(cfg.watchlist)
-        state.watchlist_doc = json.loads(json.dumps(watchlist_mod.watchlist_to_dict(state.watchlist)))
+        state.watchlist_doc = json.loads(
+            json.dumps(watchlist_mod.watchlist_to_dict(state.watchlist))
+        )
     app = web.Application(middlewares=[json_errors], client_max_size=cfg.max_body_bytes)
     app[handlers.STATE] = state
     app.router.add_get("/healthz", handlers.healthz)

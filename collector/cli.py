@@ -32,20 +32,31 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog=PROG, description="Receive probes' measurements, run the control vantage, "
-                "flag blocking per network and serve researchers and operators.")
+    p = _Parser(
+        prog=PROG,
+        description="Receive probes' measurements, run the control vantage, "
+        "flag blocking per network and serve researchers and operators.",
+    )
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     serve = sub.add_parser("serve", help="run the HTTP service (ingest, control, API, /metrics)")
     _common(serve)
-    serve.add_argument("--listen", metavar="HOST:PORT", help="address to listen on "
-                       "(default 127.0.0.1:8080)")
+    serve.add_argument(
+        "--listen", metavar="HOST:PORT", help="address to listen on (default 127.0.0.1:8080)"
+    )
     serve.add_argument("--watchlist", metavar="FILE", help="the watchlist served to probes")
-    serve.add_argument("--resolver", metavar="IP[:PORT]",
-                       help="the control vantage's resolver (default: the system's)")
+    serve.add_argument(
+        "--resolver",
+        metavar="IP[:PORT]",
+        help="the control vantage's resolver (default: the system's)",
+    )
     serve.add_argument("--ca-file", metavar="FILE", help="extra trusted CA bundle for the control")
-    serve.add_argument("--allow-network", action="append", metavar="CIDR",
-                       help="treat addresses in this network as public (labs); repeatable")
+    serve.add_argument(
+        "--allow-network",
+        action="append",
+        metavar="CIDR",
+        help="treat addresses in this network as public (labs); repeatable",
+    )
     serve.add_argument("--no-control", action="store_true", help="run no control vantage")
     migrate = sub.add_parser("migrate", help="create or upgrade the database schema")
     _common(migrate)
@@ -53,17 +64,26 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", metavar="FILE", help="YAML configuration "
-                   "(configs/collector.example.yaml)")
-    p.add_argument("--db", metavar="URL", help=f"sqlite:///PATH or postgresql://... "
-                   f"(default {config.DEFAULT_DB})")
+    p.add_argument(
+        "--config", metavar="FILE", help="YAML configuration (configs/collector.example.yaml)"
+    )
+    p.add_argument(
+        "--db",
+        metavar="URL",
+        help=f"sqlite:///PATH or postgresql://... (default {config.DEFAULT_DB})",
+    )
 
 
 def overrides_from(args: argparse.Namespace) -> dict[str, Any]:
     o: dict[str, Any] = {}
-    pairs = [("db", "database.url"), ("listen", "listen"), ("watchlist", "watchlist"),
-             ("resolver", "control.resolver"), ("ca_file", "tls.ca_file"),
-             ("allow_network", "network.allow_networks")]
+    pairs = [
+        ("db", "database.url"),
+        ("listen", "listen"),
+        ("watchlist", "watchlist"),
+        ("resolver", "control.resolver"),
+        ("ca_file", "tls.ca_file"),
+        ("allow_network", "network.allow_networks"),
+    ]
     for attr, key in pairs:
         if getattr(args, attr, None) is not None:
             o[key] = getattr(args, attr)

@@ -1,4 +1,4 @@
-"""The collector's YAML configuration -> a frozen CollectorConfig; bad input -> ConfigError(file, key, why).
+"""The collector's YAML configuration -> CollectorConfig; bad input -> ConfigError(file, key, why).
 
 Every key is documented in configs/collector.example.yaml (a test loads that file). Command-line
 options arrive as dotted-key overrides and win over the file.
@@ -50,20 +50,26 @@ class CollectorConfig:
 
 # dotted YAML key -> (dataclass field, type check)
 KEYS: dict[str, tuple[str, str]] = {
-    "listen": ("listen", "hostport"), "database.url": ("database_url", "dburl"),
-    "watchlist": ("watchlist", "file"), "fingerprints": ("fingerprints", "files"),
-    "control.resolver": ("control_resolver", "str"), "control.enabled": ("control_enabled", "bool"),
+    "listen": ("listen", "hostport"),
+    "database.url": ("database_url", "dburl"),
+    "watchlist": ("watchlist", "file"),
+    "fingerprints": ("fingerprints", "files"),
+    "control.resolver": ("control_resolver", "str"),
+    "control.enabled": ("control_enabled", "bool"),
     "control.concurrency": ("control_concurrency", "int"),
     "control.cache_seconds": ("control_cache_seconds", "float0"),
     "control.max_targets": ("control_max_targets", "int"),
-    "tls.ca_file": ("ca_file", "file"), "network.allow_networks": ("allow_networks", "cidrs"),
-    "asn.database": ("asn_database", "file"), "auth.enrollment_key": ("enrollment_key", "str"),
+    "tls.ca_file": ("ca_file", "file"),
+    "network.allow_networks": ("allow_networks", "cidrs"),
+    "asn.database": ("asn_database", "file"),
+    "auth.enrollment_key": ("enrollment_key", "str"),
     "limits.max_body_bytes": ("max_body_bytes", "int"),
     "limits.max_batch_records": ("max_batch_records", "int"),
     "limits.rate_per_probe_per_minute": ("rate_per_probe_per_minute", "int"),
     "limits.rate_per_source_per_minute": ("rate_per_source_per_minute", "int"),
     "probes.silent_after_seconds": ("silent_after_seconds", "float"),
-    "log.format": ("log_format", "logfmt"), "log.level": ("log_level", "loglevel"),
+    "log.format": ("log_format", "logfmt"),
+    "log.level": ("log_level", "loglevel"),
 }
 
 
@@ -137,8 +143,12 @@ def _check(src: str, key: str, kind: str, v: Any) -> Any:
     elif kind == "int" and (isinstance(v, bool) or not isinstance(v, int) or v <= 0):
         raise ConfigError(src, key, f"must be a positive whole number, got {v!r}")
     elif kind in ("float", "float0"):
-        if isinstance(v, bool) or not isinstance(v, int | float) or v < 0 or (
-                kind == "float" and v == 0):
+        if (
+            isinstance(v, bool)
+            or not isinstance(v, int | float)
+            or v < 0
+            or (kind == "float" and v == 0)
+        ):
             raise ConfigError(src, key, f"must be a positive number, got {v!r}")
         return float(v)
     elif kind == "logfmt" and v not in ("text", "json"):

@@ -49,7 +49,9 @@ def parse_request(body: object, max_targets: int) -> list[ControlTarget]:
             try:
                 ipaddress.ip_address(a)
             except (ValueError, TypeError):
-                raise ControlRequestError(f"targets[{i}].addresses: not an IP address: {a!r}")
+                raise ControlRequestError(
+                    f"targets[{i}].addresses: not an IP address: {a!r}"
+                ) from None
         out.append(ControlTarget(t["url"], tuple(sorted(set(addrs)))))
     return out
 
@@ -57,8 +59,13 @@ def parse_request(body: object, max_targets: int) -> list[ControlTarget]:
 class ControlVantage:
     """Measure control targets with bounded concurrency and a short cache."""
 
-    def __init__(self, options: FlowOptions, concurrency: int = 16, cache_seconds: float = 60.0,
-                 flow: Flow | None = None) -> None:
+    def __init__(
+        self,
+        options: FlowOptions,
+        concurrency: int = 16,
+        cache_seconds: float = 60.0,
+        flow: Flow | None = None,
+    ) -> None:
         self.flow = flow or Flow(options)
         self.sem = asyncio.Semaphore(concurrency)
         self.cache_seconds = cache_seconds
@@ -81,8 +88,7 @@ class ControlVantage:
         self._inflight[t] = fut
         try:
             async with self.sem:
-                m = await self.flow.measure(_target(t.url), self.probe,
-                                            extra_addresses=t.addresses)
+                m = await self.flow.measure(_target(t.url), self.probe, extra_addresses=t.addresses)
             c = to_control(m)
             self._cache[t] = (time.monotonic(), c)
             self._expire(now)
@@ -95,14 +101,14 @@ class ControlVantage:
 
     def _expire(self, now: float) -> None:
         if len(self._cache) > 10_000:
-            self._cache = {k: v for k, v in self._cache.items()
-                           if now - v[0] < self.cache_seconds}
+            self._cache = {k: v for k, v in self._cache.items() if now - v[0] < self.cache_seconds}
 
 
 def to_control(m: Measurement) -> Control:
     measured = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
-    return Control(dns=m.dns, tcp=m.tcp, tls=m.tls, http=m.http,
-                   measured_at=measured.replace("+00:00", "Z"))
+    return Control(
+        dns=m.dns, tcp=m.tcp, tls=m.tls, http=m.http, measured_at=measured.replace("+00:00", "Z")
+    )
 
 
 def _target(url: str) -> Target:

@@ -26,14 +26,18 @@ async def read_json(request: web.Request) -> Any:
         raw = await request.read()
     except web.HTTPRequestEntityTooLarge:
         raise web.HTTPRequestEntityTooLarge(
-            max_size=request.app[STATE].config.max_body_bytes, actual_size=None,
+            max_size=request.app[STATE].config.max_body_bytes,
+            actual_size=None,
             text=json.dumps({"error": "body: larger than the limit"}),
-            content_type="application/json") from None
+            content_type="application/json",
+        ) from None
     try:
         return json.loads(raw)
     except (ValueError, UnicodeDecodeError) as e:
-        raise web.HTTPBadRequest(text=json.dumps({"error": f"body: not valid JSON ({e})"}),
-                                 content_type="application/json") from None
+        raise web.HTTPBadRequest(
+            text=json.dumps({"error": f"body: not valid JSON ({e})"}),
+            content_type="application/json",
+        ) from None
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -54,8 +58,13 @@ async def post_control(request: web.Request) -> web.Response:
     elapsed = time.perf_counter() - t0
     for c in controls:
         state.metrics.observe_control(c.failure is None and c.http is not None, elapsed)
-    return web.json_response({"controls": [
-        {"url": t.url, "control": encode(c)} for t, c in zip(targets, controls, strict=True)]})
+    return web.json_response(
+        {
+            "controls": [
+                {"url": t.url, "control": encode(c)} for t, c in zip(targets, controls, strict=True)
+            ]
+        }
+    )
 
 
 async def get_watchlist(request: web.Request) -> web.Response:

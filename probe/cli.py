@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import ipaddress
-import json
 import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn
@@ -34,22 +33,39 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog=PROG, description=(
-        "Measure how services are reached from this line, layer by layer (DNS, TCP, TLS, HTTP), "
-        "and tell which layer interferes. See SPEC.md for the record and the verdicts."))
+    p = _Parser(
+        prog=PROG,
+        description=(
+            "Measure how services are reached from this line, layer by layer (DNS, TCP, TLS, "
+            "HTTP), "
+            "and tell which layer interferes. See SPEC.md for the record and the verdicts."
+        ),
+    )
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    check = sub.add_parser("check", help="measure now and print a table (or JSON Lines)",
-                           description="Measure targets now. A target is a domain "
-                           "(measured as https://DOMAIN/) or an http(s) URL.")
+    check = sub.add_parser(
+        "check",
+        help="measure now and print a table (or JSON Lines)",
+        description="Measure targets now. A target is a domain "
+        "(measured as https://DOMAIN/) or an http(s) URL.",
+    )
     check.add_argument("targets", nargs="*", metavar="URL_OR_DOMAIN")
-    check.add_argument("--watchlist", metavar="FILE",
-                       help="measure every service of this watchlist file too")
-    check.add_argument("--json", action="store_true",
-                       help="print one JSON record a target (JSON Lines), in input order")
+    check.add_argument(
+        "--watchlist", metavar="FILE", help="measure every service of this watchlist file too"
+    )
+    check.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON record a target (JSON Lines), in input order",
+    )
     check.add_argument("--quiet", action="store_true", help="no progress on standard error")
-    check.add_argument("--fingerprints", action="append", default=[], metavar="FILE",
-                       help="extra block-page signatures (YAML, or OONI's CSV); repeatable")
+    check.add_argument(
+        "--fingerprints",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="extra block-page signatures (YAML, or OONI's CSV); repeatable",
+    )
     add_measuring_options(check)
     return p
 
@@ -57,14 +73,24 @@ def build_parser() -> argparse.ArgumentParser:
 def add_measuring_options(p: argparse.ArgumentParser) -> None:
     """Add the options every measuring command accepts (SPEC.md), each also a config key."""
     g = p.add_argument_group("measuring options (each also settable in --config)")
-    g.add_argument("--config", metavar="FILE", help="YAML configuration (configs/probe.example.yaml)")
-    g.add_argument("--resolver", metavar="IP[:PORT]",
-                   help="resolver to test (default: the system's, from /etc/resolv.conf)")
+    g.add_argument(
+        "--config", metavar="FILE", help="YAML configuration (configs/probe.example.yaml)"
+    )
+    g.add_argument(
+        "--resolver",
+        metavar="IP[:PORT]",
+        help="resolver to test (default: the system's, from /etc/resolv.conf)",
+    )
     g.add_argument("--control", metavar="URL", help="the collector's control endpoint")
     g.add_argument("--no-control", action="store_true", help="measure without a control")
     g.add_argument("--ca-file", metavar="FILE", help="extra trusted CA bundle")
-    g.add_argument("--allow-network", action="append", default=None, metavar="CIDR",
-                   help="treat addresses in this network as public (labs); repeatable")
+    g.add_argument(
+        "--allow-network",
+        action="append",
+        default=None,
+        metavar="CIDR",
+        help="treat addresses in this network as public (labs); repeatable",
+    )
     g.add_argument("--timeout", type=_positive_float, metavar="SECONDS", help="per-step timeout")
     g.add_argument("--concurrency", type=_positive_int, metavar="N", help="targets at once")
     g.add_argument("--asn", type=_positive_int, metavar="N", help="declare the probe's ASN")
@@ -95,9 +121,16 @@ def _positive_int(text: str) -> int:
 def overrides_from(args: argparse.Namespace) -> dict[str, Any]:
     """Map command-line options onto dotted config keys; the command line wins over the file."""
     o: dict[str, Any] = {}
-    pairs = [("resolver", "dns.resolver"), ("control", "control.url"), ("ca_file", "tls.ca_file"),
-             ("allow_network", "network.allow_networks"), ("concurrency", "concurrency"),
-             ("asn", "network.asn"), ("network", "network.name"), ("state_dir", "state_dir")]
+    pairs = [
+        ("resolver", "dns.resolver"),
+        ("control", "control.url"),
+        ("ca_file", "tls.ca_file"),
+        ("allow_network", "network.allow_networks"),
+        ("concurrency", "concurrency"),
+        ("asn", "network.asn"),
+        ("network", "network.name"),
+        ("state_dir", "state_dir"),
+    ]
     for attr, key in pairs:
         if getattr(args, attr, None) is not None:
             o[key] = getattr(args, attr)
@@ -115,23 +148,41 @@ def flow_options(cfg: Any) -> FlowOptions:
     ip, port = config.parse_resolver(resolver)
     nets = tuple(ipaddress.ip_network(n, strict=False) for n in cfg.network.allow_networks)
     t = cfg.timeouts
-    return FlowOptions(resolver=ip, resolver_port=port, dns_timeout_seconds=t.dns,
-                       tcp_timeout_seconds=t.tcp, tls_timeout_seconds=t.tls,
-                       http_timeout_seconds=t.http, target_timeout_seconds=t.target,
-                       ca_file=cfg.tls.ca_file, allow_networks=nets)
+    return FlowOptions(
+        resolver=ip,
+        resolver_port=port,
+        dns_timeout_seconds=t.dns,
+        tcp_timeout_seconds=t.tcp,
+        tls_timeout_seconds=t.tls,
+        http_timeout_seconds=t.http,
+        target_timeout_seconds=t.target,
+        ca_file=cfg.tls.ca_file,
+        allow_networks=nets,
+    )
 
 
 def probe_info(cfg: Any, opts: FlowOptions) -> ProbeInfo:
-    resolver = opts.resolver if opts.resolver_port == 53 else f"{opts.resolver}:{opts.resolver_port}"
-    return ProbeInfo(id=None, software=f"surblocage/{__version__}", asn=cfg.network.asn,
-                     network=cfg.network.name, cc=cfg.network.cc, resolver=resolver)
+    resolver = (
+        opts.resolver if opts.resolver_port == 53 else f"{opts.resolver}:{opts.resolver_port}"
+    )
+    return ProbeInfo(
+        id=None,
+        software=f"surblocage/{__version__}",
+        asn=cfg.network.asn,
+        network=cfg.network.name,
+        cc=cfg.network.cc,
+        resolver=resolver,
+    )
 
 
 def load_fingerprints(paths: Sequence[str]) -> fingerprints.FingerprintSet:
     fps = fingerprints.default_fingerprints()
     for path in paths:
-        extra = (fingerprints.FingerprintSet.from_ooni_csv(path) if path.endswith(".csv")
-                 else fingerprints.load_fingerprints(path))
+        extra = (
+            fingerprints.FingerprintSet.from_ooni_csv(path)
+            if path.endswith(".csv")
+            else fingerprints.load_fingerprints(path)
+        )
         fps = fps.merge(extra)
     return fps
 
@@ -184,8 +235,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.print_help()
             return 2
         return asyncio.run(COMMANDS[args.command](args))
-    except (UsageError, config.ConfigError, watchlist.WatchlistError,
-            fingerprints.FingerprintError) as e:
+    except (
+        UsageError,
+        config.ConfigError,
+        watchlist.WatchlistError,
+        fingerprints.FingerprintError,
+    ) as e:
         print(f"{PROG}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

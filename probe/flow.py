@@ -39,7 +39,10 @@ NEUTRAL_SNI = "www.example.com"
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 StepMap = dict[str, Callable[[Any], Awaitable[Any]]]
 DEFAULT_STEPS: StepMap = {
-    "dns": dns.measure, "tcp": tcp.measure, "tls": tls.measure, "http": http.measure,
+    "dns": dns.measure,
+    "tcp": tcp.measure,
+    "tls": tls.measure,
+    "http": http.measure,
 }
 
 
@@ -97,7 +100,11 @@ class Flow:
         self.steps = steps or DEFAULT_STEPS
 
     async def measure(
-        self, target: Target, probe: ProbeInfo, *, dns_only: bool = False,
+        self,
+        target: Target,
+        probe: ProbeInfo,
+        *,
+        dns_only: bool = False,
         extra_addresses: Sequence[str] = (),
     ) -> Measurement:
         """Measure one target within the target timeout; never raises on a network failure."""
@@ -109,16 +116,30 @@ class Flow:
                 await self._run(target, b, dns_only, extra_addresses)
         except TimeoutError:
             if not dns_only and b.http is None:
-                b.http = HTTPResult(url=target.url, failure=failures.GENERIC_TIMEOUT_ERROR,
-                                    ms=_ms(t0), redirects=list(b.redirects))
+                b.http = HTTPResult(
+                    url=target.url,
+                    failure=failures.TIMEOUT,
+                    ms=_ms(t0),
+                    redirects=list(b.redirects),
+                )
         return Measurement(
-            id=new_id(), probe=probe, target=target,
+            id=new_id(),
+            probe=probe,
+            target=target,
             started_at=started.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-            duration_ms=_ms(t0), dns=b.dns, tcp=b.tcp, tls=b.tls, http=b.http,
+            duration_ms=_ms(t0),
+            dns=b.dns,
+            tcp=b.tcp,
+            tls=b.tls,
+            http=b.http,
         )
 
     async def _run(
-        self, target: Target, b: _Builder, dns_only: bool, extra: Sequence[str],
+        self,
+        target: Target,
+        b: _Builder,
+        dns_only: bool,
+        extra: Sequence[str],
     ) -> None:
         url = target.url
         for _hop in range(MAX_REDIRECTS + 1):
@@ -131,41 +152,72 @@ class Flow:
             usable = await self._connect(host, port, https, addresses, b)
             if not usable:
                 return  # nothing to fetch over: the verdict reads the DNS, TCP and TLS results
-            result = await self.steps["http"](http.HTTPSpec(
-                url=url, ip=usable[0], timeout_seconds=self.options.http_timeout_seconds,
-                ca_file=self.options.ca_file, body_cap_bytes=self.options.body_cap_bytes))
+            result = await self.steps["http"](
+                http.HTTPSpec(
+                    url=url,
+                    ip=usable[0],
+                    timeout_seconds=self.options.http_timeout_seconds,
+                    ca_file=self.options.ca_file,
+                    body_cap_bytes=self.options.body_cap_bytes,
+                )
+            )
             location = result.headers.get("location") if result.failure is None else None
             if result.status in (301, 302, 303, 307, 308) and location:
                 b.redirects.append(Redirect(url=url, status=result.status, location=location))
                 url = urllib.parse.urljoin(url, location)
                 if _split_or_none(url) is None:
-                    b.http = _with_redirects(result, b, failures.unknown("unsupported redirect"))
+                    b.http = _with_redirects(
+                        result, b, failures.UNKNOWN_PREFIX + "unsupported redirect"
+                    )
                     return
                 continue
             b.http = _with_redirects(result, b, None)
             return
-        b.http = HTTPResult(url=url, failure=failures.unknown("stopped after too many redirects"),
-                            ms=0.0, redirects=list(b.redirects))
+        b.http = HTTPResult(
+            url=url,
+            failure=failures.UNKNOWN_PREFIX + "stopped after too many redirects",
+            ms=0.0,
+            redirects=list(b.redirects),
+        )
 
     async def _resolve(self, host: str, b: _Builder) -> list[str]:
         """Resolve ``host`` through the tested resolver (A and AAAA at once); return its answers."""
         if _is_ip(host):
             return [host]
         o = self.options
-        specs = [dns.DNSSpec(name=host, qtype=q, resolver=o.resolver, port=o.resolver_port,
-                             timeout_seconds=o.dns_timeout_seconds) for q in o.qtypes]
+        specs = [
+            dns.DNSSpec(
+                name=host,
+                qtype=q,
+                resolver=o.resolver,
+                port=o.resolver_port,
+                timeout_seconds=o.dns_timeout_seconds,
+            )
+            for q in o.qtypes
+        ]
         results = await asyncio.gather(*(self.steps["dns"](s) for s in specs))
         b.dns.extend(results)
         return _unique(a for r in results for a in r.answers)
 
     async def _connect(
-        self, host: str, port: int, https: bool, addresses: list[str], b: _Builder,
+        self,
+        host: str,
+        port: int,
+        https: bool,
+        addresses: list[str],
+        b: _Builder,
     ) -> list[str]:
         """TCP to every connectable address, TLS on those that connected; return the usable ones."""
         o = self.options
         targets = [a for a in addresses if is_connectable(a, o.allow_networks)]
-        tcp_results = await asyncio.gather(*(self.steps["tcp"](tcp.TCPSpec(
-            ip=a, port=port, timeout_seconds=o.tcp_timeout_seconds)) for a in targets))
+        tcp_results = await asyncio.gather(
+            *(
+                self.steps["tcp"](
+                    tcp.TCPSpec(ip=a, port=port, timeout_seconds=o.tcp_timeout_seconds)
+                )
+                for a in targets
+            )
+        )
         b.tcp.extend(tcp_results)
         connected = [r.ip for r in tcp_results if r.failure is None]
         if not https:
@@ -178,13 +230,24 @@ class Flow:
     async def _handshake(self, ip: str, port: int, sni: str) -> list[TLSResult]:
         """Handshake with the real name; if cut, again with a neutral name (the SNI swap)."""
         o = self.options
-        first = await self.steps["tls"](tls.TLSSpec(
-            ip=ip, port=port, sni=sni, timeout_seconds=o.tls_timeout_seconds, ca_file=o.ca_file))
-        if first.failure is None or failures.is_certificate_failure(first.failure):
+        first = await self.steps["tls"](
+            tls.TLSSpec(
+                ip=ip, port=port, sni=sni, timeout_seconds=o.tls_timeout_seconds, ca_file=o.ca_file
+            )
+        )
+        if first.failure is None or first.failure in failures.CERTIFICATE_FAILURES:
             return [first]
-        swap = await self.steps["tls"](tls.TLSSpec(
-            ip=ip, port=port, sni=o.neutral_sni, timeout_seconds=o.tls_timeout_seconds,
-            ca_file=o.ca_file, verify=False, neutral=True))
+        swap = await self.steps["tls"](
+            tls.TLSSpec(
+                ip=ip,
+                port=port,
+                sni=o.neutral_sni,
+                timeout_seconds=o.tls_timeout_seconds,
+                ca_file=o.ca_file,
+                verify=False,
+                neutral=True,
+            )
+        )
         return [first, swap]
 
 

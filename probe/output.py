@@ -1,4 +1,4 @@
-"""What the probe prints for people: the per-layer table of `check` and a progress line on a terminal."""
+"""What the probe prints for people: the per-layer table of `check`, and progress."""
 
 from __future__ import annotations
 
@@ -62,7 +62,7 @@ def render_table(records: Sequence[Measurement], colour: bool) -> str:
 
 
 def _paint(cell: str, raw: str) -> str:
-    if raw == "ok" or raw.isdigit() and raw.startswith(("2", "3")):
+    if raw == "ok" or (raw.isdigit() and raw.startswith(("2", "3"))):
         return _paint_code(cell, COLOURS["ok"])
     if raw == "-" or raw.isdigit():
         return cell
@@ -74,7 +74,7 @@ def _paint_code(text: str, code: str) -> str:
 
 
 class Progress:
-    """A one-line progress counter on a terminal; plain lines every 10 % otherwise; silent if quiet."""
+    """A progress counter: one line on a terminal, plain lines every 10 % otherwise."""
 
     def __init__(self, total: int, stream: TextIO = sys.stderr, quiet: bool = False) -> None:
         self.total, self.stream, self.quiet = total, stream, quiet

@@ -21,7 +21,14 @@ SCHEMA = 1
 STATUSES = ("ok", "blocked", "down", "inconclusive")
 METHODS = ("dns", "tcp_ip", "tls", "http_failure", "http_blockpage", "http_diff")
 CATEGORIES = (
-    "iptv_legal", "sports_legal", "vod", "music", "general", "cdn_collateral", "canary", "control",
+    "iptv_legal",
+    "sports_legal",
+    "vod",
+    "music",
+    "general",
+    "cdn_collateral",
+    "canary",
+    "control",
 )
 
 
@@ -237,10 +244,20 @@ def encode(obj: Any) -> Any:
 
 
 def _kind(value: Any) -> str:
-    names = {dict: "an object", list: "an array", str: "a string", bool: "a boolean",
-             int: "an integer", float: "a number", type(None): "null"}
-    return f"{names.get(type(value), type(value).__name__)} ({json.dumps(value)[:40]})" \
-        if not isinstance(value, dict | list) else names[type(value)]
+    names = {
+        dict: "an object",
+        list: "an array",
+        str: "a string",
+        bool: "a boolean",
+        int: "an integer",
+        float: "a number",
+        type(None): "null",
+    }
+    return (
+        f"{names.get(type(value), type(value).__name__)} ({json.dumps(value)[:40]})"
+        if not isinstance(value, dict | list)
+        else names[type(value)]
+    )
 
 
 _HINTS: dict[type, dict[str, Any]] = {}

@@ -1,4 +1,4 @@
-"""One target from start to verdict: flow, then the control, then the verdict; used by check and run."""
+"""One target from start to verdict: flow, control, verdict; used by `check` and `run`."""
 
 from __future__ import annotations
 
@@ -33,8 +33,12 @@ class Runner:
         v = verdict.decide(m, control, self.fingerprints)
         return dataclasses.replace(m, control=control, verdict=v)
 
-    async def run(self, targets: Sequence[Target], dns_only: frozenset[str] = frozenset(),
-                  on_done: Callable[[Measurement], None] | None = None) -> list[Measurement]:
+    async def run(
+        self,
+        targets: Sequence[Target],
+        dns_only: frozenset[str] = frozenset(),
+        on_done: Callable[[Measurement], None] | None = None,
+    ) -> list[Measurement]:
         """Judge every target, ``concurrency`` at a time; results in input order."""
         sem = asyncio.Semaphore(self.concurrency)
         out: list[Measurement | None] = [None] * len(targets)

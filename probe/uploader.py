@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any
 
 import aiohttp
 
@@ -17,8 +16,9 @@ CONTROL_PATH = "/api/v1/control"
 class CollectorClient:
     """Talks to one collector; one aiohttp session for the client's life (use ``async with``)."""
 
-    def __init__(self, control_url: str, timeout_seconds: float = 60.0,
-                 software: str = "surblocage") -> None:
+    def __init__(
+        self, control_url: str, timeout_seconds: float = 60.0, software: str = "surblocage"
+    ) -> None:
         self.control_url = control_url
         self._timeout = aiohttp.ClientTimeout(total=timeout_seconds)
         self._headers = {"User-Agent": software}
@@ -40,8 +40,10 @@ class CollectorClient:
             async with self._session.post(self.control_url, json=body) as resp:
                 text = await resp.text()
                 if resp.status != 200:
-                    return Control(failure=failures.unknown(
-                        f"control answered HTTP {resp.status}: {_error_of(text)}"))
+                    return Control(
+                        failure=failures.UNKNOWN_PREFIX
+                        + f"control answered HTTP {resp.status}: {_error_of(text)}"
+                    )
                 return _parse_control(text, url)
         except (aiohttp.ClientError, OSError, TimeoutError) as e:
             return Control(failure=failures.classify(e))
@@ -53,7 +55,7 @@ def _parse_control(text: str, url: str) -> Control:
         entry = next(c for c in data["controls"] if c["url"] == url)
         return decode(Control, entry["control"], "control")
     except (ValueError, KeyError, TypeError, StopIteration, MalformedRecord) as e:
-        return Control(failure=failures.unknown(f"malformed control answer: {e}"))
+        return Control(failure=failures.UNKNOWN_PREFIX + f"malformed control answer: {e}")
 
 
 def _error_of(text: str) -> str:
@@ -61,4 +63,3 @@ def _error_of(text: str) -> str:
         return str(json.loads(text).get("error", text))[:200]
     except (ValueError, AttributeError):
         return text[:200]
-

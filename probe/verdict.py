@@ -1,4 +1,4 @@
-"""Record + control + fingerprints -> verdict (SPEC.md "Verdicts"); pure, shared by probe and collector.
+"""Record + control + fingerprints -> verdict (SPEC.md "Verdicts"); pure, shared with the collector.
 
 The walk follows OONI Web Connectivity (ooni-reference.md §1.5) with these differences, each for
 fewer false positives or for the French cases OONI cannot confirm:
@@ -26,25 +26,39 @@ AsnLookup = Callable[[str], int | None]
 # Extended DNS Errors by which a resolver says itself that it filters (RFC 8914 §4.16-4.18)
 CENSORING_EDE = {15: "blocked", 16: "censored", 17: "filtered"}
 BODY_PROPORTION = 0.7  # OONI's bodyProportionFactor
-DNS_DETAIL = {f.DNS_NXDOMAIN_ERROR: "nxdomain", f.DNS_REFUSED_ERROR: "refused",
-              f.DNS_SERVER_FAILURE: "servfail", f.GENERIC_TIMEOUT_ERROR: "timeout",
-              f.DNS_NO_ANSWER: "no_answer"}
-CONN_DETAIL = {f.GENERIC_TIMEOUT_ERROR: "timeout", f.CONNECTION_RESET: "reset",
-               f.CONNECTION_REFUSED: "refused", f.EOF_ERROR: "eof",
-               f.HOST_UNREACHABLE: "unreachable", f.NETWORK_UNREACHABLE: "unreachable"}
+DNS_DETAIL = {
+    f.DNS_NXDOMAIN: "nxdomain",
+    f.DNS_REFUSED: "refused",
+    f.DNS_SERVER_FAILURE: "servfail",
+    f.TIMEOUT: "timeout",
+    f.DNS_NO_ANSWER: "no_answer",
+}
+CONN_DETAIL = {
+    f.TIMEOUT: "timeout",
+    f.CONNECTION_RESET: "reset",
+    f.CONNECTION_REFUSED: "refused",
+    f.EOF: "eof",
+    f.HOST_UNREACHABLE: "unreachable",
+    f.NETWORK_UNREACHABLE: "unreachable",
+}
 
 
 class Fingerprints(Protocol):
     """What the verdict needs of probe.fingerprints.FingerprintSet."""
 
     def match_dns(self, answers: Sequence[str], cnames: Sequence[str], asn: int | None) -> Any: ...
-    def match_http(self, status: int | None, headers: dict[str, str], body: str, title: str,
-                   asn: int | None) -> Any: ...
+    def match_http(
+        self, status: int | None, headers: dict[str, str], body: str, title: str, asn: int | None
+    ) -> Any: ...
     def match_tls(self, subject: str, issuer: str) -> Any: ...
 
 
-def decide(m: Measurement, control: Control | None = None, fingerprints: Fingerprints | None = None,
-           asn_of: AsnLookup | None = None) -> Verdict:
+def decide(
+    m: Measurement,
+    control: Control | None = None,
+    fingerprints: Fingerprints | None = None,
+    asn_of: AsnLookup | None = None,
+) -> Verdict:
     """Return the verdict of one record; ``control`` defaults to the record's own."""
     control = control if control is not None else m.control
     v = _by_signature(m, fingerprints)
@@ -76,8 +90,9 @@ def _by_signature(m: Measurement, fps: Fingerprints | None) -> Verdict | None:
         return None
     asn = m.probe.asn
     if m.http is not None and m.http.failure is None:
-        fp = fps.match_http(m.http.status, m.http.headers, m.http.body_head or "",
-                            m.http.title or "", asn)
+        fp = fps.match_http(
+            m.http.status, m.http.headers, m.http.body_head or "", m.http.title or "", asn
+        )
         if fp is not None and fp.false_positive:
             return Verdict("inconclusive", detail=f"false_positive:{fp.name}")
     fp = fps.match_dns(_answers(a), _cnames(a), asn)
@@ -89,8 +104,9 @@ def _by_signature(m: Measurement, fps: Fingerprints | None) -> Verdict | None:
         if _decisive(fp):
             return Verdict("blocked", "tls", "mitm", blockpage=fp.name)
     if m.http is not None and m.http.failure is None:
-        fp = fps.match_http(m.http.status, m.http.headers, m.http.body_head or "",
-                            m.http.title or "", asn)
+        fp = fps.match_http(
+            m.http.status, m.http.headers, m.http.body_head or "", m.http.title or "", asn
+        )
         if _decisive(fp):
             return Verdict("blocked", "http_blockpage", blockpage=fp.name)
     return None
@@ -100,9 +116,10 @@ def _decisive(fp: Any) -> bool:
     return fp is not None and not fp.false_positive and fp.confidence == "confirmed"
 
 
-def _host_layers(m: Measurement, c: Control, host: str, first: bool,
-                 asn_of: AsnLookup | None) -> tuple[Verdict | None, bool]:
-    """Walk DNS, TCP and TLS for one host of the redirect chain; return (verdict, dns consistent)."""
+def _host_layers(
+    m: Measurement, c: Control, host: str, first: bool, asn_of: AsnLookup | None
+) -> tuple[Verdict | None, bool]:
+    """Walk DNS, TCP, TLS for one host of the redirect chain; return (verdict, consistent)."""
     name = m.target.domain if first else host
     pd, cd = _dns_for(m.dns, name, first), _dns_for(c.dns, name, first)
     if not pd:  # an IP literal or a host never resolved: nothing to compare at the DNS layer
@@ -121,8 +138,9 @@ def _host_layers(m: Measurement, c: Control, host: str, first: bool,
     return v, consistent
 
 
-def _dns(m: Measurement, c: Control, pd: list[DNSResult], cd: list[DNSResult],
-         asn_of: AsnLookup | None) -> tuple[Verdict | None, bool]:
+def _dns(
+    m: Measurement, c: Control, pd: list[DNSResult], cd: list[DNSResult], asn_of: AsnLookup | None
+) -> tuple[Verdict | None, bool]:
     p_fail, c_fail = _dns_failure(pd), _dns_failure(cd)
     p_addrs, c_addrs = _answers(pd), _answers(cd)
     if p_fail is not None:
@@ -139,8 +157,9 @@ def _dns(m: Measurement, c: Control, pd: list[DNSResult], cd: list[DNSResult],
     return None, _consistent(m, c, p_addrs, c_addrs, asn_of)
 
 
-def _consistent(m: Measurement, c: Control, p: list[str], ctl: list[str],
-                asn_of: AsnLookup | None) -> bool:
+def _consistent(
+    m: Measurement, c: Control, p: list[str], ctl: list[str], asn_of: AsnLookup | None
+) -> bool:
     """Same addresses, same ASN, or the probe's addresses prove themselves with the certificate."""
     if set(p) & set(ctl):
         return True
@@ -169,7 +188,7 @@ def _tls(m: Measurement, c: Control, host: str, addrs: list[str]) -> Verdict | N
     ctl_ok = [t for t in c.tls if t.sni == host and t.failure is None and not t.neutral]
     if not ctl_ok:
         return Verdict("down", detail="tls")
-    if all(f.is_certificate_failure(t.failure or "") for t in mine):
+    if all(t.failure in f.CERTIFICATE_FAILURES for t in mine):
         return Verdict("blocked", "tls", "mitm")
     detail = _conn_detail(mine)
     neutral_ok = {t.ip for t in m.tls if t.neutral and t.failure is None}
