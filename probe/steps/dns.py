@@ -1,0 +1,183 @@
+"""The DNS step: one query to the tested resolver, keeping rcode, answers, CNAMEs, EDE, injection.
+
+The query goes over UDP with EDNS (so Extended DNS Errors, RFC 8914, can come back), and over TCP
+when the reply is truncated (RFC 7766). After the first valid UDP reply the socket stays open for
+``listen_extra_seconds``: an on-path injector races the real resolver, so a second, different
+reply to the same query id is the mark of injection (lab.md §7). ``ms`` is the time to the reply
+used, without that extra listening.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from dataclasses import dataclass
+
+import dns.asyncquery
+import dns.edns
+import dns.exception
+import dns.flags
+import dns.message
+import dns.name
+import dns.rcode
+import dns.rdatatype
+
+from probe import failures
+from probe.record import EDE, DNSResult
+
+QTYPES = ("A", "AAAA")
+# RFC 9715 / DNS Flag Day 2020: large enough for EDE texts, small enough to avoid fragmentation
+_EDNS_PAYLOAD = 1232
+
+
+@dataclass(frozen=True)
+class DNSSpec:
+    name: str
+    qtype: str
+    resolver: str
+    port: int = 53
+    timeout_seconds: float = 5.0
+    listen_extra_seconds: float = 0.3
+
+    def __post_init__(self) -> None:
+        if self.qtype not in QTYPES:
+            raise ValueError(f"qtype: {self.qtype!r} is not one of {QTYPES}")
+
+
+class _Replies(asyncio.DatagramProtocol):
+    """Queue every reply to one query arriving on a connected UDP socket, and socket errors."""
+
+    def __init__(self, query: dns.message.Message) -> None:
+        self.query = query
+        self.queue: asyncio.Queue[dns.message.Message | OSError] = asyncio.Queue()
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        try:
+            reply = dns.message.from_wire(data)
+        except dns.exception.DNSException:
+            return  # not a DNS message: ignore it and keep waiting, as dnspython does
+        if self.query.is_response(reply):
+            self.queue.put_nowait(reply)
+
+    def error_received(self, exc: Exception) -> None:
+        # an ICMP port unreachable shows up here on a connected socket (ECONNREFUSED)
+        if isinstance(exc, OSError):
+            self.queue.put_nowait(exc)
+
+    async def next_reply(self) -> dns.message.Message:
+        """Return the next valid reply, or raise the socket error that came first."""
+        item = await self.queue.get()
+        if isinstance(item, OSError):
+            raise item
+        return item
+
+
+async def measure(spec: DNSSpec) -> DNSResult:
+    """Ask ``spec.resolver`` about ``spec.name``; never raise on a network failure."""
+    loop = asyncio.get_running_loop()
+    started = time.perf_counter()
+    transport: asyncio.DatagramTransport | None = None
+    try:
+        query = dns.message.make_query(spec.name, spec.qtype, use_edns=0, payload=_EDNS_PAYLOAD)
+        async with asyncio.timeout(spec.timeout_seconds):
+            transport, protocol = await loop.create_datagram_endpoint(
+                lambda: _Replies(query), remote_addr=(spec.resolver, spec.port)
+            )
+            transport.sendto(query.to_wire())
+            reply = await protocol.next_reply()
+            truncated = bool(reply.flags & dns.flags.TC)
+            if truncated:
+                reply = await dns.asyncquery.tcp(query, spec.resolver, port=spec.port)
+        ms = _ms(started)
+        second = None
+        if not truncated:
+            second = await _second_reply(protocol, reply, spec)
+    except failures.NETWORK_ERRORS as exc:
+        return DNSResult(
+            resolver=_resolver_text(spec), qtype=spec.qtype, name=spec.name,
+            failure=failures.classify(exc), ms=_ms(started),
+        )  # fmt: skip
+    finally:
+        if transport is not None:
+            transport.close()
+    return _result(spec, reply, ms, "tcp" if truncated else "udp", second)
+
+
+async def _second_reply(
+    protocol: _Replies, first: dns.message.Message, spec: DNSSpec
+) -> list[str] | None:
+    """Listen a little longer; return the answers of a later reply that differs from ``first``."""
+    rdtype = dns.rdatatype.from_text(spec.qtype)
+    seen = _signature(first, rdtype)
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(spec.listen_extra_seconds):
+            while True:
+                item = await protocol.queue.get()
+                if isinstance(item, dns.message.Message) and _signature(item, rdtype) != seen:
+                    return _addresses(item, rdtype)
+    return None
+
+
+def _result(
+    spec: DNSSpec, reply: dns.message.Message, ms: float, transport: str, second: list[str] | None
+) -> DNSResult:
+    """Build the result from the reply used: rcode, answers of qtype, CNAME chain and EDE."""
+    rdtype = dns.rdatatype.from_text(spec.qtype)
+    rcode = dns.rcode.to_text(reply.rcode())
+    answers = _addresses(reply, rdtype)
+    failure = failures.rcode_failure(rcode)
+    if failure is None and not answers:
+        failure = failures.DNS_NO_ANSWER
+    return DNSResult(
+        resolver=_resolver_text(spec), qtype=spec.qtype, failure=failure, ms=ms, rcode=rcode,
+        answers=answers, cnames=_cnames(reply), ede=_ede(reply), transport=transport,
+        second_reply=second, name=spec.name,
+    )  # fmt: skip
+
+
+def _signature(
+    reply: dns.message.Message, rdtype: dns.rdatatype.RdataType
+) -> tuple[int, frozenset[str]]:
+    """Return what tells two replies apart: the rcode and the set of addresses."""
+    return reply.rcode(), frozenset(_addresses(reply, rdtype))
+
+
+def _addresses(reply: dns.message.Message, rdtype: dns.rdatatype.RdataType) -> list[str]:
+    """Return every answer of ``rdtype`` as text, in order, without duplicates."""
+    found = [rd.to_text() for rrset in reply.answer if rrset.rdtype == rdtype for rd in rrset]
+    return list(dict.fromkeys(found))
+
+
+def _cnames(reply: dns.message.Message) -> list[str]:
+    """Return the CNAME targets in chain order from the question name, then any others."""
+    targets = {
+        rrset.name: rrset[0].target for rrset in reply.answer if rrset.rdtype == dns.rdatatype.CNAME
+    }
+    chain: list[dns.name.Name] = []
+    name = reply.question[0].name if reply.question else None
+    while name in targets and len(chain) < len(targets):
+        name = targets[name]
+        chain.append(name)
+    chain += [t for t in targets.values() if t not in chain]
+    return [t.to_text(omit_final_dot=True) for t in chain]
+
+
+def _ede(reply: dns.message.Message) -> list[EDE]:
+    """Return the Extended DNS Errors (RFC 8914) of the reply's OPT record."""
+    return [
+        EDE(code=int(opt.code), text=opt.text or "")
+        for opt in reply.options
+        if isinstance(opt, dns.edns.EDEOption)
+    ]
+
+
+def _resolver_text(spec: DNSSpec) -> str:
+    if spec.port == 53:
+        return spec.resolver
+    host = f"[{spec.resolver}]" if ":" in spec.resolver else spec.resolver
+    return f"{host}:{spec.port}"
+
+
+def _ms(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 3)

@@ -1,0 +1,41 @@
+"""The TCP step: connect to one address and port (IPv4 or IPv6), then close cleanly."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from dataclasses import dataclass
+
+from probe import failures
+from probe.record import TCPResult
+
+
+@dataclass(frozen=True)
+class TCPSpec:
+    ip: str
+    port: int
+    timeout_seconds: float = 5.0
+
+
+async def measure(spec: TCPSpec) -> TCPResult:
+    """Connect to ``spec.ip``:``spec.port``; never raise on a network failure."""
+    started = time.perf_counter()
+    try:
+        async with asyncio.timeout(spec.timeout_seconds):
+            _, writer = await asyncio.open_connection(spec.ip, spec.port)
+    except failures.NETWORK_ERRORS as exc:
+        return TCPResult(
+            ip=spec.ip, port=spec.port, failure=failures.classify(exc), ms=_ms(started)
+        )
+    ms = _ms(started)
+    writer.close()
+    # the connect succeeded: how the peer takes our FIN is no part of the result
+    with contextlib.suppress(*failures.NETWORK_ERRORS):
+        async with asyncio.timeout(spec.timeout_seconds):
+            await writer.wait_closed()
+    return TCPResult(ip=spec.ip, port=spec.port, failure=None, ms=ms)
+
+
+def _ms(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 3)

@@ -1,0 +1,133 @@
+"""The TLS step: a handshake with one address under a given SNI, and the certificate presented.
+
+When the certificate does not verify, a second handshake without verification fetches it, so that
+block pages and interception boxes can be fingerprinted by subject, issuer and SHA-256. ``ms``
+covers the TCP connect and the first handshake.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import hashlib
+import ssl
+import time
+from dataclasses import dataclass
+
+import cryptography.x509
+
+from probe import failures
+from probe.record import TLSResult
+
+
+@dataclass(frozen=True)
+class TLSSpec:
+    ip: str
+    port: int
+    sni: str
+    timeout_seconds: float = 5.0
+    ca_file: str | None = None
+    verify: bool = True
+    # a retry under a neutral name, telling SNI filtering from address blocking
+    neutral: bool = False
+
+
+@dataclass(frozen=True)
+class _Cert:
+    subject: str | None
+    issuer: str | None
+    sha256: str | None
+
+
+_NO_CERT = _Cert(None, None, None)
+# many servers never answer close_notify (RFC 8446 §6.1 lets them just close); do not wait long
+_CLOSE_GRACE_SECONDS = 1.0
+
+
+async def measure(spec: TLSSpec) -> TLSResult:
+    """Handshake with ``spec.ip`` under ``spec.sni``; never raise on a network failure."""
+    # built outside the try: an unreadable ca_file is a configuration error, not a measurement
+    context = _context(spec.ca_file, spec.verify)
+    started = time.perf_counter()
+    try:
+        version, cert = await _handshake(spec, context)
+    except failures.NETWORK_ERRORS as exc:
+        failure = failures.classify(exc)
+        ms = _ms(started)
+        if failure not in failures.CERTIFICATE_FAILURES:
+            return _result(spec, failure, ms, None, None, _NO_CERT)
+        return _result(spec, failure, ms, None, False, await _fetch_cert(spec))
+    return _result(spec, None, _ms(started), version, True if spec.verify else None, cert)
+
+
+async def _handshake(spec: TLSSpec, context: ssl.SSLContext) -> tuple[str | None, _Cert]:
+    """Connect, complete the handshake, and return the TLS version and the peer certificate."""
+    async with asyncio.timeout(spec.timeout_seconds):
+        _, writer = await asyncio.open_connection(
+            spec.ip, spec.port, ssl=context, server_hostname=spec.sni
+        )
+    ssl_object = writer.get_extra_info("ssl_object")
+    version = ssl_object.version() if ssl_object else None
+    der = ssl_object.getpeercert(binary_form=True) if ssl_object else None
+    await _close(writer, min(spec.timeout_seconds, _CLOSE_GRACE_SECONDS))
+    return version, _describe(der)
+
+
+async def _close(writer: asyncio.StreamWriter, grace_seconds: float) -> None:
+    """Send close_notify and wait a little for the peer's; abort if it does not come."""
+    writer.close()
+    try:
+        async with asyncio.timeout(grace_seconds):
+            await writer.wait_closed()
+    except failures.NETWORK_ERRORS:
+        # the handshake is done: how the peer takes our close is no part of the result
+        writer.transport.abort()
+
+
+async def _fetch_cert(spec: TLSSpec) -> _Cert:
+    """Handshake again without verification, only to read the certificate that failed."""
+    with contextlib.suppress(*failures.NETWORK_ERRORS):
+        _, cert = await _handshake(spec, _context(spec.ca_file, False))
+        return cert
+    return _NO_CERT
+
+
+def _describe(der: bytes | None) -> _Cert:
+    """Return the RFC 4514 subject and issuer and the SHA-256 of a DER certificate."""
+    if not der:
+        return _NO_CERT
+    sha256 = hashlib.sha256(der).hexdigest()
+    try:
+        cert = cryptography.x509.load_der_x509_certificate(der)
+    except ValueError:
+        # a certificate OpenSSL accepted but cryptography cannot parse: keep at least its hash
+        return _Cert(None, None, sha256)
+    return _Cert(cert.subject.rfc4514_string(), cert.issuer.rfc4514_string(), sha256)
+
+
+@functools.lru_cache(maxsize=8)
+def _context(ca_file: str | None, verify: bool) -> ssl.SSLContext:
+    """Return a client context: system store plus ``ca_file``, or one verifying nothing."""
+    context = ssl.create_default_context()
+    if ca_file:
+        context.load_verify_locations(cafile=ca_file)
+    if not verify:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+def _result(
+    spec: TLSSpec, failure: str | None, ms: float, version: str | None,
+    cert_valid: bool | None, cert: _Cert,
+) -> TLSResult:  # fmt: skip
+    return TLSResult(
+        ip=spec.ip, port=spec.port, sni=spec.sni, failure=failure, ms=ms, version=version,
+        cert_valid=cert_valid, neutral=spec.neutral, cert_subject=cert.subject,
+        cert_issuer=cert.issuer, cert_sha256=cert.sha256,
+    )  # fmt: skip
+
+
+def _ms(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 3)
