@@ -148,10 +148,11 @@ def _dns(
             return Verdict("down", detail="dns"), True
         return Verdict("blocked", "dns", DNS_DETAIL.get(p_fail, "failure")), False
     bogons = [a for a in p_addrs if _unroutable(a, m.tcp)]
-    if bogons and not set(bogons) & set(c_addrs):
+    if bogons:
         if c_addrs and all(_unroutable(a, c.tcp) for a in c_addrs):
             return Verdict("down", detail="dns_bogon"), True  # misconfigured for everybody
-        return Verdict("blocked", "dns", "bogon"), False
+        if not set(bogons) <= set(c_addrs):
+            return Verdict("blocked", "dns", "bogon"), False
     if not c_addrs:  # "ghost" answers for a name that exists nowhere (OONI probe#2308)
         return Verdict("blocked", "dns", "inconsistent"), False
     return None, _consistent(m, c, p_addrs, c_addrs, asn_of)
