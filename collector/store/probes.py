@@ -1,0 +1,104 @@
+"""Registered probes: id, hashed token, declared network and where they were last seen.
+
+Only the token's hash is stored (hashing is collector.auth's business); no address either.
+Functions take a Connection inside the caller's transaction.
+"""
+
+from __future__ import annotations
+
+import datetime
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+import sqlalchemy.exc
+
+from collector.store.schema import check_asn, check_text, check_time, probes
+
+
+@dataclass(frozen=True)
+class ProbeRow:
+    """One registered probe."""
+
+    id: str
+    token_hash: str
+    created_at: datetime.datetime
+    declared_asn: int | None = None
+    declared_network: str | None = None
+    last_seen_at: datetime.datetime | None = None
+    last_asn: int | None = None
+    last_network: str | None = None
+
+
+def register(
+    conn: sa.Connection,
+    probe_id: str,
+    token_hash: str,
+    declared_asn: int | None,
+    declared_network: str | None,
+    now: datetime.datetime,
+) -> ProbeRow:
+    """Insert a probe; raise ValueError if its id or token hash is already registered."""
+    for name, value in (
+        ("probe_id", probe_id),
+        ("token_hash", token_hash),
+        ("declared_network", declared_network),
+    ):
+        check_text(name, value)
+    check_asn("declared_asn", declared_asn)
+    check_time("now", now)
+    row = ProbeRow(probe_id, token_hash, now, declared_asn, declared_network)
+    values = {
+        "id": probe_id,
+        "token_hash": token_hash,
+        "created_at": now,
+        "declared_asn": declared_asn,
+        "declared_network": declared_network,
+    }
+    try:
+        conn.execute(sa.insert(probes).values(values))
+    except sa.exc.IntegrityError:
+        raise ValueError(f"probe_id: {probe_id!r} or its token is already registered") from None
+    return row
+
+
+def by_token_hash(conn: sa.Connection, token_hash: str) -> ProbeRow | None:
+    """Return the probe holding this token hash, or None."""
+    check_text("token_hash", token_hash)
+    found = conn.execute(sa.select(probes).where(probes.c.token_hash == token_hash)).first()
+    return _probe(found) if found else None
+
+
+def by_id(conn: sa.Connection, probe_id: str) -> ProbeRow | None:
+    """Return the probe with this id, or None."""
+    check_text("probe_id", probe_id)
+    found = conn.execute(sa.select(probes).where(probes.c.id == probe_id)).first()
+    return _probe(found) if found else None
+
+
+def touch(
+    conn: sa.Connection,
+    probe_id: str,
+    asn: int | None,
+    network: str | None,
+    now: datetime.datetime,
+) -> bool:
+    """Record that a probe was seen now on this network; False if no such probe."""
+    check_text("network", network)
+    check_asn("asn", asn)
+    check_time("now", now)
+    result = conn.execute(
+        sa.update(probes)
+        .where(probes.c.id == probe_id)
+        .values(last_seen_at=now, last_asn=asn, last_network=network)
+    )
+    return result.rowcount == 1
+
+
+def all_probes(conn: sa.Connection) -> list[ProbeRow]:
+    """Return every probe, by id."""
+    return [_probe(row) for row in conn.execute(sa.select(probes).order_by(probes.c.id))]
+
+
+def _probe(row: Any) -> ProbeRow:
+    return ProbeRow(**row._asdict())

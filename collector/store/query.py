@@ -1,0 +1,110 @@
+"""Measurement queries: filters, the stable order (started_at, id) and opaque keyset cursors.
+
+A cursor is the (started_at, id) of the last item of a page, base64url-encoded JSON. The next
+page starts strictly after it, so paging never repeats or skips a record, even while new ones
+arrive (those that sort after the cursor show up on later pages; those before it do not).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+
+from collector.store.schema import UTC, check_asn, check_text, check_time, measurements
+
+DEFAULT_LIMIT = 100
+MAX_LIMIT = 1000
+ORDER = (measurements.c.started_at, measurements.c.id)
+TEXT_FILTERS = ("service", "domain", "network", "status", "method", "probe_id")
+
+
+@dataclass(frozen=True)
+class MeasurementQuery:
+    """Filters on measurements; ``None`` means "any". Times are aware datetimes.
+
+    ``since`` is inclusive and ``until`` exclusive, both on ``started_at``. ``limit`` bounds a
+    page of ``query_measurements``; ``iter_measurements`` and ``count_measurements`` ignore it.
+    ``cursor`` is a page's ``next_cursor``; the filters should stay the same from page to page.
+    """
+
+    service: str | None = None
+    domain: str | None = None
+    asn: int | None = None
+    network: str | None = None
+    status: str | None = None
+    method: str | None = None
+    probe_id: str | None = None
+    since: datetime.datetime | None = None
+    until: datetime.datetime | None = None
+    limit: int = DEFAULT_LIMIT
+    cursor: str | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.limit, bool) or not isinstance(self.limit, int):
+            raise ValueError(f"limit: expected an integer, got {self.limit!r}")
+        if not 1 <= self.limit <= MAX_LIMIT:
+            raise ValueError(f"limit: {self.limit} is not between 1 and {MAX_LIMIT}")
+        for name in TEXT_FILTERS:
+            check_text(name, getattr(self, name))
+        check_asn("asn", self.asn)
+        check_time("since", self.since)
+        check_time("until", self.until)
+        if self.cursor is not None:
+            decode_cursor(self.cursor)
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of stored records, and the cursor of the next page (None on the last)."""
+
+    items: list[dict[str, Any]] = field(default_factory=list)
+    next_cursor: str | None = None
+
+
+def where(q: MeasurementQuery) -> list[sa.ColumnElement[bool]]:
+    """Return the SQL conditions for the filters of ``q`` (not its cursor)."""
+    c = measurements.c
+    conditions: list[sa.ColumnElement[bool]] = []
+    for name in (*TEXT_FILTERS, "asn"):
+        value = getattr(q, name)
+        if value is not None:
+            conditions.append(c[name] == value)
+    if q.since is not None:
+        conditions.append(c.started_at >= q.since)
+    if q.until is not None:
+        conditions.append(c.started_at < q.until)
+    return conditions
+
+
+def after(position: tuple[datetime.datetime, str]) -> sa.ColumnElement[bool]:
+    """Return the condition "sorts strictly after ``position``" in the order (started_at, id)."""
+    started_at, record_id = position
+    c = measurements.c
+    # Spelled out rather than a row-value comparison: both dialects use the leading index column
+    # for the range, and the form reads the same on either.
+    return sa.or_(c.started_at > started_at, sa.and_(c.started_at == started_at, c.id > record_id))
+
+
+def encode_cursor(started_at: datetime.datetime, record_id: str) -> str:
+    """Return the opaque, URL-safe cursor that points just after this record."""
+    raw = json.dumps([started_at.astimezone(UTC).isoformat(), record_id], separators=(",", ":"))
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime.datetime, str]:
+    """Return the position a cursor points after, or raise ValueError("cursor: ...")."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        started, record_id = json.loads(raw)
+        position = datetime.datetime.fromisoformat(started), record_id
+    except (binascii.Error, ValueError, TypeError):
+        raise ValueError("cursor: not a cursor this API gave out") from None
+    if position[0].tzinfo is None or not isinstance(record_id, str) or "\x00" in record_id:
+        raise ValueError("cursor: not a cursor this API gave out")
+    return position

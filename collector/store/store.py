@@ -1,0 +1,141 @@
+"""The Store: the collector's one handle on its database, owning connections and transactions.
+
+Every method is synchronous and thread-safe; from asyncio call it in a worker thread
+(``await asyncio.to_thread(store.insert_batch, rows)``). A method that returns has committed.
+Database failures surface as ``StoreUnavailable``, bad arguments as ``ValueError``.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+import sqlalchemy.exc
+
+from collector.store import measurements, probes, versioning
+from collector.store.engine import WRITE, create_engine, unavailable_on_failure
+from collector.store.errors import StoreUnavailable
+from collector.store.measurements import InsertOutcome, MeasurementRow
+from collector.store.probes import ProbeRow
+from collector.store.query import MeasurementQuery, Page, decode_cursor
+
+EXPORT_CHUNK = 500
+# PostgreSQL's "deadlock detected" and "serialization failure": the transaction was rolled back
+# whole and may simply run again.
+RETRY_SQLSTATES = frozenset({"40P01", "40001"})
+INSERT_ATTEMPTS = 3
+
+
+def open_store(url: str) -> Store:
+    """Return a Store for ``sqlite:///PATH`` or ``postgresql://...``; ValueError if the URL is bad.
+
+    Opening does not connect; call ``check_schema()`` to find out whether the database answers
+    and is migrated.
+    """
+    return Store(create_engine(url))
+
+
+class Store:
+    """Measurements and probes in SQLite or PostgreSQL (see the package docstring)."""
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine = engine
+        self._writer = engine.execution_options(**{WRITE: True})
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the pooled connections."""
+        self.engine.dispose()
+
+    def check_schema(self) -> None:
+        """Raise SchemaMismatch unless migrated to head; StoreUnavailable if unreachable."""
+        versioning.check_schema(self.engine)
+
+    def insert_batch(self, rows: Sequence[MeasurementRow]) -> InsertOutcome:
+        """Store the rows whose id is new, all in one transaction; return once committed.
+
+        A batch is stored whole or not at all. Resubmitting it stores nothing twice and returns
+        ``inserted=0`` with every distinct id counted in ``duplicates``.
+        """
+        attempt = 1
+        while True:
+            try:
+                with unavailable_on_failure(), self._writer.begin() as conn:
+                    return measurements.insert(conn, rows)
+            except StoreUnavailable as e:
+                if attempt >= INSERT_ATTEMPTS or not _retryable(e.__cause__):
+                    raise
+                attempt += 1
+
+    def query_measurements(self, q: MeasurementQuery) -> Page:
+        """Return one page of records matching ``q``, in (started_at, id) order."""
+        position = decode_cursor(q.cursor) if q.cursor else None
+        with unavailable_on_failure(), self.engine.connect() as conn:
+            return measurements.select_page(conn, q, position, q.limit)
+
+    def iter_measurements(self, q: MeasurementQuery) -> Iterator[dict[str, Any]]:
+        """Yield every record matching ``q`` in order, reading chunk by chunk (constant memory).
+
+        No connection is held between chunks, so an abandoned iterator costs nothing; records
+        that arrive meanwhile and sort after the current position are included.
+        """
+        position = decode_cursor(q.cursor) if q.cursor else None
+        while True:
+            with unavailable_on_failure(), self.engine.connect() as conn:
+                page = measurements.select_page(conn, q, position, EXPORT_CHUNK)
+            yield from page.items
+            if page.next_cursor is None:
+                return
+            position = decode_cursor(page.next_cursor)
+
+    def count_measurements(self, q: MeasurementQuery) -> int:
+        """Return how many records match the filters of ``q`` (its cursor and limit ignored)."""
+        with unavailable_on_failure(), self.engine.connect() as conn:
+            return measurements.count(conn, q)
+
+    def register_probe(
+        self,
+        probe_id: str,
+        token_hash: str,
+        declared_asn: int | None,
+        declared_network: str | None,
+        now: datetime.datetime,
+    ) -> ProbeRow:
+        """Register a probe; ValueError if the id or token hash is taken."""
+        with unavailable_on_failure(), self._writer.begin() as conn:
+            return probes.register(conn, probe_id, token_hash, declared_asn, declared_network, now)
+
+    def probe_by_token_hash(self, token_hash: str) -> ProbeRow | None:
+        """Return the probe holding this token hash, or None."""
+        with unavailable_on_failure(), self.engine.connect() as conn:
+            return probes.by_token_hash(conn, token_hash)
+
+    def probe_by_id(self, probe_id: str) -> ProbeRow | None:
+        """Return the probe with this id, or None."""
+        with unavailable_on_failure(), self.engine.connect() as conn:
+            return probes.by_id(conn, probe_id)
+
+    def touch_probe(
+        self, probe_id: str, asn: int | None, network: str | None, now: datetime.datetime
+    ) -> bool:
+        """Record when and on which network a probe was last seen; False if it is unknown."""
+        with unavailable_on_failure(), self._writer.begin() as conn:
+            return probes.touch(conn, probe_id, asn, network, now)
+
+    def list_probes(self) -> list[ProbeRow]:
+        """Return every registered probe, by id."""
+        with unavailable_on_failure(), self.engine.connect() as conn:
+            return probes.all_probes(conn)
+
+
+def _retryable(cause: BaseException | None) -> bool:
+    if not isinstance(cause, sa.exc.DBAPIError):
+        return False
+    return getattr(cause.orig, "sqlstate", None) in RETRY_SQLSTATES
