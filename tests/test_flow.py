@@ -1,0 +1,164 @@
+"""The composer on a fake step map (STYLE.md's seam): address policy, SNI swap, redirects."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+from typing import Any
+
+from probe.flow import Flow, FlowOptions, is_connectable
+from probe.record import DNSResult, HTTPResult, ProbeInfo, Target, TCPResult, TLSResult
+
+PROBE = ProbeInfo(software="test")
+
+
+class FakeNet:
+    """Steps answering from tables; every call is logged so tests can assert what was dialled."""
+
+    def __init__(
+        self,
+        zone: dict[str, list[str]],
+        tls_fail: dict[tuple[str, str], str] | None = None,
+        pages: dict[str, tuple[int, str | None]] | None = None,
+        slow: float = 0.0,
+    ) -> None:
+        self.zone, self.tls_fail, self.pages, self.slow = zone, tls_fail or {}, pages or {}, slow
+        self.calls: list[tuple[str, Any]] = []
+
+    async def dns(self, spec: Any) -> DNSResult:
+        self.calls.append(("dns", (spec.name, spec.qtype)))
+        answers = [a for a in self.zone.get(spec.name, []) if (":" in a) == (spec.qtype == "AAAA")]
+        return DNSResult(
+            resolver=spec.resolver,
+            qtype=spec.qtype,
+            ms=1,
+            rcode="NOERROR",
+            answers=answers,
+            name=spec.name,
+            failure=None if answers else "dns_no_answer",
+        )
+
+    async def tcp(self, spec: Any) -> TCPResult:
+        self.calls.append(("tcp", spec.ip))
+        return TCPResult(ip=spec.ip, port=spec.port, failure=None, ms=1)
+
+    async def tls(self, spec: Any) -> TLSResult:
+        self.calls.append(("tls", (spec.ip, spec.sni, spec.neutral)))
+        failure = None if spec.neutral else self.tls_fail.get((spec.ip, spec.sni))
+        return TLSResult(
+            ip=spec.ip, port=spec.port, sni=spec.sni, failure=failure, ms=1, neutral=spec.neutral
+        )
+
+    async def http(self, spec: Any) -> HTTPResult:
+        self.calls.append(("http", (spec.url, spec.ip)))
+        await asyncio.sleep(self.slow)
+        status, location = self.pages.get(spec.url, (200, None))
+        headers = {"location": location} if location else {}
+        return HTTPResult(
+            url=spec.url, failure=None, ms=1, status=status, headers=headers, ip=spec.ip
+        )
+
+    def steps(self) -> dict[str, Any]:
+        return {"dns": self.dns, "tcp": self.tcp, "tls": self.tls, "http": self.http}
+
+
+def target(url: str, domain: str) -> Target:
+    return Target(service="s", url=url, domain=domain, category="general")
+
+
+OPTS = FlowOptions(resolver="192.0.2.53")
+
+
+async def test_every_address_is_dialled_and_bogons_never() -> None:
+    net = FakeNet(
+        {
+            "a.fr": [
+                "93.184.216.34",
+                "93.184.216.35",
+                "127.0.0.1",
+                "10.1.2.3",
+                "2001:db8::1",
+                "2a00:1450::1",
+            ]
+        }
+    )
+    m = await Flow(OPTS, net.steps()).measure(target("https://a.fr/", "a.fr"), PROBE)
+    dialled = [c[1] for c in net.calls if c[0] == "tcp"]
+    assert sorted(dialled) == ["2a00:1450::1", "93.184.216.34", "93.184.216.35"]
+    assert {t.ip for t in m.tls} == set(dialled)
+    assert m.http is not None and m.http.status == 200
+
+
+async def test_allowed_network_is_dialled_but_loopback_never() -> None:
+    opts = FlowOptions(
+        resolver="10.0.0.1",
+        allow_networks=(ipaddress.ip_network("10.200.0.0/16"), ipaddress.ip_network("127.0.0.0/8")),
+    )
+    net = FakeNet({"lab.example": ["10.200.3.10", "127.0.0.1"]})
+    await Flow(opts, net.steps()).measure(target("http://lab.example/", "lab.example"), PROBE)
+    assert [c[1] for c in net.calls if c[0] == "tcp"] == ["10.200.3.10"]
+
+
+def test_connectable_policy() -> None:
+    allow = (ipaddress.ip_network("192.168.0.0/16"),)
+    assert is_connectable("8.8.8.8")
+    assert not is_connectable("192.168.1.1")
+    assert is_connectable("192.168.1.1", allow)
+    assert not is_connectable("0.0.0.0", (ipaddress.ip_network("0.0.0.0/0"),))
+    assert not is_connectable("::1", (ipaddress.ip_network("::/0"),))
+    assert not is_connectable("100.64.0.1")  # shared address space (RFC 6598)
+    assert not is_connectable("not-an-ip")
+
+
+async def test_sni_swap_only_after_a_cut_handshake() -> None:
+    net = FakeNet(
+        {"a.fr": ["93.184.216.34"], "b.fr": ["93.184.216.35"]},
+        tls_fail={
+            ("93.184.216.34", "a.fr"): "connection_reset",
+            ("93.184.216.35", "b.fr"): "ssl_invalid_hostname",
+        },
+    )
+    flow = Flow(OPTS, net.steps())
+    a = await flow.measure(target("https://a.fr/", "a.fr"), PROBE)
+    b = await flow.measure(target("https://b.fr/", "b.fr"), PROBE)
+    assert [(t.sni, t.neutral) for t in a.tls] == [("a.fr", False), ("www.example.com", True)]
+    assert [(t.sni, t.neutral) for t in b.tls] == [("b.fr", False)]
+    assert a.http is None and b.http is None  # nothing usable: no request sent
+
+
+async def test_redirect_host_goes_through_the_tested_resolver() -> None:
+    net = FakeNet(
+        {"a.fr": ["93.184.216.34"], "cdn.b.fr": ["93.184.216.40"]},
+        pages={"https://a.fr/": (301, "https://cdn.b.fr/home")},
+    )
+    m = await Flow(OPTS, net.steps()).measure(target("https://a.fr/", "a.fr"), PROBE)
+    assert ("dns", ("cdn.b.fr", "A")) in net.calls
+    assert ("http", ("https://cdn.b.fr/home", "93.184.216.40")) in net.calls
+    assert m.http is not None and m.http.url == "https://cdn.b.fr/home"
+    assert [r.location for r in m.http.redirects] == ["https://cdn.b.fr/home"]
+    assert {r.name for r in m.dns} == {"a.fr", "cdn.b.fr"}
+
+
+async def test_redirect_loop_stops_after_ten_hops() -> None:
+    net = FakeNet({"a.fr": ["93.184.216.34"]}, pages={"https://a.fr/": (302, "/")})
+    m = await Flow(OPTS, net.steps()).measure(target("https://a.fr/", "a.fr"), PROBE)
+    assert m.http is not None
+    assert m.http.failure == "unknown_failure: stopped after too many redirects"
+    assert len(m.http.redirects) == 11
+
+
+async def test_target_time_is_bounded_and_partial_results_kept() -> None:
+    opts = FlowOptions(resolver="192.0.2.53", target_timeout_seconds=0.2)
+    net = FakeNet({"a.fr": ["93.184.216.34"]}, slow=5.0)
+    m = await Flow(opts, net.steps()).measure(target("https://a.fr/", "a.fr"), PROBE)
+    assert m.http is not None and m.http.failure == "generic_timeout_error"
+    assert [t.ip for t in m.tcp] == ["93.184.216.34"]  # what was measured before is kept
+
+
+async def test_dns_only_target_is_never_dialled() -> None:
+    net = FakeNet({"rt.com": ["93.184.216.34"]})
+    m = await Flow(OPTS, net.steps()).measure(
+        target("https://rt.com/", "rt.com"), PROBE, dns_only=True
+    )
+    assert [c[0] for c in net.calls] == ["dns", "dns"]
+    assert m.tcp == [] and m.http is None
