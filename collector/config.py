@@ -112,6 +112,8 @@ def _flatten(data: dict[str, Any], prefix: str, path: str) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for k, v in data.items():
         key = f"{prefix}{k}"
+        if v is None and any(k.startswith(key + ".") for k in KEYS):
+            continue  # a section whose keys are all commented out
         if isinstance(v, dict) and key not in KEYS:
             out.update(_flatten(v, key + ".", path))
         else:
