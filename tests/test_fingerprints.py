@@ -1,4 +1,4 @@
-"""probe.fingerprints: loading and rejections, matching per kind, false positives first, OONI CSV."""
+"""probe.fingerprints: loading, rejections, matching per kind, false positives first, OONI CSV."""
 
 import textwrap
 from pathlib import Path
