@@ -54,7 +54,10 @@ class _Replies(asyncio.DatagramProtocol):
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         try:
-            reply = dns.message.from_wire(data)
+            reply = dns.message.from_wire(data, raise_on_truncation=True)
+        except dns.message.Truncated as exc:
+            # TC set and cut inside a record: keep what parsed, the TC flag sends us to TCP
+            reply = exc.message()
         except dns.exception.DNSException:
             return  # not a DNS message: ignore it and keep waiting, as dnspython does
         if self.query.is_response(reply):

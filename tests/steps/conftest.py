@@ -36,7 +36,9 @@ class Zone:
     rcode: str = "NOERROR"
     ede: list[tuple[int, str]] = field(default_factory=list)
     cnames: list[str] = field(default_factory=list)  # chain from the name; addresses on the last
-    truncate: bool = False  # UDP replies carry TC and no answer; TCP replies are whole
+    # UDP replies carry TC and are "empty" (no answer) or "cut" (wire cut inside a record);
+    # TCP replies are whole
+    truncate: str | None = None
     second: list[str] | None = None  # a second, different UDP reply to the same id (injection)
     silent: bool = False  # no reply at all
 
@@ -47,6 +49,11 @@ class DNSServer:
     zones: dict[str, Zone] = field(default_factory=dict)
     queries: list[tuple[str, dns.message.Message]] = field(default_factory=list)
 
+    def zones_cut(self, reply: dns.message.Message) -> bool:
+        """Tell whether the zone of ``reply`` wants its truncated UDP reply cut mid-record."""
+        name = reply.question[0].name.to_text(omit_final_dot=True).lower()
+        return self.zones.get(name, Zone()).truncate == "cut"
+
     def reply(self, query: dns.message.Message, transport: str) -> list[dns.message.Message]:
         """Return the replies to send for ``query`` (none, one, or two for an injection)."""
         self.queries.append((transport, query))
@@ -55,7 +62,7 @@ class DNSServer:
         if zone.silent:
             return []
         if zone.truncate and transport == "udp":
-            truncated = _response(query, zone, [])
+            truncated = _response(query, zone, [] if zone.truncate == "empty" else zone.addresses)
             truncated.flags |= dns.flags.TC
             return [truncated]
         first = _response(query, zone, zone.addresses)
@@ -94,9 +101,12 @@ class _UDP(asyncio.DatagramProtocol):
         replies = self.server.reply(dns.message.from_wire(data), "udp")
         loop = asyncio.get_running_loop()
         for i, reply in enumerate(replies):
+            wire = reply.to_wire()
+            if reply.flags & dns.flags.TC and self.server.zones_cut(reply):
+                wire = wire[:-3]  # inside the last record, as a careless truncation would
             # the injected reply comes a little after the first, as a racing injector's would
             assert self.transport is not None
-            loop.call_later(0.02 * i, self.transport.sendto, reply.to_wire(), addr)
+            loop.call_later(0.02 * i, self.transport.sendto, wire, addr)
 
 
 async def _serve_tcp(server: DNSServer, reader: asyncio.StreamReader, w: asyncio.StreamWriter):

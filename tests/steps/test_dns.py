@@ -88,8 +88,9 @@ async def test_closed_resolver_port_is_refused(closed_port):
     assert r.failure == "connection_refused"
 
 
-async def test_truncated_reply_is_retried_over_tcp(dns_server):
-    dns_server.zones["big.test"] = Zone(addresses=["192.0.2.10", "192.0.2.11"], truncate=True)
+@pytest.mark.parametrize("truncate", ["empty", "cut"])
+async def test_truncated_reply_is_retried_over_tcp(dns_server, truncate):
+    dns_server.zones["big.test"] = Zone(addresses=["192.0.2.10", "192.0.2.11"], truncate=truncate)
     r = await dns.measure(spec(dns_server, "big.test"))
     assert (r.failure, r.transport) == (None, "tcp")
     assert sorted(r.answers) == ["192.0.2.10", "192.0.2.11"]
