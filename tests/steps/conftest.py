@@ -45,6 +45,7 @@ class Zone:
 
 @dataclass
 class DNSServer:
+    host: str
     port: int
     zones: dict[str, Zone] = field(default_factory=dict)
     queries: list[tuple[str, dns.message.Message]] = field(default_factory=list)
@@ -124,20 +125,38 @@ async def _serve_tcp(server: DNSServer, reader: asyncio.StreamReader, w: asyncio
         w.close()
 
 
-@pytest.fixture
-async def dns_server() -> AsyncIterator[DNSServer]:
-    """A DNS server on 127.0.0.1, UDP and TCP on the same port, answering from ``zones``."""
+async def _start_dns(host: str) -> tuple[DNSServer, Callable[[], Awaitable[None]]]:
+    """Start a DNS server on ``host``, UDP and TCP on the same port; return it and its stopper."""
     loop = asyncio.get_running_loop()
     holder: list[DNSServer] = []
-    tcp = await asyncio.start_server(lambda r, w: _serve_tcp(holder[0], r, w), "127.0.0.1", 0)
+    tcp = await asyncio.start_server(lambda r, w: _serve_tcp(holder[0], r, w), host, 0)
     port = tcp.sockets[0].getsockname()[1]
-    server = DNSServer(port=port)
+    server = DNSServer(host=host, port=port)
     holder.append(server)
-    udp, _ = await loop.create_datagram_endpoint(lambda: _UDP(server), ("127.0.0.1", port))
+    udp, _ = await loop.create_datagram_endpoint(lambda: _UDP(server), (host, port))
+
+    async def stop() -> None:
+        udp.close()
+        tcp.close()
+        await tcp.wait_closed()
+
+    return server, stop
+
+
+@pytest.fixture
+async def dns_server() -> AsyncIterator[DNSServer]:
+    """A DNS server on 127.0.0.1 answering from its ``zones``."""
+    server, stop = await _start_dns("127.0.0.1")
     yield server
-    udp.close()
-    tcp.close()
-    await tcp.wait_closed()
+    await stop()
+
+
+@pytest.fixture
+async def dns_server6() -> AsyncIterator[DNSServer]:
+    """A DNS server on ::1 answering from its ``zones``."""
+    server, stop = await _start_dns("::1")
+    yield server
+    await stop()
 
 
 @pytest.fixture

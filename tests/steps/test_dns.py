@@ -12,7 +12,7 @@ FAST = {"timeout_seconds": 2.0, "listen_extra_seconds": 0.2}
 
 
 def spec(server: DNSServer, name: str, qtype: str = "A", **kw) -> dns.DNSSpec:
-    return dns.DNSSpec(name=name, qtype=qtype, resolver="127.0.0.1", port=server.port, **FAST | kw)
+    return dns.DNSSpec(name=name, qtype=qtype, resolver=server.host, port=server.port, **FAST | kw)
 
 
 @pytest.mark.parametrize(
@@ -31,6 +31,13 @@ async def test_noerror(dns_server, qtype, expected):
     assert r.ms > 0
     transport, query = dns_server.queries[0]
     assert transport == "udp" and query.edns == 0  # EDNS, so that EDE can come back
+
+
+async def test_ipv6_resolver_over_udp_and_tcp(dns_server6):
+    dns_server6.zones["ok.test"] = Zone(addresses=["192.0.2.1"], truncate="empty")
+    r = await dns.measure(spec(dns_server6, "ok.test"))
+    assert (r.failure, r.answers, r.transport) == (None, ["192.0.2.1"], "tcp")
+    assert r.resolver == f"[::1]:{dns_server6.port}"
 
 
 @pytest.mark.parametrize(
