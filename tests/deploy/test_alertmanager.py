@@ -61,5 +61,7 @@ def test_routes_by_severity(labels, receiver):
 
 def test_every_severity_the_rules_use_has_its_own_receiver():
     for severity in severities_in_rules():
-        routed = amtool("config", "routes", "test", f"--config.file={CONFIG}", f"severity={severity}")
+        routed = amtool(
+            "config", "routes", "test", f"--config.file={CONFIG}", f"severity={severity}"
+        )
         assert routed.stdout.strip() == f"surblocage-{severity}", severity

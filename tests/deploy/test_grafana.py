@@ -57,7 +57,9 @@ def test_panels_have_unique_ids_and_do_not_overlap(dashboard):
     for p in dashboard["panels"]:
         g = p["gridPos"]
         assert g["x"] + g["w"] <= 24, p["title"]
-        mine = {(x, y) for x in range(g["x"], g["x"] + g["w"]) for y in range(g["y"], g["y"] + g["h"])}
+        mine = {
+            (x, y) for x in range(g["x"], g["x"] + g["w"]) for y in range(g["y"], g["y"] + g["h"])
+        }
         assert not cells & mine, f"{p['title']} overlaps another panel"
         cells |= mine
 
@@ -97,7 +99,7 @@ def test_queries_use_only_exported_metrics(dashboard):
 
 
 def test_queries_are_valid_promql(dashboard, tmp_path):
-    """promtool parses each query, written as a recording rule, with Grafana's variables filled in."""
+    """promtool parses each query (as a recording rule) with Grafana's variables filled in."""
     rules = []
     for n, expr in enumerate(queries(dashboard)):
         for variable, value in GRAFANA_VARIABLES.items():

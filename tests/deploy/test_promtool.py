@@ -1,4 +1,4 @@
-"""deploy/prometheus: promtool checks the rules, runs their unit tests, and catches a broken copy."""
+"""deploy/prometheus: promtool checks the rules, runs their tests, and catches a broken copy."""
 
 import pathlib
 import re
@@ -32,7 +32,9 @@ def promtool(*args: str, cwd: pathlib.Path = PROMETHEUS) -> subprocess.Completed
 
 
 def rules() -> list[dict]:
-    return [rule for group in yaml.safe_load(RULES.read_text())["groups"] for rule in group["rules"]]
+    return [
+        rule for group in yaml.safe_load(RULES.read_text())["groups"] for rule in group["rules"]
+    ]
 
 
 def alerts() -> list[dict]:
@@ -154,7 +156,9 @@ def test_alerts_never_add_an_unbounded_label():
 
 def test_every_runbook_anchor_is_a_readme_heading():
     readme = (DEPLOY / "README.md").read_text()
-    headings = {line.lstrip("#").strip().lower() for line in readme.splitlines() if line.startswith("#")}
+    headings = {
+        line.lstrip("#").strip().lower() for line in readme.splitlines() if line.startswith("#")
+    }
     for rule in alerts():
         assert rule["alert"].lower() in headings, f"README has no section {rule['alert']}"
 

@@ -79,7 +79,11 @@ def test_verify_fails_when_the_binary_is_missing(tmp_path):
 def test_exposure_score_is_low(tmp_path, unit):
     directory = install_copies(tmp_path)
     scored = analyze(
-        "security", "--offline=true", f"--threshold={EXPOSURE_THRESHOLD}", f"./{unit}", cwd=directory
+        "security",
+        "--offline=true",
+        f"--threshold={EXPOSURE_THRESHOLD}",
+        f"./{unit}",
+        cwd=directory,
     )
     assert scored.returncode == 0, scored.stdout[-800:]
     assert "Overall exposure level" in scored.stdout
