@@ -60,6 +60,15 @@ _ERRNOS = {
     errno.ETIMEDOUT: TIMEOUT,
 }
 
+# getaddrinfo (through aiohttp's default resolver): REFUSED and SERVFAIL both come back as
+# EAI_AGAIN from glibc (lab.md §9), so the stub cannot tell them apart
+_GAI_ERRORS = {
+    socket.EAI_NONAME: DNS_NXDOMAIN,
+    getattr(socket, "EAI_NODATA", socket.EAI_NONAME): DNS_NO_ANSWER,
+    socket.EAI_AGAIN: DNS_SERVER_FAILURE,
+    socket.EAI_FAIL: DNS_SERVER_FAILURE,
+}
+
 # OpenSSL X509_V_ERR_* codes (include/openssl/x509_vfy.h)
 _VERIFY_CODES = {
     62: SSL_INVALID_HOSTNAME,  # HOSTNAME_MISMATCH
@@ -152,7 +161,7 @@ def _classify_payload(exc: aiohttp.ClientPayloadError) -> str:
 
 def _classify_os(exc: OSError) -> str:
     if isinstance(exc, socket.gaierror):
-        return DNS_NXDOMAIN if exc.errno == socket.EAI_NONAME else unknown(exc)
+        return _GAI_ERRORS.get(exc.errno, unknown(exc))
     if _is_bare_reset(exc):
         return EOF
     if isinstance(exc, ConnectionRefusedError):

@@ -211,6 +211,11 @@ CONSTRUCTED = [
     # asyncio's ConnectionResetError() on a FIN during a TLS handshake (sslproto.eof_received)
     (ConnectionResetError(), "eof_error"),
     (socket.gaierror(socket.EAI_NONAME, "Name or service not known"), "dns_nxdomain_error"),
+    (socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution"),
+     "dns_server_failure"),
+    (socket.gaierror(socket.EAI_NODATA, "No address associated with hostname"), "dns_no_answer"),
+    (socket.gaierror(socket.EAI_SERVICE, "Servname not supported"),
+     "unknown_failure: gaierror: [Errno -8] Servname not supported"),
     (dns.exception.Timeout(), "generic_timeout_error"),
     (dns.resolver.LifetimeTimeout(timeout=1.0, errors=[]), "generic_timeout_error"),
     (dns.resolver.NXDOMAIN(qnames=[dns.name.from_text("x.test")]), "dns_nxdomain_error"),
