@@ -225,6 +225,7 @@ CONSTRUCTED = [
     (aiohttp.ClientConnectorError(_key(), ConnectionResetError(errno.ECONNRESET, "x")),
      "connection_reset"),
     (aiohttp.ClientOSError(errno.ECONNRESET, "Connection reset by peer"), "connection_reset"),
+    (aiohttp.ClientConnectionResetError("Cannot write to closing transport"), "connection_reset"),
     (aiohttp.ServerDisconnectedError(), "eof_error"),
     (aiohttp.ServerTimeoutError("Timeout on reading data from socket"), "generic_timeout_error"),
     (aiohttp.ConnectionTimeoutError("Connection timeout"), "generic_timeout_error"),

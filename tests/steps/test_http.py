@@ -91,6 +91,17 @@ async def test_reset_after_request(serve_raw):
     assert "\r\nUser-Agent: ua-test/1\r\n" in head
 
 
+async def test_reset_during_tls_handshake(serve_raw, certs):
+    # an SNI filter's RST: aiohttp wraps it in ClientConnectorError, not ClientSSLError
+    async def rst_after_client_hello(reader, writer):
+        await reader.read(1)
+        reset(writer)
+
+    port = await serve_raw(rst_after_client_hello)
+    r = await http.measure(_spec(f"https://{HOST}:{port}/", ca_file=certs.ca_file))
+    assert (r.failure, r.status) == ("connection_reset", None)
+
+
 async def test_close_after_request_is_eof(serve_raw):
     async def fin_after_request(reader, writer):
         await read_request(reader)
