@@ -30,7 +30,8 @@ def compose_command() -> list[str]:
         )
         if version.returncode == 0:
             return [docker, "compose"]
-        why = f"`docker compose version` failed: {version.stderr.strip() or version.stdout.strip()}"
+        said = " ".join((version.stderr or version.stdout).split())
+        why = f"`docker compose version` failed ({said})"
     legacy = shutil.which("docker-compose")
     if legacy:
         return [legacy]
