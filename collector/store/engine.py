@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import contextlib
 import pathlib
+import sqlite3
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -57,7 +59,13 @@ def create_engine(url: str) -> sa.Engine:
 
 def _sqlite_engine(parsed: sa.engine.URL) -> sa.Engine:
     assert parsed.database is not None
-    pathlib.Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    path = pathlib.Path(parsed.database).expanduser()
+    parsed = parsed.set(database=str(path))
+    directory = path.parent
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise StoreUnavailable(f"database directory {str(directory)!r}: {e.strerror}") from e
     # check_same_thread off: the pool hands a connection to one thread at a time, and the HTTP
     # layer calls the store from worker threads (asyncio.to_thread).
     engine = sa.create_engine(parsed, connect_args={"check_same_thread": False})
@@ -71,12 +79,28 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
     # SQLAlchemy's "begin" event issues them (the recipe in SQLAlchemy's pysqlite docs).
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    _switch_to_wal(cursor)
     # FULL, not NORMAL: with WAL, NORMAL may lose the last commits on power loss, and a batch is
     # acknowledged to the probe (which then forgets it) only once its commit is durable.
     cursor.execute("PRAGMA synchronous=FULL")
     cursor.close()
+
+
+def _switch_to_wal(cursor: Any) -> None:
+    # WAL persists in the file, so this only changes a new file. That change can answer
+    # SQLITE_BUSY at once, without the busy handler, while another process sets up the same new
+    # file (two collectors or `migrate`s started together): retry for as long as busy_timeout.
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            if cursor.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as e:
+            if e.sqlite_errorname != "SQLITE_BUSY" or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
 
 
 def _sqlite_on_begin(conn: sa.Connection) -> None:

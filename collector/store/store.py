@@ -76,7 +76,7 @@ class Store:
 
     def query_measurements(self, q: MeasurementQuery) -> Page:
         """Return one page of records matching ``q``, in (started_at, id) order."""
-        position = decode_cursor(q.cursor) if q.cursor else None
+        position = decode_cursor(q.cursor) if q.cursor is not None else None
         with unavailable_on_failure(), self.engine.connect() as conn:
             return measurements.select_page(conn, q, position, q.limit)
 
@@ -86,7 +86,7 @@ class Store:
         No connection is held between chunks, so an abandoned iterator costs nothing; records
         that arrive meanwhile and sort after the current position are included.
         """
-        position = decode_cursor(q.cursor) if q.cursor else None
+        position = decode_cursor(q.cursor) if q.cursor is not None else None
         while True:
             with unavailable_on_failure(), self.engine.connect() as conn:
                 page = measurements.select_page(conn, q, position, EXPORT_CHUNK)
