@@ -167,12 +167,14 @@ SECTIONS: dict[str, type] = {
 PATH_KEYS = {"state_dir", "tls.ca_file", "watchlist", "fingerprints"}
 
 
-def load_config(path: str | None, overrides: Mapping[str, Any] | None = None) -> ProbeConfig:
+def load_config(
+    path: str | os.PathLike[str] | None, overrides: Mapping[str, Any] | None = None
+) -> ProbeConfig:
     """Read ``path`` (None: defaults only), apply dotted-key ``overrides`` (None values skipped)."""
     file = str(path) if path is not None else COMMAND_LINE
     flat, origin = {}, {}
     if path is not None:
-        flat = _resolve_paths(_flatten(_read_yaml(path), file), Path(path).parent)
+        flat = _resolve_paths(_flatten(_read_yaml(file), file), Path(path).parent)
         origin = dict.fromkeys(flat, file)
     given = {k: v for k, v in (overrides or {}).items() if v is not None}
     for key in given:
@@ -301,20 +303,20 @@ _Loader.add_implicit_resolver(
 )
 
 
-def _read_yaml(path: str) -> dict[str, Any]:
+def _read_yaml(file: str) -> dict[str, Any]:
     try:
-        data = yaml.load(Path(path).read_text(encoding="utf-8"), Loader=_Loader)
+        data = yaml.load(Path(file).read_text(encoding="utf-8"), Loader=_Loader)
     except (OSError, UnicodeDecodeError) as e:
-        raise ConfigError(path, "file", f"cannot read it ({e})") from None
+        raise ConfigError(file, "file", f"cannot read it ({e})") from None
     except yaml.MarkedYAMLError as e:
         line = e.problem_mark.line + 1 if e.problem_mark else 0
-        raise ConfigError(path, f"line {line}", str(e.problem)) from None
+        raise ConfigError(file, f"line {line}", str(e.problem)) from None
     except yaml.YAMLError as e:
-        raise ConfigError(path, "file", f"not valid YAML ({e})") from None
+        raise ConfigError(file, "file", f"not valid YAML ({e})") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise ConfigError(path, "file", "expected a mapping of keys")
+        raise ConfigError(file, "file", "expected a mapping of keys")
     return data
 
 

@@ -306,6 +306,8 @@ def _unique(fps: list[Fingerprint], file: str) -> list[Fingerprint]:
 
 
 def _from_ooni_row(row: dict[str, str], file: str, line: int) -> Fingerprint:
+    if not row.get("name"):
+        raise FingerprintError(file, f"line {line}.name", "missing")
     where, pattern = row["location_found"] or "", row["pattern"] or ""
     match = OONI_MATCH.get(row["pattern_type"] or "")
     if match is None:

@@ -300,6 +300,7 @@ def test_packaged_signatures_export_what_ooni_can_carry(tmp_path):
             "line 2.location_found: 'cookie' is not dns, body or header.<name>",
         ),
         ("name,location_found,pattern\nx,dns,1.2.3.4\n", "header: missing pattern_type"),
+        ("name,location_found,pattern_type,pattern\n,dns,full,1.2.3.4\n", "line 2.name: missing"),
         (
             "name,location_found,pattern_type,pattern\nx,body,regexp,(a\n",
             "line 2.pattern: '(a' is not a valid regex",
