@@ -50,6 +50,7 @@ _SERVICE = re.compile(r"[a-z0-9_-]{1,64}")
 
 FlagSeries = tuple[str | None, str, str, str]
 """One open flag as the gauge sees it: (network, service, category, method)."""
+Samples = dict[tuple[str, ...], float]
 
 
 def network_label(name: str | None) -> str:
@@ -217,7 +218,7 @@ class Metrics:
 
     def set_flags(self, flags: Iterable[FlagSeries]) -> None:
         """Replace the open-flag series with `flags`: flags absent from it are closed."""
-        values: dict[tuple[str, ...], float] = {}
+        values: Samples = {}
         for network, service, category, method in flags:
             key = (
                 self.network(network),
@@ -230,8 +231,8 @@ class Metrics:
 
     def set_collateral(self, counts: Iterable[tuple[str | None, int, int]]) -> None:
         """Replace the collateral gauges with (network, blocked addresses, services behind)."""
-        addresses: dict[tuple[str, ...], float] = {}
-        services: dict[tuple[str, ...], float] = {}
+        addresses: Samples = {}
+        services: Samples = {}
         for network, n_addresses, n_services in counts:
             key = (self.network(network),)
             addresses[key] = addresses.get(key, 0) + n_addresses
@@ -241,7 +242,7 @@ class Metrics:
 
     def set_probes(self, counts: Iterable[tuple[str | None, int, int]]) -> None:
         """Replace the probe gauge with (network, live probes, silent probes) for every network."""
-        values: dict[tuple[str, ...], float] = {}
+        values: Samples = {}
         for network, live, silent in counts:
             label = self.network(network)
             for status, n in zip(PROBE_STATUSES, (live, silent), strict=True):
@@ -250,7 +251,7 @@ class Metrics:
 
     def set_network_last_seen(self, seen: Iterable[tuple[str | None, float]]) -> None:
         """Replace the last-seen gauge with (network, unix time) pairs, e.g. read from the store."""
-        values: dict[tuple[str, ...], float] = {}
+        values: Samples = {}
         for network, timestamp in seen:
             key = (self.network(network),)
             values[key] = max(values.get(key, 0.0), timestamp)
@@ -272,9 +273,8 @@ class Metrics:
 
     def observe_store(self, operation: str, seconds: float) -> None:
         """Record the duration of one store operation."""
-        self.store_duration.labels(_check(operation, STORE_OPERATIONS, "store operation")).observe(
-            seconds
-        )
+        _check(operation, STORE_OPERATIONS, "store operation")
+        self.store_duration.labels(operation).observe(seconds)
 
     @contextlib.contextmanager
     def time_store(self, operation: str) -> Iterator[None]:
@@ -286,12 +286,7 @@ class Metrics:
         finally:
             self.observe_store(operation, time.perf_counter() - start)
 
-    def _replace(
-        self,
-        name: str,
-        gauge: prometheus_client.Gauge,
-        values: dict[tuple[str, ...], float],
-    ) -> None:
+    def _replace(self, name: str, gauge: prometheus_client.Gauge, values: Samples) -> None:
         """Set `values` on `gauge` and remove its other series, never leaving it empty between."""
         for key, value in values.items():
             gauge.labels(*key).set(value)
