@@ -390,7 +390,7 @@ def _tester(kind: str, match: str, pattern: str) -> Callable[[str], bool]:
     if kind == "dns_cname":
         name = _dns_name(pattern)
         if match == "suffix":
-            return lambda v: _dns_name(v) == name or _dns_name(v).endswith("." + name)
+            return lambda v: (n := _dns_name(v)) == name or n.endswith("." + name)
         inner = _text_tester(match, name if match != "regex" else pattern)
         return lambda v: inner(_dns_name(v))
     if kind == "dns_rcode" and pattern.upper() not in RCODES:
