@@ -29,6 +29,8 @@ from probe.record import EDE, DNSResult
 QTYPES = ("A", "AAAA")
 # RFC 9715 / DNS Flag Day 2020: large enough for EDE texts, small enough to avoid fragmentation
 _EDNS_PAYLOAD = 1232
+# a lost UDP query or reply is sent again after this long, within the step's timeout
+RETRY_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -87,8 +89,7 @@ async def measure(spec: DNSSpec) -> DNSResult:
             transport, protocol = await loop.create_datagram_endpoint(
                 lambda: _Replies(query), remote_addr=(spec.resolver, spec.port)
             )
-            transport.sendto(query.to_wire())
-            reply = await protocol.next_reply()
+            reply = await _exchange(transport, protocol, query.to_wire())
             truncated = bool(reply.flags & dns.flags.TC)
             if truncated:
                 reply = await dns.asyncquery.tcp(query, spec.resolver, port=spec.port)
@@ -105,6 +106,20 @@ async def measure(spec: DNSSpec) -> DNSResult:
         if transport is not None:
             transport.close()
     return _result(spec, reply, ms, "tcp" if truncated else "udp", second)
+
+
+async def _exchange(
+    transport: asyncio.DatagramTransport, protocol: _Replies, wire: bytes
+) -> dns.message.Message:
+    """Send the query, and again every RETRY_SECONDS until a reply comes (RFC 1035 §4.2.1).
+
+    UDP may lose a packet on a lossy line: one lost query must not read as a resolver that drops.
+    """
+    while True:
+        transport.sendto(wire)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(RETRY_SECONDS):
+                return await protocol.next_reply()
 
 
 async def _second_reply(

@@ -41,6 +41,7 @@ class Zone:
     truncate: str | None = None
     second: list[str] | None = None  # a second, different UDP reply to the same id (injection)
     silent: bool = False  # no reply at all
+    lose_udp: int = 0  # the next N UDP queries are lost (a lossy line): no reply to them
 
 
 @dataclass
@@ -61,6 +62,9 @@ class DNSServer:
         question = query.question[0]
         zone = self.zones.get(question.name.to_text(omit_final_dot=True).lower(), Zone())
         if zone.silent:
+            return []
+        if zone.lose_udp and transport == "udp":
+            zone.lose_udp -= 1
             return []
         if zone.truncate and transport == "udp":
             truncated = _response(query, zone, [] if zone.truncate == "empty" else zone.addresses)

@@ -87,6 +87,13 @@ async def test_resolver_timeout(dns_server):
     assert r.name == "drop.test"
 
 
+async def test_lost_query_is_sent_again(dns_server):
+    dns_server.zones["lossy.test"] = Zone(addresses=["192.0.2.7"], lose_udp=1)
+    r = await dns.measure(spec(dns_server, "lossy.test", timeout_seconds=3.0))
+    assert (r.failure, r.answers) == (None, ["192.0.2.7"])
+    assert [t for t, q in dns_server.queries] == ["udp", "udp"]
+
+
 async def test_closed_resolver_port_is_refused(closed_port):
     # the kernel answers ICMP port unreachable, seen on the connected UDP socket
     r = await dns.measure(
