@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+LABSTAMP := $(VENV)/.installed-lab
 
 .PHONY: run test lint lab bench clean
 
@@ -12,12 +13,18 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# the lab's packet delayer (NetfilterQueue) builds against libnetfilter-queue-dev from apt
+$(LABSTAMP): $(STAMP)
+	bash scripts/test-deps.sh
+	$(BIN)/pip install --quiet -e '.[dev,lab]'
+	touch $(LABSTAMP)
+
 ## run: the main job on the embedded default (SQLite): a collector, then one probe cycle against it
 run: $(STAMP)
 	$(BIN)/python scripts/demo.py
 
 ## test: install what the tests need (apt, PostgreSQL, lab tools), then lint and the whole suite
-test: $(STAMP)
+test: $(LABSTAMP)
 	bash scripts/test-deps.sh
 	$(MAKE) lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
@@ -28,7 +35,7 @@ lint: $(STAMP)
 	$(BIN)/lint-imports
 
 ## lab: build the censorship lab, run every scenario and print technique -> verdict
-lab: $(STAMP)
+lab: $(LABSTAMP)
 	bash scripts/test-deps.sh
 	$(BIN)/python -m tests.lab.report
 

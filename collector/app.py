@@ -39,6 +39,8 @@ async def json_errors(request: web.Request, handler: Any) -> web.StreamResponse:
     """Answer every error as JSON; an unexpected one is a 500 without a traceback to the client."""
     try:
         return await handler(request)
+    except handlers.Problem as e:
+        return handlers.error(e.status, e.message)
     except web.HTTPException as e:
         if e.content_type == "application/json" or e.status < 400:
             raise

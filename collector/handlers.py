@@ -20,24 +20,25 @@ def error(status: int, message: str) -> web.Response:
     return web.json_response({"error": message}, status=status)
 
 
+class Problem(Exception):
+    """Bad input: answered as {"error": message} with a 4xx status by the app's middleware."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status, self.message = status, message
+
+
 async def read_json(request: web.Request) -> Any:
-    """Return the request's JSON body, or raise a 400/413 answer naming what is wrong."""
+    """Return the request's JSON body, or raise a Problem (400, 413) naming what is wrong."""
     try:
         raw = await request.read()
     except web.HTTPRequestEntityTooLarge:
-        raise web.HTTPRequestEntityTooLarge(
-            max_size=request.app[STATE].config.max_body_bytes,
-            actual_size=None,
-            text=json.dumps({"error": "body: larger than the limit"}),
-            content_type="application/json",
-        ) from None
+        limit = request.app[STATE].config.max_body_bytes
+        raise Problem(413, f"body: larger than the limit of {limit} bytes") from None
     try:
         return json.loads(raw)
     except (ValueError, UnicodeDecodeError) as e:
-        raise web.HTTPBadRequest(
-            text=json.dumps({"error": f"body: not valid JSON ({e})"}),
-            content_type="application/json",
-        ) from None
+        raise Problem(400, f"body: not valid JSON ({e})") from None
 
 
 async def healthz(request: web.Request) -> web.Response:

@@ -6,6 +6,7 @@ import datetime
 import json
 import logging
 import sys
+from typing import Any
 
 LOG = logging.getLogger("surblocage.collector")
 
@@ -37,7 +38,7 @@ class TextFormatter(logging.Formatter):
         return text
 
 
-def setup(fmt: str = "text", level: str = "info", stream=None) -> None:  # type: ignore[no-untyped-def]
+def setup(fmt: str = "text", level: str = "info", stream: Any = None) -> None:
     """Send the collector's logs to ``stream`` (stderr) in the chosen format."""
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(JSONFormatter() if fmt == "json" else TextFormatter())

@@ -1,3 +1,3 @@
-"""Surblocage probe: measures DNS, TCP, TLS and HTTP reachability and tells which layer interferes."""
+"""Surblocage probe: measures DNS, TCP, TLS and HTTP reachability; tells which layer interferes."""
 
 __version__ = "0.1.0"

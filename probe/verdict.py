@@ -100,7 +100,9 @@ def _by_signature(m: Measurement, fps: Fingerprints | None) -> Verdict | None:
         detail = "bogon" if all(_bogon_ip(x) for x in _answers(a)) else "blockpage_ip"
         return Verdict("blocked", "dns", detail, blockpage=fp.name)
     for t in m.tls:
-        fp = fps.match_tls(t.cert_subject or "", t.cert_issuer or "") if t.cert_subject else None
+        if not t.cert_subject:
+            continue
+        fp = fps.match_tls(t.cert_subject, t.cert_issuer or "")
         if _decisive(fp):
             return Verdict("blocked", "tls", "mitm", blockpage=fp.name)
     if m.http is not None and m.http.failure is None:
