@@ -4,7 +4,7 @@ ISP number k (0 for "a", 1 for "b", ...) owns three /24s: 10.200.{10k+1}.0/24 is
 (router and resolver on .1, probes from .2), 10.200.{10k+2}.0/24 its uplink to the internet ns
 (router .1, internet .2), and its block-page host is 10.200.9.{10k+9} on the router's lo. The
 "internet" ns holds the web and DNS hosts (10.200.3.x), the collector (10.200.4.1) and routes
-back to every ISP. IPv6 mirrors the LAN and uplink numbering under fd00:200::/48.
+back to every ISP. IPv6 mirrors it inside fd00:200::/48: 10.200.N.0/24 -> fd00:200:0:N::/64.
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ class IspAddresses:
         return f"{self._net(1)}.{1 + n}"
 
     def _net6(self, offset: int) -> str:
-        return f"fd00:200:{10 * self.index + offset}:"
+        return f"fd00:200:0:{10 * self.index + offset}:"
 
     @property
     def lan6(self) -> str:

@@ -39,7 +39,7 @@ def write_all(directory: pathlib.Path, names: list[str], letters: list[str]) -> 
 
 
 def _leaf(ca: trustme.CA, path: pathlib.Path, *names: str) -> None:
-    cert = ca.issue_cert(*names)
+    cert = ca.issue_cert(*names, common_name=names[0])
     cert.private_key_and_cert_chain_pem.write_to_path(str(path))
 
 

@@ -12,7 +12,7 @@ from tests.lab.technique import BLOCKPAGE, Check, Expect, IspSpec, Listener, Nam
 from tests.lab.technique import Technique as T
 
 CDN = "10.200.3.10"  # the shared CDN address: many names, one certificate
-CDN6 = "fd00:200:3::10"
+CDN6 = "fd00:200:0:3::10"
 MISC = "10.200.3.13"  # the real address of the names the ISP resolver lies about
 BP_IP = "lab_isp_blockpage_ip"  # fingerprint names in tests/lab/fingerprints.yaml
 BP_BODY = "lab_isp_blockpage_body"
@@ -230,6 +230,9 @@ TECHNIQUES: tuple[T, ...] = (
 )  # fmt: skip
 
 BY_NAME = {t.name: t for t in TECHNIQUES}
+
+# The shared lab fixture (tests/lab/conftest.py): "b" plants a few, so the rest is honest there.
+TEST_ISPS = (IspSpec("a", probes=2), IspSpec("b", techniques=("dns_localhost", "ip_drop")))
 
 # For issue 5: three ISPs with different habits (a plants everything).
 ISP_ROSTER = (

@@ -16,7 +16,7 @@ from tests.lab.plan import BENCH_SUFFIX, CDN
 from tests.lab.processes import LabError
 from tests.lab.technique import BLOCKPAGE, IspSpec, Rule, Technique
 
-INTERNET = (ipaddress.ip_network("10.200.3.0/24"), ipaddress.ip_network("fd00:200:3::/64"))
+INTERNET = (ipaddress.ip_network("10.200.3.0/24"), ipaddress.ip_network("fd00:200:0:3::/64"))
 BLOCK_BODY = "BLOCKED by ISP {isp}: access to {host} is restricted by court order."
 
 

@@ -69,6 +69,9 @@ class Timeouts:
     http: float = 3.0
 
 
+DEFAULT = Timeouts()
+
+
 async def resolve(server: str, name: str, qtype: str = "A", timeout_seconds: float = 1.0) -> Answer:
     """Ask ``server`` one question over UDP; map the outcome like the probe would."""
     query = dns.message.make_query(name, qtype, use_edns=0)
@@ -110,7 +113,7 @@ def client_context(ca_file: str | None) -> ssl.SSLContext:
 
 
 async def walk(
-    url: str, resolver: str, ca_file: str | None, timeouts: Timeouts = Timeouts(),
+    url: str, resolver: str, ca_file: str | None, timeouts: Timeouts = DEFAULT,
     family: int = 4, max_redirects: int = 5,
 ) -> Observation:  # fmt: skip
     """Follow ``url`` step by step (and its redirects); stop at the first failure."""
@@ -133,11 +136,14 @@ async def _hop(
     parts = urllib.parse.urlsplit(url)
     host = parts.hostname or ""
     port = parts.port or (443 if parts.scheme == "https" else 80)
-    answer = await resolve(resolver, host, "AAAA" if family == 6 else "A", t.dns)
-    seen.addresses = answer.addresses
-    if answer.failure:
-        return _stop(seen, "dns", answer.failure)
-    address = answer.addresses[0]
+    if _is_address(host):
+        address = host  # an address literal: nothing to resolve
+    else:
+        answer = await resolve(resolver, host, "AAAA" if family == 6 else "A", t.dns)
+        seen.addresses = answer.addresses
+        if answer.failure:
+            return _stop(seen, "dns", answer.failure)
+        address = answer.addresses[0]
     if ipaddress.ip_address(address) not in (LAB_NET6 if family == 6 else LAB_NET):
         return _stop(seen, "dns", None)  # a bogon: never connect to it
     step = "tcp"
@@ -154,6 +160,14 @@ async def _hop(
             writer.close()
     except (OSError, TimeoutError, ssl.SSLError, EOFError) as e:
         return _stop(seen, step, failures.classify(e))
+
+
+def _is_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 def _stop(seen: Observation, step: str, failure: str | None) -> None:

@@ -29,12 +29,30 @@ from tests.lab.processes import LabError, Processes, Running
 from tests.lab.technique import Expect, IspSpec, Technique, expected
 
 DELAY_QUEUE = 1
+FINGERPRINTS = pathlib.Path(__file__).with_name("fingerprints.yaml")  # the lab's block pages
 R = TypeVar("R")
 
 
 def default_prefix() -> str:
     """Return $SURBLOCAGE_LAB_PREFIX, or "sb<pid>" so that parallel runs never clash."""
     return os.environ.get("SURBLOCAGE_LAB_PREFIX") or f"sb{os.getpid() % 100000}"
+
+
+def unusable_reason() -> str | None:
+    """Return why the lab cannot be built on this machine, or None when it can."""
+    if not sys.platform.startswith("linux"):
+        return "the lab needs Linux network namespaces"
+    if os.geteuid() != 0:
+        return "the lab needs root (ip netns, iptables): run as root or inside `unshare -r -n -m`"
+    for tool in ("ip", "iptables", "iptables-restore", "ip6tables"):
+        if shutil.which(tool) is None:
+            return f"`{tool}` is not installed (scripts/test-deps.sh installs the lab's tools)"
+    name = f"{default_prefix()}-usable"
+    made = subprocess.run(["ip", "netns", "add", name], capture_output=True, text=True)
+    if made.returncode != 0:
+        return f"`ip netns add` does not work here: {made.stderr.strip()}"
+    subprocess.run(["ip", "netns", "del", name], capture_output=True)
+    return None
 
 
 class Lab:
@@ -140,7 +158,8 @@ class Lab:
         command = str(pathlib.Path(sys.executable).with_name("surblocage-probe"))
         return [
             command, "check", "--json", "--resolver", resolver, "--ca-file", self.ca_file,
-            "--allow-network", self.allow_network, *control, *technique.urls,
+            "--allow-network", self.allow_network, "--fingerprints", str(FINGERPRINTS),
+            *control, *technique.urls,
         ]  # fmt: skip
 
     def rule_packets(self, letter: str, destination: str) -> int:

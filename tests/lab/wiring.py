@@ -93,6 +93,10 @@ def remove(prefix: str) -> None:
             for child in path.iterdir():
                 child.unlink()
             path.rmdir()
+        try:
+            ETC_NETNS.rmdir()  # only when empty: another lab may be using it
+        except OSError:
+            pass
 
 
 def kill_all(ns: str) -> None:
