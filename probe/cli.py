@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import ipaddress
 import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn
@@ -146,7 +145,7 @@ def flow_options(cfg: Any) -> FlowOptions:
     """Build the flow's options from the configuration."""
     resolver = cfg.dns.resolver or config.system_resolver()
     ip, port = config.parse_resolver(resolver)
-    nets = tuple(ipaddress.ip_network(n, strict=False) for n in cfg.network.allow_networks)
+    nets = tuple(cfg.network.allow_networks)
     t = cfg.timeouts
     return FlowOptions(
         resolver=ip,
@@ -176,23 +175,18 @@ def probe_info(cfg: Any, opts: FlowOptions) -> ProbeInfo:
 
 
 def load_fingerprints(paths: Sequence[str]) -> fingerprints.FingerprintSet:
+    """The packaged signatures, then the config's and the command line's files (later win)."""
     fps = fingerprints.default_fingerprints()
-    for path in paths:
-        extra = (
-            fingerprints.FingerprintSet.from_ooni_csv(path)
-            if path.endswith(".csv")
-            else fingerprints.load_fingerprints(path)
-        )
-        fps = fps.merge(extra)
-    return fps
+    return fps.merge(fingerprints.load_fingerprints(*paths)) if paths else fps
 
 
-def check_targets(args: argparse.Namespace) -> tuple[list[Target], frozenset[str]]:
+def check_targets(args: argparse.Namespace, cfg: Any) -> tuple[list[Target], frozenset[str]]:
     """Return the targets of `check` in input order, and the services to measure by DNS only."""
-    targets = [watchlist.target_from_input(t) for t in args.targets]
+    allow = cfg.network.allow_networks
+    targets = [watchlist.target_from_input(t, allow) for t in args.targets]
     dns_only: set[str] = set()
     if args.watchlist:
-        wl = watchlist.load_watchlist(args.watchlist)
+        wl = watchlist.load_watchlist(args.watchlist, allow)
         targets += wl.targets()
         dns_only = {s.id for s in wl.services if s.dns_only}
     if not targets:
@@ -202,9 +196,9 @@ def check_targets(args: argparse.Namespace) -> tuple[list[Target], frozenset[str
 
 async def cmd_check(args: argparse.Namespace) -> int:
     cfg = config.load_config(args.config, overrides_from(args))
-    targets, dns_only = check_targets(args)
+    targets, dns_only = check_targets(args, cfg)
     opts = flow_options(cfg)
-    fps = load_fingerprints(args.fingerprints)
+    fps = load_fingerprints([*cfg.fingerprints, *args.fingerprints])
     control_url = cfg.control.url if cfg.control.enabled else None
     progress = Progress(len(targets), quiet=args.quiet)
     client = CollectorClient(control_url) if control_url else None
