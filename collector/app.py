@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
-import json
 import logging
 from typing import Any
 
@@ -12,10 +11,13 @@ import prometheus_client
 from aiohttp import web
 
 from collector import handlers, logs
+from collector.asn import AsnDatabase
+from collector.auth import RateLimiter
 from collector.config import CollectorConfig
 from collector.control import ControlVantage
 from collector.metrics import Metrics
 from probe import config as probe_config
+from probe import fingerprints
 from probe import watchlist as watchlist_mod
 from probe.flow import FlowOptions
 
@@ -28,10 +30,27 @@ class State:
     registry: prometheus_client.CollectorRegistry
     metrics: Metrics
     control: ControlVantage | None
+    store: Any
+    fingerprints: Any
+    asn_db: AsnDatabase | None = None
     watchlist: Any = None
     watchlist_doc: dict[str, Any] | None = None
-    store: Any = None
-    extra: dict[str, Any] = dataclasses.field(default_factory=dict)
+    probe_limiter: RateLimiter = dataclasses.field(default_factory=lambda: RateLimiter(120))
+    source_limiter: RateLimiter = dataclasses.field(default_factory=lambda: RateLimiter(600))
+
+    def lookup_network(self, address: str) -> tuple[int, str | None] | None:
+        """The network an address belongs to, from the ASN database; None without one."""
+        if self.asn_db is None:
+            return None
+        found = self.asn_db.lookup(address)
+        return (found.asn, found.name) if found else None
+
+    def asn_of(self, address: str) -> int | None:
+        found = self.asn_db.lookup(address) if self.asn_db else None
+        return found.asn if found else None
+
+    async def after_ingest(self, rows: list[Any], outcome: Any) -> None:
+        """Hook for the analysis (flags, collateral) once a batch is committed."""
 
 
 @web.middleware
@@ -69,19 +88,35 @@ def build_app(
         control = ControlVantage(
             control_options(cfg), cfg.control_concurrency, cfg.control_cache_seconds
         )
+    fps = fingerprints.default_fingerprints()
+    if cfg.fingerprints:
+        fps = fps.merge(fingerprints.load_fingerprints(*cfg.fingerprints))
     state = State(
-        config=cfg, registry=registry, metrics=Metrics(registry), control=control, store=store
+        config=cfg,
+        registry=registry,
+        metrics=Metrics(registry),
+        control=control,
+        store=store,
+        fingerprints=fps,
+        asn_db=AsnDatabase(cfg.asn_database) if cfg.asn_database else None,
+        probe_limiter=RateLimiter(cfg.rate_per_probe_per_minute),
+        source_limiter=RateLimiter(cfg.rate_per_source_per_minute),
     )
     if cfg.watchlist:
         state.watchlist = watchlist_mod.load_watchlist(cfg.watchlist)
-        state.watchlist_doc = json.loads(
-            json.dumps(watchlist_mod.watchlist_to_dict(state.watchlist))
-        )
+        state.watchlist_doc = watchlist_mod.watchlist_to_dict(state.watchlist)
     app = web.Application(middlewares=[json_errors], client_max_size=cfg.max_body_bytes)
     app[handlers.STATE] = state
-    app.router.add_get("/healthz", handlers.healthz)
-    app.router.add_post("/api/v1/control", handlers.post_control)
-    app.router.add_get("/api/v1/watchlist", handlers.get_watchlist)
-    app.router.add_get("/metrics", handlers.get_metrics)
+    routes = [
+        ("GET", "/healthz", handlers.healthz),
+        ("POST", "/api/v1/probes", handlers.post_probes),
+        ("POST", "/api/v1/measurements", handlers.post_measurements),
+        ("GET", "/api/v1/measurements", handlers.get_measurements),
+        ("POST", "/api/v1/control", handlers.post_control),
+        ("GET", "/api/v1/watchlist", handlers.get_watchlist),
+        ("GET", "/metrics", handlers.get_metrics),
+    ]
+    for method, path, handler in routes:
+        app.router.add_route(method, path, handler)
     logging.getLogger("aiohttp.access").disabled = True  # it would log the client's address
     return app

@@ -17,6 +17,7 @@ from aiohttp import web
 
 from collector import app as app_mod
 from collector import config, logs
+from collector.store import StoreUnavailable
 from probe import __version__
 
 PROG = "surblocage-collector"
@@ -95,7 +96,8 @@ def overrides_from(args: argparse.Namespace) -> dict[str, Any]:
 async def cmd_serve(args: argparse.Namespace) -> int:
     cfg = config.load_config(args.config, overrides_from(args))
     logs.setup(cfg.log_format, cfg.log_level)
-    application = app_mod.build_app(cfg)
+    db = open_database(cfg.database_url)
+    application = app_mod.build_app(cfg, store=db)
     host, _, port = cfg.listen.rpartition(":")
     runner = web.AppRunner(application, access_log=None, shutdown_timeout=30.0)
     await runner.setup()
@@ -109,8 +111,24 @@ async def cmd_serve(args: argparse.Namespace) -> int:
     await stop.wait()
     logs.event("stopping: finishing requests in flight")
     await runner.cleanup()  # stops accepting, then waits for in-flight handlers
+    db.close()
     logs.event("stopped")
     return 0
+
+
+def open_database(url: str) -> Any:
+    """Open the store; the embedded SQLite default is migrated on the spot, PostgreSQL is not
+    (several collectors share it: migrate it once, on purpose, with `migrate`)."""
+    from collector import store
+
+    if url.startswith("sqlite"):
+        store.migrate(url)
+    db = store.open_store(url)
+    try:
+        db.check_schema()
+    except store.SchemaMismatch as e:
+        raise config.ConfigError("database.url", url, f"{e}; run `{PROG} migrate`") from None
+    return db
 
 
 async def cmd_migrate(args: argparse.Namespace) -> int:
@@ -139,7 +157,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
-    except OSError as e:
+    except (OSError, StoreUnavailable) as e:
         print(f"{PROG}: error: {e}", file=sys.stderr)
         return 1
 

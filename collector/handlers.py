@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import datetime
 import json
 import time
 from typing import Any
@@ -9,7 +11,9 @@ from typing import Any
 import prometheus_client
 from aiohttp import web
 
+from collector import auth, ingest, logs
 from collector import control as control_mod
+from collector.store import MeasurementQuery, StoreUnavailable
 from probe.record import encode
 
 STATE: web.AppKey[Any] = web.AppKey("state")
@@ -79,3 +83,144 @@ async def get_metrics(request: web.Request) -> web.Response:
     state = request.app[STATE]
     body = prometheus_client.generate_latest(state.registry)
     return web.Response(body=body, headers={"Content-Type": prometheus_client.CONTENT_TYPE_LATEST})
+
+
+def _source(request: web.Request) -> str:
+    """The submitting address: used for one ASN lookup and a rate-limit key, never kept."""
+    return request.remote or ""
+
+
+async def _store_call(state: Any, fn: Any, *args: Any) -> Any:
+    """Run a store method in a worker thread; a database failure is a 503, not a traceback."""
+    try:
+        return await asyncio.to_thread(fn, *args)
+    except StoreUnavailable:
+        state.metrics.reject("store_unavailable")
+        raise Problem(503, "the database is unavailable; try again later") from None
+
+
+async def post_probes(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    if not state.source_limiter.allow(_source(request)):
+        return error(429, "too many registrations from this address; try again later")
+    body = await read_json(request) if request.can_read_body else {}
+    if not isinstance(body, dict):
+        return error(400, "body: expected an object")
+    asn, network = body.get("asn"), body.get("network")
+    if asn is not None and (isinstance(asn, bool) or not isinstance(asn, int) or asn <= 0):
+        return error(400, "asn: expected a positive integer")
+    if network is not None and (not isinstance(network, str) or not 0 < len(network) <= 64):
+        return error(400, "network: expected a name of 1 to 64 characters")
+    if not auth.enrollment_ok(state.config.enrollment_key, body.get("enrollment_key")):
+        return error(403, "enrollment_key: missing or wrong; this collector is not open")
+    probe_id, token = auth.new_probe_id(), auth.new_token()
+    now = datetime.datetime.now(datetime.UTC)
+    await _store_call(
+        state, state.store.register_probe, probe_id, auth.hash_token(token), asn, network, now
+    )
+    logs.event("probe registered", probe_id=probe_id)
+    return web.json_response({"probe_id": probe_id, "token": token}, status=201)
+
+
+async def _authenticated(request: web.Request) -> Any:
+    state = request.app[STATE]
+    token = auth.bearer_token(request.headers.get("Authorization"))
+    if token is None:
+        state.metrics.reject("auth")
+        raise Problem(401, "Authorization: expected 'Bearer <token>' from POST /api/v1/probes")
+    probe = await _store_call(state, state.store.probe_by_token_hash, auth.hash_token(token))
+    if probe is None:
+        state.metrics.reject("auth")
+        raise Problem(401, "Authorization: unknown token")
+    if not state.probe_limiter.allow(probe.id):
+        state.metrics.reject("rate_limited")
+        raise Problem(429, f"probe {probe.id}: too many submissions; slow down")
+    return probe
+
+
+async def post_measurements(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    if not state.source_limiter.allow(_source(request)):
+        state.metrics.reject("rate_limited")
+        return error(429, "too many requests from this address; try again later")
+    probe = await _authenticated(request)
+    try:
+        body = await read_json(request)
+        records = ingest.parse_batch(body, state.config.max_batch_records, probe.id)
+    except Problem as e:
+        state.metrics.reject("too_large" if e.status == 413 else "malformed_json")
+        raise
+    except ingest.BatchError as e:
+        state.metrics.reject(e.reason)
+        return error(e.status, e.message)
+    looked_up = state.lookup_network(_source(request))  # the address is dropped after this
+    rows = ingest.prepare_rows(records, probe, looked_up, state.fingerprints, state.asn_of)
+    with state.metrics.time_store("insert_batch"):
+        outcome = await _store_call(state, state.store.insert_batch, rows)
+    now = datetime.datetime.now(datetime.UTC)
+    await _store_call(state, state.store.touch_probe, probe.id, rows[0].asn, rows[0].network, now)
+    # which rows of a partly resubmitted batch were new is not known: count the first ones
+    for row in rows[: outcome.inserted]:
+        state.metrics.record_ingested(row.network, row.status)
+    state.metrics.network_seen(rows[0].network, now.timestamp())
+    await state.after_ingest(rows, outcome)
+    return web.json_response(
+        {"accepted": len(rows), "inserted": outcome.inserted, "duplicates": outcome.duplicates}
+    )
+
+
+QUERY_PARAMS = (
+    "service",
+    "domain",
+    "asn",
+    "network",
+    "status",
+    "method",
+    "probe_id",
+    "since",
+    "until",
+    "limit",
+    "cursor",
+)
+
+
+def parse_query(params: Any) -> MeasurementQuery:
+    """Turn query parameters into a MeasurementQuery, or raise Problem(400) naming the parameter."""
+    unknown = sorted(set(params) - set(QUERY_PARAMS))
+    if unknown:
+        raise Problem(400, f"{unknown[0]}: unknown parameter (known: {', '.join(QUERY_PARAMS)})")
+    kw: dict[str, Any] = {k: params[k] for k in QUERY_PARAMS if k in params}
+    try:
+        for k in ("asn", "limit"):
+            if k in kw:
+                kw[k] = _int_param(k, kw[k])
+        for k in ("since", "until"):
+            if k in kw:
+                kw[k] = _time_param(k, kw[k])
+        return MeasurementQuery(**kw)
+    except ValueError as e:
+        raise Problem(400, str(e)) from None
+
+
+def _int_param(name: str, text: str) -> int:
+    if not text.isdigit():
+        raise ValueError(f"{name}: expected a whole number, got {text!r}")
+    return int(text)
+
+
+def _time_param(name: str, text: str) -> datetime.datetime:
+    try:
+        t = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"{name}: expected an RFC 3339 time, got {text!r}") from None
+    if t.tzinfo is None:
+        raise ValueError(f"{name}: give a time zone (e.g. 2026-11-28T00:00:00Z), got {text!r}")
+    return t
+
+
+async def get_measurements(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    q = parse_query(request.query)
+    with state.metrics.time_store("query"):
+        page = await _store_call(state, state.store.query_measurements, q)
+    return web.json_response({"measurements": page.items, "next_cursor": page.next_cursor})

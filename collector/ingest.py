@@ -1,0 +1,95 @@
+"""A submitted batch -> rows to store: validation, the probe's network, the recomputed verdict.
+
+A batch is judged whole: the first record at fault rejects it, with a message naming the record
+and the field (``records[3].dns[0].rcode: expected a string``), so nothing is half-stored.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+from collections.abc import Callable
+from typing import Any
+
+from collector.store import MeasurementRow
+from collector.store.probes import ProbeRow
+from probe import verdict
+from probe.record import MalformedRecord, Measurement
+
+AsnLookup = Callable[[str], int | None]
+
+
+class BatchError(ValueError):
+    """A batch refused whole; ``status`` is the HTTP status to answer (400, 403, 413)."""
+
+    def __init__(self, status: int, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.status, self.message, self.reason = status, message, reason
+
+
+def parse_batch(body: Any, max_records: int, probe_id: str) -> list[Measurement]:
+    """Validate ``{"records": [...]}``: every record of schema 1, none claiming another probe."""
+    if not isinstance(body, dict) or not isinstance(body.get("records"), list):
+        raise BatchError(400, "body: expected an object with a 'records' array", "schema")
+    records = body["records"]
+    if not records:
+        raise BatchError(400, "records: the batch is empty", "schema")
+    if len(records) > max_records:
+        raise BatchError(
+            413,
+            f"records: {len(records)} records, more than the limit of {max_records} a batch",
+            "too_large",
+        )
+    out = []
+    for i, data in enumerate(records):
+        try:
+            m = Measurement.from_dict(data)
+        except MalformedRecord as e:
+            raise BatchError(400, f"records[{i}].{e}", "schema") from None
+        if m.probe.id is not None and m.probe.id != probe_id:
+            raise BatchError(
+                403,
+                f"records[{i}].probe.id: {m.probe.id!r} is not the probe this token belongs to",
+                "auth",
+            )
+        out.append(m)
+    return out
+
+
+def network_of(
+    m: Measurement, probe: ProbeRow, looked_up: tuple[int, str | None] | None
+) -> tuple[int | None, str | None]:
+    """The network a record was measured on: the ASN database's answer when there is one,
+    else what the record declares, else what the probe declared when it registered."""
+    if looked_up is not None:
+        return looked_up
+    if m.probe.asn is not None or m.probe.network is not None:
+        return m.probe.asn, m.probe.network
+    return probe.declared_asn, probe.declared_network
+
+
+def prepare_rows(
+    records: list[Measurement],
+    probe: ProbeRow,
+    looked_up: tuple[int, str | None] | None,
+    fingerprints: verdict.Fingerprints,
+    asn_of: AsnLookup | None = None,
+    now: datetime.datetime | None = None,
+) -> list[MeasurementRow]:
+    """Recompute each verdict with the collector's fingerprints; keep the probe's beside it."""
+    now = now or datetime.datetime.now(datetime.UTC)
+    rows = []
+    for m in records:
+        mine = verdict.decide(m, m.control, fingerprints, asn_of=asn_of)
+        asn, network = network_of(m, probe, looked_up)
+        rows.append(
+            MeasurementRow.from_record(
+                dataclasses.replace(m, verdict=mine),
+                probe_id=probe.id,
+                asn=asn,
+                network=network,
+                received_at=now,
+                probe_verdict=m.verdict,
+            )
+        )
+    return rows
