@@ -50,10 +50,15 @@ ITEM_COLUMNS = (
 
 @dataclass(frozen=True)
 class InsertOutcome:
-    """What a batch did: ``inserted + duplicates`` is the number of distinct ids in the batch."""
+    """What a batch did: ``inserted + duplicates`` is the number of distinct ids in the batch.
+
+    ``new_ids`` are the ids this batch stored (the others were there already), for metrics and
+    analysis that must count each record once.
+    """
 
     inserted: int
     duplicates: int
+    new_ids: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -169,8 +174,10 @@ def insert(conn: sa.Connection, rows: Sequence[MeasurementRow]) -> InsertOutcome
         )
     else:
         stmt = sa.dialects.sqlite.insert(measurements).on_conflict_do_nothing(index_elements=["id"])
-    inserted = len(conn.execute(stmt.returning(measurements.c.id), params).all())
-    return InsertOutcome(inserted=inserted, duplicates=len(distinct) - inserted)
+    new_ids = frozenset(conn.execute(stmt.returning(measurements.c.id), params).scalars())
+    return InsertOutcome(
+        inserted=len(new_ids), duplicates=len(distinct) - len(new_ids), new_ids=new_ids
+    )
 
 
 def select_page(conn: sa.Connection, q: MeasurementQuery, position: Any, limit: int) -> Page:

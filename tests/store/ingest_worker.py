@@ -9,18 +9,20 @@ from tests.store import records
 
 
 def ingest(url: str, batches: list[list[int]], start: Any, results: Any) -> None:
-    """Wait for the start signal, insert each batch of record numbers, report the totals."""
+    """Wait for the start signal, insert each batch of record numbers, report what was new."""
     store = open_store(url)
     try:
         rows = [[records.row(n) for n in batch] for batch in batches]
         start.wait(timeout=60)
         inserted = duplicates = 0
+        new_ids: set[str] = set()
         for batch in rows:
             outcome = store.insert_batch(batch)
             inserted += outcome.inserted
             duplicates += outcome.duplicates
-        results.put(("ok", inserted, duplicates))
+            new_ids |= outcome.new_ids
+        results.put(("ok", inserted, duplicates, new_ids))
     except Exception as e:
-        results.put(("error", repr(e), 0))
+        results.put(("error", repr(e), 0, set()))
     finally:
         store.close()

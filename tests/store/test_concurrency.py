@@ -38,10 +38,13 @@ def test_two_processes_store_every_record_exactly_once(store: Store, db_url: str
     outcomes = [results.get(timeout=100) for _ in workers]
     for worker in workers:
         worker.join(timeout=30)
-    assert [o[0] for o in outcomes] == ["ok", "ok"], outcomes
+    assert [o[0] for o in outcomes] == ["ok", "ok"], [o[:2] for o in outcomes]
     assert [w.exitcode for w in workers] == [0, 0]
     assert sum(o[1] for o in outcomes) == 1800
     assert sum(o[2] for o in outcomes) == 600 + 2 * BATCH
+    first_new, second_new = (o[3] for o in outcomes)
+    assert not first_new & second_new
+    assert first_new | second_new == {record_id(n) for n in RECORDS}
     stored = [item["id"] for item in store.iter_measurements(MeasurementQuery())]
     assert sorted(stored) == sorted(record_id(n) for n in RECORDS)
     assert store.count_measurements(MeasurementQuery()) == 1800

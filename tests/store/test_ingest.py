@@ -45,6 +45,7 @@ def test_a_partly_known_batch_stores_only_the_new_records(store: Store) -> None:
     store.insert_batch([row(n) for n in range(5)])
     outcome = store.insert_batch([row(n) for n in range(3, 9)])
     assert (outcome.inserted, outcome.duplicates) == (4, 2)
+    assert outcome.new_ids == {records.record_id(n) for n in range(5, 9)}
     assert store.count_measurements(MeasurementQuery()) == 9
 
 
@@ -52,7 +53,7 @@ def test_an_id_repeated_inside_a_batch_counts_once(store: Store) -> None:
     outcome = store.insert_batch([row(1), row(1), row(2)])
     assert (outcome.inserted, outcome.duplicates) == (2, 0)
     outcome = store.insert_batch([row(1), row(1)])
-    assert (outcome.inserted, outcome.duplicates) == (0, 1)
+    assert (outcome.inserted, outcome.duplicates, outcome.new_ids) == (0, 1, frozenset())
 
 
 def test_the_first_stored_version_of_a_record_wins(store: Store) -> None:
