@@ -1,0 +1,194 @@
+"""Blocking flags across the probes of one network: when one opens, grows in confidence, closes.
+
+Pure: observations in, flags out; the store persists them. A flag is a finding per (network,
+service, method): "blocked on network N by method M since T, seen by k probes". The rules
+(DESIGN.md, issue 5):
+- blocked verdicts only count while the control reaches the service (a `down` verdict never does);
+- a fingerprinted block opens a flag at once; unconfirmed evidence needs a second probe of the
+  network, or the same probe in a second cycle with no peer contradicting it;
+- a failure that every measured network shares alike is an outage, never a flag;
+- a flag closes when the network's probes reach the service again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import itertools
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+# Two records of one probe this far apart belong to two cycles (a cycle is an hour by default,
+# busy windows shorten it to minutes: a second look a minute later is a second cycle).
+CYCLE_GAP = datetime.timedelta(seconds=60)
+MAX_EVIDENCE = 50
+
+
+@dataclass(frozen=True)
+class Observation:
+    """One stored verdict, as the analysis needs it."""
+
+    record_id: str
+    probe_id: str
+    asn: int | None
+    network: str | None
+    service: str
+    category: str
+    started_at: datetime.datetime
+    status: str
+    method: str | None = None
+    blockpage: str | None = None
+
+    @property
+    def network_key(self) -> tuple[int | None, str | None]:
+        return self.asn, self.network
+
+
+@dataclass(frozen=True)
+class Flag:
+    asn: int | None
+    network: str | None
+    service: str
+    category: str
+    method: str
+    state: str  # "open" or "closed"
+    first_seen: datetime.datetime
+    last_seen: datetime.datetime
+    probes: tuple[str, ...]
+    confidence: float
+    evidence: tuple[str, ...]
+    fingerprinted: bool = False
+    closed_at: datetime.datetime | None = None
+
+    @property
+    def key(self) -> tuple[int | None, str | None, str, str]:
+        return self.asn, self.network, self.service, self.method
+
+
+def confidence(probes: int, cycles: int, fingerprinted: bool) -> float:
+    """Grow towards 1 with every agreeing probe, every further cycle and a fingerprint."""
+    weight = probes + 0.5 * max(cycles - 1, 0) + (3 if fingerprinted else 0)
+    return round(1 - 0.5**weight, 4)
+
+
+@dataclass
+class _Evidence:
+    records: list[Observation] = field(default_factory=list)
+
+    def probes(self) -> set[str]:
+        return {o.probe_id for o in self.records}
+
+    def cycles(self) -> int:
+        """Count the distinct looks (times at least CYCLE_GAP apart) of the busiest probe."""
+        best = 0
+        for p in self.probes():
+            times = sorted(o.started_at for o in self.records if o.probe_id == p)
+            n = 1 + sum(1 for a, b in itertools.pairwise(times) if b - a >= CYCLE_GAP)
+            best = max(best, n)
+        return best
+
+
+def evaluate(
+    observations: Sequence[Observation],
+    current: Iterable[Flag],
+    other_networks: Sequence[Observation] = (),
+) -> list[Flag]:
+    """Return the flags of one (network, service) after ``observations`` (its recent records).
+
+    ``current`` are the flags stored for that pair; ``other_networks`` the same service's recent
+    records on other networks (to tell a network's block from an outage everybody shares).
+    """
+    flags = {f.method: f for f in current}
+    latest = _latest_per_probe(observations)
+    methods = {o.method for o in observations if o.status == "blocked" and o.method}
+    for method in sorted(methods):
+        flag = _judge(method, observations, latest, flags.get(method), other_networks)
+        if flag is not None:
+            flags[method] = flag
+    for method, flag in list(flags.items()):
+        if flag.state == "open" and _lifted(flag, latest):
+            flags[method] = dataclasses.replace(
+                flag, state="closed", closed_at=max(o.started_at for o in latest.values())
+            )
+    return sorted(flags.values(), key=lambda f: f.method)
+
+
+def _judge(
+    method: str,
+    obs: Sequence[Observation],
+    latest: dict[str, Observation],
+    flag: Flag | None,
+    others: Sequence[Observation],
+) -> Flag | None:
+    since = flag.closed_at if flag is not None and flag.state == "closed" else None
+    ev = _Evidence(
+        [
+            o
+            for o in obs
+            if o.status == "blocked"
+            and o.method == method
+            and (since is None or o.started_at > since)
+        ]
+    )
+    if not ev.records:
+        return None
+    fingerprinted = any(o.blockpage for o in ev.records)
+    contradicted = any(o.status == "ok" for p, o in latest.items() if p not in ev.probes())
+    still = [o for o in latest.values() if o.status == "blocked" and o.method == method]
+    if not still:
+        return None  # the probes no longer see this block
+    opens = fingerprinted or len(ev.probes()) >= 2 or (ev.cycles() >= 2 and not contradicted)
+    if not opens or (not fingerprinted and _everywhere(method, ev.records, others)):
+        return flag
+    first = ev.records[0]
+    times = [o.started_at for o in ev.records]
+    prev_first = flag.first_seen if flag is not None and flag.state == "open" else None
+    return Flag(
+        asn=first.asn,
+        network=first.network,
+        service=first.service,
+        category=first.category,
+        method=method,
+        state="open",
+        first_seen=prev_first or min(times),
+        last_seen=max(times),
+        probes=tuple(sorted(ev.probes())),
+        confidence=confidence(len(ev.probes()), ev.cycles(), fingerprinted),
+        evidence=tuple(o.record_id for o in ev.records[-MAX_EVIDENCE:]),
+        fingerprinted=fingerprinted,
+    )
+
+
+def _everywhere(method: str, mine: Sequence[Observation], others: Sequence[Observation]) -> bool:
+    """True when every other measured network fails the same way: an outage, not a block."""
+    latest = _latest_per_network(others)
+    if not latest:
+        return False
+    return all(o.status == "blocked" and o.method == method for o in latest.values())
+
+
+def _lifted(flag: Flag, latest: dict[str, Observation]) -> bool:
+    """The network's probes reach the service again: no probe's latest look shows the block."""
+    after = [o for o in latest.values() if o.started_at > flag.last_seen]
+    if not any(o.status == "ok" for o in after):
+        return False
+    return not any(o.status == "blocked" and o.method == flag.method for o in latest.values())
+
+
+def _latest_per_probe(obs: Iterable[Observation]) -> dict[str, Observation]:
+    out: dict[str, Observation] = {}
+    for o in obs:
+        if o.status in ("ok", "blocked") and (
+            o.probe_id not in out or o.started_at > out[o.probe_id].started_at
+        ):
+            out[o.probe_id] = o
+    return out
+
+
+def _latest_per_network(obs: Iterable[Observation]) -> dict[object, Observation]:
+    out: dict[object, Observation] = {}
+    for o in obs:
+        k = o.network_key
+        if o.status in ("ok", "blocked") and (k not in out or o.started_at > out[k].started_at):
+            out[k] = o
+    return out
