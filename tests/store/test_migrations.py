@@ -22,6 +22,7 @@ from collector.store import (
 from collector.store.schema import metadata
 from collector.store.versioning import alembic_config, head_revisions
 from tests.store import records
+from tests.store.conftest import reset_pg
 
 TABLES = {"alembic_version", "measurements", "probes"}
 
@@ -162,3 +163,20 @@ def test_sqlite_in_a_directory_that_cannot_exist_is_unavailable(tmp_path: pathli
     (tmp_path / "afile").write_text("")
     with pytest.raises(StoreUnavailable, match="database directory"):
         open_store(f"sqlite:///{tmp_path}/afile/sub/collector.db")
+
+
+@pytest.mark.postgres
+def test_a_store_outlives_its_postgresql_connections_being_killed(pg_database: str) -> None:
+    reset_pg(pg_database)
+    migrate(pg_database)
+    with open_store(pg_database) as store:
+        store.insert_batch([records.row(1)])
+        with store.engine.connect() as conn:
+            mine = conn.execute(sa.text("SELECT pg_backend_pid()")).scalar_one()
+        with open_store(pg_database) as admin, admin.engine.begin() as conn:
+            killed = conn.execute(
+                sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": mine}
+            ).scalar_one()
+        assert killed is True
+        assert store.count_measurements(MeasurementQuery()) == 1
+        assert store.insert_batch([records.row(2)]).inserted == 1
