@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
-import ipaddress
 import logging
+import re
+import time
+import traceback
 from typing import Any
 
 import prometheus_client
@@ -14,12 +16,11 @@ from collector import handlers, logs
 from collector.asn import AsnDatabase
 from collector.auth import RateLimiter
 from collector.config import CollectorConfig
+from collector import control as control_mod
 from collector.control import ControlVantage
 from collector.metrics import Metrics
-from probe import config as probe_config
 from probe import fingerprints
 from probe import watchlist as watchlist_mod
-from probe.flow import FlowOptions
 
 
 @dataclasses.dataclass
@@ -69,11 +70,50 @@ async def json_errors(request: web.Request, handler: Any) -> web.StreamResponse:
         return handlers.error(500, "internal error (logged)")
 
 
-def control_options(cfg: CollectorConfig) -> FlowOptions:
-    """The control vantage measures like a probe, through the collector's own resolver."""
-    ip, port = probe_config.parse_resolver(cfg.control_resolver or probe_config.system_resolver())
-    nets = tuple(ipaddress.ip_network(n, strict=False) for n in cfg.allow_networks)
-    return FlowOptions(resolver=ip, resolver_port=port, ca_file=cfg.ca_file, allow_networks=nets)
+@web.middleware
+async def access_log(request: web.Request, handler: Any) -> web.StreamResponse:
+    """Log each request's route, status and duration: never the client's address or query."""
+    t0, status = time.perf_counter(), 500
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    except web.HTTPException as e:
+        status = e.status
+        raise
+    finally:
+        resource = request.match_info.route.resource
+        route = resource.canonical if resource is not None else "-"
+        level = logging.DEBUG if route in QUIET_ROUTES else logging.INFO
+        ms = round((time.perf_counter() - t0) * 1000, 1)
+        logs.event("request", level, method=request.method, route=route, status=status, ms=ms)
+
+
+QUIET_ROUTES = frozenset({"/metrics", "/healthz"})  # scraped every few seconds
+# IPv4 dotted quads and anything shaped like an IPv6 address (two colons or more)
+ADDRESS = re.compile(r"\d{1,3}(?:\.\d{1,3}){3}|[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}")
+
+
+class NoAddresses(logging.Filter):
+    """Blank addresses out of aiohttp's own messages: it names the client of a request it
+    cannot parse ("Error handling request from %s"), and the collector never logs one."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        if record.exc_info:
+            text += "\n" + "".join(traceback.format_exception(*record.exc_info)).rstrip()
+            record.exc_info, record.exc_text = None, None
+        record.msg, record.args = ADDRESS.sub("<address>", text), None
+        return True
+
+
+def hide_addresses() -> None:
+    """Install NoAddresses on aiohttp's server loggers, once; silence its access log."""
+    logging.getLogger("aiohttp.access").disabled = True  # it would log the client's address
+    for name in ("aiohttp.server", "aiohttp.web"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, NoAddresses) for f in logger.filters):
+            logger.addFilter(NoAddresses())
 
 
 def build_app(
@@ -86,7 +126,7 @@ def build_app(
     registry = registry or prometheus_client.CollectorRegistry()
     if control is None and cfg.control_enabled:
         control = ControlVantage(
-            control_options(cfg), cfg.control_concurrency, cfg.control_cache_seconds
+            control_mod.control_options(cfg), cfg.control_concurrency, cfg.control_cache_seconds
         )
     fps = fingerprints.default_fingerprints()
     if cfg.fingerprints:
@@ -105,18 +145,20 @@ def build_app(
     if cfg.watchlist:
         state.watchlist = watchlist_mod.load_watchlist(cfg.watchlist)
         state.watchlist_doc = watchlist_mod.watchlist_to_dict(state.watchlist)
-    app = web.Application(middlewares=[json_errors], client_max_size=cfg.max_body_bytes)
+    app = web.Application(middlewares=[access_log, json_errors], client_max_size=cfg.max_body_bytes)
     app[handlers.STATE] = state
     routes = [
         ("GET", "/healthz", handlers.healthz),
         ("POST", "/api/v1/probes", handlers.post_probes),
         ("POST", "/api/v1/measurements", handlers.post_measurements),
         ("GET", "/api/v1/measurements", handlers.get_measurements),
+        ("GET", "/api/v1/export", handlers.get_export),
         ("POST", "/api/v1/control", handlers.post_control),
         ("GET", "/api/v1/watchlist", handlers.get_watchlist),
         ("GET", "/metrics", handlers.get_metrics),
+        ("GET", "/api/v1/openapi.json", handlers.get_openapi),
     ]
     for method, path, handler in routes:
         app.router.add_route(method, path, handler)
-    logging.getLogger("aiohttp.access").disabled = True  # it would log the client's address
+    hide_addresses()
     return app

@@ -14,9 +14,18 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from collector.config import CollectorConfig
 from probe import __version__
+from probe import config as probe_config
 from probe.flow import Flow, FlowOptions
 from probe.record import Control, Measurement, ProbeInfo, Target
+
+
+def control_options(cfg: CollectorConfig) -> FlowOptions:
+    """The control vantage measures like a probe, through the collector's own resolver."""
+    ip, port = probe_config.parse_resolver(cfg.control_resolver or probe_config.system_resolver())
+    nets = tuple(ipaddress.ip_network(n, strict=False) for n in cfg.allow_networks)
+    return FlowOptions(resolver=ip, resolver_port=port, ca_file=cfg.ca_file, allow_networks=nets)
 
 
 class ControlRequestError(ValueError):
