@@ -12,11 +12,11 @@ from typing import Any
 import prometheus_client
 from aiohttp import web
 
+from collector import control as control_mod
 from collector import handlers, logs
 from collector.asn import AsnDatabase
 from collector.auth import RateLimiter
 from collector.config import CollectorConfig
-from collector import control as control_mod
 from collector.control import ControlVantage
 from collector.metrics import Metrics
 from probe import fingerprints
