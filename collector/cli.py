@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import logging
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -16,7 +19,7 @@ from typing import Any, NoReturn
 from aiohttp import web
 
 from collector import app as app_mod
-from collector import config, logs
+from collector import config, export, handlers, logs
 from collector.store import StoreUnavailable
 from probe import __version__
 
@@ -59,9 +62,35 @@ def build_parser() -> argparse.ArgumentParser:
         help="treat addresses in this network as public (labs); repeatable",
     )
     serve.add_argument("--no-control", action="store_true", help="run no control vantage")
+    serve.add_argument(
+        "--log-format", choices=("text", "json"), help="text or json lines (log.format)"
+    )
+    serve.add_argument(
+        "--log-level", choices=("debug", "info", "warning", "error"), help="(log.level)"
+    )
     migrate = sub.add_parser("migrate", help="create or upgrade the database schema")
     _common(migrate)
+    _export_parser(sub)
     return p
+
+
+def _export_parser(sub: Any) -> None:
+    ex = sub.add_parser(
+        "export",
+        help="write stored measurements as JSON Lines, CSV or Parquet",
+        description="Write every measurement matching the filters, in (started_at, id) order. "
+        "Filters are those of GET /api/v1/measurements.",
+    )
+    _common(ex)
+    ex.add_argument("--format", choices=export.FORMATS, default="jsonl", help="default jsonl")
+    ex.add_argument(
+        "--output", "-o", metavar="FILE", default="-", help="file to write, or - (stdout)"
+    )
+    for name in EXPORT_FILTERS:
+        ex.add_argument(f"--{name.replace('_', '-')}", dest=name, metavar=name.upper())
+
+
+EXPORT_FILTERS = tuple(p for p in handlers.EXPORT_PARAMS if p != "format")
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -84,6 +113,8 @@ def overrides_from(args: argparse.Namespace) -> dict[str, Any]:
         ("resolver", "control.resolver"),
         ("ca_file", "tls.ca_file"),
         ("allow_network", "network.allow_networks"),
+        ("log_format", "log.format"),
+        ("log_level", "log.level"),
     ]
     for attr, key in pairs:
         if getattr(args, attr, None) is not None:
@@ -96,6 +127,11 @@ def overrides_from(args: argparse.Namespace) -> dict[str, Any]:
 async def cmd_serve(args: argparse.Namespace) -> int:
     cfg = config.load_config(args.config, overrides_from(args))
     logs.setup(cfg.log_format, cfg.log_level)
+    # aiohttp's own warnings and errors in the same format (its addresses are blanked: app.py)
+    aiohttp_logger = logging.getLogger("aiohttp")
+    aiohttp_logger.handlers[:] = logging.getLogger("surblocage").handlers
+    aiohttp_logger.setLevel(logging.WARNING)
+    aiohttp_logger.propagate = False
     db = open_database(cfg.database_url)
     application = app_mod.build_app(cfg, store=db)
     host, _, port = cfg.listen.rpartition(":")
@@ -103,7 +139,8 @@ async def cmd_serve(args: argparse.Namespace) -> int:
     await runner.setup()
     site = web.TCPSite(runner, host.strip("[]"), int(port))
     await site.start()
-    logs.event("collector listening", listen=cfg.listen, version=__version__)
+    bound = " ".join(_hostport(a) for a in runner.addresses)
+    logs.event("collector listening", listen=bound, version=__version__)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -114,6 +151,11 @@ async def cmd_serve(args: argparse.Namespace) -> int:
     db.close()
     logs.event("stopped")
     return 0
+
+
+def _hostport(address: Any) -> str:
+    host, port = address[0], address[1]
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def open_database(url: str) -> Any:
@@ -140,7 +182,79 @@ async def cmd_migrate(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"serve": cmd_serve, "migrate": cmd_migrate}
+def open_for_reading(url: str) -> Any:
+    """Open an existing, migrated store without changing it (no file created, no migration)."""
+    from collector import store
+
+    if url.startswith("sqlite:///"):
+        path = os.path.expanduser(url.removeprefix("sqlite:///"))
+        if not os.path.isfile(path):
+            raise config.ConfigError("--db", url, f"no such database file: {path}")
+    db = store.open_store(url)
+    try:
+        db.check_schema()
+    except store.SchemaMismatch as e:
+        db.close()
+        raise config.ConfigError("--db", url, f"{e}; run `{PROG} migrate`") from None
+    return db
+
+
+def export_query(args: argparse.Namespace) -> Any:
+    """The filters given on the command line as a MeasurementQuery; UsageError naming one."""
+    given = {k: getattr(args, k) for k in EXPORT_FILTERS if getattr(args, k) is not None}
+    try:
+        return handlers.parse_query(given, EXPORT_FILTERS)
+    except handlers.Problem as e:
+        name, _, why = e.message.partition(": ")
+        raise UsageError(f"argument --{name.replace('_', '-')}: {why}") from None
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    cfg = config.load_config(args.config, overrides_from(args))
+    q = export_query(args)
+    if args.format == "parquet":
+        try:
+            export.check_parquet()
+        except export.ExportError as e:
+            raise UsageError(str(e)) from None
+    with open_for_reading(cfg.database_url) as db:
+        written = _write_export(db.iter_measurements(q), args.format, args.output)
+    where = "standard output" if args.output == "-" else args.output
+    print(f"{written} records written to {where}", file=sys.stderr)
+    return 0
+
+
+def _write_export(items: Any, fmt: str, output: str) -> int:
+    """Write to ``output`` through a temporary file, so that a cut export leaves no file."""
+    progress = _progress if sys.stderr.isatty() else None
+    if output == "-":
+        n = _write(items, fmt, sys.stdout.buffer, progress)
+        sys.stdout.buffer.flush()
+    else:
+        partial = f"{output}.partial"
+        try:
+            with open(partial, "wb") as out:
+                n = _write(items, fmt, out, progress)
+            os.replace(partial, output)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(partial)
+    if progress:
+        print(file=sys.stderr)  # end the progress line
+    return n
+
+
+def _write(items: Any, fmt: str, out: Any, progress: Any) -> int:
+    if fmt == "parquet":
+        return export.write_parquet(items, out, progress)
+    return export.write_text(items, fmt, out, progress)
+
+
+def _progress(written: int) -> None:
+    print(f"\r{written} records written", end="", file=sys.stderr, flush=True)
+
+
+ASYNC_COMMANDS = {"serve": cmd_serve, "migrate": cmd_migrate}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -151,7 +265,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command is None:
             parser.print_help()
             return 2
-        return asyncio.run(COMMANDS[args.command](args))
+        if args.command == "export":  # synchronous: reads the store chunk by chunk, no loop
+            return cmd_export(args)
+        return asyncio.run(ASYNC_COMMANDS[args.command](args))
     except (UsageError, config.ConfigError) as e:
         print(f"{PROG}: error: {e}", file=sys.stderr)
         return 2

@@ -127,7 +127,8 @@ def _check(src: str, key: str, kind: str, v: Any) -> Any:
             raise ConfigError(src, key, f"must be a non-empty string, got {v!r}")
     if kind == "hostport":
         host, _, port = v.rpartition(":")
-        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        # port 0: any free port, announced in the "collector listening" log line
+        if not host or not port.isdigit() or not 0 <= int(port) < 65536:
             raise ConfigError(src, key, f"must be HOST:PORT, got {v!r}")
     elif kind == "dburl" and not v.startswith(("sqlite:///", "postgresql://", "postgresql+")):
         raise ConfigError(src, key, f"must be sqlite:///PATH or postgresql://..., got {v!r}")

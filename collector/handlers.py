@@ -5,16 +5,17 @@ from __future__ import annotations
 import asyncio
 import datetime
 import json
+import logging
 import time
 from typing import Any
 
 import prometheus_client
 from aiohttp import web
 
-from collector import auth, ingest, logs
+from collector import auth, export, ingest, logs, openapi
 from collector import control as control_mod
-from collector.store import MeasurementQuery, StoreUnavailable
-from probe.record import encode
+from collector.store import MeasurementQuery, StoreError, StoreUnavailable
+from probe.record import METHODS, STATUSES, encode
 
 STATE: web.AppKey[Any] = web.AppKey("state")
 
@@ -46,7 +47,22 @@ async def read_json(request: web.Request) -> Any:
 
 
 async def healthz(request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok"})
+    """Answer 200 when the database answers with the expected schema, else 503 "degraded"."""
+    state = request.app[STATE]
+    if state.store is None:
+        return web.json_response({"status": "ok", "database": "none"})
+    try:
+        await asyncio.to_thread(state.store.check_schema)
+    except StoreError as e:
+        # the reason goes to the log only: a driver message may name hosts and users
+        logs.event("health check: database failing", logging.WARNING, reason=str(e))
+        body = {"status": "degraded", "database": "unavailable", "error": "database unavailable"}
+        return web.json_response(body, status=503)
+    return web.json_response({"status": "ok", "database": "ok"})
+
+
+async def get_openapi(request: web.Request) -> web.Response:
+    return web.json_response(openapi.document())
 
 
 async def post_control(request: web.Request) -> web.Response:
@@ -163,6 +179,13 @@ async def post_measurements(request: web.Request) -> web.Response:
     for row in rows[: outcome.inserted]:
         state.metrics.record_ingested(row.network, row.status)
     state.metrics.network_seen(rows[0].network, now.timestamp())
+    logs.event(
+        "batch stored",
+        probe_id=probe.id,
+        records=len(rows),
+        inserted=outcome.inserted,
+        duplicates=outcome.duplicates,
+    )
     await state.after_ingest(rows, outcome)
     return web.json_response(
         {"accepted": len(rows), "inserted": outcome.inserted, "duplicates": outcome.duplicates}
@@ -184,11 +207,19 @@ QUERY_PARAMS = (
 )
 
 
-def parse_query(params: Any) -> MeasurementQuery:
+# the export takes the filters only: it always runs from the start to the end
+EXPORT_PARAMS = ("format", *(p for p in QUERY_PARAMS if p not in ("limit", "cursor")))
+
+
+def parse_query(params: Any, known: tuple[str, ...] = QUERY_PARAMS) -> MeasurementQuery:
     """Turn query parameters into a MeasurementQuery, or raise Problem(400) naming the parameter."""
-    unknown = sorted(set(params) - set(QUERY_PARAMS))
+    unknown = sorted(set(params) - set(known))
     if unknown:
-        raise Problem(400, f"{unknown[0]}: unknown parameter (known: {', '.join(QUERY_PARAMS)})")
+        raise Problem(400, f"{unknown[0]}: unknown parameter (known: {', '.join(known)})")
+    getall = getattr(params, "getall", lambda k: [params[k]])
+    repeated = sorted(k for k in set(params) if len(getall(k)) > 1)
+    if repeated:
+        raise Problem(400, f"{repeated[0]}: given more than once")
     kw: dict[str, Any] = {k: params[k] for k in QUERY_PARAMS if k in params}
     try:
         for k in ("asn", "limit"):
@@ -197,13 +228,16 @@ def parse_query(params: Any) -> MeasurementQuery:
         for k in ("since", "until"):
             if k in kw:
                 kw[k] = _time_param(k, kw[k])
+        for k, allowed in (("status", STATUSES), ("method", METHODS)):
+            if k in kw and kw[k] not in allowed:
+                raise ValueError(f"{k}: {kw[k]!r} is not one of {', '.join(allowed)}")
         return MeasurementQuery(**kw)
     except ValueError as e:
         raise Problem(400, str(e)) from None
 
 
 def _int_param(name: str, text: str) -> int:
-    if not text.isdigit():
+    if not (text.isascii() and text.isdigit()):
         raise ValueError(f"{name}: expected a whole number, got {text!r}")
     return int(text)
 
@@ -224,3 +258,43 @@ async def get_measurements(request: web.Request) -> web.Response:
     with state.metrics.time_store("query"):
         page = await _store_call(state, state.store.query_measurements, q)
     return web.json_response({"measurements": page.items, "next_cursor": page.next_cursor})
+
+
+async def get_export(request: web.Request) -> web.StreamResponse:
+    """Stream every matching record as JSON Lines or CSV, chunk by chunk (constant memory)."""
+    state = request.app[STATE]
+    fmt = request.query.get("format", "jsonl")
+    if fmt not in export.STREAMED_FORMATS:
+        known = ", ".join(export.STREAMED_FORMATS)
+        raise Problem(400, f"format: {fmt!r} is not one of {known} (Parquet: the export command)")
+    items = state.store.iter_measurements(parse_query(request.query, EXPORT_PARAMS))
+    # the first chunk before the headers: a database that does not answer is still a clean 503
+    with state.metrics.time_store("export"):
+        chunk = await _store_call(state, _next_chunk, items)
+    response = web.StreamResponse(
+        headers={
+            "Content-Type": export.CONTENT_TYPES[fmt],
+            "Content-Disposition": f'attachment; filename="measurements.{fmt}"',
+        }
+    )
+    response.enable_chunked_encoding()
+    await response.prepare(request)
+    encoder = export.TextEncoder(fmt)
+    await response.write(encoder.header())
+    while chunk:
+        await response.write(encoder.encode(chunk))
+        try:
+            chunk = await asyncio.to_thread(_next_chunk, items)
+        except StoreUnavailable as e:
+            # the headers are gone: end the connection without the last chunk, so that the
+            # client sees a truncated body rather than a complete-looking export
+            logs.event("export cut: database failing", logging.WARNING, reason=str(e))
+            if request.transport is not None:
+                request.transport.close()
+            return response
+    await response.write_eof()
+    return response
+
+
+def _next_chunk(items: Any) -> list[Any]:
+    return next(export.chunks(items), [])
