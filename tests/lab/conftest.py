@@ -26,6 +26,14 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.lab)
 
 
+@pytest.fixture(autouse=True)
+def _servers_still_alive(request: pytest.FixtureRequest) -> Iterator[None]:
+    """After each lab test, fail loudly (with its stderr) if a lab server has died."""
+    yield
+    if "lab" in request.fixturenames:
+        request.getfixturevalue("lab").processes.check_alive()
+
+
 @pytest.fixture(scope="session")
 def lab() -> Iterator[Lab]:
     reason = unusable_reason()

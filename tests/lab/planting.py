@@ -12,9 +12,9 @@ from typing import Any
 
 from tests.lab import addressing
 from tests.lab.addressing import IspAddresses
-from tests.lab.plan import BENCH_SUFFIX, CDN
+from tests.lab.plan import BENCH_SUFFIX, CDN, OK_NAME
 from tests.lab.processes import LabError
-from tests.lab.technique import BLOCKPAGE, IspSpec, Rule, Technique
+from tests.lab.technique import BLOCKPAGE, IspSpec, Name, Rule, Technique
 
 INTERNET = (ipaddress.ip_network("10.200.3.0/24"), ipaddress.ip_network("fd00:200:0:3::/64"))
 BLOCK_BODY = "BLOCKED by ISP {isp}: access to {host} is restricted by court order."
@@ -24,14 +24,18 @@ def fqdn(name: str) -> str:
     return name.lower().rstrip(".") + "."
 
 
+def entries(techniques: Iterable[Technique]) -> list[tuple[str, Name]]:
+    """Return (technique, zone entry) pairs, always with ok.example (readiness resolves it)."""
+    return [("baseline", OK_NAME)] + [(t.name, n) for t in techniques for n in t.zone]
+
+
 def zone(techniques: Iterable[Technique]) -> dict[str, dict[str, Any]]:
     """Merge every technique's zone entries (the authoritative side is the same for all ISPs)."""
     out: dict[str, dict[str, Any]] = {}
-    for t in techniques:
-        for n in t.zone:
-            entry = {"a": list(n.a), "aaaa": list(n.aaaa), "slow": n.slow_seconds}
-            if out.setdefault(fqdn(n.domain), entry) != entry:
-                raise LabError(f"{t.name}: {n.domain} is declared twice with different records")
+    for owner, n in entries(techniques):
+        entry = {"a": list(n.a), "aaaa": list(n.aaaa), "slow": n.slow_seconds}
+        if out.setdefault(fqdn(n.domain), entry) != entry:
+            raise LabError(f"{owner}: {n.domain} is declared twice with different records")
     return out
 
 
@@ -48,10 +52,10 @@ def auth_config(techniques: Sequence[Technique]) -> dict[str, Any]:
 def web_addresses(techniques: Iterable[Technique]) -> dict[str, str]:
     """Return every internet web address -> the certificate kind it serves ("none": closed)."""
     out: dict[str, str] = {}
-    for t in techniques:
-        for n in t.zone:
-            for a in (*n.a, *n.aaaa):
-                out.setdefault(str(ipaddress.ip_address(a)), "lab")
+    techniques = list(techniques)
+    for _, n in entries(techniques):
+        for a in (*n.a, *n.aaaa):
+            out.setdefault(str(ipaddress.ip_address(a)), "lab")
     for t in techniques:
         for li in t.listeners:
             out[str(ipaddress.ip_address(li.addr))] = li.cert
@@ -87,7 +91,8 @@ def web_config(
 
 def names(techniques: Iterable[Technique]) -> list[str]:
     """Every lab name the lab certificate covers (plus the benchmark wildcard)."""
-    found = {n.domain for t in techniques for n in t.zone}
+    techniques = list(techniques)
+    found = {n.domain for _, n in entries(techniques)}
     found |= {s.host for t in techniques for s in t.sites}
     return [*sorted(found), f"*.{BENCH_SUFFIX}"]
 

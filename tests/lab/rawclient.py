@@ -142,10 +142,10 @@ async def _hop(
         answer = await resolve(resolver, host, "AAAA" if family == 6 else "A", t.dns)
         seen.addresses = answer.addresses
         if answer.failure:
-            return _stop(seen, "dns", answer.failure)
+            return _stopped(seen, "dns", answer.failure)
         address = answer.addresses[0]
     if ipaddress.ip_address(address) not in (LAB_NET6 if family == 6 else LAB_NET):
-        return _stop(seen, "dns", None)  # a bogon: never connect to it
+        return _stopped(seen, "dns", None)  # a bogon: never connect to it
     step = "tcp"
     try:
         reader, writer = await asyncio.wait_for(asyncio.open_connection(address, port), t.connect)
@@ -157,9 +157,16 @@ async def _hop(
             step = "http"
             return await asyncio.wait_for(_get(reader, writer, url, host, parts), t.http)
         finally:
-            writer.close()
+            await close(writer)
     except (OSError, TimeoutError, ssl.SSLError, EOFError) as e:
-        return _stop(seen, step, failures.classify(e))
+        return _stopped(seen, step, failures.classify(e))
+
+
+async def close(writer: asyncio.StreamWriter) -> None:
+    """Close at once: a TLS close waits for the peer's close_notify (up to 30 s), and a socket
+    still open when the thread's event loop ends is a ResourceWarning (an error under pytest)."""
+    writer.transport.abort()
+    await asyncio.sleep(0)  # let the transport's connection_lost close the socket
 
 
 def _is_address(host: str) -> bool:
@@ -170,7 +177,8 @@ def _is_address(host: str) -> bool:
     return True
 
 
-def _stop(seen: Observation, step: str, failure: str | None) -> None:
+def _stopped(seen: Observation, step: str, failure: str | None) -> Hop | None:
+    """Record where the walk stopped; return None (no hop) for the caller to pass on."""
     seen.step, seen.failure = step, failure
     return None
 

@@ -79,13 +79,26 @@ class Rule:
 
 @dataclasses.dataclass(frozen=True)
 class Expect:
-    """The SPEC.md verdict a probe on an ISP where the technique is planted should reach."""
+    """The SPEC.md verdict a probe on an ISP where the technique is planted should reach.
+
+    ``detail`` and ``blockpage`` None mean "not specified": any value matches.
+    """
 
     status: str
     method: str | None = None
     detail: str | None = None
     blockpage: str | None = None  # fingerprint name (tests/lab/fingerprints.yaml)
     why: str = ""
+
+    def matches(self, verdict: Mapping[str, object] | None) -> bool:
+        """Tell whether a record's verdict (its JSON object) is the one expected."""
+        if not verdict:
+            return False
+        if (verdict.get("status"), verdict.get("method")) != (self.status, self.method):
+            return False
+        if self.detail is not None and verdict.get("detail") != self.detail:
+            return False
+        return self.blockpage is None or verdict.get("blockpage") == self.blockpage
 
 
 @dataclasses.dataclass(frozen=True)

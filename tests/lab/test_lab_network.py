@@ -48,8 +48,8 @@ def test_plan_is_consistent() -> None:
             assert action in RESOLVER_ACTIONS or action[0].isdigit() or action == "@blockpage"
         # string rules match substrings: a match must not hit another technique's names
         own = {n.domain for n in t.zone}
-        for rule in (r for r in t.rules if r.match):
-            assert {n for n in names if rule.match in n} <= own, (t.name, rule.match)
+        for match in (r.match for r in t.rules if r.match is not None):
+            assert {n for n in names if match in n} <= own, (t.name, match)
 
 
 @pytest.mark.parametrize("technique", WALKED, ids=lambda t: t.name)
@@ -122,8 +122,7 @@ async def peer_subject(address: str, sni: str) -> str:
     ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
     _, writer = await asyncio.open_connection(address, 443, ssl=ctx, server_hostname=sni)
     der = writer.get_extra_info("ssl_object").getpeercert(binary_form=True)
-    writer.close()
-    await writer.wait_closed()
+    await rawclient.close(writer)
     subject = x509.load_der_x509_certificate(der).subject
     return str(subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value)
 
@@ -193,7 +192,7 @@ def test_lossy_link_loses_some_packets_but_serves(lab: Lab) -> None:
                 _, w = await asyncio.wait_for(asyncio.open_connection("10.200.3.16", 443), 0.5)
             except TimeoutError:
                 return False
-            w.close()
+            await rawclient.close(w)
             return True
 
         return list(await asyncio.gather(*(one() for _ in range(60))))

@@ -267,3 +267,18 @@ class Lab:
 
     def __exit__(self, *exc: object) -> None:
         self.down()
+
+
+def main(argv: Sequence[str]) -> int:
+    """`python -m tests.lab.topology clean PREFIX...`: remove a crashed run's leftovers."""
+    if len(argv) < 2 or argv[0] != "clean":
+        print("usage: python -m tests.lab.topology clean PREFIX...", file=sys.stderr)
+        return 2
+    for prefix in argv[1:]:
+        Lab(prefix=prefix).down()
+        print(f"removed lab {prefix}: namespaces, /etc/netns entries, work directory")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
