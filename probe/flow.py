@@ -151,7 +151,14 @@ class Flow:
             extra = ()  # the control's extra addresses belong to the first host only
             usable = await self._connect(host, port, https, addresses, b)
             if not usable:
-                return  # nothing to fetch over: the verdict reads the DNS, TCP and TLS results
+                # nothing to fetch over: the verdict reads the DNS, TCP and TLS results; on a
+                # redirect hop, the request that failed there keeps the chain that led to it
+                if b.redirects:
+                    failure = _host_failure(b, host, addresses)
+                    b.http = HTTPResult(
+                        url=url, failure=failure, ms=0.0, redirects=list(b.redirects)
+                    )
+                return
             result = await self.steps["http"](
                 http.HTTPSpec(
                     url=url,
@@ -249,6 +256,17 @@ class Flow:
             )
         )
         return [first, swap]
+
+
+def _host_failure(b: _Builder, host: str, addresses: list[str]) -> str:
+    """The failure that stopped ``host``: its TLS handshake, else its TCP connect, else DNS."""
+    tls_failed = [t.failure for t in b.tls if t.sni == host and not t.neutral and t.failure]
+    tcp_failed = [t.failure for t in b.tcp if t.ip in addresses and t.failure]
+    dns_failed = [r.failure for r in b.dns if r.name == host and r.qtype == "A" and r.failure]
+    for failed in (tls_failed, tcp_failed, dns_failed):
+        if failed:
+            return failed[0]
+    return failures.UNKNOWN_PREFIX + "no address the probe may connect to"
 
 
 def _with_redirects(result: HTTPResult, b: _Builder, failure: str | None) -> HTTPResult:

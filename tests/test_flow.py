@@ -162,3 +162,15 @@ async def test_dns_only_target_is_never_dialled() -> None:
     )
     assert [c[0] for c in net.calls] == ["dns", "dns"]
     assert m.tcp == [] and m.http is None
+
+
+async def test_redirect_hop_that_cannot_be_reached_keeps_the_chain() -> None:
+    net = FakeNet(
+        {"a.fr": ["93.184.216.34"], "b.fr": ["93.184.216.40"]},
+        tls_fail={("93.184.216.40", "b.fr"): "connection_reset"},
+        pages={"https://a.fr/": (301, "https://b.fr/")},
+    )
+    m = await Flow(OPTS, net.steps()).measure(target("https://a.fr/", "a.fr"), PROBE)
+    assert m.http is not None
+    assert (m.http.url, m.http.failure) == ("https://b.fr/", "connection_reset")
+    assert [r.location for r in m.http.redirects] == ["https://b.fr/"]

@@ -43,10 +43,11 @@ def run_check(
     """Run one probe process over the techniques' URLs; return its records by URL."""
     first = techniques[0]
     argv = [a for a in lab.probe_argv(first, letter, control) if a not in first.urls]
-    urls = [u for t in techniques for u in t.urls]
+    keys = [(t.name, u) for t in techniques for u in t.urls]
+    urls = [u for _, u in keys]
     result = lab.exec(role, [*argv, "--timeout", "3", "--quiet", *urls], timeout=180)
     assert result.returncode == 0, result.stderr
-    return {r["target"]["url"]: r for r in map(json.loads, result.stdout.splitlines())}
+    return dict(zip(keys, map(json.loads, result.stdout.splitlines()), strict=True))
 
 
 def groups() -> list[list[Technique]]:
@@ -58,32 +59,32 @@ def groups() -> list[list[Technique]]:
 
 
 @pytest.fixture(scope="module")
-def verdicts(lab: Lab, control: str) -> dict[tuple[str, str], dict[str, Any]]:
-    """Records by (ISP letter, URL), for ISP a (everything planted) and ISP b (a few)."""
+def verdicts(lab: Lab, control: str) -> dict[tuple[str, str, str], dict[str, Any]]:
+    """Records by (ISP letter, technique, URL), for ISP a (everything planted) and b (a few)."""
     out = {}
     for letter in ("a", "b"):
         for group in groups():
-            for url, r in run_check(lab, f"probe_{letter}", group, control, letter).items():
-                out[(letter, url)] = r
+            for (name, url), r in run_check(lab, f"probe_{letter}", group, control, letter).items():
+                out[(letter, name, url)] = r
     return out
 
 
 @pytest.mark.parametrize("letter", ["a", "b"])
 @pytest.mark.parametrize("technique", TECHNIQUES, ids=[t.name for t in TECHNIQUES])
 def test_technique_gets_its_verdict(
-    lab: Lab, verdicts: dict[tuple[str, str], dict[str, Any]], technique: Technique, letter: str
+    lab: Lab, verdicts: dict[tuple[str, str, str], dict[str, Any]], technique: Technique, letter: str
 ) -> None:
     expect = lab.expected(technique, letter)
     for url in technique.urls:
-        got = verdicts[(letter, url)]["verdict"]
+        got = verdicts[(letter, technique.name, url)]["verdict"]
         assert expect.matches(got), f"{url}: expected {expect}, got {got}"
 
 
 def test_collector_recomputes_the_same_verdict(
-    verdicts: dict[tuple[str, str], dict[str, Any]],
+    verdicts: dict[tuple[str, str, str], dict[str, Any]],
 ) -> None:
     """The stored record alone gives the collector the probe's verdict (same fingerprints)."""
     fps = fingerprints.default_fingerprints().merge(fingerprints.load_fingerprints(FINGERPRINTS))
-    for (letter, url), record in verdicts.items():
+    for key, record in verdicts.items():
         m = Measurement.from_dict(record)
-        assert verdict.decide(m, None, fps) == m.verdict, (letter, url)
+        assert verdict.decide(m, None, fps) == m.verdict, key
