@@ -8,16 +8,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
+import os
+import sqlite3
 import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
-from probe import __version__, config, fingerprints, watchlist
+from probe import __version__, config, fingerprints, identity, logs, service, status, watchlist
+from probe.delivery import OperatorMustAct, register
 from probe.flow import Flow, FlowOptions
 from probe.output import Progress, render_table, use_colour
 from probe.record import ProbeInfo, Target
 from probe.runner import Runner
-from probe.uploader import CollectorClient
+from probe.uploader import CollectorClient, CollectorUnavailable
 
 PROG = "surblocage-probe"
 
@@ -66,7 +70,73 @@ def build_parser() -> argparse.ArgumentParser:
         help="extra block-page signatures (YAML, or OONI's CSV); repeatable",
     )
     add_measuring_options(check)
+    add_daemon_commands(sub)
     return p
+
+
+def add_daemon_commands(sub: Any) -> None:
+    """Add `run`, `register` and `status` (SPEC.md) to the command parsers."""
+    run = sub.add_parser(
+        "run",
+        help="the daemon: measure the watchlist on a schedule and submit to the collector",
+        description="Measure the watchlist on a schedule (with jitter, busy windows and budgets "
+        "from --config), spool every record durably and submit it to the collector, until "
+        "SIGTERM or SIGINT. --once: one cycle, submit, exit.",
+    )
+    run.add_argument("--once", action="store_true", help="one cycle, submit, exit")
+    run.add_argument("--watchlist", metavar="FILE", help="measure this file, not the collector's")
+    run.add_argument("--quiet", action="store_true", help="no progress on standard error")
+    run.add_argument(
+        "--cycle-deadline",
+        type=_positive_float,
+        metavar="SECONDS",
+        help="abandon a cycle running longer (default: from the watchlist's size and timeouts)",
+    )
+    run.add_argument(
+        "--retry-max",
+        type=_positive_float,
+        default=900.0,
+        metavar="SECONDS",
+        help="longest wait between two upload attempts (default 900)",
+    )
+    _add_identity_options(run)
+    add_measuring_options(run)
+    reg = sub.add_parser(
+        "register",
+        help="obtain a probe id and token from the collector (run does it by itself)",
+        description="Register with the collector; the id and token go to the state dir (0600).",
+    )
+    reg.add_argument("--force", action="store_true", help="register again, replacing the token")
+    reg.add_argument("--asn", type=_positive_int, metavar="N", help="declare the probe's ASN")
+    reg.add_argument("--network", metavar="NAME", help="declare the probe's network name")
+    _add_identity_options(reg)
+    _add_state_options(reg)
+    st = sub.add_parser(
+        "status",
+        help="what the probe did last, what is queued, whether the collector answers",
+        description="Show the last cycle, the spool, the last upload, the probe's network and "
+        "whether the collector answers (GET /healthz). Reads the state dir only.",
+    )
+    st.add_argument("--json", action="store_true", help="print one JSON document")
+    st.add_argument("--collector", metavar="URL", help="the collector's base URL (collector.url)")
+    _add_state_options(st)
+
+
+def _add_identity_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--collector", metavar="URL", help="the collector's base URL (collector.url)")
+    p.add_argument(
+        "--enrollment-key",
+        metavar="KEY",
+        default=os.environ.get("SURBLOCAGE_ENROLLMENT_KEY"),
+        help="the collector's enrollment key, if it has one (or $SURBLOCAGE_ENROLLMENT_KEY)",
+    )
+
+
+def _add_state_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--config", metavar="FILE", help="YAML configuration (configs/probe.example.yaml)"
+    )
+    p.add_argument("--state-dir", metavar="DIR", help="where the probe keeps identity and spool")
 
 
 def add_measuring_options(p: argparse.ArgumentParser) -> None:
@@ -135,6 +205,10 @@ def overrides_from(args: argparse.Namespace) -> dict[str, Any]:
             o[key] = getattr(args, attr)
     if getattr(args, "no_control", False):
         o["control.enabled"] = False
+    if getattr(args, "command", None) in ("run", "register", "status"):
+        for attr, key in (("collector", "collector.url"), ("watchlist", "watchlist")):
+            if getattr(args, attr, None) is not None:
+                o[key] = getattr(args, attr)
     if getattr(args, "timeout", None) is not None:
         for step in ("dns", "tcp", "tls", "http"):
             o[f"timeouts.{step}"] = args.timeout
@@ -217,7 +291,62 @@ async def cmd_check(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"check": cmd_check}
+async def cmd_run(args: argparse.Namespace) -> int:
+    cfg = config.load_config(args.config, overrides_from(args))
+    if args.once and cfg.log.level == "INFO" and sys.stderr.isatty() and not args.quiet:
+        logs.setup(cfg.log.format, "WARNING")  # the progress line says it on a terminal
+    else:
+        logs.setup(cfg.log.format, cfg.log.level)
+    if cfg.watchlist != "collector":  # a broken file stops us now, not in the first cycle
+        watchlist.load_watchlist(cfg.watchlist, cfg.network.allow_networks)
+    opts = flow_options(cfg)
+    plan = service.Plan(
+        config=cfg,
+        probe=probe_info(cfg, opts),
+        flow=Flow(opts),
+        fingerprints=load_fingerprints(cfg.fingerprints),
+        enrollment_key=args.enrollment_key,
+        retry_max_seconds=args.retry_max,
+        cycle_deadline_seconds=args.cycle_deadline,
+    )
+    if not args.once:
+        return await service.run_forever(plan)
+    code, message = await service.run_once(plan, Progress(0, quiet=args.quiet))
+    print(message, file=sys.stdout if code == 0 else sys.stderr)
+    return code
+
+
+async def cmd_register(args: argparse.Namespace) -> int:
+    cfg = config.load_config(args.config, overrides_from(args))
+    url = cfg.collector.url
+    if url is None:
+        raise UsageError("register: no collector: give --collector URL or collector.url")
+    current = identity.load_identity(cfg.state_dir)
+    if current is not None and current.serves(url) and not args.force:
+        print(f"already registered with {url} as {current.probe_id} (--force to register again)")
+        return 0
+    lock = identity.lock_state_dir(cfg.state_dir)  # not under a running daemon's feet
+    try:
+        async with CollectorClient(base_url=url, timeout_seconds=30.0) as client:
+            ident = await register(client, service.enrollment(cfg, args.enrollment_key))
+    except (CollectorUnavailable, OperatorMustAct) as e:
+        print(f"{PROG}: error: {url}: {e}", file=sys.stderr)
+        return 1
+    finally:
+        os.close(lock)
+    path = cfg.state_dir / identity.IDENTITY_FILE
+    print(f"registered with {url} as {ident.probe_id}; identity kept in {path}")
+    return 0
+
+
+async def cmd_status(args: argparse.Namespace) -> int:
+    cfg = config.load_config(args.config, overrides_from(args))
+    found = await status.gather(cfg)
+    print(json.dumps(found, indent=1) if args.json else status.render(found))
+    return 0
+
+
+COMMANDS = {"check": cmd_check, "run": cmd_run, "register": cmd_register, "status": cmd_status}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -240,7 +369,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
         return 130
-    except OSError as e:
+    except (OSError, identity.StateError, sqlite3.Error) as e:
         print(f"{PROG}: error: {e}", file=sys.stderr)
         return 1
 

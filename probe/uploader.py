@@ -1,9 +1,17 @@
-"""The only client of the collector's API: control requests now; registration and uploads later."""
+"""The only client of the collector's API: control, registration, submission, watchlist, health.
+
+Failures are sorted for the caller: `CollectorUnavailable` (network failure, 429, 5xx, a 3xx, an
+answer that is not the expected JSON: nothing happened, try again later) and `CollectorRefused`
+(any other 4xx: this request will never be taken as it is). A batch counts as acknowledged only
+on a 2xx whose JSON counts every record: a captive portal's "200 OK" page acknowledges nothing.
+"""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import aiohttp
 
@@ -13,13 +21,41 @@ from probe.record import Control, MalformedRecord, decode
 CONTROL_PATH = "/api/v1/control"
 
 
+class CollectorUnavailable(Exception):
+    """The collector did not take the request; nothing happened, try again later."""
+
+    def __init__(self, why: str) -> None:
+        super().__init__(why)
+        self.why = why
+
+
+class CollectorRefused(Exception):
+    """The collector refused this request for good (a 4xx other than 429)."""
+
+    def __init__(self, status: int, why: str) -> None:
+        super().__init__(f"HTTP {status}: {why}")
+        self.status, self.why = status, why
+
+
+@dataclass(frozen=True)
+class Ack:
+    accepted: int
+    inserted: int
+    duplicates: int
+
+
 class CollectorClient:
     """Talks to one collector; one aiohttp session for the client's life (use ``async with``)."""
 
     def __init__(
-        self, control_url: str, timeout_seconds: float = 60.0, software: str = "surblocage"
+        self,
+        control_url: str | None = None,
+        timeout_seconds: float = 60.0,
+        software: str = "surblocage",
+        base_url: str | None = None,
     ) -> None:
         self.control_url = control_url
+        self.base_url = base_url.rstrip("/") if base_url else None
         self._timeout = aiohttp.ClientTimeout(total=timeout_seconds)
         self._headers = {"User-Agent": software}
         self._session: aiohttp.ClientSession | None = None
@@ -35,6 +71,7 @@ class CollectorClient:
     async def control(self, url: str, addresses: Sequence[str]) -> Control:
         """Ask the collector to measure ``url`` from its vantage; a failure is a Control too."""
         assert self._session is not None, "use CollectorClient in 'async with'"
+        assert self.control_url is not None, "no control endpoint"
         body = {"targets": [{"url": url, "addresses": list(addresses)}]}
         try:
             async with self._session.post(self.control_url, json=body) as resp:
@@ -47,6 +84,65 @@ class CollectorClient:
                 return _parse_control(text, url)
         except (aiohttp.ClientError, OSError, TimeoutError) as e:
             return Control(failure=failures.classify(e))
+
+    async def register(
+        self, asn: int | None, network: str | None, enrollment_key: str | None
+    ) -> tuple[str, str]:
+        """Register a new probe (POST /api/v1/probes); return its (probe_id, token)."""
+        body = {"asn": asn, "network": network, "enrollment_key": enrollment_key}
+        doc = await self._call("POST", "/api/v1/probes", {k: v for k, v in body.items() if v})
+        try:
+            return _text(doc, "probe_id"), _text(doc, "token")
+        except (TypeError, KeyError, ValueError) as e:
+            raise CollectorUnavailable(f"malformed registration answer ({e})") from None
+
+    async def submit(self, token: str, records: Sequence[dict[str, Any]]) -> Ack:
+        """Submit one batch (POST /api/v1/measurements); return the collector's acknowledgement."""
+        doc = await self._call("POST", "/api/v1/measurements", {"records": list(records)}, token)
+        try:
+            ack = Ack(int(doc["accepted"]), int(doc["inserted"]), int(doc["duplicates"]))
+        except (TypeError, KeyError, ValueError) as e:
+            raise CollectorUnavailable(f"malformed acknowledgement ({e!r})") from None
+        if ack.accepted != len(records):
+            raise CollectorUnavailable(f"acknowledged {ack.accepted} of {len(records)} records")
+        return ack
+
+    async def watchlist(self) -> Any:
+        """Return the collector's watchlist document (validate it with parse_watchlist)."""
+        return await self._call("GET", "/api/v1/watchlist")
+
+    async def health(self) -> None:
+        """Return when GET /healthz answers 2xx; raise CollectorUnavailable otherwise."""
+        await self._call("GET", "/healthz")
+
+    async def _call(
+        self, method: str, path: str, body: Any = None, token: str | None = None
+    ) -> Any:
+        assert self._session is not None, "use CollectorClient in 'async with'"
+        assert self.base_url is not None, "no collector URL"
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        try:
+            async with self._session.request(
+                method, self.base_url + path, json=body, headers=headers, allow_redirects=False
+            ) as resp:
+                status, text = resp.status, await resp.text()
+        except (aiohttp.ClientError, OSError, TimeoutError) as e:
+            raise CollectorUnavailable(failures.classify(e)) from None
+        if 400 <= status < 500 and status != 429:
+            raise CollectorRefused(status, _error_of(text))
+        if not 200 <= status < 300:
+            raise CollectorUnavailable(f"HTTP {status}: {_error_of(text)}")
+        try:
+            return json.loads(text)
+        except ValueError:
+            raise CollectorUnavailable(f"HTTP {status} without a JSON answer") from None
+
+
+def _text(doc: Any, key: str) -> str:
+    value = doc[key]
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"{key}: expected a non-empty string")
+    return value
 
 
 def _parse_control(text: str, url: str) -> Control:

@@ -1,0 +1,147 @@
+"""One cycle: the watchlist of the moment, and measuring it within the cycle's budgets.
+
+The watchlist is refreshed from the collector each cycle and cached in the state dir (used when
+the collector is away), or read from a file. Targets are measured at most ``concurrency`` at once;
+once the bytes spent (estimated, see `estimated_bytes`) pass the budget, no new target starts
+and the rest are counted as skipped. Each record is committed to the spool the moment it is
+judged, so a stop or a crash loses only the targets in flight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from probe import identity, logs, watchlist
+from probe.record import Measurement, Target
+from probe.runner import Runner
+from probe.spool import Spool
+from probe.uploader import CollectorClient, CollectorRefused, CollectorUnavailable
+
+WATCHLIST_CACHE = "watchlist.json"
+# What a target costs the line besides its body: DNS queries, TCP handshakes, TLS handshakes
+# (certificate chains of a few KiB), HTTP headers. Rough on purpose: the budget is a safety cap.
+DNS_BYTES, TCP_BYTES, TLS_BYTES, HTTP_BYTES = 512, 256, 6144, 2048
+
+
+def estimated_bytes(m: Measurement) -> int:
+    """Approximate the bytes measuring ``m`` moved on the volunteer's line."""
+    total = DNS_BYTES * len(m.dns) + TCP_BYTES * len(m.tcp) + TLS_BYTES * len(m.tls)
+    if m.http is not None:
+        total += HTTP_BYTES * (1 + len(m.http.redirects)) + (m.http.body_length or 0)
+    return total
+
+
+@dataclass
+class CycleReport:
+    """What one cycle did; the heartbeat carries the last one for `status`."""
+
+    started_at: str
+    targets: int = 0
+    measured: int = 0
+    blocked: int = 0
+    skipped_budget: int = 0
+    bytes_estimated: int = 0
+    dropped: int = 0
+    watchlist: str = ""
+    outcome: str = "running"  # done, abandoned (past its deadline), interrupted, no_watchlist
+    finished_at: str | None = None
+
+
+class WatchlistSource:
+    """The watchlist of each cycle: a file, or the collector's (cached for when it is away)."""
+
+    def __init__(
+        self,
+        spec: str,
+        state_dir: Path,
+        client: CollectorClient | None,
+        allow_networks: Sequence[Any] = (),
+    ) -> None:
+        self.spec, self.client, self.allow = spec, client, tuple(allow_networks)
+        self.cache = state_dir / WATCHLIST_CACHE
+        self.last: tuple[watchlist.Watchlist, str] | None = None
+
+    async def get(self) -> tuple[watchlist.Watchlist | None, str]:
+        """Return this cycle's watchlist and where it came from (None: nothing to measure)."""
+        try:
+            if self.spec != "collector":
+                self.last = (watchlist.load_watchlist(self.spec, self.allow), self.spec)
+            else:
+                self.last = (await self._from_collector(), "collector")
+        except (CollectorUnavailable, CollectorRefused, watchlist.WatchlistError) as e:
+            logs.event("watchlist not refreshed", logging.WARNING, why=str(e))
+            if self.last is None and self.spec == "collector":
+                self.last = self._from_cache()
+        return self.last if self.last else (None, "")
+
+    async def _from_collector(self) -> watchlist.Watchlist:
+        assert self.client is not None and self.client.base_url is not None
+        doc = await self.client.watchlist()
+        source = self.client.base_url + "/api/v1/watchlist"
+        wl = watchlist.parse_watchlist(doc, source, self.allow)
+        body = watchlist.watchlist_to_dict(wl)
+        identity.write_private(self.cache, identity.json_bytes(body))
+        return wl
+
+    def _from_cache(self) -> tuple[watchlist.Watchlist, str] | None:
+        try:
+            doc = identity.read_json(self.cache)
+            if doc is None:
+                return None
+            return watchlist.parse_watchlist(doc, str(self.cache), self.allow), "cache"
+        except (identity.StateError, watchlist.WatchlistError) as e:
+            logs.event("watchlist cache unusable", logging.WARNING, why=str(e))
+            return None
+
+
+@dataclass
+class Cycle:
+    """One pass over the targets: budgets enforced, every record spooled as soon as judged."""
+
+    runner: Runner
+    spool: Spool
+    budget_bytes: int
+    on_record: Callable[[Measurement], None] | None = None
+
+    async def run(
+        self, targets: Sequence[Target], dns_only: frozenset[str], report: CycleReport
+    ) -> None:
+        sem = asyncio.Semaphore(self.runner.concurrency)
+
+        async def one(t: Target) -> None:
+            async with sem:
+                if report.bytes_estimated >= self.budget_bytes:
+                    report.skipped_budget += 1
+                    return
+                m = await self.runner.judge(t, t.service in dns_only)
+                self._keep(m, report)
+
+        report.targets = len(targets)
+        async with asyncio.TaskGroup() as tg:
+            for t in targets:
+                tg.create_task(one(t))
+
+    def _keep(self, m: Measurement, report: CycleReport) -> None:
+        full, old = self.spool.add(m)  # synchronous: a cancellation cannot cut it in half
+        report.measured += 1
+        report.bytes_estimated += estimated_bytes(m)
+        status = m.verdict.status if m.verdict else None
+        report.blocked += status == "blocked"
+        logs.event(
+            "record spooled", logging.DEBUG, id=m.id, service=m.target.service, status=status
+        )
+        if full or old:
+            report.dropped += full + old
+            logs.event(
+                "spool full: oldest records dropped",
+                logging.WARNING,
+                dropped_full=full,
+                dropped_old=old,
+            )
+        if self.on_record is not None:
+            self.on_record(m)

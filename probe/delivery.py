@@ -1,0 +1,206 @@
+"""Drains the spool into the collector: oldest batches first, backoff with jitter, poison isolated.
+
+A record leaves the spool only once the collector acknowledged its batch. Resubmitting is
+harmless (the collector is idempotent by record id), so any doubt (a timeout, a kill -9 between
+the collector's commit and ours) means "send again". Refusals are sorted by what can fix them:
+
+- network failures, 429, 5xx, other surprises: try again later, after an exponential backoff
+  with jitter (reset by the first success);
+- 400, 403, 413, 422 on a batch: a record is at fault (or the batch is too big). The batch is
+  halved until the record at fault is alone, then that one record is quarantined (moved aside
+  and counted); the good records around it are delivered;
+- 401 (the collector does not know our token) or a refused registration: retrying will not help
+  and re-registering on our own could hide a collector that lost its database, so the records
+  stay in the spool, an error is logged at every attempt (at the longest interval) and the
+  operator acts (`surblocage-probe register --force`, or an enrollment key).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from probe import identity
+from probe.spool import Spool, Spooled
+from probe.uploader import CollectorClient, CollectorRefused, CollectorUnavailable
+
+POISON = (400, 403, 413, 422)
+LOG = logging.getLogger("surblocage.probe.delivery")
+
+
+class OperatorMustAct(Exception):
+    """The collector refuses this probe itself (unknown token, closed registration)."""
+
+
+@dataclass
+class Backoff:
+    """Exponential backoff with jitter: base, 2x base, ... up to ``cap_seconds``; reset on success.
+
+    Half of each delay is fixed and half random, so that probes cut off together (a collector
+    restart) do not all come back in the same second.
+    """
+
+    base_seconds: float = 5.0
+    cap_seconds: float = 900.0
+    rand: Callable[[], float] = field(default=random.random, repr=False)
+    failures: int = 0
+
+    def failed(self) -> float:
+        """Count a failure and return how long to wait before the next attempt."""
+        self.failures += 1
+        delay = min(self.cap_seconds, self.base_seconds * 2 ** min(self.failures - 1, 30))
+        return delay / 2 + delay / 2 * self.rand()
+
+    def succeeded(self) -> None:
+        self.failures = 0
+
+
+@dataclass(frozen=True)
+class Enrollment:
+    """What registration needs: where to keep the identity, and what the probe declares."""
+
+    state_dir: Path
+    collector: str
+    asn: int | None = None
+    network: str | None = None
+    key: str | None = None
+
+
+async def register(client: CollectorClient, e: Enrollment) -> identity.Identity:
+    """Register with the collector and keep the new identity in the state dir."""
+    try:
+        probe_id, token = await client.register(e.asn, e.network, e.key)
+    except CollectorRefused as refused:
+        raise OperatorMustAct(f"registration refused ({refused})") from None
+    ident = identity.save_identity(e.state_dir, probe_id, token, e.collector)
+    _log(logging.INFO, "registered", probe_id=probe_id, collector=e.collector)
+    return ident
+
+
+class Uploader:
+    """Moves records from the spool to the collector, registering first when needed."""
+
+    def __init__(
+        self,
+        spool: Spool,
+        client: CollectorClient,
+        enrollment: Enrollment,
+        ident: identity.Identity | None = None,
+        batch_size: int = 100,
+        backoff: Backoff | None = None,
+    ) -> None:
+        self.spool, self.client, self.enrollment = spool, client, enrollment
+        self.identity = ident
+        self.batch_size = self.limit = batch_size
+        self.backoff = backoff or Backoff()
+
+    async def _identity(self) -> identity.Identity:
+        if self.identity is None:
+            self.identity = await register(self.client, self.enrollment)
+        return self.identity
+
+    async def upload_once(self) -> int:
+        """Submit the oldest batch; return how many records it delivered (0 while isolating)."""
+        batch = self.spool.peek(self.limit)
+        if not batch:
+            return 0
+        ident = await self._identity()
+        records = [_as_submitted(s, ident.probe_id) for s in batch]
+        try:
+            ack = await self.client.submit(ident.token, records)
+        except CollectorRefused as e:
+            if e.status == 401:
+                raise OperatorMustAct(
+                    f"the collector refuses our token ({e.why}); records stay spooled: "
+                    "run `surblocage-probe register --force` if the collector was reset"
+                ) from None
+            if e.status not in POISON:
+                raise CollectorUnavailable(str(e)) from None
+            self._isolate(batch, e)
+            return 0
+        self.spool.acknowledge([s.id for s in batch])
+        _log(
+            logging.INFO,
+            "batch delivered",
+            records=len(batch),
+            inserted=ack.inserted,
+            duplicates=ack.duplicates,
+            spooled=self.spool.depth(),
+        )
+        return len(batch)
+
+    def _isolate(self, batch: list[Spooled], e: CollectorRefused) -> None:
+        if len(batch) > 1:
+            self.limit = max(1, len(batch) // 2)
+            _log(logging.DEBUG, "batch refused, halving it", records=len(batch), why=str(e))
+            return
+        self.spool.quarantine([batch[0].id], str(e))
+        self.limit = self.batch_size
+        _log(logging.ERROR, "record quarantined", id=batch[0].id, why=str(e))
+
+    async def drain(self) -> None:
+        """Upload until the spool is empty; raise on the first failure that needs a wait."""
+        while self.spool.depth():
+            await self.upload_once()
+        self.backoff.succeeded()
+
+    async def try_register(self) -> None:
+        """Register now if the probe has no identity yet (first run); log a failure, no more."""
+        try:
+            await self._identity()
+        except (CollectorUnavailable, OperatorMustAct) as e:
+            _log(logging.WARNING, "not registered yet", why=str(e))
+
+    async def run(self, stop: asyncio.Event, wake: asyncio.Event) -> None:
+        """Upload whenever records wait, backing off after failures, until ``stop`` is set."""
+        while not stop.is_set():
+            wake.clear()
+            if not self.spool.depth():
+                await _either(stop, wake)
+                continue
+            try:
+                await self.drain()
+                continue
+            except OperatorMustAct as e:
+                delay = self.backoff.cap_seconds
+                _log(logging.ERROR, "upload impossible", why=str(e), retry_in_seconds=delay)
+            except CollectorUnavailable as e:
+                delay = self.backoff.failed()
+                fields = {"why": e.why, "retry_in_seconds": round(delay, 1)}
+                _log(logging.WARNING, "upload failed", **fields, spooled=self.spool.depth())
+            await sleep_unless(stop, delay)
+
+
+def _as_submitted(s: Spooled, probe_id: str) -> dict[str, Any]:
+    """The record as submitted: the probe id is this probe's current one (records measured
+    before the first registration, or before `register --force`, carry none or an old one)."""
+    doc = json.loads(s.body)
+    doc["probe"]["id"] = probe_id
+    return dict(doc)
+
+
+async def _either(a: asyncio.Event, b: asyncio.Event) -> None:
+    waits = [asyncio.ensure_future(a.wait()), asyncio.ensure_future(b.wait())]
+    try:
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waits:
+            w.cancel()
+
+
+async def sleep_unless(stop: asyncio.Event, seconds: float) -> None:
+    """Sleep ``seconds``, or less if ``stop`` is set meanwhile."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(seconds):
+            await stop.wait()
+
+
+def _log(level: int, msg: str, **fields: Any) -> None:
+    LOG.log(level, msg, extra={"fields": fields})

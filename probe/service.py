@@ -1,0 +1,197 @@
+"""The `run` command's life: wiring the daemon from the config, signals, forever or one cycle.
+
+`run` takes the state dir's lock (one `run` per spool), opens the spool and the collector client,
+and closes them on every way out. SIGTERM and SIGINT stop it cleanly: the cycle in flight is
+cancelled (its finished records are already spooled), background uploads are cancelled (their
+records stay spooled and are sent again: the collector is idempotent by record id), a last
+heartbeat says "stopped", and a log line says which signal stopped it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from probe import __version__, identity, logs
+from probe.config import ProbeConfig
+from probe.cycle import CycleReport, WatchlistSource
+from probe.delivery import Backoff, Enrollment, OperatorMustAct, Uploader
+from probe.flow import Flow
+from probe.output import Progress
+from probe.record import ProbeInfo
+from probe.runner import Runner
+from probe.scheduler import (
+    HEARTBEAT_FILE,
+    STALL_SECONDS,
+    Daemon,
+    Heartbeat,
+    Watchdog,
+    until_stopped,
+)
+from probe.spool import Spool
+from probe.uploader import CollectorClient, CollectorUnavailable
+
+EXIT_INTERRUPTED = 130
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What `run` was asked to do, once the command line and the config are read."""
+
+    config: ProbeConfig
+    probe: ProbeInfo
+    flow: Flow
+    fingerprints: Any
+    enrollment_key: str | None = None
+    retry_max_seconds: float = 900.0
+    cycle_deadline_seconds: float | None = None
+
+
+def enrollment(cfg: ProbeConfig, key: str | None) -> Enrollment:
+    """What registering with the configured collector declares."""
+    assert cfg.collector.url is not None
+    net = cfg.network
+    return Enrollment(cfg.state_dir, cfg.collector.url, net.asn, net.name, key)
+
+
+async def run_forever(plan: Plan) -> int:
+    """Run the daemon until SIGTERM or SIGINT; return the exit status (0 on a clean stop)."""
+
+    async def forever(daemon: Daemon) -> tuple[int, str]:
+        stop, received = _stop_on_signals()
+        watchdog = Watchdog(STALL_SECONDS)
+        watchdog.start()
+        collector = plan.config.collector.url
+        logs.event(
+            "probe started", version=__version__, collector=collector, resolver=plan.probe.resolver
+        )
+        try:
+            await daemon.run(stop, watchdog)
+        finally:
+            watchdog.stop()
+        signal_name = received[0] if received else None
+        logs.event("stopped", signal=signal_name, spooled=daemon.spool.depth())
+        return 0, ""
+
+    code, _ = await _with_daemon(plan, forever)
+    return code
+
+
+async def run_once(plan: Plan, progress: Progress) -> tuple[int, str]:
+    """Run one cycle and submit its records; return the exit status and a line for people."""
+    return await _with_daemon(plan, lambda d: _once(d, progress))
+
+
+async def _with_daemon(
+    plan: Plan, body: Callable[[Daemon], Awaitable[tuple[int, str]]]
+) -> tuple[int, str]:
+    cfg = plan.config
+    lock = identity.lock_state_dir(cfg.state_dir)
+    spool = Spool.in_state_dir(cfg.state_dir, cfg.spool.max_records, cfg.spool.max_age_days)
+    try:
+        client = CollectorClient(
+            _control_url(cfg), software=plan.probe.software, base_url=cfg.collector.url
+        )
+        async with client:
+            return await body(_daemon(plan, spool, client))
+    finally:
+        spool.close()
+        os.close(lock)
+
+
+def _daemon(plan: Plan, spool: Spool, client: CollectorClient) -> Daemon:
+    """Wire the daemon; without a collector it measures and keeps everything in the spool."""
+    cfg = plan.config
+    collector = cfg.collector.url
+    uploader = None
+    if collector is not None:
+        ident = identity.load_identity(cfg.state_dir)
+        if ident is not None and not ident.serves(collector):
+            logs.event("identity is for another collector: registering", was=ident.collector)
+            ident = None
+        uploader = Uploader(
+            spool,
+            client,
+            enrollment(cfg, plan.enrollment_key),
+            ident,
+            cfg.upload.batch_size,
+            Backoff(cap_seconds=plan.retry_max_seconds),
+        )
+    control = client if _control_url(cfg) else None
+    source = client if collector else None
+    about = {
+        "collector": collector,
+        "resolver": plan.probe.resolver,
+        "software": plan.probe.software,
+    }
+    return Daemon(
+        runner=Runner(plan.flow, plan.probe, control, plan.fingerprints, cfg.concurrency),
+        spool=spool,
+        watchlists=WatchlistSource(
+            cfg.watchlist, cfg.state_dir, source, cfg.network.allow_networks
+        ),
+        heartbeat=Heartbeat(cfg.state_dir / HEARTBEAT_FILE, spool, about),
+        schedule=cfg.schedule,
+        budget_bytes=cfg.budget.max_bytes_per_cycle,
+        target_timeout_seconds=cfg.timeouts.target,
+        uploader=uploader,
+        deadline_seconds=plan.cycle_deadline_seconds,
+    )
+
+
+def _control_url(cfg: ProbeConfig) -> str | None:
+    return cfg.control.url if cfg.control.enabled else None
+
+
+def _stop_on_signals() -> tuple[asyncio.Event, list[str]]:
+    """Return an event that SIGTERM or SIGINT sets, and the names of the signals received."""
+    stop, received = asyncio.Event(), []
+    loop = asyncio.get_running_loop()
+
+    def on_signal(sig: signal.Signals) -> None:
+        logs.event("signal received: stopping", signal=sig.name)
+        received.append(sig.name)
+        stop.set()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, on_signal, sig)
+    return stop, received
+
+
+async def _once(daemon: Daemon, progress: Progress) -> tuple[int, str]:
+    stop, received = _stop_on_signals()
+    reports: list[CycleReport] = []
+
+    def set_total(n: int) -> None:
+        progress.total = n
+
+    async def cycle_and_submit() -> None:
+        if daemon.uploader is not None:
+            await daemon.uploader.try_register()
+        reports.append(await daemon.cycle(progress.update, set_total))
+        if daemon.uploader is not None:
+            await daemon.uploader.drain()
+
+    try:
+        finished = await until_stopped(cycle_and_submit(), stop)
+    except (CollectorUnavailable, OperatorMustAct) as e:
+        return 1, f"surblocage-probe: error: {e}; {_kept(daemon)} (`run` submits them later)"
+    finally:
+        progress.close()
+    if not finished:
+        return EXIT_INTERRUPTED, f"surblocage-probe: interrupted by {received[0]}; {_kept(daemon)}"
+    r = reports[0]
+    where = "submitted" if daemon.uploader else "kept in the spool (no collector)"
+    line = (
+        f"{r.measured} of {r.targets} targets measured, {r.blocked} blocked, "
+        f"{r.skipped_budget} skipped (budget); records {where}"
+    )
+    return (0, line) if r.outcome == "done" else (1, f"surblocage-probe: cycle {r.outcome}; {line}")
+
+
+def _kept(daemon: Daemon) -> str:
+    return f"{daemon.spool.depth()} records kept in the spool"

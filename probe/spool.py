@@ -1,0 +1,212 @@
+"""The durable outbox: a record is committed here before any upload and leaves once acknowledged.
+
+SQLite in the state dir (WAL, synchronous=FULL: a commit survives a power cut). Records leave in
+the order they came (oldest first). Past ``max_records`` or ``max_age_days`` the oldest are
+dropped and counted; a record the collector refuses for good is moved to the quarantine table and
+counted. The counters persist with the records, so `status` shows them after a restart.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import sqlite3
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from probe.record import Measurement
+
+SPOOL_FILE = "spool.db"
+QUARANTINE_MAX = 1000  # kept for an operator to look at; older ones go first
+COUNTERS = ("dropped_full", "dropped_old", "quarantined", "delivered")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS records (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    spooled_at REAL NOT NULL,
+    body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS quarantine (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL,
+    spooled_at REAL NOT NULL,
+    quarantined_at REAL NOT NULL,
+    reason TEXT NOT NULL,
+    body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS facts (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+
+@dataclass(frozen=True)
+class Spooled:
+    """One record waiting in the spool: its id and its JSON text, as measured."""
+
+    id: str
+    body: str
+
+
+@dataclass(frozen=True)
+class SpoolStats:
+    depth: int
+    oldest_spooled_at: str | None
+    dropped_full: int
+    dropped_old: int
+    quarantined: int
+    delivered: int
+    last_upload_at: str | None
+
+
+class Spool:
+    """The outbox of one probe; one process at a time (the state dir lock sees to it)."""
+
+    def __init__(
+        self,
+        path: Path,
+        max_records: int = 100_000,
+        max_age_days: float = 30.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.path, self.max_records = path, max_records
+        self.max_age_seconds = max_age_days * 86400.0
+        self.clock = clock
+        self._db = sqlite3.connect(path, isolation_level=None)  # transactions are explicit
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")  # WAL+NORMAL may lose the last commits
+        self._db.execute("PRAGMA busy_timeout=5000")
+        self._db.executescript(SCHEMA)  # each CREATE ... IF NOT EXISTS is atomic by itself
+
+    @classmethod
+    def in_state_dir(cls, state_dir: Path, max_records: int, max_age_days: float) -> Spool:
+        return cls(state_dir / SPOOL_FILE, max_records, max_age_days)
+
+    def close(self) -> None:
+        self._db.close()
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    def add(self, m: Measurement) -> tuple[int, int]:
+        """Commit ``m`` durably; return how many old records the caps dropped (full, old)."""
+        with self._transaction() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO records (id, spooled_at, body) VALUES (?, ?, ?)",
+                (m.id, self.clock(), m.to_json()),
+            )
+            return self._enforce_caps(db)
+
+    def prune(self) -> tuple[int, int]:
+        """Drop what is past the caps now (age moves on while the collector is away)."""
+        with self._transaction() as db:
+            return self._enforce_caps(db)
+
+    def _enforce_caps(self, db: sqlite3.Connection) -> tuple[int, int]:
+        cutoff = self.clock() - self.max_age_seconds
+        old = db.execute("DELETE FROM records WHERE spooled_at < ?", (cutoff,)).rowcount
+        (depth,) = db.execute("SELECT COUNT(*) FROM records").fetchone()
+        full = 0
+        if depth > self.max_records:
+            full = db.execute(
+                "DELETE FROM records WHERE seq IN (SELECT seq FROM records ORDER BY seq LIMIT ?)",
+                (depth - self.max_records,),
+            ).rowcount
+        self._count(db, "dropped_old", old)
+        self._count(db, "dropped_full", full)
+        return full, old
+
+    def _count(self, db: sqlite3.Connection, name: str, n: int) -> None:
+        if n:
+            db.execute(
+                "INSERT INTO counters (name, value) VALUES (?, ?) "
+                "ON CONFLICT(name) DO UPDATE SET value = value + excluded.value",
+                (name, n),
+            )
+
+    def peek(self, limit: int) -> list[Spooled]:
+        """Return up to ``limit`` records, oldest first, without removing them."""
+        rows = self._db.execute(
+            "SELECT id, body FROM records ORDER BY seq LIMIT ?", (limit,)
+        ).fetchall()
+        return [Spooled(i, b) for i, b in rows]
+
+    def acknowledge(self, ids: Sequence[str]) -> None:
+        """Remove records the collector acknowledged (2xx), and note the time of the upload."""
+        with self._transaction() as db:
+            gone = _delete(db, "records", ids)
+            self._count(db, "delivered", gone)
+            db.execute(
+                "INSERT OR REPLACE INTO facts (name, value) VALUES ('last_upload_at', ?)",
+                (_rfc3339(self.clock()),),
+            )
+
+    def quarantine(self, ids: Sequence[str], reason: str) -> int:
+        """Move records the collector refuses for good aside; return how many moved."""
+        marks = ",".join("?" * len(ids))
+        with self._transaction() as db:
+            db.execute(
+                "INSERT INTO quarantine (id, spooled_at, quarantined_at, reason, body) "
+                f"SELECT id, spooled_at, ?, ?, body FROM records WHERE id IN ({marks}) "
+                "ORDER BY seq",
+                (self.clock(), reason[:500], *ids),
+            )
+            moved = _delete(db, "records", ids)
+            self._count(db, "quarantined", moved)
+            db.execute(
+                "DELETE FROM quarantine WHERE seq <= (SELECT MAX(seq) FROM quarantine) - ?",
+                (QUARANTINE_MAX,),
+            )
+            return moved
+
+    def quarantined(self) -> list[tuple[str, str]]:
+        """Return the (id, reason) of the quarantined records, oldest first."""
+        return self._db.execute("SELECT id, reason FROM quarantine ORDER BY seq").fetchall()
+
+    def depth(self) -> int:
+        (n,) = self._db.execute("SELECT COUNT(*) FROM records").fetchone()
+        return int(n)
+
+    def stats(self) -> SpoolStats:
+        return read_stats(self._db)
+
+
+def _delete(db: sqlite3.Connection, table: str, ids: Sequence[str]) -> int:
+    marks = ",".join("?" * len(ids))
+    return db.execute(f"DELETE FROM {table} WHERE id IN ({marks})", tuple(ids)).rowcount
+
+
+def read_stats(db: sqlite3.Connection) -> SpoolStats:
+    """Return the figures `status` shows, from an open spool database."""
+    depth, oldest = db.execute("SELECT COUNT(*), MIN(spooled_at) FROM records").fetchone()
+    counters = dict(db.execute("SELECT name, value FROM counters").fetchall())
+    facts = dict(db.execute("SELECT name, value FROM facts").fetchall())
+    return SpoolStats(
+        depth=int(depth),
+        oldest_spooled_at=None if oldest is None else _rfc3339(oldest),
+        last_upload_at=facts.get("last_upload_at"),
+        **{name: int(counters.get(name, 0)) for name in COUNTERS},
+    )
+
+
+def stats_readonly(path: Path) -> SpoolStats | None:
+    """Read a spool's figures without writing to it (None when there is no spool)."""
+    if not path.exists():
+        return None
+    db = sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True)
+    try:
+        return read_stats(db)
+    finally:
+        db.close()
+
+
+def _rfc3339(timestamp: float) -> str:
+    t = datetime.datetime.fromtimestamp(timestamp, datetime.UTC)
+    return t.isoformat(timespec="seconds").replace("+00:00", "Z")

@@ -1,0 +1,169 @@
+"""What `surblocage-probe status` shows: the daemon's heartbeat, its spool, identity and collector.
+
+It only reads the state dir. The spool is opened read-only, and only by the user who owns it:
+SQLite may create its -shm file on open, and one created by root would lock the daemon's own
+user out. Anyone else (root looking at a systemd DynamicUser's state) sees the spool figures of
+the last heartbeat instead.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import fcntl
+import os
+from pathlib import Path
+from typing import Any
+
+from probe import identity, spool
+from probe.config import ProbeConfig
+from probe.scheduler import HEARTBEAT_FILE
+from probe.uploader import CollectorClient, CollectorRefused, CollectorUnavailable
+
+HEALTH_TIMEOUT_SECONDS = 5.0
+
+
+async def gather(cfg: ProbeConfig) -> dict[str, Any]:
+    """Collect what `status` shows, as plain JSON-able values."""
+    state_dir = cfg.state_dir
+    beat = identity.read_json(state_dir / HEARTBEAT_FILE) or {}
+    ident = identity.load_identity(state_dir)
+    return {
+        "state_dir": str(state_dir),
+        "daemon": _daemon(state_dir, beat),
+        "probe_id": ident.probe_id if ident else None,
+        "registered_with": ident.collector if ident else None,
+        "network": _network(cfg),
+        "resolver": beat.get("resolver") or cfg.dns.resolver or "the system's (/etc/resolv.conf)",
+        "last_cycle": beat.get("last_cycle"),
+        "spool": _spool(state_dir, beat),
+        "collector": await _collector(cfg.collector.url),
+    }
+
+
+def running(state_dir: Path) -> bool:
+    """Tell whether a `run` holds the state dir (its lock is taken)."""
+    try:
+        fd = os.open(state_dir / identity.LOCK_FILE, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
+def _daemon(state_dir: Path, beat: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "running": running(state_dir),
+        "pid": beat.get("pid"),
+        "state": beat.get("state"),
+        "beat_at": beat.get("beat_at"),
+        "next_cycle_at": beat.get("next_cycle_at"),
+    }
+
+
+def _network(cfg: ProbeConfig) -> dict[str, Any]:
+    net = cfg.network
+    if net.asn is not None or net.name is not None:
+        return {"asn": net.asn, "name": net.name, "cc": net.cc, "source": "config"}
+    return {"asn": None, "name": None, "cc": net.cc, "source": "collector"}
+
+
+def _spool(state_dir: Path, beat: dict[str, Any]) -> dict[str, Any] | None:
+    path = state_dir / spool.SPOOL_FILE
+    try:
+        mine = path.stat().st_uid == os.geteuid()
+    except OSError:
+        mine = False
+    if mine:
+        stats = spool.stats_readonly(path)
+        return dict(dataclasses.asdict(stats), as_of="now") if stats else None
+    snapshot = beat.get("spool")
+    return dict(snapshot, as_of=beat.get("beat_at")) if snapshot else None
+
+
+async def _collector(url: str | None) -> dict[str, Any]:
+    if url is None:
+        return {"url": None, "reachable": None, "why": "no collector configured"}
+    async with CollectorClient(base_url=url, timeout_seconds=HEALTH_TIMEOUT_SECONDS) as client:
+        try:
+            await client.health()
+        except (CollectorUnavailable, CollectorRefused) as e:
+            return {"url": url, "reachable": False, "why": str(e)}
+    return {"url": url, "reachable": True, "why": None}
+
+
+def render(s: dict[str, Any], now: datetime.datetime | None = None) -> str:
+    """Return the human text of a `gather` result."""
+    rows = [
+        ("daemon", _daemon_text(s["daemon"], now)),
+        ("probe id", _identity_text(s)),
+        ("network", _network_text(s["network"])),
+        ("resolver tested", s["resolver"]),
+        ("last cycle", _cycle_text(s["last_cycle"])),
+        ("spool", _spool_text(s["spool"])),
+        ("last upload", (s["spool"] or {}).get("last_upload_at") or "never"),
+        ("collector", _collector_text(s["collector"])),
+    ]
+    width = max(len(k) for k, _ in rows) + 1
+    head = f"surblocage-probe status (state dir {s['state_dir']})"
+    return "\n".join([head] + [f"{k + ':':<{width}} {v}" for k, v in rows])
+
+
+def _daemon_text(d: dict[str, Any], now: datetime.datetime | None) -> str:
+    if not d["running"]:
+        last = f"; last beat {d['beat_at']}" if d["beat_at"] else ""
+        return f"not running{last}"
+    text = f"running (pid {d['pid']}), {d['state']}; last beat {d['beat_at']}"
+    if d["beat_at"]:
+        now = now or datetime.datetime.now(datetime.UTC)
+        then = datetime.datetime.fromisoformat(d["beat_at"].replace("Z", "+00:00"))
+        text += f" ({int((now - then).total_seconds())} s ago)"
+    if d["state"] == "idle" and d["next_cycle_at"]:
+        text += f"; next cycle {d['next_cycle_at']}"
+    return text
+
+
+def _identity_text(s: dict[str, Any]) -> str:
+    if s["probe_id"] is None:
+        return "not registered yet"
+    return f"{s['probe_id']} (registered with {s['registered_with']})"
+
+
+def _network_text(n: dict[str, Any]) -> str:
+    if n["source"] == "config":
+        name = " ".join(x for x in (f"AS{n['asn']}" if n["asn"] else "", n["name"] or "") if x)
+        return f"{name} ({n['cc']}), declared in the config"
+    return "decided by the collector from the address it sees (its ASN database)"
+
+
+def _cycle_text(c: dict[str, Any] | None) -> str:
+    if c is None:
+        return "none yet"
+    text = (
+        f"{c['started_at']} {c['outcome']}: {c['targets']} targets, {c['measured']} measured, "
+        f"{c['blocked']} blocked"
+    )
+    return text + (f", {c['skipped_budget']} skipped (budget)" if c["skipped_budget"] else "")
+
+
+def _spool_text(sp: dict[str, Any] | None) -> str:
+    if sp is None:
+        return "empty (no spool yet)"
+    dropped = sp["dropped_full"] + sp["dropped_old"]
+    text = (
+        f"{sp['depth']} records waiting, {dropped} dropped (spool full {sp['dropped_full']}, "
+        f"too old {sp['dropped_old']}), {sp['quarantined']} quarantined, "
+        f"{sp['delivered']} delivered"
+    )
+    return text + ("" if sp["as_of"] == "now" else f" (as of {sp['as_of']})")
+
+
+def _collector_text(c: dict[str, Any]) -> str:
+    if c["url"] is None:
+        return "none configured"
+    return f"{c['url']} " + ("reachable" if c["reachable"] else f"unreachable ({c['why']})")
