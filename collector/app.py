@@ -64,7 +64,10 @@ async def json_errors(request: web.Request, handler: Any) -> web.StreamResponse:
     except web.HTTPException as e:
         if e.content_type == "application/json" or e.status < 400:
             raise
-        return handlers.error(e.status, e.reason if e.text is None else e.text.strip())
+        answer = handlers.error(e.status, e.reason if e.text is None else e.text.strip())
+        if "Allow" in e.headers:  # a 405 must say which methods are allowed (RFC 9110, 15.5.6)
+            answer.headers["Allow"] = e.headers["Allow"]
+        return answer
     except Exception:
         logs.LOG.exception("unexpected error", extra={"fields": {"path": request.path}})
         return handlers.error(500, "internal error (logged)")

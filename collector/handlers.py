@@ -163,14 +163,14 @@ async def post_measurements(request: web.Request) -> web.Response:
     try:
         body = await read_json(request)
         records = ingest.parse_batch(body, state.config.max_batch_records, probe.id)
+        looked_up = state.lookup_network(_source(request))  # the address is dropped after this
+        rows = ingest.prepare_rows(records, probe, looked_up, state.fingerprints, state.asn_of)
     except Problem as e:
         state.metrics.reject("too_large" if e.status == 413 else "malformed_json")
         raise
     except ingest.BatchError as e:
         state.metrics.reject(e.reason)
         return error(e.status, e.message)
-    looked_up = state.lookup_network(_source(request))  # the address is dropped after this
-    rows = ingest.prepare_rows(records, probe, looked_up, state.fingerprints, state.asn_of)
     with state.metrics.time_store("insert_batch"):
         outcome = await _store_call(state, state.store.insert_batch, rows)
     now = datetime.datetime.now(datetime.UTC)

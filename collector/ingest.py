@@ -79,11 +79,11 @@ def prepare_rows(
     """Recompute each verdict with the collector's fingerprints; keep the probe's beside it."""
     now = now or datetime.datetime.now(datetime.UTC)
     rows = []
-    for m in records:
+    for i, m in enumerate(records):
         mine = verdict.decide(m, m.control, fingerprints, asn_of=asn_of)
         asn, network = network_of(m, probe, looked_up)
-        rows.append(
-            MeasurementRow.from_record(
+        try:
+            row = MeasurementRow.from_record(
                 dataclasses.replace(m, verdict=mine),
                 probe_id=probe.id,
                 asn=asn,
@@ -91,5 +91,24 @@ def prepare_rows(
                 received_at=now,
                 probe_verdict=m.verdict,
             )
-        )
+        except ValueError as e:  # what the store cannot hold (a NUL, an ASN past 32 bits)
+            column, _, why = str(e).partition(": ")
+            field = ROW_FIELDS.get(column, column)
+            raise BatchError(400, f"records[{i}].{field}: {why}", "schema") from None
+        rows.append(row)
     return rows
+
+
+# a stored column -> the record field it comes from, to name the field at fault
+ROW_FIELDS = {
+    "service": "target.service",
+    "domain": "target.domain",
+    "category": "target.category",
+    "asn": "probe.asn",
+    "network": "probe.network",
+    "cc": "probe.cc",
+    "probe_status": "verdict.status",
+    "probe_method": "verdict.method",
+    "probe_detail": "verdict.detail",
+    "probe_blockpage": "verdict.blockpage",
+}

@@ -1,0 +1,173 @@
+"""Test harness of the collector: records, an in-process collector, collector processes.
+
+An in-process collector is the real app on an aiohttp TestServer (loopback, a real port); a
+collector process is `python -m collector serve` with its stderr (the logs) kept in a file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import pathlib
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterable
+from typing import Any
+
+import aiohttp
+import prometheus_client
+from aiohttp import test_utils
+
+from collector.app import build_app
+from collector.config import load_config
+from collector.store import MeasurementQuery, Store, open_store
+from tests.store import records as store_records
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+# generous limits: the suite submits quickly from one address
+FAST = {
+    "control.enabled": False,
+    "limits.rate_per_probe_per_minute": 1_000_000,
+    "limits.rate_per_source_per_minute": 1_000_000,
+}
+record_id = store_records.record_id
+
+
+def record(n: int, **fields: Any) -> dict[str, Any]:
+    """Return record number ``n`` as a probe submits it (no probe id: the token says who)."""
+    m = store_records.measurement(n, **fields)
+    return dataclasses.replace(m, probe=dataclasses.replace(m.probe, id=None)).to_dict()
+
+
+def batch(numbers: Iterable[int], **fields: Any) -> dict[str, Any]:
+    return {"records": [record(n, **fields) for n in numbers]}
+
+
+def count(db: Store, **filters: Any) -> int:
+    return db.count_measurements(MeasurementQuery(**filters))
+
+
+@dataclasses.dataclass
+class Collector:
+    """A running in-process collector: its HTTP client, its store and its app."""
+
+    client: test_utils.TestClient[Any, Any]
+    store: Store
+    app: Any
+
+    async def register(self, **body: Any) -> tuple[str, str]:
+        """Register a probe; return (probe_id, token)."""
+        async with self.client.post("/api/v1/probes", json=body) as r:
+            assert r.status == 201, await r.text()
+            answer = await r.json()
+        return answer["probe_id"], answer["token"]
+
+    async def submit(self, token: str, body: Any) -> tuple[int, Any]:
+        """Submit a batch (a JSON value, or raw bytes); return (status, decoded answer)."""
+        headers = {"Authorization": f"Bearer {token}"}
+        kw = {"data": body} if isinstance(body, bytes) else {"json": body}
+        async with self.client.post("/api/v1/measurements", headers=headers, **kw) as r:
+            return r.status, await r.json()
+
+    async def query_all(self, **params: Any) -> list[dict[str, Any]]:
+        """Every record the query API returns for ``params``, following the cursors."""
+        items: list[dict[str, Any]] = []
+        cursor = None
+        while True:
+            page_params = {**params, **({"cursor": cursor} if cursor else {})}
+            async with self.client.get("/api/v1/measurements", params=page_params) as r:
+                assert r.status == 200, await r.text()
+                page = await r.json()
+            items += page["measurements"]
+            cursor = page["next_cursor"]
+            if cursor is None:
+                return items
+
+
+@contextlib.asynccontextmanager
+async def running(db_url: str, store: Any = None, **overrides: Any) -> AsyncIterator[Collector]:
+    """Run the collector app over ``db_url`` (or a given store) on loopback."""
+    cfg = load_config(None, {**FAST, "database.url": db_url, **overrides})
+    db = open_store(db_url)
+    app = build_app(
+        cfg, store=store or db, registry=prometheus_client.CollectorRegistry(), control=None
+    )
+    try:
+        async with test_utils.TestServer(app) as server, test_utils.TestClient(server) as client:
+            yield Collector(client, db, app)
+    finally:
+        db.close()
+
+
+class CollectorProcess:
+    """`python -m collector serve` on a free loopback port, logs (stderr) kept in ``log``."""
+
+    def __init__(self, db_url: str, log: pathlib.Path, *args: str) -> None:
+        self.log = log
+        argv = [sys.executable, "-m", "collector", "serve", "--db", db_url]
+        argv += ["--listen", "127.0.0.1:0", "--no-control", *args]
+        with open(log, "ab") as err:
+            self.proc = subprocess.Popen(
+                argv, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err
+            )
+        self.port = self._wait_for_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def _wait_for_port(self) -> int:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            found = re.findall(r"collector listening.*?127\.0\.0\.1:(\d+)", self.log_text())
+            if found:
+                return int(found[-1])
+            if self.proc.poll() is not None:
+                raise AssertionError(f"collector exited {self.proc.returncode}: {self.log_text()}")
+            time.sleep(0.05)
+        self.proc.kill()
+        raise AssertionError(f"collector did not start: {self.log_text()}")
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def wait_for_log(self, text: str) -> None:
+        """Wait until the collector's log says ``text`` (or it exits)."""
+        deadline = time.monotonic() + 60
+        while text not in self.log_text():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"{text!r} never logged: {self.log_text()}")
+            time.sleep(0.02)
+
+    def send(self, sig: int) -> None:
+        self.proc.send_signal(sig)
+
+    def stop(self, sig: int = signal.SIGTERM) -> int:
+        """Send ``sig`` and return the exit status."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        return self.proc.wait(timeout=60)
+
+
+def write_config(path: pathlib.Path, **sections: dict[str, Any]) -> str:
+    """Write a collector YAML config (JSON is YAML) with generous rate limits; return its path."""
+    limits = {"rate_per_probe_per_minute": 1_000_000, "rate_per_source_per_minute": 1_000_000}
+    doc = {"limits": {**limits, **sections.pop("limits", {})}, **sections}
+    path.write_text(json.dumps(doc))
+    return str(path)
+
+
+async def register(session: aiohttp.ClientSession, url: str, **body: Any) -> tuple[str, str]:
+    async with session.post(f"{url}/api/v1/probes", json=body) as r:
+        assert r.status == 201, await r.text()
+        answer = await r.json()
+    return answer["probe_id"], answer["token"]
+
+
+async def submit(
+    session: aiohttp.ClientSession, url: str, token: str, body: Any
+) -> tuple[int, Any]:
+    headers = {"Authorization": f"Bearer {token}"}
+    async with session.post(f"{url}/api/v1/measurements", json=body, headers=headers) as r:
+        return r.status, await r.json()
