@@ -89,13 +89,14 @@ class Collector:
 
 
 @contextlib.asynccontextmanager
-async def running(db_url: str, store: Any = None, **overrides: Any) -> AsyncIterator[Collector]:
+async def running(
+    db_url: str, store: Any = None, control: Any = None, **overrides: Any
+) -> AsyncIterator[Collector]:
     """Run the collector app over ``db_url`` (or a given store) on loopback."""
     cfg = load_config(None, {**FAST, "database.url": db_url, **overrides})
     db = open_store(db_url)
-    app = build_app(
-        cfg, store=store or db, registry=prometheus_client.CollectorRegistry(), control=None
-    )
+    registry = prometheus_client.CollectorRegistry()
+    app = build_app(cfg, store=store or db, registry=registry, control=control)
     try:
         async with test_utils.TestServer(app) as server, test_utils.TestClient(server) as client:
             yield Collector(client, db, app)

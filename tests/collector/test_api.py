@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+import pathlib
 
-from collector.store import StoreUnavailable, open_store
+from collector.store import open_store
 from tests.collector.harness import Collector, batch, count, record, record_id, running
 
 
@@ -51,19 +51,13 @@ async def test_healthz_says_the_database_answers(collector: Collector) -> None:
         assert await r.json() == {"status": "ok", "database": "ok"}
 
 
-class DownStore:
-    """A store whose database is gone: the seam where the store meets the HTTP layer."""
-
-    def __getattr__(self, name: str) -> Any:
-        def unavailable(*args: Any) -> Any:
-            raise StoreUnavailable("database unavailable: connection refused (user=secret)")
-
-        return unavailable
+# nothing listens on the discard port of loopback: every connection is refused at once
+DEAD_DATABASE = "postgresql://surblocage:secret@127.0.0.1:9/surblocage"
 
 
 async def test_healthz_degraded_when_the_database_does_not_answer(sqlite_url: str) -> None:
-    async with running(sqlite_url, store=DownStore()) as c:
-        async with c.client.get("/healthz") as r:
+    with open_store(DEAD_DATABASE) as dead:
+        async with running(sqlite_url, store=dead) as c, c.client.get("/healthz") as r:
             assert r.status == 503
             body = await r.json()
     assert body["status"] == "degraded"
@@ -71,7 +65,7 @@ async def test_healthz_degraded_when_the_database_does_not_answer(sqlite_url: st
     assert "secret" not in str(body)
 
 
-async def test_healthz_degraded_on_an_unmigrated_database(tmp_path: Any) -> None:
+async def test_healthz_degraded_on_an_unmigrated_database(tmp_path: pathlib.Path) -> None:
     url = f"sqlite:///{tmp_path}/empty.db"
     with open_store(url) as db:
         async with running(url, store=db) as c, c.client.get("/healthz") as r:

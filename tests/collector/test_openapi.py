@@ -1,0 +1,259 @@
+"""The OpenAPI document matches the routes: paths, query parameters and response codes."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import pathlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import pytest
+
+from collector import openapi
+from collector.control import ControlVantage
+from collector.store import migrate, open_store
+from collector.store.query import decode_cursor
+from probe.flow import FlowOptions
+from probe.record import HTTPResult, Measurement, new_id
+from tests.collector.harness import ROOT, Collector, batch, record, running
+from tests.collector.test_api import DEAD_DATABASE
+
+DOC = openapi.document()
+BIG = b'{"x": "' + b"x" * 70_000 + b'"}'
+
+
+class FakeFlow:
+    """The control's step composer, faked at its seam: no network is measured."""
+
+    async def measure(self, target: Any, probe: Any, **_: Any) -> Measurement:
+        http = HTTPResult(target.url, None, 1.0, status=200, title="ok")
+        return Measurement(new_id(), probe, target, "2026-03-01T20:00:00Z", 1.0, http=http)
+
+
+@dataclasses.dataclass
+class Stage:
+    """Four collectors, each set up for some of the documented answers."""
+
+    main: Collector  # watchlist, control vantage, small body limit
+    enrolled: Collector  # registration needs a key
+    down: Collector  # the database does not answer; no control, no watchlist
+    limited: Collector  # one request a minute from an address
+    token: str
+    other_probe: str
+
+
+@pytest.fixture
+async def stage(tmp_path: pathlib.Path) -> AsyncIterator[Stage]:
+    urls = [f"sqlite:///{tmp_path}/{name}.db" for name in ("main", "enrolled", "limited")]
+    for url in urls:
+        migrate(url)
+    control = ControlVantage(FlowOptions(resolver="127.0.0.1"), flow=FakeFlow())  # type: ignore[arg-type]
+    watchlist = str(ROOT / "configs" / "watchlist.yaml")
+    async with contextlib.AsyncExitStack() as stack:
+        main = await stack.enter_async_context(
+            running(
+                urls[0],
+                control=control,
+                watchlist=watchlist,
+                **{"limits.max_body_bytes": 65_536},
+            )
+        )
+        enrolled = await stack.enter_async_context(
+            running(urls[1], **{"auth.enrollment_key": "sesame"})
+        )
+        dead = stack.enter_context(open_store(DEAD_DATABASE))
+        down = await stack.enter_async_context(running(urls[1], store=dead))
+        limited = await stack.enter_async_context(
+            running(urls[2], **{"limits.rate_per_source_per_minute": 1})
+        )
+        _, token = await main.register()
+        other, _ = await main.register()
+        yield Stage(main, enrolled, down, limited, token, other)
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def ask(c: Collector, method: str, path: str, **kw: Any) -> tuple[int, str, bytes]:
+    async with c.client.request(method, path, **kw) as r:
+        return r.status, r.content_type, await r.read()
+
+
+async def limited_submit(s: Stage) -> tuple[int, str, bytes]:
+    _, token = await s.limited.register()  # the address's one request this minute
+    return await ask(
+        s.limited, "POST", "/api/v1/measurements", json=batch([1]), headers=bearer(token)
+    )
+
+
+async def limited_register(s: Stage) -> tuple[int, str, bytes]:
+    await s.limited.register()
+    return await ask(s.limited, "POST", "/api/v1/probes", json={})
+
+
+def claim(s: Stage) -> dict[str, Any]:
+    r = record(7)
+    r["probe"]["id"] = s.other_probe
+    return {"records": [r]}
+
+
+Scenario = Callable[[Stage], Awaitable[tuple[int, str, bytes]]]
+MEASUREMENTS, CONTROL = "/api/v1/measurements", "/api/v1/control"
+TARGETS = {"targets": [{"url": "https://www.canalplus.com/"}]}
+# (path, method, documented status) -> a request that must get exactly that status
+SCENARIOS: dict[tuple[str, str, str], Scenario] = {
+    ("/healthz", "get", "200"): lambda s: ask(s.main, "GET", "/healthz"),
+    ("/healthz", "get", "503"): lambda s: ask(s.down, "GET", "/healthz"),
+    ("/api/v1/probes", "post", "201"): lambda s: ask(s.main, "POST", "/api/v1/probes", json={}),
+    ("/api/v1/probes", "post", "400"): lambda s: ask(s.main, "POST", "/api/v1/probes", data=b"{"),
+    ("/api/v1/probes", "post", "403"): lambda s: ask(s.enrolled, "POST", "/api/v1/probes"),
+    ("/api/v1/probes", "post", "413"): lambda s: ask(s.main, "POST", "/api/v1/probes", data=BIG),
+    ("/api/v1/probes", "post", "429"): limited_register,
+    ("/api/v1/probes", "post", "503"): lambda s: ask(s.down, "POST", "/api/v1/probes", json={}),
+    (MEASUREMENTS, "post", "200"): lambda s: ask(
+        s.main, "POST", MEASUREMENTS, json=batch([1, 2]), headers=bearer(s.token)
+    ),
+    (MEASUREMENTS, "post", "400"): lambda s: ask(
+        s.main, "POST", MEASUREMENTS, json={"records": [{"schema": 2}]}, headers=bearer(s.token)
+    ),
+    (MEASUREMENTS, "post", "401"): lambda s: ask(s.main, "POST", MEASUREMENTS, json=batch([1])),
+    (MEASUREMENTS, "post", "403"): lambda s: ask(
+        s.main, "POST", MEASUREMENTS, json=claim(s), headers=bearer(s.token)
+    ),
+    (MEASUREMENTS, "post", "413"): lambda s: ask(
+        s.main, "POST", MEASUREMENTS, data=BIG, headers=bearer(s.token)
+    ),
+    (MEASUREMENTS, "post", "429"): limited_submit,
+    (MEASUREMENTS, "post", "503"): lambda s: ask(
+        s.down, "POST", MEASUREMENTS, json=batch([1]), headers=bearer(s.token)
+    ),
+    (MEASUREMENTS, "get", "200"): lambda s: ask(s.main, "GET", MEASUREMENTS),
+    (MEASUREMENTS, "get", "400"): lambda s: ask(s.main, "GET", f"{MEASUREMENTS}?limit=x"),
+    (MEASUREMENTS, "get", "503"): lambda s: ask(s.down, "GET", MEASUREMENTS),
+    ("/api/v1/export", "get", "200"): lambda s: ask(s.main, "GET", "/api/v1/export?format=csv"),
+    ("/api/v1/export", "get", "400"): lambda s: ask(s.main, "GET", "/api/v1/export?format=x"),
+    ("/api/v1/export", "get", "503"): lambda s: ask(s.down, "GET", "/api/v1/export"),
+    (CONTROL, "post", "200"): lambda s: ask(s.main, "POST", CONTROL, json=TARGETS),
+    (CONTROL, "post", "400"): lambda s: ask(s.main, "POST", CONTROL, json={"targets": []}),
+    (CONTROL, "post", "404"): lambda s: ask(s.down, "POST", CONTROL, json=TARGETS),
+    (CONTROL, "post", "413"): lambda s: ask(s.main, "POST", CONTROL, data=BIG),
+    ("/api/v1/watchlist", "get", "200"): lambda s: ask(s.main, "GET", "/api/v1/watchlist"),
+    ("/api/v1/watchlist", "get", "404"): lambda s: ask(s.down, "GET", "/api/v1/watchlist"),
+    ("/api/v1/openapi.json", "get", "200"): lambda s: ask(s.main, "GET", "/api/v1/openapi.json"),
+    ("/metrics", "get", "200"): lambda s: ask(s.main, "GET", "/metrics"),
+}
+
+
+def documented() -> list[tuple[str, str, str]]:
+    return [
+        (path, method, status)
+        for path, item in DOC["paths"].items()
+        for method, op in item.items()
+        for status in op["responses"]
+    ]
+
+
+def resolve(schema: dict[str, Any]) -> dict[str, Any]:
+    while "$ref" in schema:
+        schema = DOC["components"]["schemas"][schema["$ref"].rsplit("/", 1)[1]]
+    return schema
+
+
+def test_every_ref_resolves_and_every_operation_answers_something() -> None:
+    refs = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            refs.extend([node["$ref"]] if "$ref" in node else [])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(DOC)
+    assert refs
+    for ref in refs:
+        target = resolve({"$ref": ref})
+        assert "type" in target or "allOf" in target, ref
+    assert DOC["openapi"].startswith("3.")
+    for path, method, status in documented():
+        assert DOC["paths"][path][method]["responses"][status]["description"]
+
+
+async def test_the_document_is_served(stage: Stage) -> None:
+    async with stage.main.client.get("/api/v1/openapi.json") as r:
+        assert r.status == 200
+        assert await r.json() == json.loads(json.dumps(DOC))
+
+
+async def test_every_route_is_documented_and_every_documented_route_exists(stage: Stage) -> None:
+    served = {
+        (r.resource.canonical, r.method.lower())
+        for r in stage.main.app.router.routes()
+        if r.resource is not None and r.method != "HEAD"
+    }
+    described = {(path, method) for path, item in DOC["paths"].items() for method in item}
+    assert served == described
+
+
+def _examples(path: str) -> dict[str, str]:
+    params = DOC["paths"][path]["get"]["parameters"]
+    return {p["name"]: str(p["example"]) for p in params}
+
+
+@pytest.mark.parametrize("path", ["/api/v1/measurements", "/api/v1/export"])
+async def test_every_documented_parameter_is_accepted(stage: Stage, path: str) -> None:
+    examples = _examples(path)
+    assert examples
+    for name, example in examples.items():
+        async with stage.main.client.get(path, params={name: example}) as r:
+            assert r.status == 200, (name, await r.text())
+    async with stage.main.client.get(path, params=examples) as r:
+        assert r.status == 200, await r.text()
+
+
+@pytest.mark.parametrize("path", ["/api/v1/measurements", "/api/v1/export"])
+async def test_every_documented_enum_value_is_accepted(stage: Stage, path: str) -> None:
+    for p in DOC["paths"][path]["get"]["parameters"]:
+        for value in p["schema"].get("enum", []):
+            async with stage.main.client.get(path, params={p["name"]: value}) as r:
+                assert r.status == 200, (p["name"], value, await r.text())
+
+
+@pytest.mark.parametrize("path", ["/api/v1/measurements", "/api/v1/export"])
+async def test_an_undocumented_parameter_is_refused(stage: Stage, path: str) -> None:
+    undocumented = {"colour", "page", "offset", "sort", "probe", "country", "limit", "format"}
+    for name in sorted(undocumented - set(_examples(path))):
+        async with stage.main.client.get(path, params={name: "1"}) as r:
+            assert r.status == 400
+            assert (await r.json())["error"].startswith(f"{name}: unknown parameter")
+
+
+def test_the_example_cursor_is_one_the_api_gives_out() -> None:
+    assert decode_cursor(openapi.EXAMPLE_CURSOR)[1] == "00000000-0000-4000-8000-000000000000"
+
+
+def test_every_documented_answer_has_a_scenario() -> None:
+    assert sorted(SCENARIOS) == sorted(documented())
+
+
+@pytest.mark.parametrize("key", sorted(SCENARIOS), ids=lambda k: f"{k[1]} {k[0]} {k[2]}")
+async def test_documented_answer_is_what_the_server_gives(
+    stage: Stage, key: tuple[str, str, str]
+) -> None:
+    path, method, status = key
+    got, content_type, body = await SCENARIOS[key](stage)
+    assert str(got) == status, body
+    response = DOC["paths"][path][method]["responses"][status]
+    media = response["content"]
+    assert content_type in {m.split(";")[0] for m in media}
+    if content_type == "application/json":
+        schema = resolve(media["application/json"]["schema"])
+        answer = json.loads(body)
+        assert set(schema.get("required", [])) <= set(answer), answer
+        if schema.get("additionalProperties") is False:
+            assert set(answer) <= set(schema["properties"]), answer
