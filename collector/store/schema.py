@@ -1,7 +1,8 @@
 """The tables the store queries, one definition for SQLite and PostgreSQL (head of the migrations).
 
 Alembic revisions under ``migrations/versions`` are frozen copies of this shape; a test compares
-the migrated database with this module. No column holds the address a submission came from.
+the migrated database with this module. No column holds the address a submission came from: the
+``ip`` columns of the collateral tables hold the public addresses of watched services.
 """
 
 from __future__ import annotations
@@ -64,6 +65,21 @@ class JSONText(sa.TypeDecorator[dict[str, Any]]):
         return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
     def process_result_value(self, value: Any, dialect: sa.Dialect) -> dict[str, Any] | None:
+        return None if value is None else json.loads(value)
+
+
+class JSONList(sa.TypeDecorator[list[Any]]):
+    """A JSON array kept as text (probe ids, record ids), like JSONText."""
+
+    impl = sa.Text
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: sa.Dialect) -> str | None:
+        if value is None:
+            return None
+        return json.dumps(list(value), separators=(",", ":"), ensure_ascii=False)
+
+    def process_result_value(self, value: Any, dialect: sa.Dialect) -> list[Any] | None:
         return None if value is None else json.loads(value)
 
 
@@ -157,3 +173,62 @@ sa.Index(
 sa.Index(None, measurements.c.probe_id, measurements.c.started_at, measurements.c.id)
 # The analysis reads what arrived lately (flags reflect every acknowledged batch).
 sa.Index(None, measurements.c.received_at)
+
+# Findings (issue 5). A network is (asn, network), either of which may be null; ``network_key``
+# spells the pair as one non-null text (JSON [asn, network]) so that it can lead a primary key.
+flags = sa.Table(
+    "flags",
+    metadata,
+    sa.Column("id", sa.Text, primary_key=True),
+    sa.Column("network_key", sa.Text, nullable=False),
+    sa.Column("asn", sa.BigInteger),
+    sa.Column("network", sa.Text),
+    sa.Column("service", sa.Text, nullable=False),
+    sa.Column("category", sa.Text, nullable=False),
+    sa.Column("method", sa.Text, nullable=False),
+    sa.Column("state", sa.Text, nullable=False),
+    sa.Column("first_seen", UTCDateTime, nullable=False),
+    sa.Column("last_seen", UTCDateTime, nullable=False),
+    sa.Column("closed_at", UTCDateTime),
+    sa.Column("probes", JSONList, nullable=False),
+    sa.Column("confidence", sa.Float, nullable=False),
+    sa.Column("evidence", JSONList, nullable=False),
+    sa.Column("fingerprinted", sa.Boolean, nullable=False),
+)
+# The current flags of a (network, service) pair, read under the pair's lock at every batch.
+sa.Index(None, flags.c.network_key, flags.c.service, flags.c.method, flags.c.first_seen)
+# At most one open flag per (network, service, method), whatever a concurrent writer does.
+sa.Index(
+    "ix_flags_open_once",
+    flags.c.network_key,
+    flags.c.service,
+    flags.c.method,
+    unique=True,
+    sqlite_where=flags.c.state == "open",
+    postgresql_where=flags.c.state == "open",
+)
+# The API's filters, each ending in the listing order.
+for _column in ("asn", "network", "service", "category", "method", "state", "first_seen"):
+    sa.Index(None, flags.c[_column], flags.c.last_seen)
+sa.Index(None, flags.c.last_seen)
+
+service_addresses = sa.Table(
+    "service_addresses",
+    metadata,
+    sa.Column("service", sa.Text, primary_key=True),
+    sa.Column("ip", sa.Text, primary_key=True),
+    sa.Column("first_seen", UTCDateTime, nullable=False),
+    sa.Column("last_seen", UTCDateTime, nullable=False),
+)
+sa.Index(None, service_addresses.c.ip)
+
+blocked_addresses = sa.Table(
+    "blocked_addresses",
+    metadata,
+    sa.Column("network_key", sa.Text, primary_key=True),
+    sa.Column("ip", sa.Text, primary_key=True),
+    sa.Column("asn", sa.BigInteger),
+    sa.Column("network", sa.Text),
+    sa.Column("first_seen", UTCDateTime, nullable=False),
+    sa.Column("last_seen", UTCDateTime, nullable=False),
+)

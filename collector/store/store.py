@@ -8,13 +8,14 @@ Database failures surface as ``StoreUnavailable``, bad arguments as ``ValueError
 from __future__ import annotations
 
 import datetime
-from collections.abc import Iterator, Sequence
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 import sqlalchemy.exc
 
-from collector.store import measurements, probes, versioning
+from collector.analysis.flags import Flag
+from collector.store import addresses, flags, measurements, probes, versioning
 from collector.store.engine import WRITE, create_engine, unavailable_on_failure
 from collector.store.errors import StoreUnavailable
 from collector.store.measurements import InsertOutcome, MeasurementRow
@@ -26,6 +27,7 @@ EXPORT_CHUNK = 500
 # whole and may simply run again.
 RETRY_SQLSTATES = frozenset({"40P01", "40001"})
 INSERT_ATTEMPTS = 3
+T = TypeVar("T")
 
 
 def open_store(url: str) -> Store:
@@ -64,11 +66,92 @@ class Store:
         A batch is stored whole or not at all. Resubmitting it stores nothing twice and returns
         ``inserted=0`` with every distinct id counted in ``duplicates``.
         """
+        return self._write(measurements.insert, rows)
+
+    def update_findings(self, rows: Sequence[MeasurementRow], now: datetime.datetime) -> list[Flag]:
+        """Judge again every (network, service) the stored ``rows`` touch, in one transaction.
+
+        Call it after ``insert_batch`` (and before acknowledging the batch). It records the
+        control's addresses of each service and the addresses shown blocked, then for each pair
+        weighs its records since ``now`` minus two days (collector.analysis.flags) and stores the
+        flags. Returns the flags this call opened. Idempotent: running it again on the same
+        rows changes nothing. Writers of one pair are serialised across processes.
+        """
+        return self._write(flags.update, rows, now)
+
+    def query_flags(
+        self,
+        asn: int | None = None,
+        network: str | None = None,
+        service: str | None = None,
+        category: str | None = None,
+        method: str | None = None,
+        state: str | None = None,
+        since: datetime.datetime | None = None,
+        until: datetime.datetime | None = None,
+    ) -> list[dict[str, Any]]:
+        """Return the flags matching the filters, latest seen first (SPEC.md shape, plus id,
+        category, closed_at); ``since``/``until`` keep those in force during [since, until)."""
+        with unavailable_on_failure(), self.engine.connect() as conn:
+            return flags.query(
+                conn,
+                asn=asn,
+                network=network,
+                service=service,
+                category=category,
+                method=method,
+                state=state,
+                since=since,
+                until=until,
+            )
+
+    def query_collateral(
+        self, asn: int | None = None, network: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Return the addresses blocked at the address level, with every service behind each."""
+        with unavailable_on_failure(), self.engine.connect() as conn:
+            return addresses.query_collateral(conn, asn, network)
+
+    def flag_counts(self) -> list[tuple[str | None, str, str, str]]:
+        """Return every open flag as (network, service, category, method), for the metrics."""
+        with unavailable_on_failure(), self.engine.connect() as conn:
+            return flags.open_series(conn)
+
+    def collateral_counts(self) -> list[tuple[str | None, int, int]]:
+        """Return (network, blocked addresses, services behind them) for the metrics."""
+        with unavailable_on_failure(), self.engine.connect() as conn:
+            return addresses.collateral_counts(conn)
+
+    def probe_counts(
+        self, silent_after_seconds: float, now: datetime.datetime
+    ) -> list[tuple[str | None, int, int]]:
+        """Return (network, live, silent) per network: live = seen in the last
+        ``silent_after_seconds``. A probe's network is where it was last seen, else declared."""
+        cutoff = now - datetime.timedelta(seconds=silent_after_seconds)
+        counts: dict[str | None, list[int]] = {}
+        for p in self.list_probes():
+            live = p.last_seen_at is not None and p.last_seen_at >= cutoff
+            tally = counts.setdefault(p.last_network or p.declared_network, [0, 0])
+            tally[0 if live else 1] += 1
+        ordered = sorted(counts.items(), key=lambda kv: kv[0] or "")
+        return [(network, live, silent) for network, (live, silent) in ordered]
+
+    def network_last_seen(self) -> list[tuple[str | None, float]]:
+        """Return (network, unix time) of the last time a probe of each network was seen."""
+        latest: dict[str | None, float] = {}
+        for p in self.list_probes():
+            if p.last_seen_at is not None:
+                t = p.last_seen_at.timestamp()
+                latest[p.last_network] = max(latest.get(p.last_network, t), t)
+        return sorted(latest.items(), key=lambda kv: kv[0] or "")
+
+    def _write(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run ``fn(conn, *args)`` in one write transaction, again after a deadlock."""
         attempt = 1
         while True:
             try:
                 with unavailable_on_failure(), self._writer.begin() as conn:
-                    return measurements.insert(conn, rows)
+                    return fn(conn, *args)
             except StoreUnavailable as e:
                 if attempt >= INSERT_ATTEMPTS or not _retryable(e.__cause__):
                     raise
