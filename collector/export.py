@@ -68,6 +68,14 @@ def _first_failure(results: Any) -> str | None:
     return None
 
 
+def _utc(text: str | None) -> str | None:
+    """An RFC 3339 time as UTC with a Z, whatever offset the probe wrote it with."""
+    if text is None:
+        return None
+    t = datetime.datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(datetime.UTC)
+    return t.isoformat().replace("+00:00", "Z")
+
+
 def flat(item: dict[str, Any]) -> dict[str, Any]:
     """Return the CSV_COLUMNS of one stored record (as the query API answers it)."""
     probe, target = item.get("probe") or {}, item.get("target") or {}
@@ -75,7 +83,7 @@ def flat(item: dict[str, Any]) -> dict[str, Any]:
     http = item.get("http") or {}
     return {
         "id": item["id"],
-        "started_at": item.get("started_at"),
+        "started_at": _utc(item.get("started_at")),
         "received_at": item.get("received_at"),
         "probe_id": probe.get("id"),
         "asn": probe.get("asn"),
