@@ -26,6 +26,14 @@ def make_namespace(name: str, router: bool) -> None:
     sysctls = ["net.ipv6.conf.all.accept_dad=0", "net.ipv6.conf.default.accept_dad=0"]
     if router:
         sysctls += ["net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1"]
+        # br_netfilter is built in and on: frames crossing the LAN bridge would traverse
+        # iptables. The injector's forgeries leave through the bridge (scapy sends at layer 2)
+        # while the query they answer waits in the delayer: conntrack then saw the reverse
+        # flow first, and with NAT loaded the router stopped forwarding new flows. The LAN is
+        # plain switching; only routed traffic meets the middlebox.
+        sysctls += [
+            f"net.bridge.bridge-nf-call-{t}=0" for t in ("iptables", "ip6tables", "arptables")
+        ]
     exec_in(name, ["sysctl", "-qw", *sysctls], check=True)
 
 
