@@ -1,0 +1,108 @@
+"""The spool: durable, ordered, acknowledged, capped (oldest dropped and counted), quarantine."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from probe.record import Measurement
+from probe.spool import Spool, stats_readonly
+from tests.daemon.records import measurement
+
+
+class Clock:
+    """The clock seam: seconds since the epoch, moved by hand."""
+
+    def __init__(self, now: float = 1_800_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def path(tmp_path: Path) -> Path:
+    return tmp_path / "spool.db"
+
+
+def test_records_survive_a_reopen_in_order_and_whole(path: Path) -> None:
+    spool = Spool(path)
+    for n in range(5):
+        spool.add(measurement(n))
+    spool.close()  # no clean shutdown needed: every add is its own committed transaction
+    spool = Spool(path)
+    got = spool.peek(10)
+    assert [s.id for s in got] == [measurement(n).id for n in range(5)]
+    assert Measurement.from_json(got[2].body) == measurement(2)
+
+
+def test_the_database_is_wal_with_full_sync(path: Path) -> None:
+    spool = Spool(path)
+    db = sqlite3.connect(path)
+    assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    # synchronous is per connection: read the spool's own
+    assert spool._db.execute("PRAGMA synchronous").fetchone() == (2,)  # FULL
+
+
+def test_the_same_record_is_spooled_once(path: Path) -> None:
+    spool = Spool(path)
+    spool.add(measurement(1))
+    spool.add(measurement(1))
+    assert spool.depth() == 1
+
+
+def test_acknowledged_records_leave_and_are_counted(path: Path) -> None:
+    clock = Clock()
+    spool = Spool(path, clock=clock)
+    for n in range(4):
+        spool.add(measurement(n))
+    first = spool.peek(2)
+    spool.acknowledge([s.id for s in first])
+    assert [s.id for s in spool.peek(10)] == [measurement(2).id, measurement(3).id]
+    stats = spool.stats()
+    assert (stats.depth, stats.delivered) == (2, 2)
+    assert stats.last_upload_at == "2027-01-15T08:00:00Z"
+
+
+def test_past_max_records_the_oldest_are_dropped_and_counted(path: Path) -> None:
+    spool = Spool(path, max_records=3)
+    dropped = [spool.add(measurement(n)) for n in range(5)]
+    assert dropped == [(0, 0), (0, 0), (0, 0), (1, 0), (1, 0)]
+    assert [s.id for s in spool.peek(10)] == [measurement(n).id for n in (2, 3, 4)]
+    spool.close()
+    stats = Spool(path, max_records=3).stats()  # the counter is kept on disk
+    assert (stats.depth, stats.dropped_full, stats.dropped_old) == (3, 2, 0)
+
+
+def test_records_older_than_max_age_are_dropped_and_counted(path: Path) -> None:
+    clock = Clock()
+    spool = Spool(path, max_age_days=1, clock=clock)
+    spool.add(measurement(1))
+    clock.now += 3600
+    spool.add(measurement(2))
+    clock.now += 86400 - 1800  # record 1 is 1 day and 30 min old, record 2 23h30
+    assert spool.prune() == (0, 1)
+    assert [s.id for s in spool.peek(10)] == [measurement(2).id]
+    assert spool.stats().dropped_old == 1
+
+
+def test_quarantine_moves_records_aside_and_counts_them(path: Path) -> None:
+    spool = Spool(path)
+    for n in range(3):
+        spool.add(measurement(n))
+    assert spool.quarantine([measurement(1).id], "HTTP 400: records[0].target.category") == 1
+    assert [s.id for s in spool.peek(10)] == [measurement(0).id, measurement(2).id]
+    assert spool.quarantined() == [(measurement(1).id, "HTTP 400: records[0].target.category")]
+    assert spool.stats().quarantined == 1
+
+
+def test_status_reads_the_figures_without_writing(path: Path) -> None:
+    spool = Spool(path, max_records=1)
+    spool.add(measurement(1))
+    spool.add(measurement(2))
+    stats = stats_readonly(path)
+    assert stats is not None
+    assert (stats.depth, stats.dropped_full) == (1, 1)
+    assert stats_readonly(path.with_name("absent.db")) is None
