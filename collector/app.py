@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 import re
@@ -23,6 +24,39 @@ from probe import fingerprints
 from probe import watchlist as watchlist_mod
 
 
+class InFlight:
+    """The requests being handled, so that a stopping collector can let them finish.
+
+    aiohttp's own graceful shutdown stops reading from open connections at once, which would
+    cut a batch still being uploaded: the collector first stops accepting, then waits here.
+    """
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    @web.middleware
+    async def middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        self.count += 1
+        self._idle.clear()
+        try:
+            return await handler(request)
+        finally:
+            self.count -= 1
+            if self.count == 0:
+                self._idle.set()
+
+    async def wait_idle(self, timeout_seconds: float) -> bool:
+        """Wait until no request is in flight; False if some still are after the timeout."""
+        try:
+            async with asyncio.timeout(timeout_seconds):
+                await self._idle.wait()
+        except TimeoutError:
+            return False
+        return True
+
+
 @dataclasses.dataclass
 class State:
     """Everything a handler may use, built once at start-up."""
@@ -38,6 +72,7 @@ class State:
     watchlist_doc: dict[str, Any] | None = None
     probe_limiter: RateLimiter = dataclasses.field(default_factory=lambda: RateLimiter(120))
     source_limiter: RateLimiter = dataclasses.field(default_factory=lambda: RateLimiter(600))
+    inflight: InFlight = dataclasses.field(default_factory=InFlight)
 
     def lookup_network(self, address: str) -> tuple[int, str | None] | None:
         """The network an address belongs to, from the ASN database; None without one."""
@@ -148,7 +183,10 @@ def build_app(
     if cfg.watchlist:
         state.watchlist = watchlist_mod.load_watchlist(cfg.watchlist)
         state.watchlist_doc = watchlist_mod.watchlist_to_dict(state.watchlist)
-    app = web.Application(middlewares=[access_log, json_errors], client_max_size=cfg.max_body_bytes)
+    app = web.Application(
+        middlewares=[state.inflight.middleware, access_log, json_errors],
+        client_max_size=cfg.max_body_bytes,
+    )
     app[handlers.STATE] = state
     routes = [
         ("GET", "/healthz", handlers.healthz),

@@ -24,6 +24,7 @@ from collector.store import StoreUnavailable
 from probe import __version__
 
 PROG = "surblocage-collector"
+SHUTDOWN_SECONDS = 30.0  # how long a stopping collector lets requests in flight finish
 
 
 class UsageError(Exception):
@@ -135,7 +136,7 @@ async def cmd_serve(args: argparse.Namespace) -> int:
     db = open_database(cfg.database_url)
     application = app_mod.build_app(cfg, store=db)
     host, _, port = cfg.listen.rpartition(":")
-    runner = web.AppRunner(application, access_log=None, shutdown_timeout=30.0)
+    runner = web.AppRunner(application, access_log=None, shutdown_timeout=5.0)
     await runner.setup()
     site = web.TCPSite(runner, host.strip("[]"), int(port))
     await site.start()
@@ -147,7 +148,12 @@ async def cmd_serve(args: argparse.Namespace) -> int:
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     logs.event("stopping: finishing requests in flight")
-    await runner.cleanup()  # stops accepting, then waits for in-flight handlers
+    for running_site in list(runner.sites):
+        await running_site.stop()  # accept no new connection
+    inflight = application[handlers.STATE].inflight
+    if not await inflight.wait_idle(SHUTDOWN_SECONDS):
+        logs.event("stopping: requests still in flight are cut", logging.WARNING, n=inflight.count)
+    await runner.cleanup()  # closes idle keep-alive connections
     db.close()
     logs.event("stopped")
     return 0

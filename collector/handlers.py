@@ -160,6 +160,7 @@ async def post_measurements(request: web.Request) -> web.Response:
         state.metrics.reject("rate_limited")
         return error(429, "too many requests from this address; try again later")
     probe = await _authenticated(request)
+    logs.event("batch receiving", logging.DEBUG, probe_id=probe.id)
     try:
         body = await read_json(request)
         records = ingest.parse_batch(body, state.config.max_batch_records, probe.id)
