@@ -82,7 +82,7 @@ def report(lab: Lab, letter: str, run: bool, only: Sequence[str]) -> int:
     collector = start_collector(lab) if run else None
     control = lab.control_url if collector else None
     differ = 0
-    print(f"{'technique':24} {'expected':28} {'got':28} planted (ISP {letter})")
+    print(f"{'technique':24} {'expected':46} {'got':46} planted (ISP {letter})")
     for t in techniques:
         want = lab.expected(t, letter)
         got = measure(lab, t, letter, control) if run else []
@@ -90,7 +90,7 @@ def report(lab: Lab, letter: str, run: bool, only: Sequence[str]) -> int:
         differ += not ok
         shown = ", ".join(sorted({verdict_text(g) for g in got})) if run else ""
         mark = "" if not run else ("  " if ok else "!!")
-        print(f"{mark}{t.name:24} {verdict_text(want):28} {shown:28} {planted_summary(t)}")
+        print(f"{mark}{t.name:24} {verdict_text(want):46} {shown:46} {planted_summary(t)}")
     if run:
         print(f"\n{len(techniques) - differ}/{len(techniques)} verdicts as expected")
     return 1 if differ else 0

@@ -43,7 +43,7 @@ def unusable_reason() -> str | None:
     if not sys.platform.startswith("linux"):
         return "the lab needs Linux network namespaces"
     if os.geteuid() != 0:
-        return "the lab needs root (ip netns, iptables): run as root or inside `unshare -r -n -m`"
+        return "the lab needs root (ip netns, iptables, /etc/netns): run the lab tests as root"
     for tool in ("ip", "iptables", "iptables-restore", "ip6tables"):
         if shutil.which(tool) is None:
             return f"`{tool}` is not installed (scripts/test-deps.sh installs the lab's tools)"
