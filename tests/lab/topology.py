@@ -34,8 +34,8 @@ R = TypeVar("R")
 
 
 def default_prefix() -> str:
-    """Return $SURBLOCAGE_LAB_PREFIX, or "sb<pid>" so that parallel runs never clash."""
-    return os.environ.get("SURBLOCAGE_LAB_PREFIX") or f"sb{os.getpid() % 100000}"
+    """Return $SURBLOCAGE_LAB_PREFIX, or "sb<pid>": a live process's pid is unique."""
+    return os.environ.get("SURBLOCAGE_LAB_PREFIX") or f"sb{os.getpid()}"
 
 
 def unusable_reason() -> str | None:
@@ -171,10 +171,12 @@ class Lab:
     # -- build and tear down --------------------------------------------------------------
     def up(self) -> Lab:
         """Build everything, start every server, check the paths; tear down on any failure."""
-        self.down()
+        self._claim()
+        self.down()  # what a dead run with this prefix left behind
         atexit.register(self.down)
         try:
             self.workdir.mkdir(parents=True, exist_ok=True)
+            (self.workdir / "owner").write_text(str(os.getpid()))
             self._build()
             self._write_configs()
             self._start_servers()
@@ -183,6 +185,17 @@ class Lab:
             self.down()
             raise
         return self
+
+    def _claim(self) -> None:
+        """Refuse a prefix a live process uses: up() would tear its lab down."""
+        owner = self.workdir / "owner"
+        pid = int(owner.read_text() or 0) if owner.exists() else 0
+        if pid and pid != os.getpid():
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return
+            raise LabError(f"lab prefix {self.prefix!r} is in use by live pid {pid}")
 
     def down(self) -> None:
         """Stop the servers, kill what runs in our namespaces, delete them and our files."""
