@@ -187,6 +187,7 @@ class Daemon:
             report.outcome = "interrupted" if report.outcome == "running" else report.outcome
             report.finished_at = rfc3339(time.time())
             self.spool.prune()
+            self.heartbeat.write("idle")
             logs.event("cycle " + report.outcome, **dataclasses.asdict(report))
         return report
 

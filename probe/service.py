@@ -182,6 +182,7 @@ async def _once(daemon: Daemon, progress: Progress) -> tuple[int, str]:
         return 1, f"surblocage-probe: error: {e}; {_kept(daemon)} (`run` submits them later)"
     finally:
         progress.close()
+        daemon.heartbeat.write("stopped")  # `status` shows this cycle and the spool after it
     if not finished:
         return EXIT_INTERRUPTED, f"surblocage-probe: interrupted by {received[0]}; {_kept(daemon)}"
     r = reports[0]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,16 @@ GENEROUS = {
     "limits.rate_per_probe_per_minute": 1_000_000,
     "limits.rate_per_source_per_minute": 1_000_000,
 }
+
+
+@pytest.fixture(autouse=True)
+def probe_logger() -> Iterator[None]:
+    """Undo what a command's logs.setup did to the probe's logger (caplog needs propagation)."""
+    yield
+    log = logging.getLogger("surblocage.probe")
+    log.handlers.clear()
+    log.setLevel(logging.NOTSET)
+    log.propagate = True
 
 
 @pytest.fixture

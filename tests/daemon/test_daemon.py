@@ -65,6 +65,9 @@ def test_run_once_submits_every_target(
     assert p.out.read_text().strip() == (
         "5 of 5 targets measured, 0 blocked, 0 skipped (budget); records submitted"
     )
+    beat = json.loads((p.state_dir / "heartbeat.json").read_text())
+    assert (beat["state"], beat["last_cycle"]["outcome"]) == ("stopped", "done")
+    assert (beat["spool"]["depth"], beat["spool"]["delivered"]) == (0, 5)
 
 
 def test_records_made_while_the_collector_is_down_arrive_once_it_is_back(

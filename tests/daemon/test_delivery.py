@@ -67,6 +67,7 @@ async def test_sending_again_after_a_lost_acknowledgement_stores_nothing_twice(
     await up.drain()
     for n in range(4):  # as if the probe died after the collector's commit, before its own
         spool.add(measurement(n))
+    caplog.clear()
     with caplog.at_level(logging.INFO, logger="surblocage.probe"):
         await up.drain()
     delivered = [r for r in caplog.records if r.getMessage() == "batch delivered"]
