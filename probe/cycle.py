@@ -84,8 +84,10 @@ class WatchlistSource:
         doc = await self.client.watchlist()
         source = self.client.base_url + "/api/v1/watchlist"
         wl = watchlist.parse_watchlist(doc, source, self.allow)
-        body = watchlist.watchlist_to_dict(wl)
-        identity.write_private(self.cache, identity.json_bytes(body))
+        try:
+            identity.write_private(self.cache, identity.json_bytes(watchlist.watchlist_to_dict(wl)))
+        except OSError as e:  # a full disk must not stop the measurements
+            logs.event("watchlist cache not written", logging.WARNING, why=e.strerror)
         return wl
 
     def _from_cache(self) -> tuple[watchlist.Watchlist, str] | None:
