@@ -76,6 +76,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def add_daemon_commands(sub: Any) -> None:
     """Add `run`, `register` and `status` (SPEC.md) to the command parsers."""
+    _add_run(sub)
+    _add_register(sub)
+    _add_status(sub)
+
+
+def _add_run(sub: Any) -> None:
     run = sub.add_parser(
         "run",
         help="the daemon: measure the watchlist on a schedule and submit to the collector",
@@ -101,6 +107,9 @@ def add_daemon_commands(sub: Any) -> None:
     )
     _add_identity_options(run)
     add_measuring_options(run)
+
+
+def _add_register(sub: Any) -> None:
     reg = sub.add_parser(
         "register",
         help="obtain a probe id and token from the collector (run does it by itself)",
@@ -111,6 +120,9 @@ def add_daemon_commands(sub: Any) -> None:
     reg.add_argument("--network", metavar="NAME", help="declare the probe's network name")
     _add_identity_options(reg)
     _add_state_options(reg)
+
+
+def _add_status(sub: Any) -> None:
     st = sub.add_parser(
         "status",
         help="what the probe did last, what is queued, whether the collector answers",

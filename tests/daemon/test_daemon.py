@@ -23,12 +23,12 @@ from tests.daemon.harness import (
     DOMAIN,
     CollectorProcess,
     DNSServer,
-    HoldingProxy,
     ProbeProcess,
     free_port,
     wait_until,
     watchlist,
 )
+from tests.daemon.proxy import HoldingProxy
 
 NAMES = ["a1", "a2", "a3", "a4", "a5"]
 
