@@ -1,7 +1,7 @@
-"""Test harness of the probe daemon: a DNS server, collector and probe processes, a holding proxy.
+"""Test harness of the probe daemon: a DNS server, and collector and probe processes.
 
-Everything listens on 127.0.0.1. The DNS server and the proxy run in threads so that the probe
-and collector subprocesses are served whatever the test is doing (waiting, killing, reading).
+Everything listens on 127.0.0.1. The DNS server runs in a thread so that the probe subprocesses
+are served whatever the test is doing (waiting, killing, reading).
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ from typing import Any
 
 import dns.message
 import dns.rcode
-import dns.rrset
 import yaml
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
