@@ -186,9 +186,9 @@ TECHNIQUES: tuple[T, ...] = (
     ),
     T(
         "lossy_link", gets("https://lossy.example/"),
-        ok("20 % loss towards the address: TCP retransmits, nothing is blocked"),
+        ok("10 % loss towards the address: TCP retransmits, nothing is blocked"),
         zone=on("10.200.3.16", "lossy.example"),
-        rules=(Rule("loss", "10.200.3.16", probability=0.2),),
+        rules=(Rule("loss", "10.200.3.16", probability=0.1),),
     ),
     T(
         "dns_injection", fails("https://inject.example/", "tls", "ssl_invalid_hostname"),

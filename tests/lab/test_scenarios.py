@@ -45,7 +45,7 @@ def run_check(
     argv = [a for a in lab.probe_argv(first, letter, control) if a not in first.urls]
     keys = [(t.name, u) for t in techniques for u in t.urls]
     urls = [u for _, u in keys]
-    result = lab.exec(role, [*argv, "--timeout", "3", "--quiet", *urls], timeout=180)
+    result = lab.exec(role, [*argv, "--timeout", "4", "--quiet", *urls], timeout=180)
     assert result.returncode == 0, result.stderr
     return dict(zip(keys, map(json.loads, result.stdout.splitlines()), strict=True))
 
@@ -72,7 +72,10 @@ def verdicts(lab: Lab, control: str) -> dict[tuple[str, str, str], dict[str, Any
 @pytest.mark.parametrize("letter", ["a", "b"])
 @pytest.mark.parametrize("technique", TECHNIQUES, ids=[t.name for t in TECHNIQUES])
 def test_technique_gets_its_verdict(
-    lab: Lab, verdicts: dict[tuple[str, str, str], dict[str, Any]], technique: Technique, letter: str
+    lab: Lab,
+    verdicts: dict[tuple[str, str, str], dict[str, Any]],
+    technique: Technique,
+    letter: str,
 ) -> None:
     expect = lab.expected(technique, letter)
     for url in technique.urls:
