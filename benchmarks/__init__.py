@@ -1,0 +1,1 @@
+"""Reproducible measurements of speed, memory and bytes; results in docs/benchmarks.md."""

@@ -1,0 +1,72 @@
+"""What-if probes: `check` with other step maps, to measure what would close the gap to the bound.
+
+usage: python -m benchmarks.variants VARIANT check --json [check options] URL...
+Variants go through the one seam probe/flow.py offers (the step map); product code is unchanged:
+- shipped: the default steps (the same as `surblocage-probe check`);
+- no_listen: the DNS step does not keep listening 0.3 s for an injected second reply (what
+  the probe would get by listening in the background while the next steps run);
+- one_connection: no_listen, and the TCP and TLS steps are skipped as separate connections
+  (stubbed as successes), so the HTTP step's own connection (TCP, TLS, GET) is the only one:
+  what a combined step measuring the three on one connection would cost. Valid for honest
+  targets only: it cannot see blocking at TCP or TLS, so it is a measurement, not a design.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import sys
+from collections.abc import Sequence
+
+from probe import cli, config
+from probe.flow import DEFAULT_STEPS, Flow, StepMap
+from probe.record import TCPResult, TLSResult
+from probe.runner import Runner
+from probe.steps import dns, tcp, tls
+
+
+async def dns_no_listen(spec: dns.DNSSpec) -> object:
+    return await dns.measure(dataclasses.replace(spec, listen_extra_seconds=0.0))
+
+
+async def tcp_stub(spec: tcp.TCPSpec) -> TCPResult:
+    return TCPResult(ip=spec.ip, port=spec.port, failure=None, ms=0.0)
+
+
+async def tls_stub(spec: tls.TLSSpec) -> TLSResult:
+    return TLSResult(ip=spec.ip, port=spec.port, sni=spec.sni, failure=None, ms=0.0)
+
+
+VARIANTS: dict[str, StepMap] = {
+    "shipped": DEFAULT_STEPS,
+    "no_listen": {**DEFAULT_STEPS, "dns": dns_no_listen},
+    "one_connection": {**DEFAULT_STEPS, "dns": dns_no_listen, "tcp": tcp_stub, "tls": tls_stub},
+}
+
+
+async def check(args: argparse.Namespace, steps: StepMap) -> int:
+    """Do what `surblocage-probe check --json` does, with ``steps`` as the flow's step map."""
+    cfg = config.load_config(args.config, cli.overrides_from(args))
+    targets, dns_only = cli.check_targets(args, cfg)
+    opts = cli.flow_options(cfg)
+    fps = cli.load_fingerprints(cfg.fingerprints)
+    runner = Runner(Flow(opts, steps), cli.probe_info(cfg, opts), None, fps, cfg.concurrency)
+    for m in await runner.run(targets, dns_only):
+        print(m.to_json())
+    return 0
+
+
+def main(argv: Sequence[str]) -> int:
+    if not argv or argv[0] not in VARIANTS:
+        print(f"usage: python -m benchmarks.variants {{{','.join(VARIANTS)}}} check ...")
+        return 2
+    args = cli.build_parser().parse_args(argv[1:])
+    if args.command != "check" or not args.no_control:
+        print("variants run `check --no-control` only", file=sys.stderr)
+        return 2
+    return asyncio.run(check(args, VARIANTS[argv[0]]))
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
