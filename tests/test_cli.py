@@ -1,0 +1,141 @@
+"""The probe's command line: bad input exits 2 with one line naming what is wrong."""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import socket
+import subprocess
+import sys
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def probe(*argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "probe", *argv], capture_output=True, text=True, timeout=60, cwd=ROOT
+    )
+
+
+def closed_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.parametrize(
+    ("files", "argv", "names"),
+    [
+        ({}, ["check", "--bogus", "a.fr"], "--bogus"),
+        ({}, ["check", "ftp://a.fr/"], "ftp://a.fr/"),
+        ({}, ["check", "http://[::1/"], "http://[::1/"),
+        ({}, ["check", "--timeout", "abc", "a.fr"], "--timeout"),
+        ({}, ["check"], "URL_OR_DOMAIN"),
+        ({"p.yaml": "dns: [unclosed\n"}, ["check", "--config", "p.yaml", "a.fr"], "p.yaml"),
+        ({"p.yaml": "colour: blue\n"}, ["check", "--config", "p.yaml", "a.fr"], "colour"),
+        (
+            {"p.yaml": "timeouts:\n  dns: -1\n"},
+            ["check", "--config", "p.yaml", "a.fr"],
+            "timeouts.dns",
+        ),
+        ({}, ["check", "--config", "missing.yaml", "a.fr"], "missing.yaml"),
+        ({"w.yaml": "services: [{id: x}]\n"}, ["check", "--watchlist", "w.yaml"], "services[0]"),
+        ({}, ["check", "--fingerprints", "nope.yaml", "a.fr"], "nope.yaml"),
+        ({}, [], "COMMAND"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line(
+    tmp_path: pathlib.Path, files: dict[str, str], argv: list[str], names: str
+) -> None:
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    argv = [str(tmp_path / a) if a in files or a.endswith((".yaml", ".csv")) else a for a in argv]
+    r = probe(*argv)
+    assert r.returncode == 2, r.stderr
+    lines = r.stderr.strip().splitlines()
+    if argv:
+        assert len(lines) == 1, r.stderr
+        assert names in lines[0]
+    assert "Traceback" not in r.stderr
+
+
+def test_help_lists_the_measuring_options() -> None:
+    r = probe("check", "--help")
+    assert r.returncode == 0
+    for option in (
+        "--resolver",
+        "--control",
+        "--no-control",
+        "--ca-file",
+        "--allow-network",
+        "--timeout",
+        "--concurrency",
+        "--asn",
+        "--network",
+        "--state-dir",
+        "--json",
+    ):
+        assert option in r.stdout
+
+
+def test_json_lines_in_input_order_with_a_dead_resolver() -> None:
+    resolver = f"127.0.0.1:{closed_udp_port()}"
+    r = probe(
+        "check",
+        "--json",
+        "--no-control",
+        "--quiet",
+        "--resolver",
+        resolver,
+        "--timeout",
+        "1",
+        "b.example.fr",
+        "https://a.example.fr/x",
+        "--asn",
+        "3215",
+        "--network",
+        "Orange",
+    )
+    assert r.returncode == 0, r.stderr
+    records = [json.loads(line) for line in r.stdout.splitlines()]
+    assert [m["target"]["url"] for m in records] == [
+        "https://b.example.fr/",
+        "https://a.example.fr/x",
+    ]
+    for m in records:
+        assert m["probe"]["resolver"] == resolver
+        assert (m["probe"]["asn"], m["probe"]["network"]) == (3215, "Orange")
+        assert {d["failure"] for d in m["dns"]} == {"connection_refused"}
+        assert m["verdict"] == {
+            "status": "inconclusive",
+            "method": None,
+            "detail": "no_control",
+            "blockpage": None,
+        }
+
+
+def test_table_by_default() -> None:
+    r = probe(
+        "check",
+        "--no-control",
+        "--quiet",
+        "--resolver",
+        f"127.0.0.1:{closed_udp_port()}",
+        "--timeout",
+        "1",
+        "a.example.fr",
+    )
+    assert r.returncode == 0, r.stderr
+    head, row = r.stdout.splitlines()
+    assert head.split() == ["target", "dns", "tcp", "tls", "http", "verdict"]
+    assert row.split() == [
+        "https://a.example.fr/",
+        "connection_refused",
+        "-",
+        "-",
+        "-",
+        "inconclusive/no_control",
+    ]
+    assert "\033[" not in r.stdout  # no colour when not a terminal
