@@ -154,6 +154,20 @@ def hide_addresses() -> None:
             logger.addFilter(NoAddresses())
 
 
+# every route, each described in collector/openapi.py (a test holds the two together)
+ROUTES = [
+    ("GET", "/healthz", handlers.healthz),
+    ("POST", "/api/v1/probes", handlers.post_probes),
+    ("POST", "/api/v1/measurements", handlers.post_measurements),
+    ("GET", "/api/v1/measurements", handlers.get_measurements),
+    ("GET", "/api/v1/export", handlers.get_export),
+    ("POST", "/api/v1/control", handlers.post_control),
+    ("GET", "/api/v1/watchlist", handlers.get_watchlist),
+    ("GET", "/metrics", handlers.get_metrics),
+    ("GET", "/api/v1/openapi.json", handlers.get_openapi),
+]
+
+
 def build_app(
     cfg: CollectorConfig,
     store: Any = None,
@@ -188,18 +202,7 @@ def build_app(
         client_max_size=cfg.max_body_bytes,
     )
     app[handlers.STATE] = state
-    routes = [
-        ("GET", "/healthz", handlers.healthz),
-        ("POST", "/api/v1/probes", handlers.post_probes),
-        ("POST", "/api/v1/measurements", handlers.post_measurements),
-        ("GET", "/api/v1/measurements", handlers.get_measurements),
-        ("GET", "/api/v1/export", handlers.get_export),
-        ("POST", "/api/v1/control", handlers.post_control),
-        ("GET", "/api/v1/watchlist", handlers.get_watchlist),
-        ("GET", "/metrics", handlers.get_metrics),
-        ("GET", "/api/v1/openapi.json", handlers.get_openapi),
-    ]
-    for method, path, handler in routes:
+    for method, path, handler in ROUTES:
         app.router.add_route(method, path, handler)
     hide_addresses()
     return app

@@ -193,18 +193,8 @@ async def post_measurements(request: web.Request) -> web.Response:
     )
 
 
-QUERY_PARAMS = (
-    "service",
-    "domain",
-    "asn",
-    "network",
-    "status",
-    "method",
-    "probe_id",
-    "since",
-    "until",
-    "limit",
-    "cursor",
+QUERY_PARAMS = tuple(
+    "service domain asn network status method probe_id since until limit cursor".split()
 )
 
 
