@@ -88,10 +88,22 @@ def _export_parser(sub: Any) -> None:
         "--output", "-o", metavar="FILE", default="-", help="file to write, or - (stdout)"
     )
     for name in EXPORT_FILTERS:
-        ex.add_argument(f"--{name.replace('_', '-')}", dest=name, metavar=name.upper())
+        flag = f"--{name.replace('_', '-')}"
+        ex.add_argument(flag, dest=name, metavar=name.upper(), help=FILTER_HELP[name])
 
 
 EXPORT_FILTERS = tuple(p for p in handlers.EXPORT_PARAMS if p != "format")
+FILTER_HELP = {
+    "service": "watchlist id of the service",
+    "domain": "domain measured",
+    "asn": "AS number of the probe's network",
+    "network": "name of the probe's network",
+    "status": "the collector's verdict: ok, blocked, down or inconclusive",
+    "method": "where blocking happens (dns, tcp_ip, tls, http_failure, ...)",
+    "probe_id": "the probe that measured",
+    "since": "started at or after this RFC 3339 time (e.g. 2026-03-01T00:00:00Z)",
+    "until": "started before this RFC 3339 time",
+}
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -223,8 +235,14 @@ def cmd_export(args: argparse.Namespace) -> int:
             export.check_parquet()
         except export.ExportError as e:
             raise UsageError(str(e)) from None
-    with open_for_reading(cfg.database_url) as db:
-        written = _write_export(db.iter_measurements(q), args.format, args.output)
+    try:
+        with open_for_reading(cfg.database_url) as db:
+            written = _write_export(db.iter_measurements(q), args.format, args.output)
+    except BrokenPipeError:
+        # the reader stopped reading (`export | head`): its choice, not a failure; and the
+        # interpreter must not complain when it flushes standard output at exit
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     where = "standard output" if args.output == "-" else args.output
     print(f"{written} records written to {where}", file=sys.stderr)
     return 0

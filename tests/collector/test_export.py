@@ -270,3 +270,17 @@ async def test_a_database_failing_mid_export_cuts_the_body(sqlite_url: str) -> N
             assert r.status == 200
             with pytest.raises(aiohttp.ClientPayloadError):
                 await r.read()
+
+
+def test_a_reader_that_stops_early_is_not_a_failure(sqlite_url: str) -> None:
+    with open_store(sqlite_url) as db:
+        db.insert_batch([store_records.row(n) for n in range(3000)])  # more than a pipe holds
+    argv = [sys.executable, "-m", "collector", "export", "--db", sqlite_url, "--format", "csv"]
+    proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    assert proc.stdout.readline().startswith(b"id,started_at,")
+    proc.stdout.close()  # as `export | head -1` does
+    err = proc.stderr.read()
+    proc.stderr.close()
+    assert proc.wait(timeout=60) == 0
+    assert err == b""
