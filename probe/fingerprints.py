@@ -26,7 +26,8 @@ import yaml
 from probe.record import EDE
 
 # configs/ sits next to the package in the source tree (the editable install); see the report
-PACKAGED_FINGERPRINTS = Path(__file__).resolve().parents[1] / "configs" / "fingerprints.yaml"
+# shipped inside the package (configs/fingerprints.yaml links here), so a wheel carries it
+PACKAGED_FINGERPRINTS = Path(__file__).resolve().parent / "data" / "fingerprints.yaml"
 
 # kind -> the matches it accepts, the default first
 KINDS: dict[str, tuple[str, ...]] = {
@@ -236,7 +237,7 @@ def load_fingerprints(*paths: str | Path) -> FingerprintSet:
 
 @functools.cache
 def default_fingerprints() -> FingerprintSet:
-    """Return the packaged signatures (configs/fingerprints.yaml next to the package)."""
+    """Return the packaged signatures (probe/data/fingerprints.yaml)."""
     return load_fingerprints(PACKAGED_FINGERPRINTS)
 
 

@@ -33,7 +33,8 @@ LABEL_RE = re.compile(r"[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?")  # LDH, and '_' that 
 COUNTRY_RE = re.compile(r"[A-Z]{2}|INT")  # ISO 3166 alpha-2, or INT for a global service
 SERVICE_KEYS = {"id", "name", "category", "urls", "country", "notes", "dns_only"}
 # configs/ sits next to the package in the source tree (the editable install); see the report
-PACKAGED_WATCHLIST = Path(__file__).resolve().parents[1] / "configs" / "watchlist.yaml"
+# shipped inside the package (configs/watchlist.yaml links here), so a wheel carries it
+PACKAGED_WATCHLIST = Path(__file__).resolve().parent / "data" / "watchlist.yaml"
 
 
 class WatchlistError(ValueError):
