@@ -8,14 +8,18 @@ that time spent waiting on the network (epoll) does not count as a function's ow
 
 from __future__ import annotations
 
+import collections
 import cProfile
 import io
 import pathlib
 import pstats
 import runpy
+import signal
+import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 
 from benchmarks import rig
 from tests.lab.topology import Lab
@@ -71,3 +75,59 @@ def main(argv: list[str]) -> int:
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))
+
+
+PY_SPY = pathlib.Path(sys.executable).with_name("py-spy")
+
+
+def start_py_spy(pid: int, out: pathlib.Path, rate: int = 200) -> subprocess.Popen[bytes]:
+    """Start sampling every thread of ``pid`` (py-spy, collapsed stacks) until stopped."""
+    if not PY_SPY.exists():
+        sys.exit(f"{PY_SPY} missing: .venv/bin/pip install py-spy")
+    argv = [str(PY_SPY), "record", "--pid", str(pid), "--format", "raw", "--rate", str(rate),
+            "--output", str(out), "--nonblocking", "--threads"]  # fmt: skip
+    popen = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    time.sleep(0.5)  # attached
+    return popen
+
+
+def stop_py_spy(popen: subprocess.Popen[bytes]) -> None:
+    popen.send_signal(signal.SIGINT)  # py-spy writes its output on Ctrl-C
+    popen.communicate(timeout=60)
+
+
+def print_collapsed(path: pathlib.Path, limit: int = 25, focus: Sequence[str] = ()) -> None:
+    """Print the functions sampled most by own samples, then the share of the samples with each
+    ``focus`` function anywhere on the stack (a name as py-spy spells it: "Store._write")."""
+    own: collections.Counter[str] = collections.Counter()
+    by_name: collections.Counter[str] = collections.Counter()  # any line of the function
+    total = 0
+    for line in path.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        frames = [f for f in stack.split(";") if not f.startswith(("thread ", "process "))]
+        n = int(count)
+        if not frames or _idle(frames[-1]):
+            continue
+        total += n
+        own[_short(frames[-1])] += n
+        for name in {f.split(" (")[0] for f in frames}:
+            by_name[name] += n
+    print(f"   -- py-spy: {total} busy samples (idle waits left out)")
+    print(f"   top {limit} functions by own samples:")
+    for name, n in own.most_common(limit):
+        print(f"   {100 * n / max(total, 1):5.1f}%  {name}")
+    if focus:
+        print("   share of the busy samples with this function on the stack:")
+    for wanted in focus:
+        print(f"   {100 * by_name[wanted] / max(total, 1):5.1f}%  {wanted}")
+    sys.stdout.flush()
+
+
+def _short(frame: str) -> str:
+    """'insert (collector/store/measurements.py:170)' -> 'insert (measurements.py:170)'."""
+    name, _, where = frame.partition(" (")
+    return f"{name} ({where.rsplit('/', 1)[-1]}" if where else name
+
+
+def _idle(frame: str) -> bool:
+    return any(w in frame for w in ("select (selectors.py", "wait (threading.py", "_worker ("))

@@ -1,0 +1,184 @@
+"""Collector ingest over HTTP: records per second, batches of 100, several submitters at once.
+
+usage: python -m benchmarks.ingest [--backends sqlite postgresql] [--submitters 4]
+       [--records 20000] [--runs 3] [--profiles page short]
+
+Each backend gets a fresh database, migrated by `surblocage-collector migrate`, and one
+`surblocage-collector serve` process (benchmarks/collectord.py). Each submitter is a probe
+registered through POST /api/v1/probes, posting its share of pre-serialised batches (the JSON is
+built before the clock starts) to POST /api/v1/measurements, one at a time, as the probe's
+uploader does. A run counts only batches answered 200 with every record inserted. Runs append to
+the same database. The client runs on the same machine: its CPU is printed too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import datetime
+import json
+import pathlib
+import resource
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import aiohttp
+
+from benchmarks import collectord, figures, profiling, records
+
+BATCH = 100
+
+
+def batches(profile: str, count: int, seed: int, submitters: int) -> list[list[bytes]]:
+    """Return, per submitter, its batches as JSON bodies of BATCH records each."""
+    start = datetime.datetime.now(datetime.UTC) - datetime.timedelta(hours=1)
+    stream = records.stream(seed, count, start, datetime.timedelta(hours=1), profile=profile)
+    per: list[list[bytes]] = [[] for _ in range(submitters)]
+    chunk: list[dict[str, Any]] = []
+    for i, m in enumerate(stream):
+        d = m.to_dict()
+        d["probe"]["id"] = None  # the collector fills in the authenticated probe
+        chunk.append(d)
+        if len(chunk) == BATCH:
+            body = json.dumps({"records": chunk}, separators=(",", ":")).encode()
+            per[(i // BATCH) % submitters].append(body)
+            chunk = []
+    return per
+
+
+async def register(session: aiohttp.ClientSession, base: str, n: int) -> list[str]:
+    tokens = []
+    for i in range(n):
+        body = {"asn": 3215, "network": f"bench-{i}"}
+        async with session.post(f"{base}/api/v1/probes", json=body) as r:
+            tokens.append((await r.json())["token"])
+    return tokens
+
+
+async def submit(bases: list[str], tokens: list[str], work: list[list[bytes]]) -> dict[str, Any]:
+    """Post every batch (submitter i to collector i mod K); return wall time and latencies."""
+    latencies: list[float] = []
+    connector = aiohttp.TCPConnector(limit=len(tokens))
+    timeout = aiohttp.ClientTimeout(total=300)
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+
+        async def one(i: int, token: str, bodies: list[bytes]) -> None:
+            url = f"{bases[i % len(bases)]}/api/v1/measurements"
+            headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+            for body in bodies:
+                t0 = time.perf_counter()
+                async with session.post(url, data=body, headers=headers) as r:
+                    answer = await r.json()
+                if r.status != 200 or answer.get("inserted") != BATCH:
+                    sys.exit(f"batch answered {r.status}: {answer}")
+                latencies.append(time.perf_counter() - t0)
+
+        started = time.perf_counter()
+        jobs = (one(i, t, b) for i, (t, b) in enumerate(zip(tokens, work, strict=True)))
+        await asyncio.gather(*jobs)
+        return {"wall": time.perf_counter() - started, "latencies": latencies}
+
+
+async def tokens_for(base: str, n: int) -> list[str]:
+    async with aiohttp.ClientSession() as session:
+        return await register(session, base, n)
+
+
+def one_run(cs: list[collectord.Collector], tokens: list[str], work: list[list[bytes]]) -> dict:
+    count = sum(len(b) for b in work) * BATCH
+    cpu0, client0 = sum(c.cpu_seconds() for c in cs), resource.getrusage(resource.RUSAGE_SELF)
+    done = asyncio.run(submit([c.base for c in cs], tokens, work))
+    client1 = resource.getrusage(resource.RUSAGE_SELF)
+    lat = [x * 1000 for x in done["latencies"]]
+    return {
+        "rate": count / done["wall"],
+        "p50": figures.percentile(lat, 50),
+        "p99": figures.percentile(lat, 99),
+        "cpu_per_k": (sum(c.cpu_seconds() for c in cs) - cpu0) * 1000 / count,
+        "client_cpu": (client1.ru_utime + client1.ru_stime) - (client0.ru_utime + client0.ru_stime),
+        "rss": max(c.rss_mib() for c in cs),
+    }
+
+
+def print_series(label: str, rows: list[dict]) -> None:
+    print(f"-- {label}")
+    for key, name, unit in (("rate", "records/s", ""), ("p50", "batch p50", " ms"),
+                            ("p99", "batch p99", " ms"), ("cpu_per_k", "CPU per 1k", " s"),
+                            ("rss", "peak RSS", " MiB")):  # fmt: skip
+        digits = 2 if key == "cpu_per_k" else 0
+        print(f"   {name:<12} {figures.summary([r[key] for r in rows], unit, digits)}")
+    sys.stdout.flush()
+
+
+def series(
+    cs: list[collectord.Collector], tokens: list[str], profile: str, args: argparse.Namespace,
+    label: str, workdir: pathlib.Path,
+) -> None:  # fmt: skip
+    """Run ``args.runs`` ingests of fresh records of ``profile``; print each, then the summary."""
+    rows = []
+    for i in range(args.runs):
+        work = batches(profile, args.records, seed=hash((label, i)), submitters=len(tokens))
+        spy = workdir / f"spy-{cs[0].port}-{profile}.txt"
+        sampler = profiling.start_py_spy(cs[0].pid, spy) if args.profile and not i else None
+        r = one_run(cs, tokens, work)
+        if sampler is not None:
+            profiling.stop_py_spy(sampler)
+            profiling.print_collapsed(spy, focus=FOCUS)
+        rows.append(r)
+        print(f"   {label} run {i + 1}: {r['rate']:.0f} records/s, batch p50 {r['p50']:.0f} ms "
+              f"p99 {r['p99']:.0f} ms, collector CPU {r['cpu_per_k']:.2f} s/1k, client CPU "
+              f"{r['client_cpu']:.1f} s, {figures.load()}", flush=True)  # fmt: skip
+    size = records.record_bytes(profile) / 1000
+    print_series(f"{label}: {profile} records ({size:.1f} KB), {len(tokens)} submitters", rows)
+
+
+# where an ingest's CPU goes, by step of handlers.post_measurements
+FOCUS = (
+    "post_measurements", "read_json", "parse_batch", "Measurement.from_dict", "prepare_rows",
+    "decide", "MeasurementRow.from_record", "Measurement.to_dict", "Store.insert_batch",
+    "asdict", "DefaultDialect.do_execute", "DefaultDialect.do_commit", "Store.touch_probe",
+)  # fmt: skip
+
+
+def run_backend(kind: str, args: argparse.Namespace, workdir: pathlib.Path) -> None:
+    """For each variant (and process count on PostgreSQL), ingest into a fresh database."""
+    counts = args.processes if kind == "postgresql" else [1]
+    for variant in args.variants:
+        for k in counts:
+            with collectord.scratch_database(kind, "ingest") as url, contextlib.ExitStack() as st:
+                collectord.migrate(url)
+                v = None if variant == "shipped" else variant
+                cs = [st.enter_context(collectord.Collector(url, workdir, v)) for _ in range(k)]
+                tokens = asyncio.run(tokens_for(cs[0].base, args.submitters))
+                for profile in args.profiles:
+                    label = f"{kind} {variant} x{k}"
+                    series(cs, tokens, profile, args, label, workdir)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.ingest", description=__doc__)
+    p.add_argument("--backends", nargs="*", default=["sqlite", "postgresql"])
+    p.add_argument("--submitters", type=int, default=4)
+    p.add_argument("--records", type=int, default=20000, help="records a run")
+    p.add_argument("--runs", type=int, default=3)
+    p.add_argument("--profiles", nargs="*", default=["short", "page"],
+                   choices=list(records.PROFILES))  # fmt: skip
+    p.add_argument("--profile", action="store_true", help="py-spy the first run of each")
+    p.add_argument("--variants", nargs="*", default=["shipped"],
+                   help="what-ifs of benchmarks/collector_variants.py")  # fmt: skip
+    p.add_argument("--processes", type=int, nargs="*", default=[1],
+                   help="collector processes sharing the PostgreSQL database")  # fmt: skip
+    args = p.parse_args(argv)
+    figures.header(f"collector ingest: batches of {BATCH}, {args.submitters} submitters")
+    with tempfile.TemporaryDirectory(prefix="sb-bench-ingest-") as tmp:
+        for kind in args.backends:
+            run_backend(kind, args, pathlib.Path(tmp))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
