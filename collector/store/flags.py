@@ -52,7 +52,7 @@ def update(
     pairs = sorted({(r.asn, r.network, r.service) for r in rows}, key=_pair_order)
     if not pairs:
         return []
-    _lock(conn, pairs)
+    lock_pairs(conn, pairs)
     addresses.note(conn, rows)
     opened: list[Flag] = []
     for pair in pairs:
@@ -64,7 +64,7 @@ def _pair_order(pair: Pair) -> tuple[str, str]:
     return addresses.network_key(pair[0], pair[1]), pair[2]
 
 
-def _lock(conn: sa.Connection, pairs: Sequence[Pair]) -> None:
+def lock_pairs(conn: sa.Connection, pairs: Sequence[Pair]) -> None:
     """Serialise writers of the same pairs on PostgreSQL (SQLite has one writer already).
 
     Taken in one order by every writer, so that two batches sharing pairs wait, never deadlock.

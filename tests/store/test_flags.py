@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import datetime
+import multiprocessing
+import time
+from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from collector.analysis.flags import confidence
-from collector.store import MeasurementRow, Store
+from collector.store import MeasurementRow, Store, migrate, open_store
+from collector.store import flags as stored_flags
 from probe import record
+from tests.store.conftest import reset_pg
 from tests.store.records import record_id
 
 UTC = datetime.UTC
@@ -30,6 +36,7 @@ def look(
     ips: tuple[str, ...] = ("104.16.1.1",),
     cut: tuple[str, ...] = (),
     blockpage: str | None = None,
+    controlled: bool = True,
 ) -> MeasurementRow:
     """Return a stored record of ``probe``; ``cut`` are addresses whose TCP connection failed."""
     domain = f"www.{service}.fr"
@@ -45,12 +52,14 @@ def look(
     m = record.Measurement(
         id=record_id(n),
         probe=record.ProbeInfo(id=probe, software="surblocage/0.1.0", cc="FR"),
-        target=record.Target(service, f"https://{domain}/", domain, CATEGORY[service]),
+        target=record.Target(
+            service, f"https://{domain}/", domain, CATEGORY.get(service, "general")
+        ),
         started_at=(T0 + datetime.timedelta(minutes=minutes)).isoformat(),
         duration_ms=100,
         dns=[record.DNSResult("192.168.1.1", "A", None, 5, "NOERROR", list(ips), name=domain)],
         tcp=tcp,
-        control=control,
+        control=control if controlled else None,
         verdict=verdict,
     )
     return MeasurementRow.from_record(
@@ -237,6 +246,37 @@ def test_services_only_resolved_elsewhere_still_count_as_behind_the_address(stor
     assert (row["ip"], row["network"], row["services"]) == (SHARED, "Free", ["deezer", "mycanal"])
 
 
+def test_a_service_that_moved_off_the_address_is_no_longer_behind_it(store: Store) -> None:
+    ingest(store, shared("o1", -3 * 24 * 60, "deezer", False))
+    ingest(store, look("o1", 0, "ok", None, service="deezer", ips=("104.16.3.3",)))
+    ingest(
+        store,
+        shared("f1", 1, "mycanal", network="Free"),
+        shared("f2", 2, "mycanal", network="Free"),
+    )
+    assert [r["services"] for r in store.query_collateral()] == [["mycanal"]]
+
+
+def test_an_address_cut_during_an_earlier_flag_is_not_collateral_of_the_next(store: Store) -> None:
+    ingest(
+        store,
+        shared("f1", 0, "mycanal", network="Free"),
+        shared("f2", 1, "mycanal", network="Free"),
+    )
+    ingest(
+        store,
+        shared("f1", 60, "mycanal", False, network="Free"),
+        shared("f2", 61, "mycanal", False, network="Free"),
+    )
+    own = "104.16.1.1"
+    again = [
+        look(p, 120 + n, method="tcp_ip", network="Free", ips=(SHARED, own), cut=(own,))
+        for n, p in enumerate(("f1", "f2"))
+    ]
+    assert len(ingest(store, *again)) == 1  # reopened; this time SHARED connects
+    assert [(r["ip"], r["first_seen"]) for r in store.query_collateral()] == [(own, at(120))]
+
+
 def test_a_transient_address_failure_is_no_collateral(store: Store) -> None:
     ingest(store, look("p1", 0, method="tcp_ip", cut=("104.16.1.1",)), look("p2", 1, "ok", None))
     ingest(store, look("p1", 60, method="tcp_ip", cut=("104.16.1.1",)), look("p2", 61, "ok", None))
@@ -271,3 +311,108 @@ def test_probe_counts_and_network_last_seen(store: Store) -> None:
         ("Free", (T0 + datetime.timedelta(minutes=5)).timestamp()),
         ("Orange", (T0 + datetime.timedelta(minutes=50)).timestamp()),
     ]
+
+
+def submit(url: str, batches: list[list[MeasurementRow]], together: Any, results: Any) -> None:
+    """A collector process: store each batch and update the findings, in step with its peers."""
+    store = open_store(url)
+    try:
+        opened = []
+        for rows in batches:
+            together.wait(timeout=60)  # every process starts its batch at the same time
+            store.insert_batch(rows)
+            now = max(r.started_at for r in rows) + datetime.timedelta(minutes=1)
+            opened += [(f.service, f.method) for f in store.update_findings(rows, now)]
+        results.put(("ok", opened))
+    except Exception as e:
+        together.abort()  # the peers stop waiting for this process
+        results.put(("error", repr(e)))
+    finally:
+        store.close()
+
+
+def run_collectors(url: str, plans: list[list[list[MeasurementRow]]], before: Any = None) -> list:
+    context = multiprocessing.get_context("spawn")
+    together, results = context.Barrier(len(plans)), context.Queue()
+    workers = [context.Process(target=submit, args=(url, p, together, results)) for p in plans]
+    for worker in workers:
+        worker.start()
+    if before is not None:
+        before()
+    outcomes = [results.get(timeout=100) for _ in workers]
+    for worker in workers:
+        worker.join(timeout=30)
+    return outcomes
+
+
+@pytest.mark.postgres
+def test_a_second_writer_of_the_pair_waits_and_extends_the_first_ones_flag(
+    pg_database: str,
+) -> None:
+    reset_pg(pg_database)
+    migrate(pg_database)
+    pair = (3215, "Orange", "mycanal")
+    mine, theirs = look("p1", 10, blockpage="fr"), look("p2", 5, blockpage="fr")
+    with open_store(pg_database) as store:
+        store.insert_batch([mine])
+        conn = store.engine.connect()
+        tx = conn.begin()
+        # this process is half-way through its update: flag written, not yet committed
+        assert [f.first_seen for f in stored_flags.update(conn, [mine], T0)] == [mine.started_at]
+
+        def release_once_the_other_waits() -> None:
+            waiting = wait_for_lock_wait(store, conn)
+            tx.commit()
+            conn.close()
+            assert waiting == "advisory", waiting
+
+        [outcome] = run_collectors(pg_database, [[[theirs]]], release_once_the_other_waits)
+        assert outcome == ("ok", [])  # it extended the open flag instead of opening another
+        [flag] = store.query_flags()
+        assert store.flag_counts() == [(pair[1], pair[2], "iptv_legal", "dns")]
+    assert (flag["state"], flag["first_seen"], flag["probes"]) == ("open", at(10), ["p1", "p2"])
+    assert flag["evidence"] == [theirs.id, mine.id]
+
+
+def wait_for_lock_wait(store: Store, holder: sa.Connection) -> str:
+    """Return the lock type another backend of this database waits on, once one does."""
+    mine = holder.execute(sa.text("SELECT pg_backend_pid()")).scalar_one()
+    query = sa.text(
+        "SELECT wait_event FROM pg_stat_activity WHERE datname = current_database() "
+        "AND wait_event_type = 'Lock' AND pid <> :mine"
+    )
+    deadline = time.monotonic() + 60  # a liveness bound, not a timing assertion
+    with store.engine.connect() as conn:
+        while time.monotonic() < deadline:
+            found = conn.execute(query, {"mine": mine}).scalars().first()
+            if found is not None:
+                return str(found)
+            conn.rollback()
+            time.sleep(0.02)
+    raise AssertionError("the other collector never waited for a lock")
+
+
+@pytest.mark.postgres
+def test_two_processes_judging_the_same_pairs_open_one_flag_each(pg_database: str) -> None:
+    reset_pg(pg_database)
+    migrate(pg_database)
+    services = [f"svc{n}" for n in range(12)]
+    plans = [
+        [
+            [
+                look(probe, r * 60 + k, service=s, blockpage="fr", controlled=False)
+                for s in services[::step]
+            ]
+            for r in range(4)
+        ]
+        for k, (probe, step) in enumerate((("pa", 1), ("pb", -1)))
+    ]
+    outcomes = run_collectors(pg_database, plans)
+    assert [o[0] for o in outcomes] == ["ok", "ok"], outcomes
+    opened = sorted(o for _, got in outcomes for o in got)
+    assert opened == sorted((s, "dns") for s in services)  # each pair opened once, by one
+    with open_store(pg_database) as store:
+        found = store.query_flags()
+    assert sorted((f["service"], f["state"], tuple(f["probes"])) for f in found) == sorted(
+        (s, "open", ("pa", "pb")) for s in services
+    )
