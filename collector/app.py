@@ -163,6 +163,7 @@ ROUTES = [
     ("GET", "/api/v1/export", handlers.get_export),
     ("POST", "/api/v1/control", handlers.post_control),
     ("GET", "/api/v1/watchlist", handlers.get_watchlist),
+    ("GET", "/api/v1/whoami", handlers.get_whoami),
     ("GET", "/metrics", handlers.get_metrics),
     ("GET", "/api/v1/openapi.json", handlers.get_openapi),
 ]

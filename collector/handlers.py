@@ -95,6 +95,25 @@ async def get_watchlist(request: web.Request) -> web.Response:
     return web.json_response(state.watchlist_doc)
 
 
+async def get_whoami(request: web.Request) -> web.Response:
+    """The network the collector will record for this caller (issue 6: the line's identity).
+
+    Answered from the ASN database for the caller's address; the address itself is neither
+    echoed, stored nor logged.
+    """
+    state = request.app[STATE]
+    if state.asn_db is None:
+        return error(
+            404,
+            "this collector has no ASN database: declare the network in the "
+            "probe's config (network.asn, network.name)",
+        )
+    found = state.lookup_network(request.remote or "")
+    if found is None:
+        return error(404, "the ASN database does not know this network")
+    return web.json_response({"asn": found[0], "network": found[1]})
+
+
 async def get_metrics(request: web.Request) -> web.Response:
     state = request.app[STATE]
     body = prometheus_client.generate_latest(state.registry)

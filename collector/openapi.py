@@ -278,6 +278,20 @@ def document() -> dict[str, Any]:
                     },
                 }
             },
+            "/api/v1/whoami": {
+                "get": {
+                    "summary": "the network the collector records for the caller (ASN database)",
+                    "description": "The caller's address is looked up, then dropped: it is "
+                    "never echoed, stored or logged.",
+                    "responses": {
+                        "200": _ok(
+                            "the caller's network",
+                            _obj(["asn", "network"], {"asn": INT, "network": NULLSTR}, False),
+                        ),
+                        **_errors(_404="no ASN database, or an address it does not know"),
+                    },
+                }
+            },
             "/api/v1/openapi.json": {
                 "get": {
                     "summary": "this document",

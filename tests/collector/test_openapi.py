@@ -37,7 +37,7 @@ class Stage:
     """Four collectors, each set up for some of the documented answers."""
 
     main: Collector  # watchlist, control vantage, small body limit
-    enrolled: Collector  # registration needs a key
+    enrolled: Collector  # registration needs a key; an ASN database
     down: Collector  # the database does not answer; no control, no watchlist
     limited: Collector  # one request a minute from an address
     token: str
@@ -45,7 +45,7 @@ class Stage:
 
 
 @pytest.fixture
-async def stage(tmp_path: pathlib.Path) -> AsyncIterator[Stage]:
+async def stage(tmp_path: pathlib.Path, asn_file: str) -> AsyncIterator[Stage]:
     urls = [f"sqlite:///{tmp_path}/{name}.db" for name in ("main", "enrolled", "limited")]
     for url in urls:
         migrate(url)
@@ -61,7 +61,7 @@ async def stage(tmp_path: pathlib.Path) -> AsyncIterator[Stage]:
             )
         )
         enrolled = await stack.enter_async_context(
-            running(urls[1], **{"auth.enrollment_key": "sesame"})
+            running(urls[1], **{"auth.enrollment_key": "sesame", "asn.database": asn_file})
         )
         dead = stack.enter_context(open_store(DEAD_DATABASE))
         down = await stack.enter_async_context(running(urls[1], store=dead))
@@ -142,6 +142,8 @@ SCENARIOS: dict[tuple[str, str, str], Scenario] = {
     (CONTROL, "post", "413"): lambda s: ask(s.main, "POST", CONTROL, data=BIG),
     ("/api/v1/watchlist", "get", "200"): lambda s: ask(s.main, "GET", "/api/v1/watchlist"),
     ("/api/v1/watchlist", "get", "404"): lambda s: ask(s.down, "GET", "/api/v1/watchlist"),
+    ("/api/v1/whoami", "get", "200"): lambda s: ask(s.enrolled, "GET", "/api/v1/whoami"),
+    ("/api/v1/whoami", "get", "404"): lambda s: ask(s.main, "GET", "/api/v1/whoami"),
     ("/api/v1/openapi.json", "get", "200"): lambda s: ask(s.main, "GET", "/api/v1/openapi.json"),
     ("/metrics", "get", "200"): lambda s: ask(s.main, "GET", "/metrics"),
 }
