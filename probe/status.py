@@ -33,7 +33,7 @@ async def gather(cfg: ProbeConfig) -> dict[str, Any]:
         "daemon": _daemon(state_dir, beat),
         "probe_id": ident.probe_id if ident else None,
         "registered_with": ident.collector if ident else None,
-        "network": _network(cfg),
+        "network": await _network(cfg),
         "resolver": beat.get("resolver") or cfg.dns.resolver or "the system's (/etc/resolv.conf)",
         "last_cycle": beat.get("last_cycle"),
         "spool": _spool(state_dir, beat),
@@ -66,11 +66,21 @@ def _daemon(state_dir: Path, beat: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _network(cfg: ProbeConfig) -> dict[str, Any]:
+async def _network(cfg: ProbeConfig) -> dict[str, Any]:
+    """The network declared in the config, else the one the collector's ASN database sees."""
     net = cfg.network
     if net.asn is not None or net.name is not None:
         return {"asn": net.asn, "name": net.name, "cc": net.cc, "source": "config"}
-    return {"asn": None, "name": None, "cc": net.cc, "source": "collector"}
+    found: dict[str, Any] = {"asn": None, "name": None, "cc": net.cc, "source": "collector"}
+    if cfg.collector.url is not None:
+        async with CollectorClient(
+            base_url=cfg.collector.url, timeout_seconds=HEALTH_TIMEOUT_SECONDS
+        ) as client:
+            try:
+                found["asn"], found["name"] = await client.whoami()
+            except (CollectorUnavailable, CollectorRefused):
+                pass  # no ASN database there, or no answer: the collector decides at ingest
+    return found
 
 
 def _spool(state_dir: Path, beat: dict[str, Any]) -> dict[str, Any] | None:
@@ -138,6 +148,9 @@ def _network_text(n: dict[str, Any]) -> str:
     if n["source"] == "config":
         name = " ".join(x for x in (f"AS{n['asn']}" if n["asn"] else "", n["name"] or "") if x)
         return f"{name} ({n['cc']}), declared in the config"
+    if n["asn"] is not None:
+        name = " ".join(x for x in (f"AS{n['asn']}", n["name"] or "") if x)
+        return f"{name}, as the collector's ASN database sees this line"
     return "decided by the collector from the address it sees (its ASN database)"
 
 

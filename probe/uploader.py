@@ -111,6 +111,18 @@ class CollectorClient:
         """Return the collector's watchlist document (validate it with parse_watchlist)."""
         return await self._call("GET", "/api/v1/watchlist")
 
+    async def whoami(self) -> tuple[int, str | None]:
+        """Return the (asn, network) the collector records for this line, from its ASN database.
+
+        The collector looks up the address it sees and answers only the network: the probe never
+        learns its own public address.
+        """
+        doc = await self._call("GET", "/api/v1/whoami")
+        asn, name = doc.get("asn"), doc.get("network")
+        if isinstance(asn, bool) or not isinstance(asn, int) or not isinstance(name, str | None):
+            raise CollectorUnavailable("whoami: malformed answer")
+        return asn, name
+
     async def health(self) -> None:
         """Return when GET /healthz answers 2xx; raise CollectorUnavailable otherwise."""
         await self._call("GET", "/healthz")

@@ -1,6 +1,7 @@
 """Shared test configuration: strict mode turns a skipped lab or PostgreSQL test into a failure."""
 
 import os
+import pathlib
 
 import pytest
 
@@ -16,3 +17,21 @@ def pytest_runtest_makereport(item, call):
         report.outcome = "failed"
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
         report.longrepr = f"skipped in strict mode (SURBLOCAGE_STRICT=1 / CI): {reason}"
+
+
+@pytest.fixture
+def asn_file(tmp_path: pathlib.Path) -> str:
+    """A MaxMind-format ASN database: 127.0.0.0/8 is AS 64500 "Test ISP"."""
+    import mmdb_writer
+    import netaddr
+
+    writer = mmdb_writer.MMDBWriter(
+        ip_version=6, ipv4_compatible=True, database_type="GeoLite2-ASN"
+    )
+    writer.insert_network(
+        netaddr.IPSet(["127.0.0.0/8"]),
+        {"autonomous_system_number": 64500, "autonomous_system_organization": "Test ISP"},
+    )
+    path = tmp_path / "asn.mmdb"
+    writer.to_db_file(str(path))
+    return str(path)

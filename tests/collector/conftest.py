@@ -78,21 +78,3 @@ async def collector(db_url: str) -> AsyncIterator[Collector]:
     """An in-process collector on loopback over ``db_url`` (no control vantage)."""
     async with running(db_url) as c:
         yield c
-
-
-@pytest.fixture
-def asn_file(tmp_path: pathlib.Path) -> str:
-    """A MaxMind-format ASN database: 127.0.0.0/8 is AS 64500 "Test ISP"."""
-    import mmdb_writer
-    import netaddr
-
-    writer = mmdb_writer.MMDBWriter(
-        ip_version=6, ipv4_compatible=True, database_type="GeoLite2-ASN"
-    )
-    writer.insert_network(
-        netaddr.IPSet(["127.0.0.0/8"]),
-        {"autonomous_system_number": 64500, "autonomous_system_organization": "Test ISP"},
-    )
-    path = tmp_path / "asn.mmdb"
-    writer.to_db_file(str(path))
-    return str(path)
