@@ -3,23 +3,26 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import re
 import time
 import traceback
+from collections.abc import AsyncIterator
 from typing import Any
 
 import prometheus_client
 from aiohttp import web
 
 from collector import control as control_mod
-from collector import handlers, logs
+from collector import findings, handlers, logs
 from collector.asn import AsnDatabase
 from collector.auth import RateLimiter
 from collector.config import CollectorConfig
 from collector.control import ControlVantage
 from collector.metrics import Metrics
+from collector.store import StoreUnavailable
 from probe import fingerprints
 from probe import watchlist as watchlist_mod
 
@@ -86,7 +89,8 @@ class State:
         return found.asn if found else None
 
     async def after_ingest(self, rows: list[Any], outcome: Any) -> None:
-        """Hook for the analysis (flags, collateral) once a batch is committed."""
+        """Bring flags, collateral and their metrics up to date, before the batch's ack."""
+        await findings.after_batch(self.store, rows, outcome, self.metrics)
 
 
 @web.middleware
@@ -164,6 +168,8 @@ ROUTES = [
     ("POST", "/api/v1/control", handlers.post_control),
     ("GET", "/api/v1/watchlist", handlers.get_watchlist),
     ("GET", "/api/v1/whoami", handlers.get_whoami),
+    ("GET", "/api/v1/flags", handlers.get_flags),
+    ("GET", "/api/v1/collateral", handlers.get_collateral),
     ("GET", "/metrics", handlers.get_metrics),
     ("GET", "/api/v1/openapi.json", handlers.get_openapi),
 ]
@@ -205,5 +211,33 @@ def build_app(
     app[handlers.STATE] = state
     for method, path, handler in ROUTES:
         app.router.add_route(method, path, handler)
+    if store is not None:
+        app.cleanup_ctx.append(_metrics_refresher)
     hide_addresses()
     return app
+
+
+METRICS_REFRESH_SECONDS = 30.0
+
+
+async def _metrics_refresher(app: web.Application) -> AsyncIterator[None]:
+    """Keep the store-derived gauges right between batches: a probe falling silent sends
+    nothing, and another collector process may share the database."""
+    task = asyncio.create_task(_refresh_forever(app[handlers.STATE]))
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+async def _refresh_forever(state: State) -> None:
+    while True:
+        try:
+            await findings.refresh_metrics(
+                state.store, state.metrics, state.config.silent_after_seconds
+            )
+        except StoreUnavailable as e:
+            logs.event(
+                "metrics refresh failed: the database is unavailable", logging.WARNING, error=str(e)
+            )
+        await asyncio.sleep(METRICS_REFRESH_SECONDS)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import functools
 import json
 import logging
 import time
@@ -93,6 +94,56 @@ async def get_watchlist(request: web.Request) -> web.Response:
     if state.watchlist is None:
         return error(404, "this collector serves no watchlist (start it with --watchlist FILE)")
     return web.json_response(state.watchlist_doc)
+
+
+FLAG_PARAMS = ("asn", "network", "service", "category", "method", "state", "since", "until")
+COLLATERAL_PARAMS = ("asn", "network")
+
+
+def _filters(params: Any, known: tuple[str, ...]) -> dict[str, Any]:
+    """Check query parameters against ``known``; convert asn, since and until; 400 otherwise."""
+    unknown = sorted(set(params) - set(known))
+    if unknown:
+        raise Problem(400, f"{unknown[0]}: unknown parameter (known: {', '.join(known)})")
+    out: dict[str, Any] = {}
+    try:
+        for k in known:
+            if k in params:
+                value = params.getall(k)
+                if len(value) > 1:
+                    raise ValueError(f"{k}: give it once")
+                out[k] = value[0]
+        if "asn" in out:
+            out["asn"] = _int_param("asn", out["asn"])
+        for k in ("since", "until"):
+            if k in out:
+                out[k] = _time_param(k, out[k])
+    except ValueError as e:
+        raise Problem(400, str(e)) from None
+    return out
+
+
+async def get_flags(request: web.Request) -> web.Response:
+    """Blocking flags per (network, service, method): reflects every batch acknowledged."""
+    state = request.app[STATE]
+    filters = _filters(request.query, FLAG_PARAMS)
+    try:
+        with state.metrics.time_store("flags"):
+            found = await _store_call(state, functools.partial(state.store.query_flags, **filters))
+    except ValueError as e:
+        raise Problem(400, str(e)) from None
+    return web.json_response({"flags": found})
+
+
+async def get_collateral(request: web.Request) -> web.Response:
+    """Addresses blocked at the address level, each with every watched service behind it."""
+    state = request.app[STATE]
+    filters = _filters(request.query, COLLATERAL_PARAMS)
+    try:
+        found = await _store_call(state, functools.partial(state.store.query_collateral, **filters))
+    except ValueError as e:
+        raise Problem(400, str(e)) from None
+    return web.json_response({"addresses": found})
 
 
 async def get_whoami(request: web.Request) -> web.Response:

@@ -72,6 +72,19 @@ FILTERS = [
         "2026-04-01T00:00:00Z",
     ),
 ]
+_BY_NAME = {p["name"]: p for p in FILTERS}
+FLAG_FILTERS = [
+    _BY_NAME["asn"], _BY_NAME["network"], _BY_NAME["service"],
+    _param("category", "the service's category", {"type": "string", "enum": list(CATEGORIES)},
+           "iptv_legal"),
+    _BY_NAME["method"],
+    _param("state", "open or closed", {"type": "string", "enum": ["open", "closed"]}, "open"),
+    _param("since", "in force at or after (RFC 3339 with a zone)",
+           {"type": "string", "format": "date-time"}, "2026-03-01T00:00:00Z"),
+    _param("until", "first seen before (RFC 3339 with a zone)",
+           {"type": "string", "format": "date-time"}, "2026-04-01T00:00:00Z"),
+]  # fmt: skip
+COLLATERAL_FILTERS = [_BY_NAME["asn"], _BY_NAME["network"]]
 PAGING = [
     _param("limit", "records a page", {"type": "integer", "minimum": 1, "maximum": 1000}, 100),
     _param("cursor", "next_cursor of the previous page", {"type": "string"}, EXAMPLE_CURSOR),
@@ -98,8 +111,48 @@ def _obj(required: list[str], props: dict[str, Any], extra: bool = True) -> dict
 
 
 STR, INT, NULLSTR = {"type": "string"}, {"type": "integer"}, {"type": ["string", "null"]}
+TIME = {**STR, "format": "date-time"}
 SCHEMAS: dict[str, Any] = {
     "Error": _obj(["error"], {"error": {**STR, "description": "what is wrong"}}, False),
+    "Flag": _obj(
+        [
+            "asn",
+            "network",
+            "service",
+            "method",
+            "state",
+            "first_seen",
+            "last_seen",
+            "probes",
+            "confidence",
+            "evidence",
+        ],
+        {
+            "asn": {"type": ["integer", "null"]},
+            "network": NULLSTR,
+            "service": STR,
+            "category": STR,
+            "method": {"enum": list(METHODS)},
+            "state": {"enum": ["open", "closed"]},
+            "first_seen": TIME,
+            "last_seen": TIME,
+            "closed_at": {"type": ["string", "null"], "format": "date-time"},
+            "probes": {"type": "array", "items": STR},
+            "confidence": {"type": "number", "minimum": 0, "maximum": 1},
+            "evidence": {"type": "array", "items": STR, "description": "record ids"},
+        },
+    ),
+    "Collateral": _obj(
+        ["ip", "asn", "network", "services", "first_seen", "last_seen"],
+        {
+            "ip": STR,
+            "asn": {"type": ["integer", "null"]},
+            "network": NULLSTR,
+            "services": {"type": "array", "items": STR},
+            "first_seen": TIME,
+            "last_seen": TIME,
+        },
+    ),
     "Verdict": _obj(
         ["status"],
         {
@@ -275,6 +328,47 @@ def document() -> dict[str, Any]:
                     "responses": {
                         "200": _ok("the watchlist", WATCHLIST),
                         **_errors(_404="this collector serves no watchlist"),
+                    },
+                }
+            },
+            "/api/v1/flags": {
+                "get": {
+                    "summary": "blocking flags per (network, service, method)",
+                    "description": "Reflects every batch acknowledged before the request. A flag "
+                    "opens on agreeing blocked verdicts of a network's probes while the control "
+                    "reaches the service, and closes when they reach it again.",
+                    "parameters": FLAG_FILTERS,
+                    "responses": {
+                        "200": _ok(
+                            "the flags, latest seen first",
+                            _obj(
+                                ["flags"],
+                                {"flags": {"type": "array", "items": _ref("Flag")}},
+                                False,
+                            ),
+                        ),
+                        **_errors(
+                            _400="a parameter at fault, named", _503="the database is unavailable"
+                        ),
+                    },
+                }
+            },
+            "/api/v1/collateral": {
+                "get": {
+                    "summary": "addresses blocked at the address level, every service behind each",
+                    "parameters": COLLATERAL_FILTERS,
+                    "responses": {
+                        "200": _ok(
+                            "one row an address a network",
+                            _obj(
+                                ["addresses"],
+                                {"addresses": {"type": "array", "items": _ref("Collateral")}},
+                                False,
+                            ),
+                        ),
+                        **_errors(
+                            _400="a parameter at fault, named", _503="the database is unavailable"
+                        ),
                     },
                 }
             },

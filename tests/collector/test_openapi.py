@@ -142,6 +142,12 @@ SCENARIOS: dict[tuple[str, str, str], Scenario] = {
     (CONTROL, "post", "413"): lambda s: ask(s.main, "POST", CONTROL, data=BIG),
     ("/api/v1/watchlist", "get", "200"): lambda s: ask(s.main, "GET", "/api/v1/watchlist"),
     ("/api/v1/watchlist", "get", "404"): lambda s: ask(s.down, "GET", "/api/v1/watchlist"),
+    ("/api/v1/flags", "get", "200"): lambda s: ask(s.main, "GET", "/api/v1/flags?state=open"),
+    ("/api/v1/flags", "get", "400"): lambda s: ask(s.main, "GET", "/api/v1/flags?state=maybe"),
+    ("/api/v1/flags", "get", "503"): lambda s: ask(s.down, "GET", "/api/v1/flags"),
+    ("/api/v1/collateral", "get", "200"): lambda s: ask(s.main, "GET", "/api/v1/collateral"),
+    ("/api/v1/collateral", "get", "400"): lambda s: ask(s.main, "GET", "/api/v1/collateral?ip=1"),
+    ("/api/v1/collateral", "get", "503"): lambda s: ask(s.down, "GET", "/api/v1/collateral"),
     ("/api/v1/whoami", "get", "200"): lambda s: ask(s.enrolled, "GET", "/api/v1/whoami"),
     ("/api/v1/whoami", "get", "404"): lambda s: ask(s.main, "GET", "/api/v1/whoami"),
     ("/api/v1/openapi.json", "get", "200"): lambda s: ask(s.main, "GET", "/api/v1/openapi.json"),
@@ -207,7 +213,10 @@ def _examples(path: str) -> dict[str, str]:
     return {p["name"]: str(p["example"]) for p in params}
 
 
-@pytest.mark.parametrize("path", ["/api/v1/measurements", "/api/v1/export"])
+QUERIED = ["/api/v1/measurements", "/api/v1/export", "/api/v1/flags", "/api/v1/collateral"]
+
+
+@pytest.mark.parametrize("path", QUERIED)
 async def test_every_documented_parameter_is_accepted(stage: Stage, path: str) -> None:
     examples = _examples(path)
     assert examples
@@ -218,7 +227,7 @@ async def test_every_documented_parameter_is_accepted(stage: Stage, path: str) -
         assert r.status == 200, await r.text()
 
 
-@pytest.mark.parametrize("path", ["/api/v1/measurements", "/api/v1/export"])
+@pytest.mark.parametrize("path", QUERIED)
 async def test_every_documented_enum_value_is_accepted(stage: Stage, path: str) -> None:
     for p in DOC["paths"][path]["get"]["parameters"]:
         for value in p["schema"].get("enum", []):
@@ -226,7 +235,7 @@ async def test_every_documented_enum_value_is_accepted(stage: Stage, path: str) 
                 assert r.status == 200, (p["name"], value, await r.text())
 
 
-@pytest.mark.parametrize("path", ["/api/v1/measurements", "/api/v1/export"])
+@pytest.mark.parametrize("path", QUERIED)
 async def test_an_undocumented_parameter_is_refused(stage: Stage, path: str) -> None:
     undocumented = {"colour", "page", "offset", "sort", "probe", "country", "limit", "format"}
     for name in sorted(undocumented - set(_examples(path))):
