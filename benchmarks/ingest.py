@@ -19,6 +19,7 @@ import contextlib
 import datetime
 import json
 import pathlib
+import random
 import resource
 import sys
 import tempfile
@@ -27,27 +28,41 @@ from collections.abc import Sequence
 from typing import Any
 
 import aiohttp
+import sqlalchemy as sa
 
-from benchmarks import collectord, figures, profiling, records
+from benchmarks import bulkload, collectord, figures, profiling, records
 
 BATCH = 100
 
 
 def batches(profile: str, count: int, seed: int, submitters: int) -> list[list[bytes]]:
-    """Return, per submitter, its batches as JSON bodies of BATCH records each."""
+    """Return, per submitter, its batches as JSON bodies of BATCH records each.
+
+    Submitter i is a probe on network i mod 8 (records.NETWORKS), as a real probe is on one
+    line: its batches hold its network's records, of every service, over the last hour.
+    """
+    rng = random.Random(seed)
     start = datetime.datetime.now(datetime.UTC) - datetime.timedelta(hours=1)
-    stream = records.stream(seed, count, start, datetime.timedelta(hours=1), profile=profile)
-    per: list[list[bytes]] = [[] for _ in range(submitters)]
-    chunk: list[dict[str, Any]] = []
-    for i, m in enumerate(stream):
-        d = m.to_dict()
-        d["probe"]["id"] = None  # the collector fills in the authenticated probe
-        chunk.append(d)
-        if len(chunk) == BATCH:
-            body = json.dumps({"records": chunk}, separators=(",", ":")).encode()
-            per[(i // BATCH) % submitters].append(body)
+    per_submitter = count // submitters
+    step = datetime.timedelta(hours=1) / max(per_submitter, 1)
+    per: list[list[bytes]] = []
+    for i in range(submitters):
+        network = i % len(records.NETWORKS)
+        bodies = []
+        for b in range(per_submitter // BATCH):
             chunk = []
+            for j in range(BATCH):
+                m = records.make_record(rng, start + step * (b * BATCH + j), "x", network, profile)
+                d = m.to_dict()
+                d["probe"]["id"] = None  # the collector fills in the authenticated probe
+                chunk.append(d)
+            bodies.append(json.dumps({"records": chunk}, separators=(",", ":")).encode())
+        per.append(bodies)
     return per
+
+
+class BatchRefused(Exception):
+    """A batch not answered 200 with every record inserted: the run is void."""
 
 
 async def register(session: aiohttp.ClientSession, base: str, n: int) -> list[str]:
@@ -74,7 +89,7 @@ async def submit(bases: list[str], tokens: list[str], work: list[list[bytes]]) -
                 async with session.post(url, data=body, headers=headers) as r:
                     answer = await r.json()
                 if r.status != 200 or answer.get("inserted") != BATCH:
-                    sys.exit(f"batch answered {r.status}: {answer}")
+                    raise BatchRefused(f"batch answered {r.status}: {answer}")
                 latencies.append(time.perf_counter() - t0)
 
         started = time.perf_counter()
@@ -91,7 +106,10 @@ async def tokens_for(base: str, n: int) -> list[str]:
 def one_run(cs: list[collectord.Collector], tokens: list[str], work: list[list[bytes]]) -> dict:
     count = sum(len(b) for b in work) * BATCH
     cpu0, client0 = sum(c.cpu_seconds() for c in cs), resource.getrusage(resource.RUSAGE_SELF)
-    done = asyncio.run(submit([c.base for c in cs], tokens, work))
+    try:
+        done = asyncio.run(submit([c.base for c in cs], tokens, work))
+    except BatchRefused as e:
+        sys.exit(f"{e}\ncollector log:\n{cs[0].log_tail()}")
     client1 = resource.getrusage(resource.RUSAGE_SELF)
     lat = [x * 1000 for x in done["latencies"]]
     return {
@@ -140,8 +158,23 @@ def series(
 FOCUS = (
     "post_measurements", "read_json", "parse_batch", "Measurement.from_dict", "prepare_rows",
     "decide", "MeasurementRow.from_record", "Measurement.to_dict", "Store.insert_batch",
-    "asdict", "DefaultDialect.do_execute", "DefaultDialect.do_commit", "Store.touch_probe",
+    "asdict", "Store.touch_probe", "after_batch", "Store.update_findings", "_observations",
+    "_latest_elsewhere", "evaluate", "note", "_findings_snapshot", "DefaultDialect.do_execute",
+    "DefaultDialect.do_commit",
 )  # fmt: skip
+
+
+# what-if: the index a (network, service) pair's observations would need (flags.py reads
+# service + asn + network + started_at; the shipped indexes lead with one of them only)
+PAIR_INDEX = "CREATE INDEX ix_bench_pair ON measurements (service, asn, network, started_at, id)"
+
+
+def add_pair_index(url: str) -> None:
+    engine = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://"))
+    with engine.begin() as conn:
+        conn.exec_driver_sql(PAIR_INDEX)
+    engine.dispose()
+    print(f"   what-if: {PAIR_INDEX}", flush=True)
 
 
 def run_backend(kind: str, args: argparse.Namespace, workdir: pathlib.Path) -> None:
@@ -150,7 +183,12 @@ def run_backend(kind: str, args: argparse.Namespace, workdir: pathlib.Path) -> N
     for variant in args.variants:
         for k in counts:
             with collectord.scratch_database(kind, "ingest") as url, contextlib.ExitStack() as st:
-                collectord.migrate(url)
+                if args.preload:
+                    bulkload.load(url, args.preload, args.preload_days, "lean")
+                else:
+                    collectord.migrate(url)
+                if args.pair_index:
+                    add_pair_index(url)
                 v = None if variant == "shipped" else variant
                 cs = [st.enter_context(collectord.Collector(url, workdir, v)) for _ in range(k)]
                 tokens = asyncio.run(tokens_for(cs[0].base, args.submitters))
@@ -163,13 +201,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.ingest", description=__doc__)
     p.add_argument("--backends", nargs="*", default=["sqlite", "postgresql"])
     p.add_argument("--submitters", type=int, default=4)
-    p.add_argument("--records", type=int, default=20000, help="records a run")
+    p.add_argument("--records", type=int, default=10000, help="records a run")
     p.add_argument("--runs", type=int, default=3)
-    p.add_argument("--profiles", nargs="*", default=["short", "page"],
+    p.add_argument("--profiles", nargs="*", default=["short"],
                    choices=list(records.PROFILES))  # fmt: skip
     p.add_argument("--profile", action="store_true", help="py-spy the first run of each")
     p.add_argument("--variants", nargs="*", default=["shipped"],
                    help="what-ifs of benchmarks/collector_variants.py")  # fmt: skip
+    p.add_argument("--preload", type=int, default=0, metavar="N",
+                   help="bulk-load N records first (benchmarks/bulkload.py)")  # fmt: skip
+    p.add_argument("--preload-days", type=float, default=2.0,
+                   help="over this many days before now (flags read the last 2 days)")  # fmt: skip
+    p.add_argument("--pair-index", action="store_true", help="what-if: " + PAIR_INDEX)
     p.add_argument("--processes", type=int, nargs="*", default=[1],
                    help="collector processes sharing the PostgreSQL database")  # fmt: skip
     args = p.parse_args(argv)
