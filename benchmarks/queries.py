@@ -119,9 +119,9 @@ def measure(base: str, requests: int, now: datetime.datetime) -> dict[str, Any]:
         found[name], items = asyncio.run(run_query(base, params, requests))
         per = statistics.median(items)
         print(latency_line(name, found[name]) + f", {per:.0f} items per answer", flush=True)
-    pages, items = asyncio.run(run_paging(base, max(1, requests // PAGES)))
+    pages, seen = asyncio.run(run_paging(base, max(1, requests // PAGES)))
     found["paging"] = pages
-    print(latency_line(f"paging by service ({PAGES} pages)", pages) + f", {items} items")
+    print(latency_line(f"paging by service ({PAGES} pages)", pages) + f", {seen} items")
     flags = asyncio.run(run_flags(base, requests))
     if flags is None:
         print("   /api/v1/flags: the route does not exist in this collector (404)", flush=True)
