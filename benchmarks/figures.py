@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pathlib
 import platform
 import statistics
 import subprocess
@@ -53,12 +54,24 @@ def load() -> str:
     return f"load {one:.2f} {five:.2f} {fifteen:.2f}"
 
 
+def revision() -> str:
+    """Return the revision measured: $SURBLOCAGE_BENCH_REVISION (a snapshot made with `git
+    archive`), else the checkout's HEAD, marked when probe/ or collector/ hold uncommitted work."""
+    if os.environ.get("SURBLOCAGE_BENCH_REVISION"):
+        return os.environ["SURBLOCAGE_BENCH_REVISION"]
+    git = ["git", "-C", str(pathlib.Path(__file__).resolve().parents[1])]
+    head = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    dirty = subprocess.run(
+        [*git, "status", "--porcelain", "--", "probe", "collector"], capture_output=True, text=True
+    )
+    mark = " + uncommitted changes in probe/ or collector/" if dirty.stdout.strip() else ""
+    return (head.stdout.strip() or "?") + mark
+
+
 def header(title: str) -> None:
-    """Print the benchmark's title, the machine and the git revision it measures."""
-    rev = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
-    ).stdout.strip()
+    """Print the benchmark's title, the machine and the revision it measures."""
+    rev = revision()
     print(f"== {title}")
     print(f"   machine: {machine()}")
-    print(f"   revision {rev or '?'}, {load()}, argv: {' '.join(sys.argv)}")
+    print(f"   revision {rev}, {load()}, argv: {' '.join(sys.argv)}")
     sys.stdout.flush()
