@@ -141,7 +141,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m benchmarks.probe_cycle", description=__doc__)
     p.add_argument("--concurrency", type=int, nargs="*", default=[8, 32, 64])
     p.add_argument("--runs", type=int, default=5, help="cycles per concurrency")
-    p.add_argument("--blackholed", type=int, nargs="*", default=[32], metavar="C",
+    p.add_argument("--blackholed", type=int, nargs="*", default=[8, 32], metavar="C",
                    help="concurrencies for the cycle with a quarter blackholed")  # fmt: skip
     p.add_argument("--blackholed-runs", type=int, default=3)
     p.add_argument("--targets", type=int, default=200)
