@@ -7,12 +7,14 @@ import multiprocessing
 import time
 from typing import Any
 
+import alembic.command
 import pytest
 import sqlalchemy as sa
 
 from collector.analysis.flags import confidence
-from collector.store import MeasurementRow, Store, migrate, open_store
+from collector.store import MeasurementQuery, MeasurementRow, Store, migrate, open_store
 from collector.store import flags as stored_flags
+from collector.store.versioning import alembic_config
 from probe import record
 from tests.store.conftest import reset_pg
 from tests.store.records import record_id
@@ -416,3 +418,16 @@ def test_two_processes_judging_the_same_pairs_open_one_flag_each(pg_database: st
     assert sorted((f["service"], f["state"], tuple(f["probes"])) for f in found) == sorted(
         (s, "open", ("pa", "pb")) for s in services
     )
+
+
+def test_a_database_at_0001_with_records_upgrades_and_judges_them(db_url: str) -> None:
+    with open_store(db_url) as store:
+        with store.engine.begin() as conn:
+            alembic.command.upgrade(alembic_config(conn), "0001")
+        first = look("p1", 0)
+        store.insert_batch([first])
+    assert migrate(db_url) == ["0002"]
+    with open_store(db_url) as store:
+        assert store.count_measurements(MeasurementQuery()) == 1
+        [opened] = ingest(store, look("p2", 1))
+        assert opened.evidence[0] == first.id
