@@ -113,6 +113,12 @@ def unknown(exc: BaseException) -> str:
     return f"{UNKNOWN_PREFIX}{name}: {text}" if text else f"{UNKNOWN_PREFIX}{name}"
 
 
+def unknown_text(text: str) -> str:
+    """Return the catch-all failure string for a failure that is no exception (OONI's
+    "unknown_failure: stopped after too many redirects")."""
+    return f"{UNKNOWN_PREFIX}{text}"
+
+
 def _unwrap(exc: BaseException) -> BaseException:
     """Return the OS or TLS error aiohttp wrapped, so that its type and errno decide."""
     if isinstance(exc, aiohttp.ClientConnectorCertificateError):

@@ -174,7 +174,7 @@ class Flow:
                 url = urllib.parse.urljoin(url, location)
                 if _split_or_none(url) is None:
                     b.http = _with_redirects(
-                        result, b, failures.UNKNOWN_PREFIX + "unsupported redirect"
+                        result, b, failures.unknown_text("unsupported redirect")
                     )
                     return
                 continue
@@ -182,7 +182,7 @@ class Flow:
             return
         b.http = HTTPResult(
             url=url,
-            failure=failures.UNKNOWN_PREFIX + "stopped after too many redirects",
+            failure=failures.unknown_text("stopped after too many redirects"),
             ms=0.0,
             redirects=list(b.redirects),
         )
@@ -266,7 +266,7 @@ def _host_failure(b: _Builder, host: str, addresses: list[str]) -> str:
     for failed in (tls_failed, tcp_failed, dns_failed):
         if failed:
             return failed[0]
-    return failures.UNKNOWN_PREFIX + "no address the probe may connect to"
+    return failures.unknown_text("no address the probe may connect to")
 
 
 def _with_redirects(result: HTTPResult, b: _Builder, failure: str | None) -> HTTPResult:

@@ -78,8 +78,9 @@ class CollectorClient:
                 text = await resp.text()
                 if resp.status != 200:
                     return Control(
-                        failure=failures.UNKNOWN_PREFIX
-                        + f"control answered HTTP {resp.status}: {_error_of(text)}"
+                        failure=failures.unknown_text(
+                            f"control answered HTTP {resp.status}: {_error_of(text)}"
+                        )
                     )
                 return _parse_control(text, url)
         except (aiohttp.ClientError, OSError, TimeoutError) as e:
@@ -163,7 +164,7 @@ def _parse_control(text: str, url: str) -> Control:
         entry = next(c for c in data["controls"] if c["url"] == url)
         return decode(Control, entry["control"], "control")
     except (ValueError, KeyError, TypeError, StopIteration, MalformedRecord) as e:
-        return Control(failure=failures.UNKNOWN_PREFIX + f"malformed control answer: {e}")
+        return Control(failure=failures.unknown_text(f"malformed control answer: {e}"))
 
 
 def _error_of(text: str) -> str:
