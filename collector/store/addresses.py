@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
-import json
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -19,7 +18,7 @@ import sqlalchemy.dialects.sqlite
 
 from collector.analysis import collateral
 from collector.store.measurements import MeasurementRow, rfc3339
-from collector.store.schema import blocked_addresses, flags, service_addresses
+from collector.store.schema import blocked_addresses, flags, network_key, service_addresses
 
 # A service's current addresses: those the control resolved within this span of its latest
 # resolution (round-robin DNS hands out a pool over time; a service that moved leaves the old).
@@ -28,11 +27,6 @@ ADDRESS_WINDOW = datetime.timedelta(days=2)
 ADDRESS_LEVEL = ("tcp_ip", "tls")
 
 Span = tuple[datetime.datetime, datetime.datetime]
-
-
-def network_key(asn: int | None, network: str | None) -> str:
-    """Spell a network (either part may be null) as one non-null text."""
-    return json.dumps([asn, network], separators=(",", ":"), ensure_ascii=False)
 
 
 def note(conn: sa.Connection, rows: Sequence[MeasurementRow]) -> None:

@@ -17,11 +17,19 @@ from typing import Any
 import sqlalchemy as sa
 
 from collector.analysis.flags import Flag, Observation, evaluate
-from collector.store import addresses
+from collector.store import addresses, looks
 from collector.store.measurements import MeasurementRow, rfc3339
-from collector.store.schema import UTC, check_asn, check_text, check_time, flags, measurements
+from collector.store.schema import (
+    UTC,
+    check_asn,
+    check_text,
+    check_time,
+    flags,
+    measurements,
+    network_key,
+)
 
-# The evidence a pair is judged on: records of the last two days, the latest ones at most.
+# The evidence a pair is judged on: records of the last two days, the latest blocked ones at most.
 WINDOW = datetime.timedelta(days=2)
 OBSERVATION_CAP = 1000
 STATES = ("open", "closed")
@@ -54,6 +62,7 @@ def update(
         return []
     lock_pairs(conn, pairs)
     addresses.note(conn, rows)
+    looks.note(conn, rows)
     opened: list[Flag] = []
     for pair in pairs:
         opened += _update_pair(conn, pair, now - WINDOW)
@@ -61,7 +70,7 @@ def update(
 
 
 def _pair_order(pair: Pair) -> tuple[str, str]:
-    return addresses.network_key(pair[0], pair[1]), pair[2]
+    return network_key(pair[0], pair[1]), pair[2]
 
 
 def lock_pairs(conn: sa.Connection, pairs: Sequence[Pair]) -> None:
@@ -82,10 +91,10 @@ def _lock_key(pair: Pair) -> int:
 
 
 def _update_pair(conn: sa.Connection, pair: Pair, since: datetime.datetime) -> list[Flag]:
-    asn, network, service = pair
+    key = network_key(pair[0], pair[1])
     current = _current_flags(conn, pair)
     mine = _observations(conn, pair, since)
-    others = [o for o in _latest_elsewhere(conn, service, since) if o.network_key != (asn, network)]
+    others = [_observation(r) for r in looks.latest(conn, pair[2], since, besides=key)]
     known = {flag_id(f): f for f in current}
     opened = []
     for f in evaluate(mine, current, others):
@@ -99,48 +108,30 @@ def _update_pair(conn: sa.Connection, pair: Pair, since: datetime.datetime) -> l
     return opened
 
 
-def _same_network(table: Any, asn: int | None, network: str | None) -> list[Any]:
-    # `IS NULL` / `=` rather than IS NOT DISTINCT FROM, which PostgreSQL cannot serve by index.
-    c = table.c
-    return [
-        c.asn.is_(None) if asn is None else c.asn == asn,
-        c.network.is_(None) if network is None else c.network == network,
-    ]
-
-
 def _observations(conn: sa.Connection, pair: Pair, since: datetime.datetime) -> list[Observation]:
+    """Return what the rules weigh of a pair, oldest first: its blocked records (the latest
+    OBSERVATION_CAP) and each probe's latest look (the rules read no other record)."""
     asn, network, service = pair
     m = measurements.c
+    same_network = [
+        # `IS NULL` / `=`: PostgreSQL cannot serve IS NOT DISTINCT FROM by an index
+        m.asn.is_(None) if asn is None else m.asn == asn,
+        m.network.is_(None) if network is None else m.network == network,
+    ]
     stmt = (
         sa.select(*_OBSERVATION_COLUMNS)
-        .where(
-            m.service == service, m.started_at >= since, *_same_network(measurements, asn, network)
-        )
+        .where(m.service == service, *same_network, m.status == "blocked", m.started_at >= since)
         .order_by(m.started_at.desc(), m.id.desc())
         .limit(OBSERVATION_CAP)
     )
-    return [_observation(row) for row in reversed(conn.execute(stmt).all())]
-
-
-def _latest_elsewhere(
-    conn: sa.Connection, service: str, since: datetime.datetime
-) -> list[Observation]:
-    """Return each network's latest ok-or-blocked look at ``service`` since ``since``."""
-    m = measurements.c
-    rank = sa.func.row_number().over(
-        partition_by=(m.asn, m.network), order_by=(m.started_at.desc(), m.id.desc())
-    )
-    inner = (
-        sa.select(*_OBSERVATION_COLUMNS, rank.label("rank"))
-        .where(m.service == service, m.started_at >= since, m.status.in_(("ok", "blocked")))
-        .subquery()
-    )
-    stmt = sa.select(*(inner.c[c.name] for c in _OBSERVATION_COLUMNS)).where(inner.c.rank == 1)
-    return [_observation(row) for row in conn.execute(stmt)]
+    found = {row.record_id: _observation(row) for row in conn.execute(stmt)}
+    for row in looks.latest(conn, service, since, on=network_key(asn, network)):
+        found.setdefault(row.record_id, _observation(row))
+    return sorted(found.values(), key=lambda o: (o.started_at, o.record_id))
 
 
 _OBSERVATION_COLUMNS = (
-    measurements.c.id,
+    measurements.c.id.label("record_id"),
     measurements.c.probe_id,
     measurements.c.asn,
     measurements.c.network,
@@ -155,7 +146,7 @@ _OBSERVATION_COLUMNS = (
 
 def _observation(row: Any) -> Observation:
     return Observation(
-        record_id=row.id,
+        record_id=row.record_id,
         probe_id=row.probe_id,
         asn=row.asn,
         network=row.network,
@@ -173,7 +164,7 @@ def _current_flags(conn: sa.Connection, pair: Pair) -> list[Flag]:
     stmt = (
         sa.select(flags)
         .where(
-            flags.c.network_key == addresses.network_key(pair[0], pair[1]),
+            flags.c.network_key == network_key(pair[0], pair[1]),
             flags.c.service == pair[2],
         )
         .order_by(flags.c.method, flags.c.first_seen)
@@ -202,7 +193,7 @@ def _flag(row: Any) -> Flag:
 
 def _flag_values(f: Flag) -> dict[str, Any]:
     return {
-        "network_key": addresses.network_key(f.asn, f.network),
+        "network_key": network_key(f.asn, f.network),
         "asn": f.asn,
         "network": f.network,
         "service": f.service,

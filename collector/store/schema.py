@@ -116,6 +116,11 @@ def check_time(path: str, value: object) -> None:
         raise ValueError(f"{path}: {value!r} is not an aware datetime")
 
 
+def network_key(asn: int | None, network: str | None) -> str:
+    """Spell a network (either part may be null) as one non-null text, for keys and locks."""
+    return json.dumps([asn, network], separators=(",", ":"), ensure_ascii=False)
+
+
 metadata = sa.MetaData(naming_convention=NAMING)
 # AS numbers are BigInteger: 32-bit unsigned (RFC 6793) overflows PostgreSQL's integer.
 
@@ -173,6 +178,16 @@ sa.Index(
 sa.Index(None, measurements.c.probe_id, measurements.c.started_at, measurements.c.id)
 # The analysis reads what arrived lately (flags reflect every acknowledged batch).
 sa.Index(None, measurements.c.received_at)
+# The blocked records of one (network, service) pair, newest first (collector/store/flags.py).
+sa.Index(
+    None,
+    measurements.c.service,
+    measurements.c.asn,
+    measurements.c.network,
+    measurements.c.status,
+    measurements.c.started_at,
+    measurements.c.id,
+)
 
 # Findings (issue 5). A network is (asn, network), either of which may be null; ``network_key``
 # spells the pair as one non-null text (JSON [asn, network]) so that it can lead a primary key.
@@ -221,6 +236,24 @@ service_addresses = sa.Table(
     sa.Column("last_seen", UTCDateTime, nullable=False),
 )
 sa.Index(None, service_addresses.c.ip)
+
+# The latest ok-or-blocked look of each probe at each service on each network: what the flag rules
+# read of records that are not blocked, in one row a probe instead of every record of two days.
+latest_looks = sa.Table(
+    "latest_looks",
+    metadata,
+    sa.Column("service", sa.Text, primary_key=True),
+    sa.Column("network_key", sa.Text, primary_key=True),
+    sa.Column("probe_id", sa.Text, primary_key=True),
+    sa.Column("record_id", sa.Text, nullable=False),
+    sa.Column("asn", sa.BigInteger),
+    sa.Column("network", sa.Text),
+    sa.Column("category", sa.Text, nullable=False),
+    sa.Column("started_at", UTCDateTime, nullable=False),
+    sa.Column("status", sa.Text, nullable=False),
+    sa.Column("method", sa.Text),
+    sa.Column("blockpage", sa.Text),
+)
 
 blocked_addresses = sa.Table(
     "blocked_addresses",

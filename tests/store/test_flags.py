@@ -424,10 +424,10 @@ def test_a_database_at_0001_with_records_upgrades_and_judges_them(db_url: str) -
     with open_store(db_url) as store:
         with store.engine.begin() as conn:
             alembic.command.upgrade(alembic_config(conn), "0001")
-        first = look("p1", 0)
-        store.insert_batch([first])
+        store.insert_batch([look("p2", 0, "ok", None), look("p2", 61, "ok", None)])
     assert migrate(db_url) == ["0002"]
     with open_store(db_url) as store:
-        assert store.count_measurements(MeasurementQuery()) == 1
-        [opened] = ingest(store, look("p2", 1))
-        assert opened.evidence[0] == first.id
+        assert store.count_measurements(MeasurementQuery()) == 2
+        # p2's latest look, stored before the upgrade, contradicts p1's two cycles
+        assert ingest(store, look("p1", 0), look("p1", 62)) == []
+        assert ingest(store, look("p2", 63)) != []  # and its next look confirms them
