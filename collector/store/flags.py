@@ -250,21 +250,25 @@ def query(
 
 
 def _flag_item(row: Any) -> dict[str, Any]:
+    return flag_view(_flag(row), row.id)
+
+
+def flag_view(f: Flag, fid: str | None = None) -> dict[str, Any]:
     """A flag as GET /api/v1/flags shows it (SPEC.md), plus id, category and closed_at."""
     return {
-        "id": row.id,
-        "asn": row.asn,
-        "network": row.network,
-        "service": row.service,
-        "category": row.category,
-        "method": row.method,
-        "state": row.state,
-        "first_seen": rfc3339(row.first_seen),
-        "last_seen": rfc3339(row.last_seen),
-        "closed_at": None if row.closed_at is None else rfc3339(row.closed_at),
-        "probes": list(row.probes),
-        "confidence": row.confidence,
-        "evidence": list(row.evidence),
+        "id": fid or flag_id(f),
+        "asn": f.asn,
+        "network": f.network,
+        "service": f.service,
+        "category": f.category,
+        "method": f.method,
+        "state": f.state,
+        "first_seen": rfc3339(f.first_seen),
+        "last_seen": rfc3339(f.last_seen),
+        "closed_at": None if f.closed_at is None else rfc3339(f.closed_at),
+        "probes": list(f.probes),
+        "confidence": f.confidence,
+        "evidence": list(f.evidence),
     }
 
 

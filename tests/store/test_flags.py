@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import multiprocessing
+import random
 import time
 from typing import Any
 
@@ -11,7 +12,7 @@ import alembic.command
 import pytest
 import sqlalchemy as sa
 
-from collector.analysis.flags import confidence
+from collector.analysis.flags import Flag, Observation, confidence, evaluate
 from collector.store import MeasurementQuery, MeasurementRow, Store, migrate, open_store
 from collector.store import flags as stored_flags
 from collector.store.versioning import alembic_config
@@ -112,6 +113,63 @@ def test_flag_opens_on_a_second_probe_and_closes_when_both_reach_the_service(sto
     ingest(store, look("p2", 61, "ok", None))
     [closed] = store.query_flags()
     assert (closed["id"], closed["state"], closed["closed_at"]) == (flag["id"], "closed", at(61))
+
+
+class Replay:
+    """The pure rules applied to every record in memory, batch after batch, as issue 5 says."""
+
+    def __init__(self) -> None:
+        self.seen: list[Observation] = []
+        self.rows: dict[str, Flag] = {}  # flag id -> flag: the history, as the store keeps it
+
+    def batch(self, rows: list[MeasurementRow], now: datetime.datetime) -> None:
+        self.seen += [observation(r) for r in rows]
+        since = now - stored_flags.WINDOW
+        recent = sorted((o for o in self.seen if o.started_at >= since), key=lambda o: o.started_at)
+        for net, service in sorted({(r.network, r.service) for r in rows}):
+            mine = [o for o in recent if (o.network, o.service) == (net, service)]
+            others = [o for o in recent if o.service == service and o.network != net]
+            pair = [f for f in self.rows.values() if (f.network, f.service) == (net, service)]
+            current = {f.method: f for f in sorted(pair, key=lambda f: f.first_seen)}
+            for f in evaluate(mine, list(current.values()), others):
+                self.rows[stored_flags.flag_id(f)] = f
+
+
+def observation(r: MeasurementRow) -> Observation:
+    fields = ("probe_id", "asn", "network", "service", "category", "started_at", "status")
+    return Observation(r.id, *(getattr(r, f) for f in fields), r.method, r.blockpage)  # type: ignore[arg-type]
+
+
+def test_the_store_keeps_exactly_what_the_pure_rules_decide(store: Store) -> None:
+    rnd = random.Random(5)
+    probes = {"Orange": ("o1", "o2", "o3"), "Free": ("f1", "f2"), "SFR": ("s1",)}
+    looks = [("ok", None), ("blocked", "dns"), ("blocked", "tcp_ip"), ("down", None)]
+    replay, minutes = Replay(), 0.0
+    for _ in range(120):
+        network = rnd.choice(list(probes))
+        probe, minutes = rnd.choice(probes[network]), minutes + rnd.choice((0.3, 2, 45))
+        batch = []
+        for service in ("mycanal", "deezer"):
+            status, method = rnd.choices(looks, weights=(5, 3, 2, 1))[0]
+            fingerprint = "fr" if method == "dns" and rnd.random() < 0.1 else None
+            batch.append(
+                look(
+                    probe,
+                    minutes,
+                    status,
+                    method,
+                    network=network,
+                    service=service,
+                    blockpage=fingerprint,
+                )
+            )
+        now = T0 + datetime.timedelta(minutes=minutes + 1)
+        store.insert_batch(batch)
+        store.update_findings(batch, now)
+        replay.batch(batch, now)
+    expected = [stored_flags.flag_view(f) for f in replay.rows.values()]
+    assert sorted(store.query_flags(), key=str) == sorted(expected, key=str)
+    assert {f.state for f in replay.rows.values()} == {"open", "closed"}  # both were exercised
 
 
 def test_a_reopened_flag_is_a_new_row_and_the_closed_one_stays(store: Store) -> None:
