@@ -16,7 +16,7 @@ import prometheus_client
 from aiohttp import web
 
 from collector import control as control_mod
-from collector import findings, handlers, logs
+from collector import dashboard, findings, handlers, logs
 from collector.asn import AsnDatabase
 from collector.auth import RateLimiter
 from collector.config import CollectorConfig
@@ -172,6 +172,8 @@ ROUTES = [
     ("GET", "/api/v1/collateral", handlers.get_collateral),
     ("GET", "/metrics", handlers.get_metrics),
     ("GET", "/api/v1/openapi.json", handlers.get_openapi),
+    ("GET", "/", dashboard.get_index),
+    ("GET", "/static/{name}", dashboard.get_static),
 ]
 
 

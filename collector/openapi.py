@@ -311,6 +311,37 @@ def _control() -> dict[str, Any]:
     }
 
 
+def _dashboard() -> dict[str, Any]:
+    """The page and its files: 'self'-only CSP, ETag (If-None-Match: 304), versioned URLs."""
+    name = {
+        "name": "name",
+        "in": "path",
+        "required": True,
+        "description": "a file of the page, as the page names it (?v=<version> makes it cacheable)",
+        "schema": {"type": "string", "pattern": "^[A-Za-z0-9._-]+$"},
+        "example": "app.js",
+    }
+    files = {media: {"schema": STR} for media in ("text/javascript", "text/css", "image/svg+xml")}
+    return {
+        "/": {
+            "get": {
+                "summary": "the dashboard: open flags, collateral, latest measurements (HTML)",
+                "responses": {"200": _ok("the page", STR, "text/html")},
+            }
+        },
+        "/static/{name}": {
+            "get": {
+                "summary": "the dashboard's script, style sheet and icon",
+                "parameters": [name],
+                "responses": {
+                    "200": {"description": "the file", "content": files},
+                    **_errors(_404="no such file (only the page's own files are served)"),
+                },
+            }
+        },
+    }
+
+
 def document() -> dict[str, Any]:
     """Return the OpenAPI 3.1 document of every route."""
     return {
@@ -398,6 +429,7 @@ def document() -> dict[str, Any]:
                     "responses": {"200": _ok("text exposition format", STR, "text/plain")},
                 }
             },
+            **_dashboard(),
         },
         "components": {
             "schemas": SCHEMAS,

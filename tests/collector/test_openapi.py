@@ -152,6 +152,9 @@ SCENARIOS: dict[tuple[str, str, str], Scenario] = {
     ("/api/v1/whoami", "get", "404"): lambda s: ask(s.main, "GET", "/api/v1/whoami"),
     ("/api/v1/openapi.json", "get", "200"): lambda s: ask(s.main, "GET", "/api/v1/openapi.json"),
     ("/metrics", "get", "200"): lambda s: ask(s.main, "GET", "/metrics"),
+    ("/", "get", "200"): lambda s: ask(s.main, "GET", "/"),
+    ("/static/{name}", "get", "200"): lambda s: ask(s.main, "GET", "/static/app.js"),
+    ("/static/{name}", "get", "404"): lambda s: ask(s.main, "GET", "/static/missing.js"),
 }
 
 
