@@ -24,6 +24,7 @@ import resource
 import sys
 import tempfile
 import time
+import zlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -139,7 +140,8 @@ def series(
     """Run ``args.runs`` ingests of fresh records of ``profile``; print each, then the summary."""
     rows = []
     for i in range(args.runs):
-        work = batches(profile, args.records, seed=hash((label, i)), submitters=len(tokens))
+        seed = zlib.crc32(f"{label} {profile} {i}".encode())  # new ids for every series
+        work = batches(profile, args.records, seed=seed, submitters=len(tokens))
         spy = workdir / f"spy-{cs[0].port}-{profile}.txt"
         sampler = profiling.start_py_spy(cs[0].pid, spy) if args.profile and not i else None
         r = one_run(cs, tokens, work)
