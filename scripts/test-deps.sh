@@ -14,6 +14,7 @@ command -v pg_ctlcluster >/dev/null || need+=(postgresql)
 command -v systemd-analyze >/dev/null || need+=(systemd)
 command -v amtool >/dev/null || need+=(prometheus-alertmanager)
 command -v docker-compose >/dev/null || need+=(docker-compose)
+command -v chromium >/dev/null || need+=(chromium)
 if [ ${#need[@]} -gt 0 ]; then
     if [ "$(id -u)" != 0 ]; then
         echo "test-deps: missing ${need[*]}; run as root or install them" >&2; exit 2

@@ -20,6 +20,8 @@
     collateral: null,
     measurements: null,
     loadedAt: {},
+    // the filters, kept in the page's address (?network=...&category=...) so a view can be shared
+    filters: { network: "", category: "" },
     timer: null,
     busy: false,
   };
@@ -192,8 +194,8 @@
     return el("tr", `flag flag-${closed ? "closed" : "open"}`, ...cells);
   }
 
-  function setOptions(select, values, allLabel) {
-    const chosen = select.value;
+  function setOptions(select, values, chosen, allLabel) {
+    if (chosen) values.add(chosen); // a filter from the address stays, even with no flag to match
     const options = [...values].sort((a, b) => a.localeCompare(b)).map((v) => {
       const option = el("option", null, v);
       option.value = v;
@@ -202,20 +204,42 @@
     const all = el("option", null, allLabel);
     all.value = "";
     select.replaceChildren(all, ...options);
-    select.value = values.has(chosen) ? chosen : "";
+    select.value = chosen;
   }
 
   function renderFilters(flags) {
     const networks = new Set(flags.filter((f) => f.network).map((f) => String(f.network)));
     const categories = new Set(flags.filter((f) => f.category).map((f) => String(f.category)));
-    setOptions($("filter-network"), networks, "all networks");
-    setOptions($("filter-category"), categories, "all categories");
+    setOptions($("filter-network"), networks, state.filters.network, "all networks");
+    setOptions($("filter-category"), categories, state.filters.category, "all categories");
+  }
+
+  function readFilters() {
+    const params = new URLSearchParams(window.location.search);
+    state.filters.network = params.get("network") || "";
+    state.filters.category = params.get("category") || "";
+  }
+
+  function changeFilter(key, select) {
+    state.filters[key] = select.value;
+    const params = new URLSearchParams();
+    for (const [k, v] of Object.entries(state.filters)) if (v) params.set(k, v);
+    const query = params.toString();
+    window.history.replaceState(null, "", query ? `?${query}` : window.location.pathname);
+    renderFlags();
+  }
+
+  function unavailable(tableId, columns) {
+    fill($(tableId).tBodies[0], [], columns, "Not available: see the errors above.");
   }
 
   function renderFlags() {
-    if (state.flags === null) return;
-    const network = $("filter-network").value;
-    const category = $("filter-category").value;
+    if (state.flags === null) {
+      unavailable("open-flags", 7);
+      unavailable("closed-flags", 8);
+      return;
+    }
+    const { network, category } = state.filters;
     const shown = state.flags
       .filter((f) => (!network || String(f.network) === network)
         && (!category || String(f.category) === category))
@@ -245,7 +269,10 @@
   }
 
   function renderCollateral() {
-    if (state.collateral === null) return;
+    if (state.collateral === null) {
+      unavailable("collateral-table", 5);
+      return;
+    }
     const size = (item) => (Array.isArray(item.services) ? item.services.length : 0);
     const rows = [...state.collateral].sort((a, b) => size(b) - size(a)
       || String(a.network).localeCompare(String(b.network)) || String(a.ip).localeCompare(String(b.ip)));
@@ -269,7 +296,10 @@
   }
 
   function renderMeasurements() {
-    if (state.measurements === null) return;
+    if (state.measurements === null) {
+      unavailable("measurements-table", 7);
+      return;
+    }
     fill($("measurements-table").tBodies[0], state.measurements.map(measurementRow), 7,
       "No measurement yet.");
     $("measurements-count").textContent = `(${state.measurements.length})`;
@@ -308,7 +338,7 @@
   }
 
   function render(errors, parts) {
-    if (state.flags !== null) renderFilters(state.flags);
+    renderFilters(state.flags || []);
     renderFlags();
     renderCollateral();
     renderMeasurements();
@@ -337,8 +367,11 @@
   }
 
   function start() {
-    $("filter-network").addEventListener("change", renderFlags);
-    $("filter-category").addEventListener("change", renderFlags);
+    readFilters();
+    for (const key of ["network", "category"]) {
+      const select = $(`filter-${key}`);
+      select.addEventListener("change", () => changeFilter(key, select));
+    }
     $("refresh").addEventListener("click", refresh);
     refresh();
   }
