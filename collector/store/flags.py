@@ -1,4 +1,4 @@
-"""Stored findings: blocking flags per (network, service, method) and the addresses behind them.
+"""Stored blocking flags per (network, service, method): judged again at every batch, queried.
 
 Functions take a Connection inside the caller's transaction; ``Store`` owns transactions. The
 rules are collector.analysis's; this module feeds them stored observations and keeps their
