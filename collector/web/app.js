@@ -291,7 +291,7 @@
       cell(target.service, "service"),
       cell(target.domain),
       cell(badge(m.verdict)),
-      cell(methodNode(m.verdict)),
+      cell(methodNode(m.verdict), "detail"),
       cell(probeNode));
   }
 
