@@ -89,8 +89,16 @@ class State:
         return found.asn if found else None
 
     async def after_ingest(self, rows: list[Any], outcome: Any) -> None:
-        """Bring flags, collateral and their metrics up to date, before the batch's ack."""
-        await findings.after_batch(self.store, rows, outcome, self.metrics)
+        """Bring flags, collateral and their metrics up to date, before the batch's ack.
+
+        A failure here is a 503 for the whole batch: the probe resubmits it, the records are
+        duplicates by then, and the update runs again over them.
+        """
+        try:
+            await findings.after_batch(self.store, rows, outcome, self.metrics)
+        except StoreUnavailable:
+            self.metrics.reject("store_unavailable")
+            raise handlers.Problem(503, "the database is unavailable; try again later") from None
 
 
 @web.middleware

@@ -24,7 +24,18 @@ from collector.store.versioning import alembic_config, head_revisions
 from tests.store import records
 from tests.store.conftest import reset_pg
 
-TABLES = {"alembic_version", "measurements", "probes"}
+TABLES = {
+    "alembic_version",
+    "measurements",
+    "probes",
+    "flags",
+    "latest_looks",
+    "service_addresses",
+    "blocked_addresses",
+}
+REVISIONS = ["0001", "0002"]
+# Public addresses of watched services (collateral, issue 5), never a submitter's address.
+SERVICE_ADDRESS_COLUMNS = {("service_addresses", "ip"), ("blocked_addresses", "ip")}
 
 
 def table_names(url: str) -> set[str]:
@@ -33,7 +44,7 @@ def table_names(url: str) -> set[str]:
 
 
 def test_migrate_from_empty_creates_the_tables_and_reaches_head(db_url: str) -> None:
-    assert migrate(db_url) == ["0001"]
+    assert migrate(db_url) == REVISIONS
     assert table_names(db_url) == TABLES
     with open_store(db_url) as store:
         store.check_schema()
@@ -64,13 +75,15 @@ def test_downgrade_to_base_removes_every_table(db_url: str) -> None:
         alembic.command.downgrade(alembic_config(conn), "base")
         conn.commit()
     assert table_names(db_url) <= {"alembic_version"}
-    assert migrate(db_url) == ["0001"]
+    assert migrate(db_url) == REVISIONS
 
 
 def test_no_column_can_hold_a_submitters_address() -> None:
-    columns = {c.name for table in metadata.tables.values() for c in table.columns}
-    assert not {name for name in columns if "ip" in name.split("_") or "addr" in name}
-    assert "token_hash" in columns and "token" not in columns
+    columns = {(table.name, c.name) for table in metadata.tables.values() for c in table.columns}
+    addresses = {(t, name) for t, name in columns if "ip" in name.split("_") or "addr" in name}
+    assert addresses == SERVICE_ADDRESS_COLUMNS
+    names = {name for _, name in columns}
+    assert "token_hash" in names and "token" not in names
 
 
 def test_check_schema_on_an_empty_database_says_to_migrate(db_url: str) -> None:
@@ -88,8 +101,8 @@ def test_check_schema_on_a_newer_database_says_so(db_url: str) -> None:
             store.check_schema()
 
 
-def test_head_is_revision_0001() -> None:
-    assert head_revisions() == {"0001"}
+def test_head_is_revision_0002() -> None:
+    assert head_revisions() == {"0002"}
 
 
 def test_a_store_on_an_unmigrated_database_is_unavailable_not_a_crash(db_url: str) -> None:
@@ -101,7 +114,7 @@ def test_two_processes_migrating_at_once_both_succeed(db_url: str) -> None:
     context = multiprocessing.get_context("spawn")
     with context.Pool(2) as pool:
         applied = pool.map(migrate, [db_url, db_url])
-    assert sorted(applied) == [[], ["0001"]]
+    assert sorted(applied) == [[], REVISIONS]
     assert table_names(db_url) == TABLES
 
 
