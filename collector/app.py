@@ -233,21 +233,25 @@ METRICS_REFRESH_SECONDS = 30.0
 async def _metrics_refresher(app: web.Application) -> AsyncIterator[None]:
     """Keep the store-derived gauges right between batches: a probe falling silent sends
     nothing, and another collector process may share the database."""
-    task = asyncio.create_task(_refresh_forever(app[handlers.STATE]))
+    stop = asyncio.Event()
+    task = asyncio.create_task(_refresh_until(app[handlers.STATE], stop))
     yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    # let a refresh in flight finish: cancelling would leave its worker thread holding a
+    # database connection past the store's close
+    stop.set()
+    await task
 
 
-async def _refresh_forever(state: State) -> None:
-    while True:
+async def _refresh_until(state: State, stop: asyncio.Event) -> None:
+    while not stop.is_set():
         try:
             await findings.refresh_metrics(
                 state.store, state.metrics, state.config.silent_after_seconds
             )
         except StoreUnavailable as e:
             logs.event(
-                "metrics refresh failed: the database is unavailable", logging.WARNING, error=str(e)
-            )
-        await asyncio.sleep(METRICS_REFRESH_SECONDS)
+                "metrics refresh failed: the database is unavailable", logging.WARNING,
+                error=str(e),
+            )  # fmt: skip
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), METRICS_REFRESH_SECONDS)
