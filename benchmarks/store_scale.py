@@ -12,6 +12,7 @@ benchmarks/bulkload.py, a `surblocage-collector serve` process answers the query
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import datetime
 import pathlib
@@ -19,7 +20,7 @@ import sys
 import tempfile
 from collections.abc import Iterator, Sequence
 
-from benchmarks import bulkload, collectord, exports, figures, queries
+from benchmarks import bulkload, collectord, exports, figures, profiling, queries
 
 EXPORTED = 100_000
 
@@ -34,6 +35,27 @@ def database(args: argparse.Namespace) -> Iterator[str]:
         yield url
 
 
+# where a page of GET /api/v1/measurements spends the collector's CPU
+QUERY_FOCUS = (
+    "get_measurements", "parse_query", "Store.query_measurements", "select_page", "item",
+    "JSONText.process_result_value", "UTCDateTime.process_result_value", "json_response",
+    "dumps", "DefaultDialect.do_execute", "CursorFetchStrategy.fetchall", "access_log",
+)  # fmt: skip
+
+
+def profile_queries(
+    c: collectord.Collector, requests: int, now: datetime.datetime, workdir: pathlib.Path
+) -> None:
+    """Sample the collector (py-spy) while it answers the "by service" query ``requests`` times."""
+    spy = workdir / "queries.txt"
+    sampler = profiling.start_py_spy(c.pid, spy)
+    params = queries.research_queries(now)["by service"]
+    asyncio.run(queries.run_query(c.base, params, requests))
+    profiling.stop_py_spy(sampler)
+    print("-- py-spy of the collector answering the query by service", flush=True)
+    profiling.print_collapsed(spy, focus=QUERY_FOCUS)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.store_scale", description=__doc__)
     p.add_argument("--backend", choices=("sqlite", "postgresql"), default="sqlite")
@@ -44,6 +66,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--keep", action="store_true", help="keep the database (its URL is printed)")
     p.add_argument("--db", help="use this loaded database instead of loading one")
     p.add_argument("--no-export", action="store_true")
+    p.add_argument("--py-spy", action="store_true", help="sample the collector on one query")
     args = p.parse_args(argv)
     figures.header(f"collector at scale: {args.backend}, {args.count} records")
     with database(args) as url, tempfile.TemporaryDirectory(prefix="sb-bench-scale-") as tmp:
@@ -54,6 +77,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             queries.measure(c.base, args.requests, now)
             print(f"   collector RSS after the queries: {c.rss_mib('VmRSS'):.0f} MiB, "
                   f"peak {c.rss_mib():.0f} MiB", flush=True)  # fmt: skip
+            if args.py_spy:
+                profile_queries(c, args.requests, now, pathlib.Path(tmp))
             if not args.no_export:
                 days = args.days * min(1.0, EXPORTED / args.count)  # about EXPORTED records
                 print(f"-- export rate, the records of the last {days:g} days", flush=True)
