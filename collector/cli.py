@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import signal
@@ -19,9 +20,10 @@ from typing import Any, NoReturn
 from aiohttp import web
 
 from collector import app as app_mod
-from collector import config, export, handlers, logs
+from collector import config, export, export_flags, handlers, logs
 from collector.store import StoreUnavailable
 from probe import __version__
+from probe.record import CATEGORIES
 
 PROG = "surblocage-collector"
 SHUTDOWN_SECONDS = 30.0  # how long a stopping collector lets requests in flight finish
@@ -78,11 +80,15 @@ def build_parser() -> argparse.ArgumentParser:
 def _export_parser(sub: Any) -> None:
     ex = sub.add_parser(
         "export",
-        help="write stored measurements as JSON Lines, CSV or Parquet",
-        description="Write every measurement matching the filters, in (started_at, id) order. "
-        "Filters are those of GET /api/v1/measurements.",
+        help="write stored measurements or flags as JSON Lines, CSV or Parquet",
+        description="Write every measurement matching the filters, in (started_at, id) order, "
+        "or with --what flags every flag, latest seen first. Filters are those of "
+        "GET /api/v1/measurements, or of GET /api/v1/flags with --what flags.",
     )
     _common(ex)
+    ex.add_argument(
+        "--what", choices=tuple(NOUNS), default="measurements", help="default measurements"
+    )
     ex.add_argument("--format", choices=export.FORMATS, default="jsonl", help="default jsonl")
     ex.add_argument(
         "--output", "-o", metavar="FILE", default="-", help="file to write, or - (stdout)"
@@ -90,9 +96,18 @@ def _export_parser(sub: Any) -> None:
     for name in EXPORT_FILTERS:
         flag = f"--{name.replace('_', '-')}"
         ex.add_argument(flag, dest=name, metavar=name.upper(), help=FILTER_HELP[name])
+    ex.add_argument(
+        "--category",
+        choices=CATEGORIES,
+        metavar="CATEGORY",
+        help=f"flags: the service's category ({', '.join(CATEGORIES)})",
+    )
+    ex.add_argument("--state", choices=("open", "closed"), help="flags: open or closed")
 
 
+NOUNS = {"measurements": "records", "flags": "flags"}  # --what, and what the count says
 EXPORT_FILTERS = tuple(p for p in handlers.EXPORT_PARAMS if p != "format")
+FLAG_FILTERS = handlers.FLAG_PARAMS
 FILTER_HELP = {
     "service": "watchlist id of the service",
     "domain": "domain measured",
@@ -101,8 +116,8 @@ FILTER_HELP = {
     "status": "the collector's verdict: ok, blocked, down or inconclusive",
     "method": "where blocking happens (dns, tcp_ip, tls, http_failure, ...)",
     "probe_id": "the probe that measured",
-    "since": "started at or after this RFC 3339 time (e.g. 2026-03-01T00:00:00Z)",
-    "until": "started before this RFC 3339 time",
+    "since": "started (flags: in force) at or after this RFC 3339 time, e.g. 2026-03-01T00:00:00Z",
+    "until": "started (flags: first seen) before this RFC 3339 time",
 }
 
 
@@ -217,19 +232,44 @@ def open_for_reading(url: str) -> Any:
     return db
 
 
-def export_query(args: argparse.Namespace) -> Any:
-    """The filters given on the command line as a MeasurementQuery; UsageError naming one."""
-    given = {k: getattr(args, k) for k in EXPORT_FILTERS if getattr(args, k) is not None}
+def export_query(args: argparse.Namespace, names: tuple[str, ...] = EXPORT_FILTERS) -> Any:
+    """The filters ``names`` given on the command line as a MeasurementQuery; UsageError naming
+    one that is malformed."""
+    given = {k: getattr(args, k) for k in names if getattr(args, k) is not None}
     try:
-        return handlers.parse_query(given, EXPORT_FILTERS)
+        return handlers.parse_query(given, names)
     except handlers.Problem as e:
         name, _, why = e.message.partition(": ")
         raise UsageError(f"argument --{name.replace('_', '-')}: {why}") from None
 
 
+def export_flag_filters(args: argparse.Namespace) -> dict[str, Any]:
+    """The flag filters given on the command line, as Store.query_flags takes them."""
+    shared = tuple(k for k in FLAG_FILTERS if k in EXPORT_FILTERS)  # parsed as the query API does
+    q = export_query(args, shared)
+    return {k: getattr(q, k) if k in shared else getattr(args, k) for k in FLAG_FILTERS}
+
+
+def _export_reader(args: argparse.Namespace) -> Any:
+    """Check the filters against --what; return what reads the items from an open store."""
+    takes = FLAG_FILTERS if args.what == "flags" else EXPORT_FILTERS
+    for name in (*EXPORT_FILTERS, "category", "state"):
+        if name not in takes and getattr(args, name) is not None:
+            options = " ".join(f"--{k.replace('_', '-')}" for k in takes)
+            raise UsageError(
+                f"argument --{name.replace('_', '-')}: not a filter of --what {args.what} "
+                f"(its filters: {options})"
+            )
+    if args.what == "flags":
+        filters = export_flag_filters(args)
+        return lambda db: db.query_flags(**filters)
+    q = export_query(args)
+    return lambda db: db.iter_measurements(q)
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     cfg = config.load_config(args.config, overrides_from(args))
-    q = export_query(args)
+    read = _export_reader(args)
     if args.format == "parquet":
         try:
             export.check_parquet()
@@ -237,28 +277,28 @@ def cmd_export(args: argparse.Namespace) -> int:
             raise UsageError(str(e)) from None
     try:
         with open_for_reading(cfg.database_url) as db:
-            written = _write_export(db.iter_measurements(q), args.format, args.output)
+            written = _write_export(read(db), args.what, args.format, args.output)
     except BrokenPipeError:
         # the reader stopped reading (`export | head`): its choice, not a failure; and the
         # interpreter must not complain when it flushes standard output at exit
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     where = "standard output" if args.output == "-" else args.output
-    print(f"{written} records written to {where}", file=sys.stderr)
+    print(f"{written} {NOUNS[args.what]} written to {where}", file=sys.stderr)
     return 0
 
 
-def _write_export(items: Any, fmt: str, output: str) -> int:
+def _write_export(items: Any, what: str, fmt: str, output: str) -> int:
     """Write to ``output`` through a temporary file, so that a cut export leaves no file."""
-    progress = _progress if sys.stderr.isatty() else None
+    progress = functools.partial(_progress, NOUNS[what]) if sys.stderr.isatty() else None
     if output == "-":
-        n = _write(items, fmt, sys.stdout.buffer, progress)
+        n = _write(items, what, fmt, sys.stdout.buffer, progress)
         sys.stdout.buffer.flush()
     else:
         partial = f"{output}.partial"
         try:
             with open(partial, "wb") as out:
-                n = _write(items, fmt, out, progress)
+                n = _write(items, what, fmt, out, progress)
             os.replace(partial, output)
         finally:
             with contextlib.suppress(FileNotFoundError):
@@ -268,14 +308,15 @@ def _write_export(items: Any, fmt: str, output: str) -> int:
     return n
 
 
-def _write(items: Any, fmt: str, out: Any, progress: Any) -> int:
+def _write(items: Any, what: str, fmt: str, out: Any, progress: Any) -> int:
+    encoding = export_flags if what == "flags" else export
     if fmt == "parquet":
-        return export.write_parquet(items, out, progress)
-    return export.write_text(items, fmt, out, progress)
+        return encoding.write_parquet(items, out, progress)
+    return encoding.write_text(items, fmt, out, progress)
 
 
-def _progress(written: int) -> None:
-    print(f"\r{written} records written", end="", file=sys.stderr, flush=True)
+def _progress(noun: str, written: int) -> None:
+    print(f"\r{written} {noun} written", end="", file=sys.stderr, flush=True)
 
 
 ASYNC_COMMANDS = {"serve": cmd_serve, "migrate": cmd_migrate}

@@ -2,7 +2,8 @@
 
 Contract: records arrive from ``Store.iter_measurements`` in (started_at, id) order and leave in
 chunks, so memory does not grow with the export; CSV has the fixed columns ``CSV_COLUMNS``;
-Parquet has the same columns, typed, plus ``record`` (the whole stored record as JSON).
+Parquet has the same columns, typed, plus ``record`` (the whole stored record as JSON). The
+writers take other columns as parameters: collector.export_flags passes those of flags.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ CSV_COLUMNS = (
     "resolver",
 )
 Progress = Callable[[int], None]
+Flatten = Callable[[dict[str, Any]], dict[str, Any]]
 
 
 class ExportError(Exception):
@@ -109,22 +111,27 @@ def flat(item: dict[str, Any]) -> dict[str, Any]:
 
 
 class TextEncoder:
-    """Records to bytes in a text format: ``header()`` once, then ``encode(chunk)`` per chunk."""
+    """Records to bytes in a text format: ``header()`` once, then ``encode(chunk)`` per chunk.
 
-    def __init__(self, fmt: str) -> None:
+    JSON Lines writes each item as it is; CSV writes ``columns`` of ``flatten(item)``.
+    """
+
+    def __init__(
+        self, fmt: str, columns: tuple[str, ...] = CSV_COLUMNS, flatten: Flatten = flat
+    ) -> None:
         if fmt not in STREAMED_FORMATS:
             raise ExportError(f"format: {fmt!r} is not one of {', '.join(STREAMED_FORMATS)}")
-        self.fmt = fmt
+        self.fmt, self.columns, self.flatten = fmt, columns, flatten
 
     def header(self) -> bytes:
-        return self._csv([list(CSV_COLUMNS)]) if self.fmt == "csv" else b""
+        return self._csv([list(self.columns)]) if self.fmt == "csv" else b""
 
     def encode(self, chunk: list[dict[str, Any]]) -> bytes:
         if self.fmt == "jsonl":
             lines = (json.dumps(item, ensure_ascii=False, separators=(",", ":")) for item in chunk)
             return "".join(f"{line}\n" for line in lines).encode()
-        flats = (flat(item) for item in chunk)
-        return self._csv([["" if f[c] is None else f[c] for c in CSV_COLUMNS] for f in flats])
+        flats = (self.flatten(item) for item in chunk)
+        return self._csv([["" if f[c] is None else f[c] for c in self.columns] for f in flats])
 
     @staticmethod
     def _csv(rows: list[list[Any]]) -> bytes:
@@ -135,10 +142,17 @@ class TextEncoder:
 
 
 def write_text(
-    items: Iterable[dict[str, Any]], fmt: str, out: IO[bytes], progress: Progress | None = None
+    items: Iterable[dict[str, Any]],
+    fmt: str,
+    out: IO[bytes],
+    progress: Progress | None = None,
+    encoder: TextEncoder | None = None,
 ) -> int:
-    """Write records as JSON Lines or CSV to ``out``; return how many were written."""
-    encoder = TextEncoder(fmt)
+    """Write records as JSON Lines or CSV to ``out``; return how many were written.
+
+    ``encoder`` (for ``fmt``) gives other CSV columns than the measurements'.
+    """
+    encoder = encoder or TextEncoder(fmt)
     out.write(encoder.header())
     written = 0
     for chunk in chunks(items):
@@ -176,15 +190,22 @@ def _parquet_row(item: dict[str, Any]) -> dict[str, Any]:
 
 
 def write_parquet(
-    items: Iterable[dict[str, Any]], out: str | IO[bytes], progress: Progress | None = None
+    items: Iterable[dict[str, Any]],
+    out: str | IO[bytes],
+    progress: Progress | None = None,
+    schema_of: Callable[[Any], Any] = parquet_schema,
+    row_of: Flatten = _parquet_row,
 ) -> int:
-    """Write records to a Parquet file, one row group per PARQUET_ROW_GROUP_RECORDS records."""
+    """Write records to a Parquet file, one row group per PARQUET_ROW_GROUP_RECORDS records.
+
+    ``schema_of(pyarrow)`` and ``row_of(item)`` give other columns than the measurements'.
+    """
     pa, pq = _pyarrow()
-    schema = parquet_schema(pa)
+    schema = schema_of(pa)
     written = 0
     with pq.ParquetWriter(out, schema) as writer:
         for group in chunks(items, PARQUET_ROW_GROUP_RECORDS):
-            table = pa.Table.from_pylist([_parquet_row(i) for i in group], schema=schema)
+            table = pa.Table.from_pylist([row_of(i) for i in group], schema=schema)
             writer.write_table(table, row_group_size=len(group))
             written += len(group)
             if progress:
