@@ -206,9 +206,11 @@ def new_id() -> str:
 
 def _check_semantics(m: Measurement) -> None:
     try:
-        uuid.UUID(m.id)
+        canonical = str(uuid.UUID(m.id))
     except ValueError:
         raise MalformedRecord(f"id: {m.id!r} is not a UUID") from None
+    if m.id != canonical:  # one record, one spelling: ids are compared and stored as text
+        raise MalformedRecord(f"id: {m.id!r} is not in canonical form ({canonical!r})")
     if m.target.category not in CATEGORIES:
         raise MalformedRecord(f"target.category: {m.target.category!r} is not one of {CATEGORIES}")
     if not m.target.url.startswith(("http://", "https://")):

@@ -345,3 +345,15 @@ def test_verdict_survives_the_json_round_trip() -> None:
     for _, m, control, _ in CASES:
         stored = Measurement.from_json(dataclasses.replace(m, control=control).to_json())
         assert verdict.decide(stored) == verdict.decide(m, control)
+
+
+@pytest.mark.parametrize(
+    "bad", [" " + "0" * 31 + "1", "0" * 32, f"{{{new_id()}}}", new_id().upper()]
+)
+def test_record_id_must_be_a_canonical_uuid(bad: str) -> None:
+    from probe.record import MalformedRecord
+
+    d = ok_https().to_dict()
+    d["id"] = bad
+    with pytest.raises(MalformedRecord, match=r"^id: "):
+        Measurement.from_dict(d)
