@@ -89,12 +89,13 @@ def _by_signature(m: Measurement, fps: Fingerprints | None) -> Verdict | None:
     if fps is None:
         return None
     asn = m.probe.asn
+    page: Any = None  # matched once: false positives first, block pages after DNS and TLS marks
     if m.http is not None and m.http.failure is None:
-        fp = fps.match_http(
+        page = fps.match_http(
             m.http.status, m.http.headers, m.http.body_head or "", m.http.title or "", asn
         )
-        if fp is not None and fp.false_positive:
-            return Verdict("inconclusive", detail=f"false_positive:{fp.name}")
+        if page is not None and page.false_positive:
+            return Verdict("inconclusive", detail=f"false_positive:{page.name}")
     fp = fps.match_dns(_answers(a), _cnames(a), asn)
     if _decisive(fp):
         detail = "bogon" if all(_bogon_ip(x) for x in _answers(a)) else "blockpage_ip"
@@ -105,12 +106,8 @@ def _by_signature(m: Measurement, fps: Fingerprints | None) -> Verdict | None:
         fp = fps.match_tls(t.cert_subject, t.cert_issuer or "")
         if _decisive(fp):
             return Verdict("blocked", "tls", "mitm", blockpage=fp.name)
-    if m.http is not None and m.http.failure is None:
-        fp = fps.match_http(
-            m.http.status, m.http.headers, m.http.body_head or "", m.http.title or "", asn
-        )
-        if _decisive(fp):
-            return Verdict("blocked", "http_blockpage", blockpage=fp.name)
+    if _decisive(page):
+        return Verdict("blocked", "http_blockpage", blockpage=page.name)
     return None
 
 

@@ -157,6 +157,13 @@ def rfc3339(value: datetime.datetime) -> str:
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
+_FIELDS = tuple(f.name for f in dataclasses.fields(MeasurementRow))
+
+
+def _params(row: MeasurementRow) -> dict[str, Any]:
+    return {name: getattr(row, name) for name in _FIELDS}
+
+
 def insert(conn: sa.Connection, rows: Sequence[MeasurementRow]) -> InsertOutcome:
     """Insert the rows whose id is new, in one statement stream; count what was new."""
     distinct: dict[str, MeasurementRow] = {}
@@ -166,7 +173,9 @@ def insert(conn: sa.Connection, rows: Sequence[MeasurementRow]) -> InsertOutcome
         return InsertOutcome(inserted=0, duplicates=0)
     # Ascending id order: concurrent batches that overlap take their row locks in the same
     # order on PostgreSQL, so they wait for each other instead of deadlocking.
-    params = [dataclasses.asdict(distinct[key]) for key in sorted(distinct)]
+    # shallow: dataclasses.asdict would deep-copy every nested list of each document, the
+    # largest single cost of ingest (docs/benchmarks.md §3.4)
+    params = [_params(distinct[key]) for key in sorted(distinct)]
     stmt: sa.Insert
     if conn.dialect.name == "postgresql":
         stmt = sa.dialects.postgresql.insert(measurements).on_conflict_do_nothing(
