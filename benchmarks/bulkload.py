@@ -243,8 +243,8 @@ def load(url: str, count: int, days: float = 30, profile: str = "lean", seed: in
     populate_flags(url)
     took = time.perf_counter() - t0
     print(
-        f"-- loaded {count} {profile} records in {took:.0f} s ({count / took:.0f} records/s), "
-        f"{size_bytes(url) / 1e9:.2f} GB on disk",
+        f"-- loaded {count} {profile} records in {took:.0f} s (rows, indexes and flags: "
+        f"{count / took:.0f} records/s), {size_bytes(url) / 1e9:.2f} GB on disk",
         flush=True,
     )
     return took
