@@ -9,10 +9,12 @@ may be added) and dropped from the typed form.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import types
 import typing
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -262,60 +264,129 @@ def _kind(value: Any) -> str:
     )
 
 
-_HINTS: dict[type, dict[str, Any]] = {}
+class _Bad(Exception):
+    """A value at fault below the point being decoded: ``path`` grows as it rises."""
+
+    def __init__(self, path: str, why: str) -> None:
+        super().__init__(why)
+        self.path, self.why = path, why
+
+
+Decoder = Callable[[Any], Any]
 
 
 def decode(tp: Any, value: Any, path: str) -> Any:
     """Decode ``value`` as type ``tp`` (a dataclass, list, dict, optional or scalar), strictly."""
+    try:
+        return _decoder(tp)(value)
+    except _Bad as e:
+        where = f"{path}{e.path}".lstrip(".")
+        raise MalformedRecord(f"{where or 'record'}: {e.why}") from None
+
+
+@functools.cache
+def _decoder(tp: Any) -> Decoder:
+    """Compile, once per type, the function that checks and builds values of ``tp``.
+
+    Paths are built only on the way up from an error: a valid record pays no string work.
+    """
     origin = typing.get_origin(tp)
     if origin in (typing.Union, types.UnionType):
-        args = typing.get_args(tp)
-        if value is None and type(None) in args:
-            return None
-        (inner,) = [a for a in args if a is not type(None)]
-        return decode(inner, value, path)
+        (inner,) = [a for a in typing.get_args(tp) if a is not type(None)]
+        return _optional(_decoder(inner))
     if origin is list:
-        if not isinstance(value, list):
-            raise MalformedRecord(f"{path}: expected an array, got {_kind(value)}")
-        (item,) = typing.get_args(tp)
-        return [decode(item, v, f"{path}[{i}]") for i, v in enumerate(value)]
+        return _array(_decoder(typing.get_args(tp)[0]))
     if origin is dict:
-        if not isinstance(value, dict):
-            raise MalformedRecord(f"{path}: expected an object, got {_kind(value)}")
-        _, vt = typing.get_args(tp)
-        return {str(k): decode(vt, v, f"{path}.{k}") for k, v in value.items()}
+        return _mapping(_decoder(typing.get_args(tp)[1]))
     if dataclasses.is_dataclass(tp):
-        return _decode_dataclass(tp, value, path)
-    return _decode_scalar(tp, value, path)
+        return _record(tp)
+    return _scalar(tp)
 
 
-def _decode_dataclass(tp: Any, value: Any, path: str) -> Any:
-    if not isinstance(value, dict):
-        raise MalformedRecord(f"{path or 'record'}: expected an object, got {_kind(value)}")
-    hints = _HINTS.get(tp) or _HINTS.setdefault(tp, typing.get_type_hints(tp))
-    kwargs = {}
-    for f in dataclasses.fields(tp):
-        sub = f"{path}.{f.name}" if path else f.name
-        if f.name not in value:
-            required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
-            if required:
-                raise MalformedRecord(f"{sub}: missing")
-            continue
-        kwargs[f.name] = decode(hints[f.name], value[f.name], sub)
-    try:
-        return tp(**kwargs)
-    except MalformedRecord as e:
-        raise MalformedRecord(f"{path + '.' if path else ''}{e}") from None
+def _optional(inner: Decoder) -> Decoder:
+    return lambda v: None if v is None else inner(v)
 
 
-def _decode_scalar(tp: Any, value: Any, path: str) -> Any:
+def _array(item: Decoder) -> Decoder:
+    def run(v: Any) -> list[Any]:
+        if not isinstance(v, list):
+            raise _Bad("", f"expected an array, got {_kind(v)}")
+        out = []
+        for i, x in enumerate(v):
+            try:
+                out.append(item(x))
+            except _Bad as e:
+                raise _Bad(f"[{i}]{e.path}", e.why) from None
+        return out
+
+    return run
+
+
+def _mapping(item: Decoder) -> Decoder:
+    def run(v: Any) -> dict[str, Any]:
+        if not isinstance(v, dict):
+            raise _Bad("", f"expected an object, got {_kind(v)}")
+        out = {}
+        for k, x in v.items():
+            try:
+                out[str(k)] = item(x)
+            except _Bad as e:
+                raise _Bad(f".{k}{e.path}", e.why) from None
+        return out
+
+    return run
+
+
+def _record(tp: Any) -> Decoder:
+    hints = typing.get_type_hints(tp)
+    fields = [
+        (f.name, _decoder(hints[f.name]),
+         f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING)
+        for f in dataclasses.fields(tp)
+    ]  # fmt: skip
+
+    def run(v: Any) -> Any:
+        if not isinstance(v, dict):
+            raise _Bad("", f"expected an object, got {_kind(v)}")
+        kwargs = {}
+        for name, dec, required in fields:
+            if name not in v:
+                if required:
+                    raise _Bad(f".{name}", "missing")
+                continue
+            try:
+                kwargs[name] = dec(v[name])
+            except _Bad as e:
+                raise _Bad(f".{name}{e.path}", e.why) from None
+        try:
+            return tp(**kwargs)
+        except MalformedRecord as e:  # a rule of the type itself ("status: ... is not one of")
+            sub, _, why = str(e).partition(": ")
+            raise _Bad(f".{sub}", why) from None
+
+    return run
+
+
+_WANT = {str: "a string", int: "an integer", float: "a number", bool: "a boolean"}
+
+
+def _scalar(tp: Any) -> Decoder:
     if tp is float:
-        ok = isinstance(value, int | float) and not isinstance(value, bool)
+
+        def ok(v: Any) -> bool:
+            return isinstance(v, int | float) and not isinstance(v, bool)
     elif tp is int:
-        ok = isinstance(value, int) and not isinstance(value, bool)
+
+        def ok(v: Any) -> bool:
+            return isinstance(v, int) and not isinstance(v, bool)
     else:
-        ok = isinstance(value, tp)
-    if not ok:
-        want = {str: "a string", int: "an integer", float: "a number", bool: "a boolean"}[tp]
-        raise MalformedRecord(f"{path}: expected {want}, got {_kind(value)}")
-    return value
+
+        def ok(v: Any) -> bool:
+            return isinstance(v, tp)
+
+    def run(v: Any) -> Any:
+        if not ok(v):
+            raise _Bad("", f"expected {_WANT[tp]}, got {_kind(v)}")
+        return v
+
+    return run
