@@ -1,6 +1,6 @@
 """Probe cycle in the lab: 200 targets at 30 ms RTT, per concurrency, against the lower bound.
 
-usage: python -m benchmarks.probe_cycle [--concurrency 8 32 64] [--runs 5] [--blackholed 32]
+usage: python -m benchmarks.probe_cycle [--concurrency 8 32 64] [--runs 5] [--blackholed 8 32]
        [--targets 200] [--delay-ms 30] [--profile]
 
 Each run is one `surblocage-probe check --json --no-control` process in the probe namespace of
