@@ -5,7 +5,7 @@ usage: python -m benchmarks.probe_cycle [--concurrency 8 32 64] [--runs 5] [--bl
 
 Each run is one `surblocage-probe check --json --no-control` process in the probe namespace of
 ISP "a"; it prints the cycle (first target's start to last target's end, from the records), the
-process's wall time, user+sys CPU and peak RSS (wait4), and the bytes its interface carried
+process's wall time, user+sys CPU and peak RSS (GNU time), and the bytes its interface carried
 (/proc/net/dev), per 1,000 targets. The lower bound is ROUND_TRIPS x RTT x targets / concurrency.
 """
 
