@@ -41,3 +41,10 @@ lab: $(LABSTAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+
+## bench: every benchmark of docs/benchmarks.md (minutes each; not part of the tests)
+bench: $(LABSTAMP)
+	$(BIN)/python -m benchmarks.probe_cycle
+	$(BIN)/python -m benchmarks.blackbox
+	$(BIN)/python -m benchmarks.ingest
+	$(BIN)/python -m benchmarks.store_scale --backend sqlite
