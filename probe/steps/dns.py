@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import time
 from dataclasses import dataclass
 
@@ -80,6 +81,18 @@ class _Replies(asyncio.DatagramProtocol):
 
 async def measure(spec: DNSSpec) -> DNSResult:
     """Ask ``spec.resolver`` about ``spec.name``; never raise on a network failure."""
+    result, listening = await measure_listening(spec)
+    second = await listening
+    return result if second is None else dataclasses.replace(result, second_reply=second)
+
+
+async def measure_listening(spec: DNSSpec) -> tuple[DNSResult, asyncio.Future[list[str] | None]]:
+    """Return at the first reply, with the listen for a second one still going on.
+
+    The second element resolves to the answers of a different later reply (or None) within
+    ``listen_extra_seconds``: the flow goes on to TCP, TLS and HTTP meanwhile and folds the
+    answers into the record at the end, so the listen costs no time on the critical path.
+    """
     loop = asyncio.get_running_loop()
     started = time.perf_counter()
     transport: asyncio.DatagramTransport | None = None
@@ -94,18 +107,39 @@ async def measure(spec: DNSSpec) -> DNSResult:
             if truncated:
                 reply = await dns.asyncquery.tcp(query, spec.resolver, port=spec.port)
         ms = _ms(started)
-        second = None
-        if not truncated:
-            second = await _second_reply(protocol, reply, spec)
     except failures.NETWORK_ERRORS as exc:
-        return DNSResult(
+        if transport is not None:
+            transport.close()
+        failed = DNSResult(
             resolver=_resolver_text(spec), qtype=spec.qtype, name=spec.name,
             failure=failures.classify(exc), ms=_ms(started),
         )  # fmt: skip
-    finally:
+        return failed, _nothing(loop)
+    except BaseException:
         if transport is not None:
             transport.close()
-    return _result(spec, reply, ms, "tcp" if truncated else "udp", second)
+        raise
+    result = _result(spec, reply, ms, "tcp" if truncated else "udp", None)
+    if truncated:  # the answer came over TCP: no UDP race to watch
+        transport.close()
+        return result, _nothing(loop)
+    return result, asyncio.ensure_future(_listen(transport, protocol, reply, spec))
+
+
+def _nothing(loop: asyncio.AbstractEventLoop) -> asyncio.Future[list[str] | None]:
+    done: asyncio.Future[list[str] | None] = loop.create_future()
+    done.set_result(None)
+    return done
+
+
+async def _listen(
+    transport: asyncio.DatagramTransport, protocol: _Replies, first: dns.message.Message,
+    spec: DNSSpec,
+) -> list[str] | None:  # fmt: skip
+    try:
+        return await _second_reply(protocol, first, spec)
+    finally:
+        transport.close()
 
 
 async def _exchange(

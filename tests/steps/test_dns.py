@@ -119,6 +119,21 @@ async def test_second_different_reply_is_recorded(dns_server):
     assert r.second_reply == ["10.200.9.9"]
 
 
+async def test_listening_returns_at_the_first_reply_and_hears_the_second(dns_server):
+    dns_server.zones["inject2.test"] = Zone(addresses=["192.0.2.21"], second=["10.200.9.9"])
+    r, listen = await dns.measure_listening(spec(dns_server, "inject2.test"))
+    assert (r.answers, r.second_reply, r.failure) == (["192.0.2.21"], None, None)
+    assert not listen.done()  # still listening while the caller goes on
+    assert await listen == ["10.200.9.9"]
+
+
+async def test_listening_after_a_failure_has_nothing_to_hear(dns_server):
+    dns_server.zones["gone2.test"] = Zone(rcode="NXDOMAIN")
+    r, listen = await dns.measure_listening(spec(dns_server, "gone2.test"))
+    assert r.failure == "dns_nxdomain_error"
+    assert await listen is None
+
+
 async def test_second_identical_reply_is_not_injection(dns_server):
     dns_server.zones["dup.test"] = Zone(addresses=["192.0.2.21"], second=["192.0.2.21"])
     r = await dns.measure(spec(dns_server, "dup.test"))
@@ -141,3 +156,16 @@ def test_resolver_text_names_the_port_only_when_not_53():
 def test_unknown_qtype_is_rejected():
     with pytest.raises(ValueError, match="qtype"):
         dns.DNSSpec(name="x.test", qtype="MX", resolver="127.0.0.1")
+
+
+async def test_flow_folds_the_second_reply_into_the_record(dns_server):
+    from probe.flow import DEFAULT_STEPS, Flow, FlowOptions
+    from probe.record import ProbeInfo, Target
+
+    dns_server.zones["inject3.test"] = Zone(addresses=["192.0.2.22"], second=["10.200.9.9"])
+    opts = FlowOptions(resolver=dns_server.host, resolver_port=dns_server.port, qtypes=("A",))
+    target = Target(
+        service="s", url="https://inject3.test/", domain="inject3.test", category="general"
+    )
+    m = await Flow(opts, DEFAULT_STEPS).measure(target, ProbeInfo(software="test"))
+    assert [(r.answers, r.second_reply) for r in m.dns] == [(["192.0.2.22"], ["10.200.9.9"])]
