@@ -113,15 +113,15 @@ class Cycle:
     async def run(
         self, targets: Sequence[Target], dns_only: frozenset[str], report: CycleReport
     ) -> None:
-        sem = asyncio.Semaphore(self.runner.concurrency)
+        gate = _BudgetGate(asyncio.Semaphore(self.runner.concurrency), self.budget_bytes, report)
 
         async def one(t: Target) -> None:
-            async with sem:
-                if report.bytes_estimated >= self.budget_bytes:
-                    report.skipped_budget += 1
-                    return
-                m = await self.runner.judge(t, t.service in dns_only)
-                self._keep(m, report)
+            try:
+                m = await self.runner.judge(t, t.service in dns_only, gate=gate)
+            except _OverBudget:
+                report.skipped_budget += 1
+                return
+            self._keep(m, report)
 
         report.targets = len(targets)
         async with asyncio.TaskGroup() as tg:
@@ -147,3 +147,27 @@ class Cycle:
             )
         if self.on_record is not None:
             self.on_record(m)
+
+
+class _OverBudget(Exception):
+    """The cycle's byte budget is spent: the target is not started."""
+
+
+class _BudgetGate:
+    """The concurrency slot of one target, refused once the cycle's bytes are spent.
+
+    Checked when a slot is granted, so no target starts past the budget; the slot is held while
+    the target uses the network, not during the passive end of its DNS listens (Flow.measure).
+    """
+
+    def __init__(self, sem: asyncio.Semaphore, budget_bytes: int, report: CycleReport) -> None:
+        self.sem, self.budget_bytes, self.report = sem, budget_bytes, report
+
+    async def __aenter__(self) -> None:
+        await self.sem.acquire()
+        if self.report.bytes_estimated >= self.budget_bytes:
+            self.sem.release()
+            raise _OverBudget
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.sem.release()

@@ -10,6 +10,7 @@ resolver and its TCP and TLS steps are recorded like the first host's.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import datetime
 import ipaddress
@@ -123,20 +124,26 @@ class Flow:
         *,
         dns_only: bool = False,
         extra_addresses: Sequence[str] = (),
+        gate: contextlib.AbstractAsyncContextManager[Any] | None = None,
     ) -> Measurement:
-        """Measure one target within the target timeout; never raises on a network failure."""
-        started = datetime.datetime.now(datetime.UTC)
-        t0 = time.perf_counter()
+        """Measure one target within the target timeout; never raises on a network failure.
+
+        ``gate`` (a semaphore: the concurrency budget) is held while the target uses the network,
+        and released before the passive end of the DNS listens, so the next target starts.
+        """
         b = _Builder()
         timed_out = False
-        try:
-            async with asyncio.timeout(self.options.target_timeout_seconds):
-                await self._run(target, b, dns_only, extra_addresses)
-        except TimeoutError:
-            timed_out = True
-        except BaseException:
-            b.abandon()  # cancelled: stop the DNS listens too
-            raise
+        async with gate or contextlib.nullcontext():
+            started = datetime.datetime.now(datetime.UTC)
+            t0 = time.perf_counter()
+            try:
+                async with asyncio.timeout(self.options.target_timeout_seconds):
+                    await self._run(target, b, dns_only, extra_addresses)
+            except TimeoutError:
+                timed_out = True
+            except BaseException:
+                b.abandon()  # cancelled: stop the DNS listens too
+                raise
         await b.settle()
         if timed_out and not dns_only and b.http is None:
             b.http = HTTPResult(

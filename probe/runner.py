@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from probe import verdict
 from probe.flow import Flow
@@ -23,9 +25,15 @@ class Runner:
     fingerprints: Fingerprints | None
     concurrency: int = 8
 
-    async def judge(self, target: Target, dns_only: bool = False) -> Measurement:
-        """Measure one target, fetch its control and attach control and verdict to the record."""
-        m = await self.flow.measure(target, self.probe, dns_only=dns_only)
+    async def judge(
+        self, target: Target, dns_only: bool = False,
+        gate: contextlib.AbstractAsyncContextManager[Any] | None = None,
+    ) -> Measurement:  # fmt: skip
+        """Measure one target, fetch its control and attach control and verdict to the record.
+
+        ``gate`` bounds the targets using the network at once (see Flow.measure).
+        """
+        m = await self.flow.measure(target, self.probe, dns_only=dns_only, gate=gate)
         control: Control | None = None
         if self.client is not None:
             addresses = list(dict.fromkeys(a for r in m.dns for a in r.answers))
@@ -44,8 +52,7 @@ class Runner:
         out: list[Measurement | None] = [None] * len(targets)
 
         async def one(i: int, t: Target) -> None:
-            async with sem:
-                out[i] = m = await self.judge(t, t.service in dns_only)
+            out[i] = m = await self.judge(t, t.service in dns_only, gate=sem)
             if on_done is not None:
                 on_done(m)
 

@@ -133,7 +133,11 @@ def test_kill_9_in_the_middle_of_a_cycle_loses_and_duplicates_nothing(
             timeouts={"dns": 8, "tcp": 1, "tls": 1, "http": 1, "target": 10},
         )
         p.start("run")
-        wait_until(lambda: f"slow.{DOMAIN}" in dns_server.queries, "the slow target in flight")
+        # the next target starts while the previous ones' DNS listens end (Flow.measure's gate)
+        wait_until(
+            lambda: f"slow.{DOMAIN}" in dns_server.queries and len(p.spooled_ids()) == 2,
+            "the slow target in flight, the two before it spooled",
+        )
         assert len(p.spooled_ids()) == 2  # b1 and b2 are done, slow is not, b3 not started
         assert p.kill() == -signal.SIGKILL
         assert integrity(p) == "ok"
@@ -164,7 +168,10 @@ def test_a_signal_stops_the_daemon_cleanly(
     file = tmp_path / "wl.yaml"
     file.write_text(yaml.safe_dump(watchlist(NAMES)))
     p.start("run", "--watchlist", str(file))
-    wait_until(lambda: f"a3.{DOMAIN}" in dns_server.queries, "a target in flight")
+    wait_until(
+        lambda: f"a3.{DOMAIN}" in dns_server.queries and len(p.spooled_ids()) == 2,
+        "a target in flight, the two before it spooled",
+    )
     assert p.kill(sig) == 0
     [stopped] = p.events("stopped")
     assert (stopped["signal"], stopped["spooled"]) == (sig.name, 2)
