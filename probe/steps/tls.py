@@ -41,8 +41,6 @@ class _Cert:
 
 
 _NO_CERT = _Cert(None, None, None)
-# many servers never answer close_notify (RFC 8446 §6.1 lets them just close); do not wait long
-_CLOSE_GRACE_SECONDS = 1.0
 
 
 async def measure(spec: TLSSpec) -> TLSResult:
@@ -70,19 +68,11 @@ async def _handshake(spec: TLSSpec, context: ssl.SSLContext) -> tuple[str | None
     ssl_object = writer.get_extra_info("ssl_object")
     version = ssl_object.version() if ssl_object else None
     der = ssl_object.getpeercert(binary_form=True) if ssl_object else None
-    await _close(writer, min(spec.timeout_seconds, _CLOSE_GRACE_SECONDS))
-    return version, _describe(der)
-
-
-async def _close(writer: asyncio.StreamWriter, grace_seconds: float) -> None:
-    """Send close_notify and wait a little for the peer's; abort if it does not come."""
+    # send close_notify and go on: waiting for the peer's would cost a round trip on every
+    # target, and how the peer takes our close is no part of the result; asyncio completes
+    # the shutdown (or aborts it after its ssl_shutdown_timeout) in the background
     writer.close()
-    try:
-        async with asyncio.timeout(grace_seconds):
-            await writer.wait_closed()
-    except failures.NETWORK_ERRORS:
-        # the handshake is done: how the peer takes our close is no part of the result
-        writer.transport.abort()
+    return version, _describe(der)
 
 
 async def _fetch_cert(spec: TLSSpec) -> _Cert:
