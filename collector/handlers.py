@@ -100,33 +100,10 @@ FLAG_PARAMS = ("asn", "network", "service", "category", "method", "state", "sinc
 COLLATERAL_PARAMS = ("asn", "network")
 
 
-def _filters(params: Any, known: tuple[str, ...]) -> dict[str, Any]:
-    """Check query parameters against ``known``; convert asn, since and until; 400 otherwise."""
-    unknown = sorted(set(params) - set(known))
-    if unknown:
-        raise Problem(400, f"{unknown[0]}: unknown parameter (known: {', '.join(known)})")
-    out: dict[str, Any] = {}
-    try:
-        for k in known:
-            if k in params:
-                value = params.getall(k)
-                if len(value) > 1:
-                    raise ValueError(f"{k}: give it once")
-                out[k] = value[0]
-        if "asn" in out:
-            out["asn"] = _int_param("asn", out["asn"])
-        for k in ("since", "until"):
-            if k in out:
-                out[k] = _time_param(k, out[k])
-    except ValueError as e:
-        raise Problem(400, str(e)) from None
-    return out
-
-
 async def get_flags(request: web.Request) -> web.Response:
     """Blocking flags per (network, service, method): reflects every batch acknowledged."""
     state = request.app[STATE]
-    filters = _filters(request.query, FLAG_PARAMS)
+    filters = checked_params(request.query, FLAG_PARAMS)
     try:
         with state.metrics.time_store("flags"):
             found = await _store_call(state, functools.partial(state.store.query_flags, **filters))
@@ -138,7 +115,7 @@ async def get_flags(request: web.Request) -> web.Response:
 async def get_collateral(request: web.Request) -> web.Response:
     """Addresses blocked at the address level, each with every watched service behind it."""
     state = request.app[STATE]
-    filters = _filters(request.query, COLLATERAL_PARAMS)
+    filters = checked_params(request.query, COLLATERAL_PARAMS)
     try:
         found = await _store_call(state, functools.partial(state.store.query_collateral, **filters))
     except ValueError as e:
@@ -272,8 +249,9 @@ QUERY_PARAMS = tuple(
 EXPORT_PARAMS = ("format", *(p for p in QUERY_PARAMS if p not in ("limit", "cursor")))
 
 
-def parse_query(params: Any, known: tuple[str, ...] = QUERY_PARAMS) -> MeasurementQuery:
-    """Turn query parameters into a MeasurementQuery, or raise Problem(400) naming the parameter."""
+def checked_params(params: Any, known: tuple[str, ...]) -> dict[str, Any]:
+    """Check query parameters (none unknown, none repeated) and convert the numbers and times;
+    raise Problem(400) naming the parameter at fault."""
     unknown = sorted(set(params) - set(known))
     if unknown:
         raise Problem(400, f"{unknown[0]}: unknown parameter (known: {', '.join(known)})")
@@ -281,7 +259,7 @@ def parse_query(params: Any, known: tuple[str, ...] = QUERY_PARAMS) -> Measureme
     repeated = sorted(k for k in set(params) if len(getall(k)) > 1)
     if repeated:
         raise Problem(400, f"{repeated[0]}: given more than once")
-    kw: dict[str, Any] = {k: params[k] for k in QUERY_PARAMS if k in params}
+    kw: dict[str, Any] = {k: params[k] for k in known if k in params}
     try:
         for k in ("asn", "limit"):
             if k in kw:
@@ -289,6 +267,16 @@ def parse_query(params: Any, known: tuple[str, ...] = QUERY_PARAMS) -> Measureme
         for k in ("since", "until"):
             if k in kw:
                 kw[k] = _time_param(k, kw[k])
+    except ValueError as e:
+        raise Problem(400, str(e)) from None
+    return kw
+
+
+def parse_query(params: Any, known: tuple[str, ...] = QUERY_PARAMS) -> MeasurementQuery:
+    """Turn query parameters into a MeasurementQuery, or raise Problem(400) naming the parameter."""
+    checked = checked_params(params, known)
+    kw = {k: v for k, v in checked.items() if k in QUERY_PARAMS}
+    try:
         for k, allowed in (("status", STATUSES), ("method", METHODS)):
             if k in kw and kw[k] not in allowed:
                 raise ValueError(f"{k}: {kw[k]!r} is not one of {', '.join(allowed)}")
