@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import dataclasses
 import datetime
-import ipaddress
 import time
 import urllib.parse
 from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -21,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from probe import failures
+from probe.addresses import Network, is_connectable, is_ip
 from probe.record import (
     DNSResult,
     HTTPResult,
@@ -37,7 +37,6 @@ from probe.steps import dns, http, tcp, tls
 MAX_REDIRECTS = 10
 NEUTRAL_SNI = "www.example.com"
 
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 StepMap = dict[str, Callable[[Any], Awaitable[Any]]]
 DEFAULT_STEPS: StepMap = {
     "dns": dns.measure,
@@ -66,23 +65,6 @@ class FlowOptions:
     body_cap_bytes: int = 512 * 1024
     neutral_sni: str = NEUTRAL_SNI
     qtypes: tuple[str, ...] = ("A", "AAAA")
-
-
-def is_connectable(ip: str, allow_networks: Iterable[Network] = ()) -> bool:
-    """Tell whether the probe may connect to ``ip``: public, or inside an allowed network.
-
-    Loopback and unspecified addresses never are, whatever is allowed (SPEC.md, --allow-network):
-    a resolver that answers 127.0.0.1 must not make a volunteer's probe talk to its own machine.
-    """
-    try:
-        addr = ipaddress.ip_address(ip)
-    except ValueError:
-        return False
-    if addr.is_loopback or addr.is_unspecified:
-        return False
-    if addr.is_global:
-        return True
-    return any(addr.version == n.version and addr in n for n in allow_networks)
 
 
 @dataclass
@@ -219,7 +201,7 @@ class Flow:
 
     async def _resolve(self, host: str, b: _Builder) -> list[str]:
         """Resolve ``host`` through the tested resolver (A and AAAA at once); return its answers."""
-        if _is_ip(host):
+        if is_ip(host):
             return [host]
         o = self.options
         specs = [
@@ -331,14 +313,6 @@ def _split_or_none(url: str) -> tuple[str, int, bool] | None:
         return None
     https = u.scheme == "https"
     return u.hostname, port or (443 if https else 80), https
-
-
-def _is_ip(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
 
 
 def _unique(items: Iterable[str]) -> list[str]:

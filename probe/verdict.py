@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from probe import failures as f
+from probe.addresses import always_anomalous, is_ip
 from probe.record import Control, DNSResult, HTTPResult, Measurement, TCPResult, TLSResult, Verdict
 
 AsnLookup = Callable[[str], int | None]
@@ -98,7 +99,7 @@ def _by_signature(m: Measurement, fps: Fingerprints | None) -> Verdict | None:
             return Verdict("inconclusive", detail=f"false_positive:{page.name}")
     fp = fps.match_dns(_answers(a), _cnames(a), asn)
     if _decisive(fp):
-        detail = "bogon" if all(_bogon_ip(x) for x in _answers(a)) else "blockpage_ip"
+        detail = "bogon" if all(always_anomalous(x) for x in _answers(a)) else "blockpage_ip"
         return Verdict("blocked", "dns", detail, blockpage=fp.name)
     for t in m.tls:
         if not t.cert_subject:
@@ -122,7 +123,7 @@ def _host_layers(
     name = m.target.domain if first else host
     pd, cd = _dns_for(m.dns, name, first), _dns_for(c.dns, name, first)
     if not pd:  # an IP literal or a host never resolved: nothing to compare at the DNS layer
-        addrs = [host] if _is_ip(host) else []
+        addrs = [host] if is_ip(host) else []
         consistent = True
     else:
         v, consistent = _dns(m, c, pd, cd, asn_of)
@@ -288,25 +289,8 @@ def _conn_detail(results: Sequence[TCPResult | TLSResult]) -> str:
     return CONN_DETAIL.get(results[0].failure or "", "failure")
 
 
-def _is_ip(s: str) -> bool:
-    try:
-        ipaddress.ip_address(s)
-    except ValueError:
-        return False
-    return True
-
-
-def _bogon_ip(s: str) -> bool:
-    """Loopback and unspecified answers: always an anomaly (SPEC.md --allow-network)."""
-    try:
-        a = ipaddress.ip_address(s)
-    except ValueError:
-        return True
-    return a.is_loopback or a.is_unspecified
-
-
 def _unroutable(s: str, tried: Sequence[TCPResult]) -> bool:
     """Loopback, or a non-public address that its measurer was not allowed to dial (a bogon)."""
-    if _bogon_ip(s):
+    if always_anomalous(s):
         return True
     return not ipaddress.ip_address(s).is_global and s not in {t.ip for t in tried}

@@ -6,7 +6,8 @@ import asyncio
 import ipaddress
 from typing import Any
 
-from probe.flow import Flow, FlowOptions, is_connectable
+from probe.addresses import is_connectable
+from probe.flow import Flow, FlowOptions
 from probe.record import DNSResult, HTTPResult, ProbeInfo, Target, TCPResult, TLSResult
 
 PROBE = ProbeInfo(software="test")
