@@ -15,6 +15,7 @@ import aiohttp
 import aiohttp.http_exceptions
 import dns.exception
 import dns.resolver
+import h11
 
 DNS_NXDOMAIN = "dns_nxdomain_error"
 DNS_REFUSED = "dns_refused_error"
@@ -44,6 +45,8 @@ CERTIFICATE_FAILURES = (SSL_INVALID_HOSTNAME, SSL_UNKNOWN_AUTHORITY, SSL_INVALID
 # What a step may catch around its I/O: network outcomes, never programming errors.
 NETWORK_ERRORS: tuple[type[BaseException], ...] = (
     OSError, TimeoutError, EOFError, dns.exception.DNSException, aiohttp.ClientError,
+    # a response HTTP/1.1 cannot frame (probe/steps/http.py): the peer's doing, as a reset is
+    h11.ProtocolError,
 )  # fmt: skip
 
 _RCODES = {"NXDOMAIN": DNS_NXDOMAIN, "REFUSED": DNS_REFUSED, "SERVFAIL": DNS_SERVER_FAILURE}

@@ -1,4 +1,4 @@
-"""The only composer of steps: DNS -> TCP to every address -> TLS (and the SNI swap) -> HTTP.
+"""The only composer of steps: DNS -> TCP, TLS and HTTP on one connection -> the SNI swap.
 
 One target is measured as OONI's Web Connectivity does, with two differences taken in DESIGN.md:
 every address of the tested resolver is tried (not only the first), and a failed TLS handshake is
@@ -32,10 +32,13 @@ from probe.record import (
     TLSResult,
     new_id,
 )
-from probe.steps import dns, http, tcp, tls
+from probe.steps import connection, dns, tls
 
 MAX_REDIRECTS = 10
 NEUTRAL_SNI = "www.example.com"
+# the connection step returns this long before the target's time runs out, with what it
+# measured, rather than being cancelled with it (cancelling loses its TCP and TLS results)
+RETURN_MARGIN_SECONDS = 0.1
 
 StepMap = dict[str, Callable[[Any], Awaitable[Any]]]
 DEFAULT_STEPS: StepMap = {
@@ -43,9 +46,11 @@ DEFAULT_STEPS: StepMap = {
     # the same DNS step, returning at the first reply while it listens on for an injected
     # second one: the listen then costs no time before TCP (docs/benchmarks.md §1.4)
     "dns_listening": dns.measure_listening,
-    "tcp": tcp.measure,
+    # TCP to every address, TLS on those that connected, and the GET on the first usable
+    # one, each address on one connection (docs/benchmarks.md §1.4)
+    "connection": connection.measure,
+    # a handshake on its own connection: the SNI swap after a failed one
     "tls": tls.measure,
-    "http": http.measure,
 }
 
 
@@ -76,6 +81,8 @@ class _Builder:
     tls: list[TLSResult] = field(default_factory=list)
     http: HTTPResult | None = None
     redirects: list[Redirect] = field(default_factory=list)
+    # when the target's time runs out (the event loop's clock)
+    deadline: float = float("inf")
     # (index in dns, the DNS step's listen for a second reply) still going on
     listening: list[tuple[int, asyncio.Future[list[str] | None]]] = field(default_factory=list)
 
@@ -118,6 +125,7 @@ class Flow:
         async with gate or contextlib.nullcontext():
             started = datetime.datetime.now(datetime.UTC)
             t0 = time.perf_counter()
+            b.deadline = asyncio.get_running_loop().time() + self.options.target_timeout_seconds
             try:
                 async with asyncio.timeout(self.options.target_timeout_seconds):
                     await self._run(target, b, dns_only, extra_addresses)
@@ -155,14 +163,14 @@ class Flow:
     ) -> None:
         url = target.url
         for _hop in range(MAX_REDIRECTS + 1):
-            host, port, https = _split(url)
+            host, _, https = _split(url)
             addresses = await self._resolve(host, b)
             if dns_only:
                 return
             addresses += [a for a in extra if a not in addresses]
             extra = ()  # the control's extra addresses belong to the first host only
-            usable = await self._connect(host, port, https, addresses, b)
-            if not usable:
+            result = await self._connect(url, https, addresses, b)
+            if result is None:
                 # nothing to fetch over: the verdict reads the DNS, TCP and TLS results; on a
                 # redirect hop, the request that failed there keeps the chain that led to it
                 if b.redirects:
@@ -171,15 +179,6 @@ class Flow:
                         url=url, failure=failure, ms=0.0, redirects=list(b.redirects)
                     )
                 return
-            result = await self.steps["http"](
-                http.HTTPSpec(
-                    url=url,
-                    ip=usable[0],
-                    timeout_seconds=self.options.http_timeout_seconds,
-                    ca_file=self.options.ca_file,
-                    body_cap_bytes=self.options.body_cap_bytes,
-                )
-            )
             location = result.headers.get("location") if result.failure is None else None
             if result.status in (301, 302, 303, 307, 308) and location:
                 b.redirects.append(Redirect(url=url, status=result.status, location=location))
@@ -226,47 +225,43 @@ class Flow:
         return _unique(a for r in results for a in r.answers)
 
     async def _connect(
-        self,
-        host: str,
-        port: int,
-        https: bool,
-        addresses: list[str],
-        b: _Builder,
-    ) -> list[str]:
-        """TCP to every connectable address, TLS on those that connected; return the usable ones."""
+        self, url: str, https: bool, addresses: list[str], b: _Builder
+    ) -> HTTPResult | None:
+        """TCP, TLS and the GET on every connectable address's connection (the GET on the first
+        usable one), and the SNI swap where a handshake was cut; return the GET's result."""
         o = self.options
-        targets = [a for a in addresses if is_connectable(a, o.allow_networks)]
-        tcp_results = await asyncio.gather(
-            *(
-                self.steps["tcp"](
-                    tcp.TCPSpec(ip=a, port=port, timeout_seconds=o.tcp_timeout_seconds)
-                )
-                for a in targets
+        result = await self.steps["connection"](
+            connection.ConnectionSpec(
+                url=url,
+                ips=tuple(a for a in addresses if is_connectable(a, o.allow_networks)),
+                tcp_timeout_seconds=o.tcp_timeout_seconds,
+                tls_timeout_seconds=o.tls_timeout_seconds,
+                http_timeout_seconds=o.http_timeout_seconds,
+                ca_file=o.ca_file,
+                body_cap_bytes=o.body_cap_bytes,
+                budget_seconds=max(
+                    0.0, b.deadline - asyncio.get_running_loop().time() - RETURN_MARGIN_SECONDS
+                ),
             )
         )
-        b.tcp.extend(tcp_results)
-        connected = [r.ip for r in tcp_results if r.failure is None]
-        if not https:
-            return connected
-        tls_results = await asyncio.gather(*(self._handshake(a, port, host) for a in connected))
-        for pair in tls_results:
-            b.tls.extend(pair)
-        return [pair[0].ip for pair in tls_results if pair[0].failure is None]
+        b.tcp.extend(result.tcp)
+        if https:
+            swaps = await asyncio.gather(*(self._swap(t) for t in result.tls))
+            for first, swap in zip(result.tls, swaps, strict=True):
+                b.tls.extend([first] if swap is None else [first, swap])
+        http_result: HTTPResult | None = result.http
+        return http_result
 
-    async def _handshake(self, ip: str, port: int, sni: str) -> list[TLSResult]:
-        """Handshake with the real name; if cut, again with a neutral name (the SNI swap)."""
-        o = self.options
-        first = await self.steps["tls"](
-            tls.TLSSpec(
-                ip=ip, port=port, sni=sni, timeout_seconds=o.tls_timeout_seconds, ca_file=o.ca_file
-            )
-        )
+    async def _swap(self, first: TLSResult) -> TLSResult | None:
+        """If a handshake with the real name was cut, try again with a neutral name (the SNI
+        swap: SNI filtering cuts only the first); None when there is nothing to tell."""
         if first.failure is None or first.failure in failures.CERTIFICATE_FAILURES:
-            return [first]
-        swap = await self.steps["tls"](
+            return None
+        o = self.options
+        swap: TLSResult = await self.steps["tls"](
             tls.TLSSpec(
-                ip=ip,
-                port=port,
+                ip=first.ip,
+                port=first.port,
                 sni=o.neutral_sni,
                 timeout_seconds=o.tls_timeout_seconds,
                 ca_file=o.ca_file,
@@ -274,7 +269,7 @@ class Flow:
                 neutral=True,
             )
         )
-        return [first, swap]
+        return swap
 
 
 def _host_failure(b: _Builder, host: str, addresses: list[str]) -> str:

@@ -1,9 +1,14 @@
-"""The HTTP step: one GET over a connection pinned to one address, redirects not followed.
+"""The HTTP step: one GET to one address, redirects not followed.
 
-The URL's host is resolved to ``spec.ip`` only (no hidden re-resolution through the system
-resolver); SNI and Host are the URL's host. probe/flow.py follows redirects itself, measuring
-each new host through the tested resolver. The body is read up to ``body_cap_bytes`` to stay
-light on a volunteer's line.
+The URL's host is never resolved: the request goes to ``spec.ip`` (no hidden re-resolution
+through the system resolver); SNI and Host are the URL's host. probe/flow.py follows redirects
+itself, measuring each new host through the tested resolver. The body is read up to
+``body_cap_bytes`` (decoded) to stay light on a volunteer's line.
+
+``fetch`` sends the GET over a connection already open (probe/steps/connection.py's, which
+measured its TCP connect and TLS handshake); ``measure`` opens its own. HTTP/1.1 is framed by
+h11 (chunked, Content-Length or until close), on the connection as it is: no pool, no proxy
+from the environment, no cookie.
 """
 
 from __future__ import annotations
@@ -12,15 +17,13 @@ import asyncio
 import functools
 import hashlib
 import html
-import ipaddress
 import re
-import socket
 import ssl
 import time
+import zlib
 from dataclasses import dataclass
 
-import aiohttp
-import aiohttp.abc
+import h11
 import yarl
 
 from probe import failures
@@ -33,7 +36,10 @@ HEADERS = (
 )  # fmt: skip
 TITLE_MAX_CHARS = 200
 BODY_HEAD_CHARS = 4096
+READ_BYTES = 65536
 _TITLE = re.compile(r"<title[^>]*>(.*?)</title\s*>", re.IGNORECASE | re.DOTALL)
+# zlib window bits that accept what servers send as gzip, and as deflate (zlib-wrapped or raw)
+_WBITS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
 
 
 @dataclass(frozen=True)
@@ -52,80 +58,137 @@ class _Body:
     truncated: bool
 
 
-class _PinnedResolver(aiohttp.abc.AbstractResolver):
-    """Resolve the URL's host to the one address under test, and nothing else."""
+@dataclass(frozen=True)
+class Origin:
+    """What a connection to the URL's host needs: the SNI, the port, the Host header, the path."""
 
-    def __init__(self, host: str, ip: str) -> None:
-        self.host = host.lower()
-        self.ip = ip
-        self.family = socket.AF_INET6 if ipaddress.ip_address(ip).version == 6 else socket.AF_INET
+    host: str  # IDNA-encoded, as SNI and certificate checks want it
+    port: int
+    https: bool
+    host_header: str
+    target: str
 
-    async def resolve(
-        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
-    ) -> list[aiohttp.abc.ResolveResult]:
-        if host.lower() != self.host:
-            raise OSError(f"{host} is not the pinned host {self.host}")
-        return [
-            {"hostname": host, "host": self.ip, "port": port, "family": self.family,
-             "proto": 0, "flags": socket.AI_NUMERICHOST}
-        ]  # fmt: skip
-
-    async def close(self) -> None:
-        return None
+    @classmethod
+    def of(cls, url: str) -> Origin:
+        u = yarl.URL(url)
+        host = u.raw_host or ""
+        shown = f"[{host}]" if ":" in host else host
+        port = u.port or (443 if u.scheme == "https" else 80)
+        header = shown if u.is_default_port() else f"{shown}:{port}"
+        return cls(host, port, u.scheme == "https", header, u.raw_path_qs or "/")
 
 
 async def measure(spec: HTTPSpec) -> HTTPResult:
-    """GET ``spec.url`` from ``spec.ip``; never raise on a network failure."""
+    """Connect to ``spec.ip`` (with TLS for https) and GET ``spec.url``; never raise on a
+    network failure. ``ms`` covers the connect, the handshake and the GET."""
+    origin = Origin.of(spec.url)
     # built outside the try: an unreadable ca_file is a configuration error, not a measurement
-    context = _context(spec.ca_file)
-    # the host as aiohttp will ask for it (IDNA-encoded), to pin it and nothing else
-    host = yarl.URL(spec.url).raw_host or ""
+    context = _context(spec.ca_file) if origin.https else None
     started = time.perf_counter()
     try:
         async with asyncio.timeout(spec.timeout_seconds):
-            status, headers, body = await _get(spec, host, context)
+            reader, writer = await asyncio.open_connection(
+                spec.ip, origin.port, ssl=context, server_hostname=origin.host if context else None
+            )
     except failures.NETWORK_ERRORS as exc:
         return HTTPResult(url=spec.url, failure=failures.classify(exc), ms=_ms(started), ip=spec.ip)
-    return _result(spec, _ms(started), status, headers, body)
+    return await fetch(reader, writer, spec, _ms(started))
+
+
+async def fetch(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, spec: HTTPSpec, setup_ms: float
+) -> HTTPResult:
+    """GET ``spec.url`` over an open connection to ``spec.ip``, then close it; never raise on a
+    network failure. ``ms`` is ``setup_ms`` (the connection's connect and handshake) plus the
+    GET, so that it means the same as when the step opened its own connection."""
+    started = time.perf_counter()
+    try:
+        async with asyncio.timeout(spec.timeout_seconds):
+            status, headers, body = await _get(reader, writer, spec)
+    except failures.NETWORK_ERRORS as exc:
+        ms = round(setup_ms + _ms(started), 3)
+        return HTTPResult(url=spec.url, failure=failures.classify(exc), ms=ms, ip=spec.ip)
+    finally:
+        # how the peer takes our close is no part of the result (TLS: close_notify sent, not
+        # awaited; asyncio finishes the shutdown in the background)
+        writer.close()
+    return _result(spec, round(setup_ms + _ms(started), 3), status, headers, body)
 
 
 async def _get(
-    spec: HTTPSpec, host: str, context: ssl.SSLContext
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, spec: HTTPSpec
 ) -> tuple[int, dict[str, str], _Body]:
     """Send the one request and read the status, the selected headers and the capped body."""
-    connector = aiohttp.TCPConnector(
-        resolver=_PinnedResolver(host, spec.ip), ssl=context, use_dns_cache=False,
-        force_close=True, limit=1,
+    origin = Origin.of(spec.url)
+    conn = h11.Connection(h11.CLIENT)
+    request = h11.Request(
+        method="GET",
+        target=origin.target,
+        headers=[
+            ("Host", origin.host_header), ("User-Agent", spec.user_agent), ("Accept", "*/*"),
+            ("Accept-Encoding", "gzip, deflate"), ("Connection", "close"),
+        ],
     )  # fmt: skip
-    async with aiohttp.ClientSession(
-        connector=connector,
-        timeout=aiohttp.ClientTimeout(total=None),  # asyncio.timeout in measure() owns it
-        cookie_jar=aiohttp.DummyCookieJar(),
-        trust_env=False,  # never through a proxy from the environment: the path is the point
-    ) as session:
-        async with session.get(
-            spec.url, allow_redirects=False, headers={"User-Agent": spec.user_agent}
-        ) as response:
-            headers = {
-                name: ", ".join(response.headers.getall(name))
-                for name in HEADERS
-                if name in response.headers
-            }
-            return response.status, headers, await _read_capped(response, spec.body_cap_bytes)
+    writer.write(conn.send(request) + conn.send(h11.EndOfMessage()))
+    response = await _next(conn, reader)
+    while isinstance(response, h11.InformationalResponse):  # 100 Continue and the like
+        response = await _next(conn, reader)
+    if not isinstance(response, h11.Response):
+        raise h11.RemoteProtocolError(f"expected a response, got {type(response).__name__}")
+    headers: dict[str, str] = {}
+    encoding = ""
+    for name, value in response.headers:  # h11 gives the names lower-cased
+        key = name.decode("ascii", errors="replace")
+        text = value.decode("utf-8", errors="replace")
+        if key in HEADERS:
+            headers[key] = f"{headers[key]}, {text}" if key in headers else text
+        elif key == "content-encoding":
+            encoding = text.strip().lower()
+    body = await _read_body(conn, reader, spec.body_cap_bytes, encoding)
+    return response.status_code, headers, body
 
 
-async def _read_capped(response: aiohttp.ClientResponse, cap: int) -> _Body:
-    """Read at most ``cap`` bytes of the body, and one more to know whether there was more."""
+async def _read_body(
+    conn: h11.Connection, reader: asyncio.StreamReader, cap: int, encoding: str
+) -> _Body:
+    """Read the body decoded, at most ``cap`` bytes and one more to know whether there was more."""
+    wbits = _WBITS.get(encoding)
+    decoder = zlib.decompressobj(wbits) if wbits is not None else None
     chunks: list[bytes] = []
     size = 0
     while size <= cap:
-        chunk = await response.content.read(cap + 1 - size)
-        if not chunk:
-            break
-        chunks.append(chunk)
-        size += len(chunk)
-    data = b"".join(chunks)
-    return _Body(data[:cap], len(data) > cap)
+        event = await _next(conn, reader)
+        if not isinstance(event, h11.Data):
+            break  # EndOfMessage: the whole body is in
+        data = bytes(event.data)
+        if decoder is not None:
+            data = _decode(decoder, data, cap + 1 - size, encoding)
+        chunks.append(data)
+        size += len(data)
+    body = b"".join(chunks)
+    return _Body(body[:cap], len(body) > cap)
+
+
+def _decode(decoder: zlib._Decompress, data: bytes, room: int, encoding: str) -> bytes:
+    try:
+        return decoder.decompress(data, room)
+    except zlib.error as e:
+        # a body its own Content-Encoding does not describe is the peer's protocol error
+        raise h11.RemoteProtocolError(f"{encoding} body does not decode: {e}") from e
+
+
+async def _next(conn: h11.Connection, reader: asyncio.StreamReader) -> object:
+    """Return h11's next event, reading from the connection as it needs data."""
+    while True:
+        try:
+            event = conn.next_event()
+        except h11.RemoteProtocolError as e:
+            if reader.at_eof():
+                raise EOFError("the peer closed before the end of the response") from e
+            raise
+        if event is not h11.NEED_DATA:
+            return event
+        conn.receive_data(await reader.read(READ_BYTES))
 
 
 def _result(

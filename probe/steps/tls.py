@@ -59,6 +59,32 @@ async def measure(spec: TLSSpec) -> TLSResult:
     return _result(spec, None, _ms(started), version, True if spec.verify else None, cert)
 
 
+async def upgrade(
+    stream: tuple[asyncio.StreamReader, asyncio.StreamWriter], spec: TLSSpec, connect_ms: float
+) -> TLSResult:
+    """Handshake over a connection already open (the connection step's TCP connect), which
+    stays open for the GET when it succeeds and is closed when it fails; never raise on a
+    network failure. ``ms`` is ``connect_ms`` plus the handshake, as ``measure``'s is."""
+    context = _context(spec.ca_file, spec.verify)
+    _, writer = stream
+    started = time.perf_counter()
+    try:
+        async with asyncio.timeout(spec.timeout_seconds):
+            await writer.start_tls(context, server_hostname=spec.sni)
+    except failures.NETWORK_ERRORS as exc:
+        writer.transport.abort()  # asyncio closed it already on most failures, not on all
+        failure = failures.classify(exc)
+        ms = round(connect_ms + _ms(started), 3)
+        if failure not in failures.CERTIFICATE_FAILURES:
+            return _result(spec, failure, ms, None, None, _NO_CERT)
+        return _result(spec, failure, ms, None, False, await _fetch_cert(spec))
+    ms = round(connect_ms + _ms(started), 3)
+    ssl_object = writer.get_extra_info("ssl_object")
+    version = ssl_object.version() if ssl_object else None
+    der = ssl_object.getpeercert(binary_form=True) if ssl_object else None
+    return _result(spec, None, ms, version, True if spec.verify else None, _describe(der))
+
+
 async def _handshake(spec: TLSSpec, context: ssl.SSLContext) -> tuple[str | None, _Cert]:
     """Connect, complete the handshake, and return the TLS version and the peer certificate."""
     async with asyncio.timeout(spec.timeout_seconds):
@@ -96,7 +122,6 @@ def _describe(der: bytes | None) -> _Cert:
     return _Cert(cert.subject.rfc4514_string(), cert.issuer.rfc4514_string(), sha256)
 
 
-@functools.lru_cache(maxsize=8)
 @functools.lru_cache(maxsize=8)
 def _context(ca_file: str | None, verify: bool) -> ssl.SSLContext:
     """Return a client context: system store plus ``ca_file``, or one verifying nothing.

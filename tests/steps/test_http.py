@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import socket
 
 import pytest
 
@@ -148,12 +147,3 @@ async def test_closed_port_is_refused(closed_port):
 )
 def test_title_of(text, title):
     assert http.title_of(text) == title
-
-
-async def test_pinned_resolver_answers_only_for_the_url_host():
-    resolver = http._PinnedResolver("Surblocage.TEST", "2001:db8::5")
-    (answer,) = await resolver.resolve("surblocage.test", 8443)
-    assert (answer["host"], answer["port"], answer["hostname"]) == ("2001:db8::5", 8443, HOST)
-    assert answer["family"] == socket.AF_INET6
-    with pytest.raises(OSError, match="not the pinned host"):
-        await resolver.resolve("elsewhere.test", 443)
