@@ -15,8 +15,9 @@ the measurements table directly, the way a restore would, and leaves the same sc
    the primary key dropped too;
 5. the indexes are created again from their saved definitions; SQLite goes back to WAL;
    PostgreSQL gets VACUUM ANALYZE (what autovacuum would do soon after such a load);
-6. the flags are brought up to date by the collector's ``Store.update_findings`` over one
-   record of every (network, service) pair of the last two days (what ingest does per batch).
+6. the flags are brought up to date by the collector's ``Store.judge_pending`` over one
+   record of every (network, service) pair of the last two days, noted and marked as ingest
+   notes and marks new records.
 Times spread evenly over the last ``days`` days, ending now.
 """
 
@@ -38,7 +39,7 @@ import psycopg
 import sqlalchemy as sa
 
 from benchmarks import collectord, figures, records
-from collector.store import MeasurementRow, open_store, schema
+from collector.store import MeasurementRow, addresses, looks, open_store, pending, schema
 from probe import fingerprints, verdict
 
 POOL = 4096
@@ -200,8 +201,9 @@ def load_postgresql(url: str, count: int, days: float, profile: str, seed: int) 
 
 
 def populate_flags(url: str) -> None:
-    """Judge every (network, service) pair of the last two days with the collector's own
-    ``Store.update_findings``, as ingest would have done batch after batch; print the flags."""
+    """Judge every (network, service) pair of the last two days as the collector does: one record
+    of each pair noted (latest looks, addresses) and its pair marked in one transaction, as
+    ``Store.insert_batch`` does for new rows, then ``Store.judge_pending``; print the flags."""
     store = open_store(url)
     now = datetime.datetime.now(datetime.UTC)
     m = schema.measurements
@@ -209,17 +211,20 @@ def populate_flags(url: str) -> None:
     one_each = (
         sa.select(sa.func.max(m.c.id)).where(recent).group_by(m.c.asn, m.c.network, m.c.service)
     )
-    with store.engine.connect() as conn:
+    with store.engine.begin() as conn:
         rows = [
             MeasurementRow(**r._mapping)
             for r in conn.execute(sa.select(m).where(m.c.id.in_(one_each)))
         ]
+        looks.note(conn, rows)
+        addresses.note(conn, rows)
+        pending.mark(conn, rows)
     t0 = time.perf_counter()
-    opened = store.update_findings(rows, now)
+    judged = store.judge_pending(now)
     took = time.perf_counter() - t0
     store.close()
-    print(f"   findings: {len(rows)} pairs judged by Store.update_findings in {took:.0f} s, "
-          f"{len(opened)} flags open", flush=True)  # fmt: skip
+    print(f"   findings: {judged.pairs} pairs judged by Store.judge_pending in {took:.0f} s, "
+          f"{len(judged.opened)} flags open", flush=True)  # fmt: skip
 
 
 def size_bytes(url: str) -> int:

@@ -16,7 +16,7 @@ import prometheus_client
 from aiohttp import web
 
 from collector import control as control_mod
-from collector import dashboard, findings, handlers, logs
+from collector import dashboard, findings, handlers, logs, signatures
 from collector.asn import AsnDatabase
 from collector.auth import RateLimiter
 from collector.config import CollectorConfig
@@ -76,6 +76,7 @@ class State:
     probe_limiter: RateLimiter = dataclasses.field(default_factory=lambda: RateLimiter(120))
     source_limiter: RateLimiter = dataclasses.field(default_factory=lambda: RateLimiter(600))
     inflight: InFlight = dataclasses.field(default_factory=InFlight)
+    judge: findings.Judge | None = None
 
     def lookup_network(self, address: str) -> tuple[int, str | None] | None:
         """The network an address belongs to, from the ASN database; None without one."""
@@ -88,14 +89,13 @@ class State:
         found = self.asn_db.lookup(address) if self.asn_db else None
         return found.asn if found else None
 
-    async def after_ingest(self, rows: list[Any], outcome: Any) -> None:
-        """Bring flags, collateral and their metrics up to date, before the batch's ack.
-
-        A failure here is a 503 for the whole batch: the probe resubmits it, the records are
-        duplicates by then, and the update runs again over them.
-        """
+    async def judged(self) -> None:
+        """Drain the pending pairs before reading flags or collateral (SPEC.md: a read reflects
+        every batch acknowledged before it); a database that fails is a 503."""
+        if self.judge is None:
+            return
         try:
-            await findings.after_batch(self.store, rows, outcome, self.metrics)
+            await self.judge.drain()
         except StoreUnavailable:
             self.metrics.reject("store_unavailable")
             raise handlers.Problem(503, "the database is unavailable; try again later") from None
@@ -190,8 +190,10 @@ def build_app(
     store: Any = None,
     registry: prometheus_client.CollectorRegistry | None = None,
     control: ControlVantage | None = None,
+    judge_in_background: bool = True,
 ) -> web.Application:
-    """Build the aiohttp application for ``cfg``; tests pass their own store and registry."""
+    """Build the aiohttp application for ``cfg``; tests pass their own store and registry, and
+    may hold the background judge back (readers still judge what is pending)."""
     registry = registry or prometheus_client.CollectorRegistry()
     if control is None and cfg.control_enabled:
         control = ControlVantage(
@@ -200,13 +202,14 @@ def build_app(
     fps = fingerprints.default_fingerprints()
     if cfg.fingerprints:
         fps = fps.merge(fingerprints.load_fingerprints(*cfg.fingerprints))
+
     state = State(
         config=cfg,
         registry=registry,
         metrics=Metrics(registry),
         control=control,
         store=store,
-        fingerprints=fps,
+        fingerprints=signatures.RememberedFingerprints(fps),
         asn_db=AsnDatabase(cfg.asn_database) if cfg.asn_database else None,
         probe_limiter=RateLimiter(cfg.rate_per_probe_per_minute),
         source_limiter=RateLimiter(cfg.rate_per_source_per_minute),
@@ -222,7 +225,10 @@ def build_app(
     for method, path, handler in ROUTES:
         app.router.add_route(method, path, handler)
     if store is not None:
+        state.judge = findings.Judge(store, state.metrics)
         app.cleanup_ctx.append(_metrics_refresher)
+        if judge_in_background:
+            app.cleanup_ctx.append(_background_judge)
     hide_addresses()
     return app
 
@@ -242,11 +248,21 @@ async def _metrics_refresher(app: web.Application) -> AsyncIterator[None]:
     await task
 
 
+async def _background_judge(app: web.Application) -> AsyncIterator[None]:
+    """Judge the pairs batches mark, after their acknowledgement (collector.findings)."""
+    stop = asyncio.Event()
+    judge = app[handlers.STATE].judge
+    task = asyncio.create_task(judge.run(stop))
+    yield
+    stop.set()  # a pass in flight finishes: its marks are deleted with its flags, or not at all
+    await task
+
+
 async def _refresh_until(state: State, stop: asyncio.Event) -> None:
     while not stop.is_set():
         try:
             await findings.refresh_metrics(
-                state.store, state.metrics, state.config.silent_after_seconds
+                state.store, state.metrics, state.config.silent_after_seconds, state.judge
             )
         except StoreUnavailable as e:
             logs.event(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import datetime
 import functools
 import logging
 import os
@@ -216,7 +217,8 @@ async def cmd_migrate(args: argparse.Namespace) -> int:
 
 
 def open_for_reading(url: str) -> Any:
-    """Open an existing, migrated store without changing it (no file created, no migration)."""
+    """Open an existing, migrated store: no file created, no migration (a flags export judges
+    the pairs batches left pending, as every reader of flags does)."""
     from collector import store
 
     if url.startswith("sqlite:///"):
@@ -262,9 +264,16 @@ def _export_reader(args: argparse.Namespace) -> Any:
             )
     if args.what == "flags":
         filters = export_flag_filters(args)
-        return lambda db: db.query_flags(**filters)
+        return functools.partial(_judged_flags, filters=filters)
     q = export_query(args)
     return lambda db: db.iter_measurements(q)
+
+
+def _judged_flags(db: Any, filters: dict[str, Any]) -> list[dict[str, Any]]:
+    """The flags after judging what batches left pending (SPEC.md: flags reflect every
+    acknowledged batch, whichever collector process acknowledged it)."""
+    db.judge_pending(datetime.datetime.now(datetime.UTC))
+    return list(db.query_flags(**filters))
 
 
 def cmd_export(args: argparse.Namespace) -> int:

@@ -1,45 +1,107 @@
-"""Keeps findings current: the store's flag update after each batch, and the metrics derived.
+"""Keeps findings current: the judge of pending pairs, and the metrics derived from the store.
 
 Between the store (persistence, in worker threads) and the metrics (in the event loop). The
-rules themselves are collector.analysis's, applied by ``Store.update_findings``.
+rules are collector.analysis's, applied by ``Store.judge_pending``. Issue 7: a batch is
+acknowledged once stored (its pairs marked in the same transaction); the judge runs after, in
+the background, many batches at once; and every reader of flags or collateral drains first, so
+that SPEC.md's "reflects every batch acknowledged before the request" holds, across processes
+too (the marks are in the shared database).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
-from collections.abc import Sequence
+import logging
 from typing import Any
 
+from collector import logs
 from collector.metrics import Metrics
-from collector.store import MeasurementRow, Store
+from collector.store import Store, StoreUnavailable
+
+# The background judge waits this long after a pass before the next: the batches stored
+# meanwhile are judged together (a pass costs about the same for one batch or fifty).
+JUDGE_PAUSE_SECONDS = 0.25
+# After a failed pass (the database unavailable): the marks stay, the judge tries again.
+JUDGE_RETRY_SECONDS = 5.0
 
 
-async def after_batch(
-    store: Store, rows: Sequence[MeasurementRow], outcome: Any, metrics: Metrics
+class Judge:
+    """Drains the pending pairs of one collector process: in the background after batches,
+    and for a reader before it reads. One pass at a time in this process (across processes,
+    the store serialises judges of a pair)."""
+
+    def __init__(self, store: Store, metrics: Metrics) -> None:
+        self.store, self.metrics = store, metrics
+        self._one_pass = asyncio.Lock()
+        self._wake = asyncio.Event()
+        self._wake.set()  # marks left by a stopped or crashed process are judged at start
+
+    def wake(self) -> None:
+        """Say that a batch was stored: the background judge drains soon."""
+        self._wake.set()
+
+    async def drain(self) -> int:
+        """Judge every pair marked before the call; return how many pairs were judged.
+
+        Raises StoreUnavailable (a reader answers 503). Counts the flags it opened and, when it
+        judged anything, sets the flag and collateral gauges.
+        """
+        async with self._one_pass:
+            now = datetime.datetime.now(datetime.UTC)
+            with self.metrics.time_store("flags"):
+                judged = await asyncio.to_thread(self.store.judge_pending, now)
+            for flag in judged.opened:
+                self.metrics.flag_opened(flag.network, flag.method)
+            if judged.pairs:
+                series, collateral = await asyncio.to_thread(_findings_snapshot, self.store)
+                self.metrics.set_flags(series)
+                self.metrics.set_collateral(collateral)
+            return int(judged.pairs)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Drain after batches until ``stop`` is set; a failed pass is logged and tried again."""
+        while not stop.is_set():
+            await _first_of(self._wake, stop)
+            if stop.is_set():
+                return
+            self._wake.clear()
+            try:
+                await self.drain()
+            except StoreUnavailable as e:
+                logs.event(
+                    "judging flags failed: the database is unavailable; trying again",
+                    logging.WARNING, error=str(e),
+                )  # fmt: skip
+                self._wake.set()
+                await _first_of(stop, timeout_seconds=JUDGE_RETRY_SECONDS)
+                continue
+            await _first_of(stop, timeout_seconds=JUDGE_PAUSE_SECONDS)
+
+
+async def _first_of(*events: asyncio.Event, timeout_seconds: float | None = None) -> None:
+    """Wait until one of ``events`` is set, or the timeout passes."""
+    waits = [asyncio.ensure_future(e.wait()) for e in events]
+    try:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout_seconds):
+                await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waits:
+            w.cancel()
+
+
+async def refresh_metrics(
+    store: Store, metrics: Metrics, silent_after_seconds: float, judge: Judge | None = None
 ) -> None:
-    """Update flags and collateral for a committed batch, then the metrics; before the ack.
-
-    Every row counts, not only ``outcome.new_ids``: a batch retried because this update failed
-    (StoreUnavailable: answer 503) is all duplicates, and must still be judged.
-    """
-    del outcome  # the signature of the ingest hook; see above why it is not used
-    now = datetime.datetime.now(datetime.UTC)
-    with metrics.time_store("flags"):
-        opened = await asyncio.to_thread(store.update_findings, rows, now)
-    for flag in opened:
-        metrics.flag_opened(flag.network, flag.method)
-    series, collateral = await asyncio.to_thread(_findings_snapshot, store)
-    metrics.set_flags(series)
-    metrics.set_collateral(collateral)
-
-
-async def refresh_metrics(store: Store, metrics: Metrics, silent_after_seconds: float) -> None:
     """Set every gauge the store decides: probes live/silent, last seen, flags, collateral.
 
     For a periodic job: gauges stay right when no batch arrives (a probe falls silent) and
-    when another collector process shares the database.
+    when another collector process shares the database. ``judge`` drains first, when given.
     """
+    if judge is not None:
+        await judge.drain()
     now = datetime.datetime.now(datetime.UTC)
     probes, last_seen = await asyncio.to_thread(_probes_snapshot, store, silent_after_seconds, now)
     series, collateral = await asyncio.to_thread(_findings_snapshot, store)

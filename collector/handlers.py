@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
 import functools
 import json
@@ -15,7 +16,7 @@ from aiohttp import web
 
 from collector import auth, export, ingest, logs, openapi
 from collector import control as control_mod
-from collector.store import MeasurementQuery, StoreError, StoreUnavailable
+from collector.store import MeasurementQuery, ProbeSeen, StoreError, StoreUnavailable
 from probe.record import METHODS, STATUSES, encode
 
 STATE: web.AppKey[Any] = web.AppKey("state")
@@ -104,6 +105,7 @@ async def get_flags(request: web.Request) -> web.Response:
     """Blocking flags per (network, service, method): reflects every batch acknowledged."""
     state = request.app[STATE]
     filters = checked_params(request.query, FLAG_PARAMS)
+    await state.judged()
     try:
         with state.metrics.time_store("flags"):
             found = await _store_call(state, functools.partial(state.store.query_flags, **filters))
@@ -116,6 +118,7 @@ async def get_collateral(request: web.Request) -> web.Response:
     """Addresses blocked at the address level, each with every watched service behind it."""
     state = request.app[STATE]
     filters = checked_params(request.query, COLLATERAL_PARAMS)
+    await state.judged()
     try:
         found = await _store_call(state, functools.partial(state.store.query_collateral, **filters))
     except ValueError as e:
@@ -144,6 +147,10 @@ async def get_whoami(request: web.Request) -> web.Response:
 
 async def get_metrics(request: web.Request) -> web.Response:
     state = request.app[STATE]
+    # the flag gauges reflect every acknowledged batch; a failing database is not a reason to
+    # withhold the metrics that say so
+    with contextlib.suppress(Problem):
+        await state.judged()
     body = prometheus_client.generate_latest(state.registry)
     return web.Response(body=body, headers={"Content-Type": prometheus_client.CONTENT_TYPE_LATEST})
 
@@ -212,17 +219,19 @@ async def post_measurements(request: web.Request) -> web.Response:
         body = await read_json(request)
         records = ingest.parse_batch(body, state.config.max_batch_records, probe.id)
         looked_up = state.lookup_network(_source(request))  # the address is dropped after this
-        rows = ingest.prepare_rows(records, probe, looked_up, state.fingerprints, state.asn_of)
+        rows = ingest.prepare_rows(
+            records, probe, looked_up, state.fingerprints, state.asn_of, submitted=body["records"]
+        )
     except Problem as e:
         state.metrics.reject("too_large" if e.status == 413 else "malformed_json")
         raise
     except ingest.BatchError as e:
         state.metrics.reject(e.reason)
         return error(e.status, e.message)
-    with state.metrics.time_store("insert_batch"):
-        outcome = await _store_call(state, state.store.insert_batch, rows)
     now = datetime.datetime.now(datetime.UTC)
-    await _store_call(state, state.store.touch_probe, probe.id, rows[0].asn, rows[0].network, now)
+    seen = ProbeSeen(probe.id, rows[0].asn, rows[0].network, now)
+    with state.metrics.time_store("insert_batch"):
+        outcome = await _store_call(state, state.store.insert_batch, rows, seen)
     # which rows of a partly resubmitted batch were new is not known: count the first ones
     for row in rows[: outcome.inserted]:
         state.metrics.record_ingested(row.network, row.status)
@@ -234,7 +243,8 @@ async def post_measurements(request: web.Request) -> web.Response:
         inserted=outcome.inserted,
         duplicates=outcome.duplicates,
     )
-    await state.after_ingest(rows, outcome)
+    if state.judge is not None:
+        state.judge.wake()  # flags are judged after the ack; readers judge what is left
     return web.json_response(
         {"accepted": len(rows), "inserted": outcome.inserted, "duplicates": outcome.duplicates}
     )

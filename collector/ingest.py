@@ -75,8 +75,13 @@ def prepare_rows(
     fingerprints: verdict.Fingerprints,
     asn_of: AsnLookup | None = None,
     now: datetime.datetime | None = None,
+    submitted: list[dict[str, Any]] | None = None,
 ) -> list[MeasurementRow]:
-    """Recompute each verdict with the collector's fingerprints; keep the probe's beside it."""
+    """Recompute each verdict with the collector's fingerprints; keep the probe's beside it.
+
+    ``submitted`` are the records as sent (``body["records"]`` of ``parse_batch``): each is
+    stored as sent, its verdict and probe block replaced, instead of encoded again.
+    """
     now = now or datetime.datetime.now(datetime.UTC)
     rows = []
     for i, m in enumerate(records):
@@ -90,6 +95,7 @@ def prepare_rows(
                 network=network,
                 received_at=now,
                 probe_verdict=m.verdict,
+                submitted=None if submitted is None else submitted[i],
             )
         except ValueError as e:  # what the store cannot hold (a NUL, an ASN past 32 bits)
             column, _, why = str(e).partition(": ")

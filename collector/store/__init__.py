@@ -7,16 +7,18 @@ from collector.store.errors import SchemaMismatch, StoreError, StoreUnavailable
 from collector.store.measurements import InsertOutcome, MeasurementRow
 from collector.store.probes import ProbeRow
 from collector.store.query import MAX_LIMIT, MeasurementQuery, Page
-from collector.store.store import Store, open_store
+from collector.store.store import Judged, ProbeSeen, Store, open_store
 from collector.store.versioning import migrate
 
 __all__ = [
     "MAX_LIMIT",
     "InsertOutcome",
+    "Judged",
     "MeasurementQuery",
     "MeasurementRow",
     "Page",
     "ProbeRow",
+    "ProbeSeen",
     "SchemaMismatch",
     "Store",
     "StoreError",

@@ -1,9 +1,10 @@
-"""Stored blocking flags per (network, service, method): judged again at every batch, queried.
+"""Stored blocking flags per (network, service, method): read and written for the judge, queried.
 
 Functions take a Connection inside the caller's transaction; ``Store`` owns transactions. The
-rules are collector.analysis's; this module feeds them stored observations and keeps their
-answer. A reopened flag is a new row (the closed one stays as history), so the current flag of
-a (network, service, method) is its row with the latest ``first_seen``.
+judge (collector/store/judgement.py) decides the flags; this module keeps them, and serialises
+judges of one pair across processes. A reopened flag is a new row (the closed one stays as
+history), so the current flag of a (network, service, method) is its row with the latest
+``first_seen``.
 """
 
 from __future__ import annotations
@@ -16,29 +17,15 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from collector.analysis.flags import Flag, Observation, evaluate
-from collector.store import addresses, looks
-from collector.store.measurements import MeasurementRow, rfc3339
-from collector.store.schema import (
-    UTC,
-    check_asn,
-    check_text,
-    check_time,
-    flags,
-    measurements,
-    network_key,
-)
+from collector.analysis.flags import Flag
+from collector.store.measurements import rfc3339
+from collector.store.pending import Pair
+from collector.store.schema import UTC, check_asn, check_text, check_time, flags, network_key
 
-# The evidence a pair is judged on: records of the last two days, the latest blocked ones at most.
-WINDOW = datetime.timedelta(days=2)
-OBSERVATION_CAP = 1000
 STATES = ("open", "closed")
 # Namespace of the pair locks: pg_advisory_xact_lock(int4, int4) keys never meet the one-bigint
 # key of the migration lock (collector/store/migrations/env.py).
 PAIR_LOCK_CLASS = 0x5B1F
-
-Pair = tuple[int | None, str | None, str]
-"""A (asn, network, service) whose flags a batch may change."""
 
 
 def flag_id(f: Flag) -> str:
@@ -48,41 +35,26 @@ def flag_id(f: Flag) -> str:
     return hashlib.sha256(raw.encode()).hexdigest()[:32]
 
 
-def update(
-    conn: sa.Connection, rows: Sequence[MeasurementRow], now: datetime.datetime
-) -> list[Flag]:
-    """Bring the findings up to date with a stored batch; return the flags it newly opened.
-
-    Every pair the batch touches is judged again, duplicates included: a batch resubmitted after
-    a failed update repairs what that update left undone.
-    """
-    check_time("now", now)
-    pairs = sorted({(r.asn, r.network, r.service) for r in rows}, key=_pair_order)
-    if not pairs:
-        return []
-    lock_pairs(conn, pairs)
-    addresses.note(conn, rows)
-    looks.note(conn, rows)
-    opened: list[Flag] = []
-    for pair in pairs:
-        opened += _update_pair(conn, pair, now - WINDOW)
-    return opened
-
-
 def _pair_order(pair: Pair) -> tuple[str, str]:
     return network_key(pair[0], pair[1]), pair[2]
 
 
 def lock_pairs(conn: sa.Connection, pairs: Sequence[Pair]) -> None:
-    """Serialise writers of the same pairs on PostgreSQL (SQLite has one writer already).
+    """Serialise judges of the same pairs on PostgreSQL (SQLite has one writer already).
 
-    Taken in one order by every writer, so that two batches sharing pairs wait, never deadlock.
+    Taken in one order by every judge (the ordered subquery), so that two judges sharing pairs
+    wait, never deadlock; one statement for every pair of a chunk.
     """
-    if conn.dialect.name != "postgresql":
+    if conn.dialect.name != "postgresql" or not pairs:
         return
     keys = sorted({_lock_key(p) for p in pairs})
-    for key in keys:
-        conn.execute(sa.select(sa.func.pg_advisory_xact_lock(PAIR_LOCK_CLASS, key)))
+    conn.execute(_LOCK, {"keys": keys})
+
+
+_LOCK = sa.text(
+    "SELECT pg_advisory_xact_lock(:cls, k) FROM (SELECT unnest(CAST(:keys AS int[])) AS k "
+    "ORDER BY k) AS ordered"
+).bindparams(cls=PAIR_LOCK_CLASS)
 
 
 def _lock_key(pair: Pair) -> int:
@@ -90,87 +62,33 @@ def _lock_key(pair: Pair) -> int:
     return int.from_bytes(digest[:4], "big", signed=True)
 
 
-def _update_pair(conn: sa.Connection, pair: Pair, since: datetime.datetime) -> list[Flag]:
-    key = network_key(pair[0], pair[1])
-    current = _current_flags(conn, pair)
-    mine = _observations(conn, pair, since)
-    others = [_observation(r) for r in looks.latest(conn, pair[2], since, besides=key)]
-    known = {flag_id(f): f for f in current}
-    opened = []
-    for f in evaluate(mine, current, others):
-        fid = flag_id(f)
-        if fid not in known:
-            conn.execute(sa.insert(flags).values(id=fid, **_flag_values(f)))
-        elif known[fid] != f:
-            conn.execute(sa.update(flags).where(flags.c.id == fid).values(**_flag_values(f)))
-        if f.state == "open" and (fid not in known or known[fid].state != "open"):
-            opened.append(f)
-    return opened
-
-
-def _observations(conn: sa.Connection, pair: Pair, since: datetime.datetime) -> list[Observation]:
-    """Return what the rules weigh of a pair, oldest first: its blocked records (the latest
-    OBSERVATION_CAP) and each probe's latest look (the rules read no other record)."""
-    asn, network, service = pair
-    m = measurements.c
-    same_network = [
-        # `IS NULL` / `=`: PostgreSQL cannot serve IS NOT DISTINCT FROM by an index
-        m.asn.is_(None) if asn is None else m.asn == asn,
-        m.network.is_(None) if network is None else m.network == network,
-    ]
-    stmt = (
-        sa.select(*_OBSERVATION_COLUMNS)
-        .where(m.service == service, *same_network, m.status == "blocked", m.started_at >= since)
-        .order_by(m.started_at.desc(), m.id.desc())
-        .limit(OBSERVATION_CAP)
-    )
-    found = {row.record_id: _observation(row) for row in conn.execute(stmt)}
-    for row in looks.latest(conn, service, since, on=network_key(asn, network)):
-        found.setdefault(row.record_id, _observation(row))
-    return sorted(found.values(), key=lambda o: (o.started_at, o.record_id))
-
-
-_OBSERVATION_COLUMNS = (
-    measurements.c.id.label("record_id"),
-    measurements.c.probe_id,
-    measurements.c.asn,
-    measurements.c.network,
-    measurements.c.service,
-    measurements.c.category,
-    measurements.c.started_at,
-    measurements.c.status,
-    measurements.c.method,
-    measurements.c.blockpage,
-)
-
-
-def _observation(row: Any) -> Observation:
-    return Observation(
-        record_id=row.record_id,
-        probe_id=row.probe_id,
-        asn=row.asn,
-        network=row.network,
-        service=row.service,
-        category=row.category,
-        started_at=row.started_at,
-        status=row.status,
-        method=row.method,
-        blockpage=row.blockpage,
-    )
-
-
-def _current_flags(conn: sa.Connection, pair: Pair) -> list[Flag]:
-    """Return the latest flag of each method of the pair (open, or closed as history's end)."""
+def current(conn: sa.Connection, pairs: Sequence[Pair]) -> dict[Pair, list[Flag]]:
+    """Return each pair's latest flag of each method (open, or closed as history's end)."""
+    wanted = {(network_key(p[0], p[1]), p[2]): p for p in pairs}
+    c = flags.c
     stmt = (
         sa.select(flags)
         .where(
-            flags.c.network_key == network_key(pair[0], pair[1]),
-            flags.c.service == pair[2],
+            c.service.in_(sorted({p[2] for p in pairs})),
+            c.network_key.in_(sorted({k for k, _ in wanted})),
         )
-        .order_by(flags.c.method, flags.c.first_seen)
+        .order_by(c.method, c.first_seen)
     )
-    latest = {row.method: _flag(row) for row in conn.execute(stmt)}
-    return list(latest.values())
+    latest: dict[Pair, dict[str, Flag]] = {p: {} for p in pairs}
+    for row in conn.execute(stmt):
+        pair = wanted.get((row.network_key, row.service))
+        if pair is not None:
+            latest[pair][row.method] = _flag(row)
+    return {p: list(by_method.values()) for p, by_method in latest.items()}
+
+
+def write(conn: sa.Connection, new: Sequence[Flag], changed: Sequence[Flag]) -> None:
+    """Insert the ``new`` flags and overwrite the ``changed`` ones (by id), a statement each."""
+    if new:
+        conn.execute(sa.insert(flags), [{"id": flag_id(f), **_flag_values(f)} for f in new])
+    if changed:
+        stmt = sa.update(flags).where(flags.c.id == sa.bindparam("fid"))
+        conn.execute(stmt, [{"fid": flag_id(f), **_flag_values(f)} for f in changed])
 
 
 def _flag(row: Any) -> Flag:

@@ -9,13 +9,23 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
 import sqlalchemy.exc
 
 from collector.analysis.flags import Flag
-from collector.store import addresses, flags, measurements, probes, versioning
+from collector.store import (
+    addresses,
+    flags,
+    judgement,
+    looks,
+    measurements,
+    pending,
+    probes,
+    versioning,
+)
 from collector.store.engine import WRITE, create_engine, unavailable_on_failure
 from collector.store.errors import StoreUnavailable
 from collector.store.measurements import InsertOutcome, MeasurementRow
@@ -60,24 +70,44 @@ class Store:
         """Raise SchemaMismatch unless migrated to head; StoreUnavailable if unreachable."""
         versioning.check_schema(self.engine)
 
-    def insert_batch(self, rows: Sequence[MeasurementRow]) -> InsertOutcome:
+    def insert_batch(
+        self, rows: Sequence[MeasurementRow], seen: ProbeSeen | None = None
+    ) -> InsertOutcome:
         """Store the rows whose id is new, all in one transaction; return once committed.
 
         A batch is stored whole or not at all. Resubmitting it stores nothing twice and returns
-        ``inserted=0`` with every distinct id counted in ``duplicates``.
+        ``inserted=0`` with every distinct id counted in ``duplicates``. In the same
+        transaction, for the new rows: each probe's latest look, the control's addresses of
+        each service and the addresses shown blocked are kept, and their (network, service)
+        pairs are marked for the judge (``judge_pending``); ``seen`` records that the probe
+        was seen, as ``touch_probe`` does.
         """
-        return self._write(measurements.insert, rows)
+        return self._write(_store_batch, rows, seen)
 
-    def update_findings(self, rows: Sequence[MeasurementRow], now: datetime.datetime) -> list[Flag]:
-        """Judge again every (network, service) the stored ``rows`` touch, in one transaction.
+    def judge_pending(self, now: datetime.datetime) -> Judged:
+        """Judge every pair marked before this call, chunk by chunk; return what was done.
 
-        Call it after ``insert_batch`` (and before acknowledging the batch). It records the
-        control's addresses of each service and the addresses shown blocked, then for each pair
-        weighs its records since ``now`` minus two days (collector.analysis.flags) and stores the
-        flags. Returns the flags this call opened. Idempotent: running it again on the same
-        rows changes nothing. Writers of one pair are serialised across processes.
+        Each chunk is one transaction: pairs weighed on their records since ``now`` minus two
+        days (collector.analysis.flags), flags stored, the chunk's marks deleted. Pairs marked
+        meanwhile are left to the next call. Judges of one pair are serialised across
+        processes; a judge that waited for another skips what that one judged.
         """
-        return self._write(flags.update, rows, now)
+        with unavailable_on_failure(), self.engine.connect() as conn:
+            upto = pending.latest(conn)
+        done = Judged(0, 0, [])
+        while upto is not None:
+            chunk = self._write(judgement.judge_chunk, now, upto)
+            done = Judged(
+                done.taken + chunk.taken, done.pairs + chunk.pairs, done.opened + chunk.opened
+            )
+            if chunk.taken < judgement.CHUNK_ROWS:
+                break
+        return done
+
+    def pending_count(self) -> int:
+        """Return how many marks wait for the judge (a pair marked by n batches counts n)."""
+        with unavailable_on_failure(), self.engine.connect() as conn:
+            return pending.count(conn)
 
     def query_flags(
         self,
@@ -216,6 +246,40 @@ class Store:
         """Return every registered probe, by id."""
         with unavailable_on_failure(), self.engine.connect() as conn:
             return probes.all_probes(conn)
+
+
+@dataclass(frozen=True)
+class ProbeSeen:
+    """A probe seen at ``at`` on a network: what ``insert_batch`` records beside its rows."""
+
+    probe_id: str
+    asn: int | None
+    network: str | None
+    at: datetime.datetime
+
+
+@dataclass(frozen=True)
+class Judged:
+    """What ``judge_pending`` did: marks taken, pairs judged, flags newly opened."""
+
+    taken: int
+    pairs: int
+    opened: list[Flag]
+
+
+def _store_batch(
+    conn: sa.Connection, rows: Sequence[MeasurementRow], seen: ProbeSeen | None
+) -> InsertOutcome:
+    outcome = measurements.insert(conn, rows)
+    fresh = {r.id: r for r in reversed(rows) if r.id in outcome.new_ids}  # the first of an id
+    if fresh:
+        new = list(fresh.values())
+        looks.note(conn, new)
+        addresses.note(conn, new)
+        pending.mark(conn, new)
+    if seen is not None:
+        probes.touch(conn, seen.probe_id, seen.asn, seen.network, seen.at)
+    return outcome
 
 
 def _retryable(cause: BaseException | None) -> bool:

@@ -1,4 +1,4 @@
-"""collector.findings: flags and collateral after each batch, and the metrics they drive."""
+"""collector.findings: the judge of pending pairs, and the metrics flags and collateral drive."""
 
 from __future__ import annotations
 
@@ -43,9 +43,9 @@ def recent(minutes: float) -> float:
 
 
 async def submit(store: Store, metrics: Metrics, *rows: MeasurementRow) -> None:
-    """Store a batch and run the hook, as the ingest handler does before acknowledging."""
-    outcome = store.insert_batch(rows)
-    await findings.after_batch(store, list(rows), outcome, metrics)
+    """Store a batch, then judge what it left pending, as the collector's judge does."""
+    store.insert_batch(rows)
+    await findings.Judge(store, metrics).drain()
 
 
 async def test_a_flag_is_counted_once_when_it_opens_and_its_series_goes_when_it_closes(
@@ -115,4 +115,4 @@ async def test_a_store_that_fails_raises_store_unavailable(
 ) -> None:
     with open_store(f"sqlite:///{tmp_path}/unmigrated.db") as unmigrated:
         with pytest.raises(StoreUnavailable):
-            await findings.after_batch(unmigrated, [look("p1", recent(0))], None, metrics)
+            await findings.Judge(unmigrated, metrics).drain()

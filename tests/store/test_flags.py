@@ -13,8 +13,17 @@ import pytest
 import sqlalchemy as sa
 
 from collector.analysis.flags import Flag, Observation, confidence, evaluate
-from collector.store import MeasurementQuery, MeasurementRow, Store, migrate, open_store
+from collector.store import (
+    MeasurementQuery,
+    MeasurementRow,
+    Store,
+    judgement,
+    migrate,
+    open_store,
+    pending,
+)
 from collector.store import flags as stored_flags
+from collector.store import measurements as stored_measurements
 from collector.store.versioning import alembic_config
 from probe import record
 from tests.store.conftest import reset_pg
@@ -79,7 +88,7 @@ def ingest(store: Store, *rows: MeasurementRow, now: datetime.datetime | None = 
     """Store one batch and bring the findings up to date, as the collector does."""
     store.insert_batch(rows)
     last = max(r.started_at for r in rows)
-    return store.update_findings(rows, now or last + datetime.timedelta(minutes=1))
+    return store.judge_pending(now or last + datetime.timedelta(minutes=1)).opened
 
 
 def summary(store: Store, **filters: object) -> list[tuple]:
@@ -124,7 +133,7 @@ class Replay:
 
     def batch(self, rows: list[MeasurementRow], now: datetime.datetime) -> None:
         self.seen += [observation(r) for r in rows]
-        since = now - stored_flags.WINDOW
+        since = now - judgement.WINDOW
         recent = sorted((o for o in self.seen if o.started_at >= since), key=lambda o: o.started_at)
         for net, service in sorted({(r.network, r.service) for r in rows}):
             mine = [o for o in recent if (o.network, o.service) == (net, service)]
@@ -165,7 +174,7 @@ def test_the_store_keeps_exactly_what_the_pure_rules_decide(store: Store) -> Non
             )
         now = T0 + datetime.timedelta(minutes=minutes + 1)
         store.insert_batch(batch)
-        store.update_findings(batch, now)
+        store.judge_pending(now)
         replay.batch(batch, now)
     expected = [stored_flags.flag_view(f) for f in replay.rows.values()]
     assert sorted(store.query_flags(), key=str) == sorted(expected, key=str)
@@ -382,7 +391,7 @@ def submit(url: str, batches: list[list[MeasurementRow]], together: Any, results
             together.wait(timeout=60)  # every process starts its batch at the same time
             store.insert_batch(rows)
             now = max(r.started_at for r in rows) + datetime.timedelta(minutes=1)
-            opened += [(f.service, f.method) for f in store.update_findings(rows, now)]
+            opened += [(f.service, f.method) for f in store.judge_pending(now).opened]
         results.put(("ok", opened))
     except Exception as e:
         together.abort()  # the peers stop waiting for this process
@@ -417,8 +426,11 @@ def test_a_second_writer_of_the_pair_waits_and_extends_the_first_ones_flag(
         store.insert_batch([mine])
         conn = store.engine.connect()
         tx = conn.begin()
-        # this process is half-way through its update: flag written, not yet committed
-        assert [f.first_seen for f in stored_flags.update(conn, [mine], T0)] == [mine.started_at]
+        # this process is half-way through judging: flag written, not yet committed
+        upto = pending.latest(conn)
+        assert upto is not None
+        chunk = judgement.judge_chunk(conn, T0, upto)
+        assert [f.first_seen for f in chunk.opened] == [mine.started_at]
 
         def release_once_the_other_waits() -> None:
             waiting = wait_for_lock_wait(store, conn)
@@ -482,8 +494,11 @@ def test_a_database_at_0001_with_records_upgrades_and_judges_them(db_url: str) -
     with open_store(db_url) as store:
         with store.engine.begin() as conn:
             alembic.command.upgrade(alembic_config(conn), "0001")
-        store.insert_batch([look("p2", 0, "ok", None), look("p2", 61, "ok", None)])
-    assert migrate(db_url) == ["0002", "0003"]
+        with store.engine.begin() as conn:  # what ingest stored at 0001: the records alone
+            stored_measurements.insert(
+                conn, [look("p2", 0, "ok", None), look("p2", 61, "ok", None)]
+            )
+    assert migrate(db_url) == ["0002", "0003", "0004"]
     with open_store(db_url) as store:
         assert store.count_measurements(MeasurementQuery()) == 2
         # p2's latest look, stored before the upgrade, contradicts p1's two cycles

@@ -1,0 +1,38 @@
+"""The pairs waiting for judgement: flags judged after the acknowledgement, not before (issue 7).
+
+Revision ID: 0004
+Revises: 0003
+Create Date: 2026-11-29
+
+A frozen copy of collector/store/schema.py's pending_pairs. A database upgraded from 0003 has
+nothing pending: until this revision every batch was judged before its acknowledgement.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0004"
+down_revision = "0003"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "pending_pairs",
+        sa.Column(
+            "seq",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            nullable=False,
+            autoincrement=True,
+        ),
+        sa.Column("network_key", sa.Text, nullable=False),
+        sa.Column("service", sa.Text, nullable=False),
+        sa.PrimaryKeyConstraint("seq", name="pk_pending_pairs"),
+    )
+
+
+def downgrade() -> None:
+    op.drop_table("pending_pairs")
