@@ -90,13 +90,24 @@ class Collector:
 
 @contextlib.asynccontextmanager
 async def running(
-    db_url: str, store: Any = None, control: Any = None, **overrides: Any
+    db_url: str,
+    store: Any = None,
+    control: Any = None,
+    judge_in_background: bool = True,
+    **overrides: Any,
 ) -> AsyncIterator[Collector]:
-    """Run the collector app over ``db_url`` (or a given store) on loopback."""
+    """Run the collector app over ``db_url`` (or a given store) on loopback; without the
+    background judge, only readers judge the pairs batches leave pending."""
     cfg = load_config(None, {**FAST, "database.url": db_url, **overrides})
     db = open_store(db_url)
     registry = prometheus_client.CollectorRegistry()
-    app = build_app(cfg, store=store or db, registry=registry, control=control)
+    app = build_app(
+        cfg,
+        store=store or db,
+        registry=registry,
+        control=control,
+        judge_in_background=judge_in_background,
+    )
     try:
         async with test_utils.TestServer(app) as server, test_utils.TestClient(server) as client:
             yield Collector(client, db, app)

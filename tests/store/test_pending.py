@@ -1,0 +1,75 @@
+"""Pairs waiting for judgement: marked with their batch, durable, judged once, judged again."""
+
+from __future__ import annotations
+
+import datetime
+
+import pytest
+
+from collector.store import Store, judgement, migrate, open_store, pending
+from tests.store.conftest import reset_pg
+from tests.store.test_flags import T0, look, summary
+
+LATER = T0 + datetime.timedelta(minutes=30)
+
+
+def test_a_batch_marks_each_of_its_pairs_once_and_a_resubmission_marks_nothing(
+    store: Store,
+) -> None:
+    batch = [look("p1", 0), look("p1", 1), look("p1", 2, service="deezer")]
+    store.insert_batch(batch)
+    assert store.pending_count() == 2
+    store.insert_batch(batch)  # all duplicates: their pairs were marked with them
+    assert store.pending_count() == 2
+    judged = store.judge_pending(LATER)
+    assert (judged.taken, judged.pairs) == (2, 2)
+    assert store.pending_count() == 0
+    assert store.judge_pending(LATER).pairs == 0  # nothing left: nothing judged
+
+
+def test_a_pending_pair_survives_the_store_being_closed_unjudged(db_url: str) -> None:
+    migrate(db_url)
+    with open_store(db_url) as first:
+        first.insert_batch([look("p1", 0, blockpage="fr")])
+    # the collector stopped (or crashed) after the ack, before any judge ran
+    with open_store(db_url) as second:
+        assert second.pending_count() == 1
+        assert second.query_flags() == []
+        opened = second.judge_pending(LATER).opened
+        assert [(f.network, f.service, f.method) for f in opened] == [("Orange", "mycanal", "dns")]
+        assert second.pending_count() == 0
+        assert summary(second) == [("Orange", "mycanal", "dns", "open")]
+
+
+def test_a_backlog_is_judged_in_chunks_each_pair_once(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(judgement, "CHUNK_ROWS", 3)
+    services = ["mycanal", "deezer", "beinsports"]
+    for n in range(4):  # four batches, each marking the three pairs again
+        store.insert_batch([look("p1", n, service=s, blockpage="fr") for s in services])
+    assert store.pending_count() == 12
+    judged = store.judge_pending(LATER)
+    assert judged.taken == 12
+    assert sorted(f.service for f in judged.opened) == sorted(services)  # opened once each
+    assert store.pending_count() == 0
+    assert summary(store, state="open") == sorted(("Orange", s, "dns", "open") for s in services)
+
+
+@pytest.mark.postgres
+def test_a_pair_marked_while_it_is_judged_is_judged_again(pg_database: str) -> None:
+    reset_pg(pg_database)
+    migrate(pg_database)
+    with open_store(pg_database) as store:
+        store.insert_batch([look("p1", 0)])
+        with store.engine.connect() as conn, conn.begin():
+            upto = pending.latest(conn)
+            assert upto is not None
+            # half-way through a judgement: p1's one look opens nothing
+            assert judgement.judge_chunk(conn, LATER, upto).opened == []
+            # meanwhile another batch of the same pair is acknowledged
+            store.insert_batch([look("p2", 1)])
+        assert store.pending_count() == 1  # the judge deleted only the mark it judged
+        opened = store.judge_pending(LATER).opened
+        assert [(f.service, f.probes) for f in opened] == [("mycanal", ("p1", "p2"))]
+        assert store.pending_count() == 0
