@@ -3,12 +3,10 @@
 usage: python -m benchmarks.variants VARIANT check --json [check options] URL...
 Variants go through the one seam probe/flow.py offers (the step map); product code is unchanged:
 - shipped: the default steps (the same as `surblocage-probe check`);
-- no_listen: the DNS step does not keep listening 0.3 s for an injected second reply (what
-  the probe would get by listening in the background while the next steps run);
-- one_connection: no_listen, and the TCP and TLS steps are skipped as separate connections
-  (stubbed as successes), so the HTTP step's own connection (TCP, TLS, GET) is the only one:
-  what a combined step measuring the three on one connection would cost. Valid for honest
-  targets only: it cannot see blocking at TCP or TLS, so it is a measurement, not a design.
+- no_listen: the DNS step does not listen for an injected second reply at all (the shipped
+  flow listens in the background while the next steps run): what that listen still costs.
+(Until revision d15c4fa a variant "one_connection" stubbed out the separate TCP and TLS
+connections; the shipped connection step now measures the three layers on one connection.)
 """
 
 from __future__ import annotations
@@ -21,27 +19,18 @@ from collections.abc import Sequence
 
 from probe import cli, config
 from probe.flow import DEFAULT_STEPS, Flow, StepMap
-from probe.record import TCPResult, TLSResult
 from probe.runner import Runner
-from probe.steps import dns, tcp, tls
+from probe.steps import dns
 
 
 async def dns_no_listen(spec: dns.DNSSpec) -> object:
     return await dns.measure(dataclasses.replace(spec, listen_extra_seconds=0.0))
 
 
-async def tcp_stub(spec: tcp.TCPSpec) -> TCPResult:
-    return TCPResult(ip=spec.ip, port=spec.port, failure=None, ms=0.0)
-
-
-async def tls_stub(spec: tls.TLSSpec) -> TLSResult:
-    return TLSResult(ip=spec.ip, port=spec.port, sni=spec.sni, failure=None, ms=0.0)
-
-
 VARIANTS: dict[str, StepMap] = {
     "shipped": DEFAULT_STEPS,
-    "no_listen": {**DEFAULT_STEPS, "dns": dns_no_listen},
-    "one_connection": {**DEFAULT_STEPS, "dns": dns_no_listen, "tcp": tcp_stub, "tls": tls_stub},
+    "no_listen": {k: v for k, v in DEFAULT_STEPS.items() if k != "dns_listening"}
+    | {"dns": dns_no_listen},
 }
 
 

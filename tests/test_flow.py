@@ -4,16 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-import urllib.parse
 from typing import Any
 
 from probe.addresses import is_connectable
 from probe.flow import Flow, FlowOptions
 from probe.record import DNSResult, HTTPResult, ProbeInfo, Target, TCPResult, TLSResult
-from probe.steps.connection import ConnectionResult
-from probe.steps.http import HTTPSpec
-from probe.steps.tcp import TCPSpec
-from probe.steps.tls import TLSSpec
+from tests.fake_steps import connection_step
 
 PROBE = ProbeInfo(software="test")
 
@@ -64,32 +60,9 @@ class FakeNet:
             url=spec.url, failure=None, ms=1, status=status, headers=headers, ip=spec.ip
         )
 
-    async def connection(self, spec: Any) -> ConnectionResult:
-        """The connection step from the tables: TCP to each address, TLS on those that
-        connected, the GET on the first usable one (as probe/steps/connection.py does)."""
-        host, port = _host_port(spec.url)
-        tcp = [await self.tcp(TCPSpec(ip=ip, port=port)) for ip in spec.ips]
-        connected = [t.ip for t in tcp if t.failure is None]
-        tls = []
-        if spec.url.startswith("https:"):
-            tls = [await self.tls(TLSSpec(ip=ip, port=port, sni=host)) for ip in connected]
-            connected = [t.ip for t in tls if t.failure is None]
-        got = None
-        if connected:
-            try:  # the step's budget, as the real one keeps it
-                async with asyncio.timeout(spec.budget_seconds):
-                    got = await self.http(HTTPSpec(url=spec.url, ip=connected[0]))
-            except TimeoutError:
-                got = HTTPResult(url=spec.url, failure="generic_timeout_error", ms=1)
-        return ConnectionResult(tcp=tuple(tcp), tls=tuple(tls), http=got)
-
     def steps(self) -> dict[str, Any]:
-        return {"dns": self.dns, "connection": self.connection, "tls": self.tls}
-
-
-def _host_port(url: str) -> tuple[str, int]:
-    u = urllib.parse.urlsplit(url)
-    return u.hostname or "", u.port or (443 if u.scheme == "https" else 80)
+        connection = connection_step(self.tcp, self.tls, self.http)
+        return {"dns": self.dns, "connection": connection, "tls": self.tls}
 
 
 def target(url: str, domain: str) -> Target:

@@ -26,6 +26,7 @@ from probe.uploader import CollectorClient
 from probe.watchlist import parse_watchlist
 from tests.daemon.conftest import InProcessCollector
 from tests.daemon.harness import free_port, watchlist
+from tests.fake_steps import connection_step
 
 PARIS = datetime.timezone(datetime.timedelta(hours=1))  # Europe/Paris in November
 SATURDAY_NOON = datetime.datetime(2026, 11, 28, 12, 0, tzinfo=PARIS)
@@ -85,7 +86,8 @@ class FakeNet:
             self.in_flight -= 1
 
     def runner(self, concurrency: int = 1) -> Runner:
-        steps = {"dns": self.dns, "tcp": self.tcp, "tls": self.tls, "http": self.http}
+        connection = connection_step(self.tcp, self.tls, self.http)
+        steps = {"dns": self.dns, "connection": connection, "tls": self.tls}
         opts = FlowOptions(resolver="192.0.2.53", target_timeout_seconds=60)
         return Runner(Flow(opts, steps), ProbeInfo(software="t"), None, None, concurrency)
 
