@@ -18,6 +18,7 @@ import sqlalchemy.dialects.postgresql
 import sqlalchemy.dialects.sqlite
 
 from collector.analysis import collateral
+from collector.store import bulk
 from collector.store.measurements import MeasurementRow, rfc3339
 from collector.store.schema import blocked_addresses, flags, network_key, service_addresses
 
@@ -91,12 +92,16 @@ def _upsert(
 
     ``values`` come sorted by key: concurrent writers lock rows in one order (no deadlock).
     """
-    if not values:
-        return
-    dialect = sa.dialects.postgresql if conn.dialect.name == "postgresql" else sa.dialects.sqlite
+    if values:
+        build = functools.partial(_widening_upsert, table, keys)
+        bulk.executemany(conn, f"upsert {table.name}", build, values)
+
+
+def _widening_upsert(table: sa.Table, keys: tuple[str, ...], dialect_name: str) -> sa.Insert:
+    dialect = sa.dialects.postgresql if dialect_name == "postgresql" else sa.dialects.sqlite
     stmt = dialect.insert(table)
     new, old = stmt.excluded, table.c
-    stmt = stmt.on_conflict_do_update(
+    return stmt.on_conflict_do_update(
         index_elements=list(keys),
         set_={
             "first_seen": sa.case(
@@ -107,7 +112,6 @@ def _upsert(
             ),
         },
     )
-    conn.execute(stmt, values)
 
 
 def query_collateral(

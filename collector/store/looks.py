@@ -16,6 +16,7 @@ import sqlalchemy as sa
 import sqlalchemy.dialects.postgresql
 import sqlalchemy.dialects.sqlite
 
+from collector.store import bulk
 from collector.store.measurements import MeasurementRow
 from collector.store.schema import latest_looks, network_key
 
@@ -40,18 +41,22 @@ def note(conn: sa.Connection, rows: Sequence[MeasurementRow]) -> None:
     if not newest:
         return
     values = [_values(key, newest[key]) for key in sorted(newest)]  # one lock order (PostgreSQL)
-    dialect = sa.dialects.postgresql if conn.dialect.name == "postgresql" else sa.dialects.sqlite
+    bulk.executemany(conn, "upsert latest_looks", _newer_upsert, values)
+
+
+def _newer_upsert(dialect_name: str) -> sa.Insert:
+    """Insert a look, or replace the stored one when this one is newer."""
+    dialect = sa.dialects.postgresql if dialect_name == "postgresql" else sa.dialects.sqlite
     stmt = dialect.insert(latest_looks)
     new, old = stmt.excluded, latest_looks.c
-    stmt = stmt.on_conflict_do_update(
+    return stmt.on_conflict_do_update(
         index_elements=list(KEY),
-        set_={name: new[name] for name in values[0] if name not in KEY},
+        set_={c.name: new[c.name] for c in latest_looks.c if c.name not in KEY},
         where=sa.or_(
             new.started_at > old.started_at,
             sa.and_(new.started_at == old.started_at, new.record_id > old.record_id),
         ),
     )
-    conn.execute(stmt, values)
 
 
 def _values(key: tuple[str, str, str], row: MeasurementRow) -> dict[str, Any]:

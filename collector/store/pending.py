@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 
+from collector.store import bulk
 from collector.store.measurements import MeasurementRow
 from collector.store.schema import network_key, pending_pairs
 
@@ -32,7 +33,8 @@ def mark(conn: sa.Connection, rows: Sequence[MeasurementRow]) -> int:
     """Mark every pair of ``rows`` as waiting for judgement; return how many pairs."""
     keys = sorted({(network_key(r.asn, r.network), r.service) for r in rows})
     if keys:
-        conn.execute(_MARK, [{"network_key": k, "service": s} for k, s in keys])
+        marks = [{"network_key": k, "service": s} for k, s in keys]
+        bulk.executemany(conn, "mark pending_pairs", lambda _: _MARK, marks)
     return len(keys)
 
 

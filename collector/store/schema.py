@@ -8,6 +8,7 @@ the migrated database with this module. No column holds the address a submission
 from __future__ import annotations
 
 import datetime
+import functools
 import json
 from typing import Any
 
@@ -116,6 +117,7 @@ def check_time(path: str, value: object) -> None:
         raise ValueError(f"{path}: {value!r} is not an aware datetime")
 
 
+@functools.lru_cache(maxsize=4096)
 def network_key(asn: int | None, network: str | None) -> str:
     """Spell a network (either part may be null) as one non-null text, for keys and locks."""
     return json.dumps([asn, network], separators=(",", ":"), ensure_ascii=False)
