@@ -112,8 +112,11 @@ def one_run(cs: list[collectord.Collector], tokens: list[str], work: list[list[b
     except BatchRefused as e:
         sys.exit(f"{e}\ncollector log:\n{cs[0].log_tail()}")
     client1 = resource.getrusage(resource.RUSAGE_SELF)
+    pending_at_end, judged_after = judge_lag(cs[0].url)
     lat = [x * 1000 for x in done["latencies"]]
     return {
+        "pending": pending_at_end,
+        "lag": judged_after,
         "rate": count / done["wall"],
         "p50": figures.percentile(lat, 50),
         "p99": figures.percentile(lat, 99),
@@ -123,12 +126,31 @@ def one_run(cs: list[collectord.Collector], tokens: list[str], work: list[list[b
     }
 
 
+def judge_lag(url: str, timeout_seconds: float = 120) -> tuple[int, float]:
+    """Return the marks pending when the last batch was acknowledged, and the seconds until
+    none are (the flags then reflect every batch; the collector judges after the ack)."""
+    engine = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://"))
+    count = sa.text("SELECT count(*) FROM pending_pairs")
+    t0 = time.perf_counter()
+    try:
+        with engine.connect() as conn:
+            first = left = int(conn.execute(count).scalar_one())
+            while left and time.perf_counter() - t0 < timeout_seconds:
+                time.sleep(0.01)
+                conn.rollback()
+                left = int(conn.execute(count).scalar_one())
+    finally:
+        engine.dispose()
+    return first, time.perf_counter() - t0
+
+
 def print_series(label: str, rows: list[dict]) -> None:
     print(f"-- {label}")
     for key, name, unit in (("rate", "records/s", ""), ("p50", "batch p50", " ms"),
                             ("p99", "batch p99", " ms"), ("cpu_per_k", "CPU per 1k", " s"),
-                            ("rss", "peak RSS", " MiB")):  # fmt: skip
-        digits = 2 if key == "cpu_per_k" else 0
+                            ("rss", "peak RSS", " MiB"), ("pending", "pending at end", ""),
+                            ("lag", "all judged after", " s")):  # fmt: skip
+        digits = 2 if key in ("cpu_per_k", "lag") else 0
         print(f"   {name:<12} {figures.summary([r[key] for r in rows], unit, digits)}")
     sys.stdout.flush()
 
@@ -151,7 +173,8 @@ def series(
         rows.append(r)
         print(f"   {label} run {i + 1}: {r['rate']:.0f} records/s, batch p50 {r['p50']:.0f} ms "
               f"p99 {r['p99']:.0f} ms, collector CPU {r['cpu_per_k']:.2f} s/1k, client CPU "
-              f"{r['client_cpu']:.1f} s, {figures.load()}", flush=True)  # fmt: skip
+              f"{r['client_cpu']:.1f} s, {r['pending']} marks pending at the last ack, all judged "
+              f"{r['lag']:.2f} s after, {figures.load()}", flush=True)  # fmt: skip
     size = records.record_bytes(profile) / 1000
     print_series(f"{label}: {profile} records ({size:.1f} KB), {len(tokens)} submitters", rows)
 
@@ -159,10 +182,10 @@ def series(
 # where an ingest's CPU goes, by step of handlers.post_measurements
 FOCUS = (
     "post_measurements", "read_json", "parse_batch", "Measurement.from_dict", "prepare_rows",
-    "decide", "MeasurementRow.from_record", "Measurement.to_dict", "Store.insert_batch",
-    "asdict", "Store.touch_probe", "after_batch", "Store.update_findings", "_observations",
-    "_latest_elsewhere", "evaluate", "note", "_findings_snapshot", "DefaultDialect.do_execute",
-    "DefaultDialect.do_commit",
+    "decide", "MeasurementRow.from_record", "Store.insert_batch", "insert", "note", "mark",
+    "Judge.drain", "Store.judge_pending", "judge", "_blocked", "_looks", "evaluate",
+    "_findings_snapshot", "DefaultDialect.do_execute", "DefaultDialect.do_executemany",
+    "DefaultDialect.do_commit", "JSONText.process_bind_param",
 )  # fmt: skip
 
 
