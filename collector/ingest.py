@@ -13,6 +13,7 @@ from typing import Any
 
 from collector.store import MeasurementRow
 from collector.store.probes import ProbeRow
+from collector.submitted import RecordText
 from probe import verdict
 from probe.record import MalformedRecord, Measurement
 
@@ -76,11 +77,13 @@ def prepare_rows(
     asn_of: AsnLookup | None = None,
     now: datetime.datetime | None = None,
     submitted: list[dict[str, Any]] | None = None,
+    texts: list[RecordText] | None = None,
 ) -> list[MeasurementRow]:
     """Recompute each verdict with the collector's fingerprints; keep the probe's beside it.
 
     ``submitted`` are the records as sent (``body["records"]`` of ``parse_batch``): each is
-    stored as sent, its verdict and probe block replaced, instead of encoded again.
+    stored as sent, its verdict and probe block replaced, instead of encoded again; ``texts``
+    their text in the body (collector.submitted), stored so changed.
     """
     now = now or datetime.datetime.now(datetime.UTC)
     rows = []
@@ -96,6 +99,7 @@ def prepare_rows(
                 received_at=now,
                 probe_verdict=m.verdict,
                 submitted=None if submitted is None else submitted[i],
+                document=None if texts is None else texts[i].document,
             )
         except ValueError as e:  # what the store cannot hold (a NUL, an ASN past 32 bits)
             column, _, why = str(e).partition(": ")
