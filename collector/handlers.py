@@ -14,7 +14,7 @@ from typing import Any
 import prometheus_client
 from aiohttp import web
 
-from collector import auth, export, ingest, logs, openapi, submitted
+from collector import auth, export, ingest, logs, openapi
 from collector import control as control_mod
 from collector.store import MeasurementQuery, ProbeSeen, StoreError, StoreUnavailable
 from probe.record import METHODS, STATUSES, encode
@@ -37,26 +37,13 @@ class Problem(Exception):
 
 async def read_json(request: web.Request) -> Any:
     """Return the request's JSON body, or raise a Problem (400, 413) naming what is wrong."""
-    return await _read_decoded(request, json.loads)
-
-
-async def read_batch(request: web.Request) -> tuple[Any, list[submitted.RecordText] | None]:
-    """Return a batch's JSON body and each record's text in it (collector.submitted), or raise
-    a Problem as read_json does."""
-    found: tuple[Any, list[submitted.RecordText] | None] = await _read_decoded(
-        request, submitted.decode
-    )
-    return found
-
-
-async def _read_decoded(request: web.Request, decode: Any) -> Any:
     try:
         raw = await request.read()
     except web.HTTPRequestEntityTooLarge:
         limit = request.app[STATE].config.max_body_bytes
         raise Problem(413, f"body: larger than the limit of {limit} bytes") from None
     try:
-        return decode(raw)
+        return json.loads(raw)
     except (ValueError, UnicodeDecodeError) as e:
         raise Problem(400, f"body: not valid JSON ({e})") from None
 
@@ -229,17 +216,11 @@ async def post_measurements(request: web.Request) -> web.Response:
     probe = await _authenticated(request)
     logs.event("batch receiving", logging.DEBUG, probe_id=probe.id)
     try:
-        body, texts = await read_batch(request)
+        body = await read_json(request)
         records = ingest.parse_batch(body, state.config.max_batch_records, probe.id)
         looked_up = state.lookup_network(_source(request))  # the address is dropped after this
         rows = ingest.prepare_rows(
-            records,
-            probe,
-            looked_up,
-            state.fingerprints,
-            state.asn_of,
-            submitted=body["records"],
-            texts=texts,
+            records, probe, looked_up, state.fingerprints, state.asn_of, submitted=body["records"]
         )
     except Problem as e:
         state.metrics.reject("too_large" if e.status == 413 else "malformed_json")

@@ -13,7 +13,6 @@ from typing import Any
 
 from collector.store import MeasurementRow
 from collector.store.probes import ProbeRow
-from collector.submitted import RecordText
 from probe import verdict
 from probe.record import MalformedRecord, Measurement
 
@@ -77,13 +76,11 @@ def prepare_rows(
     asn_of: AsnLookup | None = None,
     now: datetime.datetime | None = None,
     submitted: list[dict[str, Any]] | None = None,
-    texts: list[RecordText] | None = None,
 ) -> list[MeasurementRow]:
     """Recompute each verdict with the collector's fingerprints; keep the probe's beside it.
 
     ``submitted`` are the records as sent (``body["records"]`` of ``parse_batch``): each is
-    stored as sent, its verdict and probe block replaced, instead of encoded again; ``texts``
-    their text in the body (collector.submitted), stored so changed.
+    stored as sent, its verdict and probe block replaced, instead of encoded again.
     """
     now = now or datetime.datetime.now(datetime.UTC)
     rows = []
@@ -99,7 +96,6 @@ def prepare_rows(
                 received_at=now,
                 probe_verdict=m.verdict,
                 submitted=None if submitted is None else submitted[i],
-                document=None if texts is None else texts[i].document,
             )
         except ValueError as e:  # what the store cannot hold (a NUL, an ASN past 32 bits)
             column, _, why = str(e).partition(": ")

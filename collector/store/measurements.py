@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -84,9 +84,6 @@ class MeasurementRow:
     probe_detail: str | None
     probe_blockpage: str | None
     doc: dict[str, Any]
-    # the document as JSON text, when the record's own text was kept (collector/submitted.py):
-    # stored instead of ``doc`` encoded again; the same value
-    doc_text: str | None = None
 
     def __post_init__(self) -> None:
         for name in TEXT_COLUMNS:
@@ -109,7 +106,6 @@ class MeasurementRow:
         received_at: datetime.datetime,
         probe_verdict: record.Verdict | None,
         submitted: dict[str, Any] | None = None,
-        document: Callable[[dict[str, Any]], str] | None = None,
     ) -> MeasurementRow:
         """Build the row for a record whose ``verdict`` the collector has recomputed.
 
@@ -119,8 +115,7 @@ class MeasurementRow:
         the probe itself concluded, kept beside the collector's. ``submitted`` is the record as
         the probe sent it, already validated into ``m``: stored as sent (keys a newer probe
         adds are kept) with the verdict and probe block replaced, instead of ``m`` encoded
-        again (docs/benchmarks.md §3.5: the encoding cost a quarter of ingest). ``document``,
-        given the members to replace (verdict, probe), returns the submitted text so changed.
+        again (docs/benchmarks.md §3.5: the encoding cost a quarter of ingest).
         """
         if m.verdict is None:
             raise ValueError("verdict: the collector's verdict is missing")
@@ -154,9 +149,6 @@ class MeasurementRow:
             probe_detail=theirs.detail if theirs else None,
             probe_blockpage=theirs.blockpage if theirs else None,
             doc=doc,
-            doc_text=document({"verdict": doc["verdict"], "probe": doc["probe"]})
-            if document is not None and submitted is not None
-            else None,
         )
 
 
@@ -176,14 +168,11 @@ def rfc3339(value: datetime.datetime) -> str:
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-_FIELDS = tuple(f.name for f in dataclasses.fields(MeasurementRow) if f.name != "doc_text")
+_FIELDS = tuple(f.name for f in dataclasses.fields(MeasurementRow))
 
 
 def _params(row: MeasurementRow) -> dict[str, Any]:
-    params = {name: getattr(row, name) for name in _FIELDS}
-    if row.doc_text is not None:
-        params["doc"] = row.doc_text  # JSONText stores text as it is
-    return params
+    return {name: getattr(row, name) for name in _FIELDS}
 
 
 def insert(conn: sa.Connection, rows: Sequence[MeasurementRow]) -> InsertOutcome:

@@ -61,8 +61,8 @@ class JSONText(sa.TypeDecorator[dict[str, Any]]):
     cache_ok = True
 
     def process_bind_param(self, value: Any, dialect: sa.Dialect) -> str | None:
-        if value is None or isinstance(value, str):  # text: the object already encoded
-            return value
+        if value is None:
+            return None
         return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
     def process_result_value(self, value: Any, dialect: sa.Dialect) -> dict[str, Any] | None:
