@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gzip
 import hashlib
+import zlib
 
 import pytest
 
@@ -147,3 +149,51 @@ async def test_closed_port_is_refused(closed_port):
 )
 def test_title_of(text, title):
     assert http.title_of(text) == title
+
+
+def _encoded_body(encoding: str, data: bytes) -> bytes:
+    return gzip.compress(data) if encoding == "gzip" else zlib.compress(data)
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate"])
+@pytest.mark.parametrize(("size", "truncated"), [(800, False), (1_000_000, True)])
+async def test_compressed_body_is_read_decoded_and_capped(serve_raw, encoding, size, truncated):
+    data = (b"<title>z</title>" + b"0" * size)[:size]
+    body = _encoded_body(encoding, data)
+
+    async def compressed(reader, writer):
+        request = await read_request(reader)
+        assert b"\r\nAccept-Encoding: gzip, deflate\r\n" in request
+        head = f"HTTP/1.1 200 OK\r\nContent-Encoding: {encoding}\r\nContent-Length: {len(body)}"
+        writer.write(head.encode() + b"\r\n\r\n" + body)
+        await writer.drain()
+
+    port = await serve_raw(compressed)
+    r = await http.measure(_spec(f"http://{HOST}:{port}/", body_cap_bytes=1000))
+    kept = data[:1000]
+    assert (r.failure, r.status, r.body_truncated) == (None, 200, truncated)
+    assert (r.body_length, r.body_sha256) == (len(kept), hashlib.sha256(kept).hexdigest())
+    assert r.title == "z"
+
+
+async def test_a_body_its_encoding_does_not_describe_is_a_protocol_failure(serve_raw):
+    async def lying(reader, writer):
+        await read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: 5\r\n\r\nplain")
+        await writer.drain()
+
+    port = await serve_raw(lying)
+    r = await http.measure(_spec(f"http://{HOST}:{port}/"))
+    assert r.failure is not None
+    assert r.failure.startswith("unknown_failure: RemoteProtocolError: gzip body does not decode")
+
+
+async def test_a_response_http_cannot_frame_is_a_protocol_failure(serve_raw):
+    async def garbage(reader, writer):
+        await read_request(reader)
+        writer.write(b"SSH-2.0-OpenSSH_9.2\r\n\r\n")
+        await writer.drain()
+
+    port = await serve_raw(garbage)
+    r = await http.measure(_spec(f"http://{HOST}:{port}/"))
+    assert r.failure is not None and r.failure.startswith("unknown_failure: RemoteProtocolError")
