@@ -22,7 +22,7 @@ from collector.store import Store, StoreUnavailable
 
 # The background judge waits this long after a pass before the next: the batches stored
 # meanwhile are judged together (a pass costs about the same for one batch or fifty).
-JUDGE_PAUSE_SECONDS = 0.25
+JUDGE_PAUSE_SECONDS = 1.0
 # After a failed pass (the database unavailable): the marks stay, the judge tries again.
 JUDGE_RETRY_SECONDS = 5.0
 
