@@ -7,6 +7,9 @@ Each run is one `surblocage-probe check --json --no-control` process in the prob
 ISP "a"; it prints the cycle (first target's start to last target's end, from the records), the
 process's wall time, user+sys CPU and peak RSS (GNU time), and the bytes its interface carried
 (/proc/net/dev), per 1,000 targets. The lower bound is ROUND_TRIPS x RTT x targets / concurrency.
+Also: when the last GET ended (the cycle without the last targets' passive DNS listen), and the
+round trip a separate process measures meanwhile (benchmarks/rtt_probe.py): what the network
+itself allowed while the probe loaded the machine.
 """
 
 from __future__ import annotations
@@ -63,20 +66,39 @@ def check_records(records: list[dict[str, Any]], urls: list[str]) -> None:
 
 
 def breakdown(records: Sequence[dict[str, Any]]) -> dict[str, float]:
-    """Return the median ms per step of the honest targets, and what the steps do not explain."""
+    """Return the median ms of each round of the honest targets, and the target's tail.
+
+    Since the connection step (revision d15c4fa) one connection carries TCP, TLS and the GET,
+    and their ``ms`` count from the connect: TLS's includes TCP's, HTTP's includes TLS's. So
+    here: dns, connect, handshake (tls - tcp), get (http - tls), and "listen" = the target's
+    duration after its GET (the DNS step's listen for an injected reply, past the slot).
+    """
     rows = [r for r in records if r["http"] and r["http"].get("status") == 200]
-    parts: dict[str, list[float]] = {k: [] for k in ("dns", "tcp", "tls", "http", "target")}
+    parts: dict[str, list[float]] = {
+        k: [] for k in ("dns", "connect", "handshake", "get", "target", "listen")
+    }
     for r in rows:
-        parts["dns"].append(max(d["ms"] for d in r["dns"]))
-        parts["tcp"].append(sum(t["ms"] for t in r["tcp"]))
-        parts["tls"].append(sum(t["ms"] for t in r["tls"]))
-        parts["http"].append(r["http"]["ms"])
+        dns, tcp, http = max(d["ms"] for d in r["dns"]), r["tcp"][0]["ms"], r["http"]["ms"]
+        tls = r["tls"][0]["ms"] if r["tls"] else tcp
+        parts["dns"].append(dns)
+        parts["connect"].append(tcp)
+        parts["handshake"].append(tls - tcp)
+        parts["get"].append(http - tls)
         parts["target"].append(r["duration_ms"])
-    out = {k: statistics.median(v) for k, v in parts.items() if v}
-    if out:
-        steps = out["dns"] + out["tcp"] + out["tls"] + out["http"]
-        out["unexplained"] = out["target"] - steps
-    return out
+        parts["listen"].append(r["duration_ms"] - dns - http)
+    return {k: statistics.median(v) for k, v in parts.items() if v}
+
+
+def network_busy_seconds(records: Sequence[dict[str, Any]]) -> float:
+    """Return the span from the first target's start to the end of the last GET (the cycle
+    without the last targets' passive DNS listen)."""
+    starts = [parse_time(r["started_at"]) for r in records]
+    ends = [
+        s + datetime.timedelta(milliseconds=max(d["ms"] for d in r["dns"]) + r["http"]["ms"])
+        for s, r in zip(starts, records, strict=True)
+        if r["http"] and r["dns"]
+    ]
+    return (max(ends) - min(starts)).total_seconds()
 
 
 def one_run(lab: Lab, urls: list[str], concurrency: int, variant: str | None) -> dict[str, Any]:
@@ -86,7 +108,8 @@ def one_run(lab: Lab, urls: list[str], concurrency: int, variant: str | None) ->
     else:
         argv = rig.variant_argv(lab, urls, concurrency, variant)
     before_bytes, before_cpu = rig.wire_bytes(lab), rig.lab_cpu(lab)
-    cost = rig.run_measured(lab.ns("probe_a"), argv)
+    with rig.rtt_during(lab) as rtts:
+        cost = rig.run_measured(lab.ns("probe_a"), argv)
     after_bytes, after_cpu = rig.wire_bytes(lab), rig.lab_cpu(lab)
     if cost.returncode != 0:
         sys.exit(f"probe exited {cost.returncode}: {cost.stderr[-2000:]}")
@@ -95,6 +118,8 @@ def one_run(lab: Lab, urls: list[str], concurrency: int, variant: str | None) ->
     per_k = 1000 / len(urls)
     return {
         "cycle": cycle_seconds(records),
+        "busy": network_busy_seconds(records),
+        "rtt": statistics.median(rtts) if rtts else float("nan"),
         "wall": cost.wall_seconds,
         "cpu_per_k": cost.cpu_seconds * per_k,
         "rss": cost.peak_rss_mib,
@@ -115,17 +140,25 @@ def series(
         print(
             f"   {label} c={concurrency} run {i + 1}: cycle {r['cycle']:.2f} s, process "
             f"{r['wall']:.2f} s, CPU {r['cpu_per_k']:.2f} s/1k, RSS {r['rss']:.1f} MiB, "
-            f"{r['mb_per_k']:.2f} MB/1k, lab servers CPU {r['lab_cpu']:.2f} s, {figures.load()}",
+            f"{r['mb_per_k']:.2f} MB/1k, lab servers CPU {r['lab_cpu']:.2f} s, last GET done "
+            f"{r['busy']:.2f} s, RTT meanwhile {r['rtt']:.1f} ms, {figures.load()}",
             flush=True,
         )
     return done
 
 
-def print_summary(label: str, c: int, runs: list[dict], bound: float) -> None:
+def print_summary(label: str, c: int, runs: list[dict], bound: float, delay_ms: float) -> None:
     cycles = [r["cycle"] for r in runs]
     print(f"-- {label}, concurrency {c}: lower bound {bound:.2f} s")
     print(f"   cycle          {figures.summary(cycles, ' s')}  = "
           f"{statistics.median(cycles) / bound:.1f}x the lower bound")  # fmt: skip
+    busy = [r["busy"] for r in runs]
+    ratio = statistics.median(busy) / bound
+    print(f"   last GET done  {figures.summary(busy, ' s')}  = {ratio:.1f}x the lower bound "
+          "(the rest of the cycle: the last DNS listens)")  # fmt: skip
+    rtt = statistics.median(r["rtt"] for r in runs)
+    print(f"   RTT meanwhile  {figures.summary([r['rtt'] for r in runs], ' ms', 1)}: the bound at "
+          f"that RTT is {bound * rtt / delay_ms:.2f} s")  # fmt: skip
     print(f"   process wall   {figures.summary([r['wall'] for r in runs], ' s')}")
     print(f"   CPU user+sys   {figures.summary([r['cpu_per_k'] for r in runs], ' s')} per 1k")
     print(f"   peak RSS       {figures.summary([r['rss'] for r in runs], ' MiB', 1)}")
@@ -170,12 +203,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             for c in args.concurrency:
                 results[c] = series(lab, honest, c, args.runs, "all reachable")
                 bound = lower_bound_seconds(args.delay_ms, args.targets, c)
-                print_summary("all reachable", c, results[c], bound)
+                print_summary("all reachable", c, results[c], bound, args.delay_ms)
             for variant in args.variants:
                 for c in args.variant_concurrency:
                     runs = series(lab, honest, c, args.runs, variant, variant)
                     bound = lower_bound_seconds(args.delay_ms, args.targets, c)
-                    print_summary(f"variant {variant}", c, runs, bound)
+                    print_summary(f"variant {variant}", c, runs, bound, args.delay_ms)
             if args.profile:
                 profiling.profile_probe(lab, honest, 32)
         finally:
@@ -193,7 +226,7 @@ def blackholed(args: argparse.Namespace, honest: dict[int, list[dict]]) -> None:
         for c in args.blackholed:
             runs = series(lab, urls, c, args.blackholed_runs, "quarter blackholed")
             bound = lower_bound_seconds(args.delay_ms, args.targets, c)
-            print_summary("quarter blackholed", c, runs, bound)
+            print_summary("quarter blackholed", c, runs, bound, args.delay_ms)
             med = statistics.median(r["cycle"] for r in runs)
             if c in honest:
                 base = statistics.median(r["cycle"] for r in honest[c])

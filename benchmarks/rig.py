@@ -11,14 +11,18 @@ upstream and to every web host crosses it; the probe to its ISP resolver does no
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
+import json
 import os
 import pathlib
+import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 
 from tests.lab.netns import exec_in
 from tests.lab.plan import CDN, bench_urls
@@ -155,6 +159,24 @@ async def _connect_times(host: str, port: int, count: int) -> list[float]:
         writer.close()
         await writer.wait_closed()
     return out
+
+
+@contextlib.contextmanager
+def rtt_during(lab: Lab) -> Iterator[list[float]]:
+    """Measure the probe's round trip to the CDN (TCP connects, benchmarks/rtt_probe.py) while
+    the block runs; the list holds the connect times (ms) once the block is done."""
+    argv = ["ip", "netns", "exec", lab.ns("probe_a"), sys.executable, "-m",
+            "benchmarks.rtt_probe", CDN, "443"]  # fmt: skip
+    popen = subprocess.Popen(argv, stdout=subprocess.PIPE, cwd=ROOT, text=True)
+    assert popen.stdout is not None
+    popen.stdout.readline()  # "ready"
+    found: list[float] = []
+    try:
+        yield found
+    finally:
+        popen.send_signal(signal.SIGTERM)
+        out, _ = popen.communicate(timeout=30)
+        found += json.loads(out.strip().splitlines()[-1]) if out.strip() else []
 
 
 def measured_rtt_ms(lab: Lab, count: int = 20) -> float:
