@@ -39,7 +39,7 @@ import psycopg
 import sqlalchemy as sa
 
 from benchmarks import collectord, figures, records
-from collector.store import MeasurementRow, addresses, looks, open_store, pending, schema
+from collector.store import MeasurementRow, addresses, open_store, pending, schema
 from probe import fingerprints, verdict
 
 POOL = 4096
@@ -202,7 +202,7 @@ def load_postgresql(url: str, count: int, days: float, profile: str, seed: int) 
 
 def populate_flags(url: str) -> None:
     """Judge every (network, service) pair of the last two days as the collector does: one record
-    of each pair noted (latest looks, addresses) and its pair marked in one transaction, as
+    of each pair noted (addresses) and its pair marked with its look in one transaction, as
     ``Store.insert_batch`` does for new rows, then ``Store.judge_pending``; print the flags."""
     store = open_store(url)
     now = datetime.datetime.now(datetime.UTC)
@@ -216,7 +216,6 @@ def populate_flags(url: str) -> None:
             MeasurementRow(**r._mapping)
             for r in conn.execute(sa.select(m).where(m.c.id.in_(one_each)))
         ]
-        looks.note(conn, rows)
         addresses.note(conn, rows)
         pending.mark(conn, rows)
     t0 = time.perf_counter()

@@ -37,7 +37,7 @@ def executemany(
     encode = _sqlite_time if conn.dialect.name == "sqlite" else _pg_time
     params: list[Any] = []
     for row in rows:
-        values = {k: encode(v) if k in times else v for k, v in row.items()}
+        values = {k: encode(v) if k in times and v is not None else v for k, v in row.items()}
         params.append(values if order is None else tuple(values[k] for k in order))
     conn.exec_driver_sql(sql, params)
 

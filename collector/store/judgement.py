@@ -21,6 +21,7 @@ import sqlalchemy as sa
 
 from collector.analysis.flags import Flag, Observation, evaluate
 from collector.store import flags, pending
+from collector.store.looks import store as looks_store
 from collector.store.pending import Pair
 from collector.store.schema import check_time, latest_looks, measurements, network_key
 
@@ -51,72 +52,133 @@ def judge_chunk(
         return Chunk(0, 0, [])
     count = len(taken)
     if conn.dialect.name == "postgresql":
-        flags.lock_pairs(conn, sorted({p for _, p in taken}, key=_order))
-        taken = pending.still_waiting(conn, [seq for seq, _ in taken])  # another judge's done
-    pairs = sorted({p for _, p in taken}, key=_order)
-    opened = judge(conn, pairs, now) if pairs else []
-    pending.delete(conn, [seq for seq, _ in taken])
-    return Chunk(count, len(pairs), opened)
+        flags.lock_pairs(conn, sorted({m.pair for m in taken}, key=_order))
+        taken = pending.still_waiting(conn, taken)  # what another judge did meanwhile is done
+    opened = judge(conn, taken, now) if taken else []
+    pending.delete(conn, taken)
+    return Chunk(count, len({m.pair for m in taken}), opened)
 
 
 def _order(pair: Pair) -> tuple[str, str]:
     return network_key(pair[0], pair[1]), pair[2]
 
 
-def judge(conn: sa.Connection, pairs: Sequence[Pair], now: datetime.datetime) -> list[Flag]:
-    """Judge each pair again from its stored observations; return the flags newly opened."""
+def judge(conn: sa.Connection, marks: Sequence[pending.Mark], now: datetime.datetime) -> list[Flag]:
+    """Judge the marked pairs batch after batch, in the order the batches were stored, as if
+    each had been judged on its own (issue 5): its looks applied, then its pairs weighed on the
+    records received up to it. The observations are read once for all; returns the flags
+    newly opened (a flag opened and closed within the chunk counts: it was opened)."""
     since = now - WINDOW
-    current = flags.current(conn, pairs)
+    pairs = sorted({m.pair for m in marks}, key=_order)
+    state = _State(flags.current(conn, pairs))
     looks = _looks(conn, {p[2] for p in pairs}, since)
     blocked = _blocked(conn, pairs, since)
-    new: list[Flag] = []
-    changed: list[Flag] = []
     opened: list[Flag] = []
-    for pair in pairs:
-        key = network_key(pair[0], pair[1])
-        mine = {o.record_id: o for o in blocked.get(pair, ())}
-        others = []
-        for nkey, o in looks.get(pair[2], ()):
-            if nkey == key:
-                mine.setdefault(o.record_id, o)
-            else:
-                others.append(o)
-        observed = sorted(mine.values(), key=lambda o: (o.started_at, o.record_id))
-        known = {flags.flag_id(f): f for f in current[pair]}
-        for f in evaluate(observed, current[pair], others):
-            fid = flags.flag_id(f)
-            if fid not in known:
-                new.append(f)
-            elif known[fid] != f:
-                changed.append(f)
-            if f.state == "open" and (fid not in known or known[fid].state != "open"):
-                opened.append(f)
-    flags.write(conn, new, changed)
+    for batch in _batches(marks):
+        for m in batch:
+            if m.look is not None and m.look.started_at >= since:
+                _apply(looks, m.look)
+        received = max(m.received_at for m in batch)
+        for pair in sorted({m.pair for m in batch}, key=_order):
+            key = network_key(pair[0], pair[1])
+            seen = [o for r, o in blocked.get(pair, ()) if r <= received]
+            opened += state.judged(pair, _weighed(seen, looks.get(pair[2], {}), key))
+    flags.write(conn, *state.changes())
+    looks_store(conn, [m.look for m in marks if m.look is not None])
     return opened
 
 
-def _looks(
-    conn: sa.Connection, services: set[str], since: datetime.datetime
-) -> dict[str, list[tuple[str, Observation]]]:
-    """Return service -> (network key, latest look) of every probe of every network."""
+def _batches(marks: Sequence[pending.Mark]) -> list[list[pending.Mark]]:
+    """Group the marks by batch, in the order the batches were marked."""
+    grouped: dict[str, list[pending.Mark]] = {}
+    for m in sorted(marks, key=lambda m: m.seq):
+        grouped.setdefault(m.batch, []).append(m)
+    return list(grouped.values())
+
+
+Looks = dict[str, dict[tuple[str, str], Observation]]
+"""service -> (network key, probe id) -> that probe's latest ok-or-blocked look."""
+
+
+def _apply(looks: Looks, look: Observation) -> None:
+    """Keep ``look`` as its probe's latest unless the kept one is newer (a late record)."""
+    held = looks.setdefault(look.service, {})
+    key = (network_key(look.asn, look.network), look.probe_id)
+    kept = held.get(key)
+    if kept is None or (look.started_at, look.record_id) > (kept.started_at, kept.record_id):
+        held[key] = look
+
+
+Weighed = tuple[list[Observation], list[Observation]]
+"""A pair's observations (its blocked records and latest looks), and other networks' looks."""
+
+
+def _weighed(
+    blocked: list[Observation], looks: dict[tuple[str, str], Observation], key: str
+) -> Weighed:
+    """Return what the rules weigh of a pair: its blocked records and its probes' latest
+    looks, oldest first; and the latest looks of the other networks."""
+    mine = {o.record_id: o for o in blocked}
+    others = []
+    for (nkey, _), o in looks.items():
+        if nkey == key:
+            mine.setdefault(o.record_id, o)
+        else:
+            others.append(o)
+    return sorted(mine.values(), key=lambda o: (o.started_at, o.record_id)), others
+
+
+class _State:
+    """The flags of the judged pairs as the chunk goes, and what to write at its end."""
+
+    def __init__(self, stored: dict[Pair, list[Flag]]) -> None:
+        self.stored = {flags.flag_id(f): f for held in stored.values() for f in held}
+        self.current = {p: {f.method: f for f in held} for p, held in stored.items()}
+        self.now: dict[str, Flag] = dict(self.stored)
+
+    def judged(
+        self, pair: Pair, weighed: tuple[list[Observation], list[Observation]]
+    ) -> list[Flag]:
+        """Judge ``pair`` again; keep its flags; return those this judgement opened."""
+        mine, others = weighed
+        held = self.current[pair]
+        opened = []
+        for f in evaluate(mine, list(held.values()), others):
+            fid = flags.flag_id(f)
+            before = self.now.get(fid)
+            if f.state == "open" and (before is None or before.state != "open"):
+                opened.append(f)
+            self.now[fid] = f
+            held[f.method] = f
+        return opened
+
+    def changes(self) -> tuple[list[Flag], list[Flag]]:
+        """Return the flags to insert and those to overwrite."""
+        new = [f for fid, f in self.now.items() if fid not in self.stored]
+        changed = [f for fid, f in self.now.items() if fid in self.stored and self.stored[fid] != f]
+        return new, changed
+
+
+def _looks(conn: sa.Connection, services: set[str], since: datetime.datetime) -> Looks:
+    """Return the stored latest looks of every probe of every network at ``services``."""
     c = latest_looks.c
     stmt = sa.select(latest_looks).where(c.service.in_(sorted(services)), c.started_at >= since)
-    out: dict[str, list[tuple[str, Observation]]] = defaultdict(list)
+    out: Looks = defaultdict(dict)
     for row in conn.execute(stmt):
-        out[row.service].append((row.network_key, _observation(row)))
+        out[row.service][(row.network_key, row.probe_id)] = _observation(row)
     return out
 
 
 def _blocked(
     conn: sa.Connection, pairs: Sequence[Pair], since: datetime.datetime
-) -> dict[Pair, list[Observation]]:
-    """Return each pair's blocked records since ``since``, the latest OBSERVATION_CAP at most:
-    one statement per network, for all of its services."""
+) -> dict[Pair, list[tuple[datetime.datetime, Observation]]]:
+    """Return each pair's blocked records since ``since`` with the time each was received,
+    newest first, the latest OBSERVATION_CAP at most: one statement per network."""
     per_network: dict[tuple[int | None, str | None], set[str]] = defaultdict(set)
     for asn, network, service in pairs:
         per_network[(asn, network)].add(service)
     m = measurements.c
-    out: dict[Pair, list[Observation]] = defaultdict(list)
+    out: dict[Pair, list[tuple[datetime.datetime, Observation]]] = defaultdict(list)
     for (asn, network), services in per_network.items():
         same_network = [
             # `IS NULL` / `=`: PostgreSQL cannot serve IS NOT DISTINCT FROM by an index
@@ -124,7 +186,7 @@ def _blocked(
             m.network.is_(None) if network is None else m.network == network,
         ]
         stmt = (
-            sa.select(*_OBSERVATION_COLUMNS)
+            sa.select(*_OBSERVATION_COLUMNS, m.received_at)
             .where(
                 m.service.in_(sorted(services)),
                 *same_network,
@@ -136,7 +198,7 @@ def _blocked(
         for row in conn.execute(stmt):
             found = out[(asn, network, row.service)]
             if len(found) < OBSERVATION_CAP:
-                found.append(_observation(row))
+                found.append((row.received_at, _observation(row)))
     return out
 
 

@@ -1,41 +1,92 @@
 """The pairs waiting for judgement: marked in a batch's own transaction, taken by the judge.
 
 A (network, service) pair is marked once per batch that stores a record of it, in the batch's
-transaction: once acknowledged, its pairs are durable (a crash loses no judgement). The judge
-(collector/store/judgement.py) takes rows in ``seq`` order and deletes exactly the rows it took,
-so that a pair marked again while it was being judged is judged again. Functions take a
-Connection inside the caller's transaction; ``Store`` owns transactions.
+transaction, with the batch's newest ok-or-blocked look of the pair: once acknowledged, its
+pairs are durable (a crash loses no judgement). The judge (collector/store/judgement.py) takes
+rows in ``seq`` order, batch after batch, and deletes exactly the rows it took, so that a pair
+marked again while it was being judged is judged again. Functions take a Connection inside the
+caller's transaction; ``Store`` owns transactions.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import datetime
 import json
 from collections.abc import Sequence
+from typing import Any
 
 import sqlalchemy as sa
 
+from collector.analysis.flags import Observation
 from collector.store import bulk
 from collector.store.measurements import MeasurementRow
 from collector.store.schema import network_key, pending_pairs
 
 Pair = tuple[int | None, str | None, str]
 """A (asn, network, service) whose flags stored records may change."""
-Taken = tuple[int, Pair]
-"""A pending row: its ``seq`` and its pair."""
+# Only these decide a flag: a `down` or `inconclusive` look says nothing about blocking.
+DECISIVE = ("ok", "blocked")
+LOOK_COLUMNS = (
+    "probe_id", "record_id", "asn", "network", "category", "started_at", "status", "method",
+    "blockpage",
+)  # fmt: skip
+
+
+@dataclasses.dataclass(frozen=True)
+class Mark:
+    """One pending row: a pair one batch touched, and that batch's newest look of it."""
+
+    seq: int
+    batch: str
+    pair: Pair
+    received_at: datetime.datetime
+    look: Observation | None
+
 
 _MARK = sa.insert(pending_pairs)
 _LATEST = sa.select(sa.func.max(pending_pairs.c.seq))
 _COUNT = sa.select(sa.func.count()).select_from(pending_pairs)
-_COLUMNS = (pending_pairs.c.seq, pending_pairs.c.network_key, pending_pairs.c.service)
 
 
 def mark(conn: sa.Connection, rows: Sequence[MeasurementRow]) -> int:
-    """Mark every pair of ``rows`` as waiting for judgement; return how many pairs."""
-    keys = sorted({(network_key(r.asn, r.network), r.service) for r in rows})
-    if keys:
-        marks = [{"network_key": k, "service": s} for k, s in keys]
-        bulk.executemany(conn, "mark pending_pairs", lambda _: _MARK, marks)
-    return len(keys)
+    """Mark every pair of ``rows`` (one batch, of new records) as waiting for judgement, with
+    the batch's newest decisive look of each probe; return how many rows were marked."""
+    newest: dict[tuple[str, str, str], MeasurementRow | None] = {}
+    for row in rows:
+        key = (network_key(row.asn, row.network), row.service, row.probe_id)
+        kept = newest.get(key)
+        if row.status in DECISIVE and (
+            kept is None or (row.started_at, row.id) > (kept.started_at, kept.id)
+        ):
+            newest[key] = row
+        else:
+            newest.setdefault(key, None)
+    if not newest:
+        return 0
+    batch = (min(r.id for r in rows), max(r.received_at for r in rows))
+    marks = [_values(key, newest[key], batch) for key in sorted(newest)]
+    bulk.executemany(conn, "mark pending_pairs", lambda _: _MARK, marks)
+    return len(marks)
+
+
+def _values(
+    key: tuple[str, str, str],
+    look: MeasurementRow | None,
+    batch: tuple[str, datetime.datetime],
+) -> dict[str, Any]:
+    nkey, service, _ = key
+    values: dict[str, Any] = {"batch": batch[0], "network_key": nkey, "service": service}
+    values["received_at"] = batch[1]
+    for name in LOOK_COLUMNS:
+        values[name] = None
+    if look is not None:
+        values.update(
+            probe_id=look.probe_id, record_id=look.id, asn=look.asn, network=look.network,
+            category=look.category, started_at=look.started_at, status=look.status,
+            method=look.method, blockpage=look.blockpage,
+        )  # fmt: skip
+    return values
 
 
 def latest(conn: sa.Connection) -> int | None:
@@ -49,28 +100,37 @@ def count(conn: sa.Connection) -> int:
     return int(conn.execute(_COUNT).scalar_one())
 
 
-def take(conn: sa.Connection, upto: int, limit: int) -> list[Taken]:
+def take(conn: sa.Connection, upto: int, limit: int) -> list[Mark]:
     """Return up to ``limit`` waiting rows with ``seq <= upto``, oldest first."""
     c = pending_pairs.c
-    stmt = sa.select(*_COLUMNS).where(c.seq <= upto).order_by(c.seq).limit(limit)
-    return [(r.seq, _pair(r.network_key, r.service)) for r in conn.execute(stmt)]
+    stmt = sa.select(pending_pairs).where(c.seq <= upto).order_by(c.seq).limit(limit)
+    return [_mark(r) for r in conn.execute(stmt)]
 
 
-def still_waiting(conn: sa.Connection, seqs: Sequence[int]) -> list[Taken]:
-    """Return those of ``seqs`` that no other judge has deleted meanwhile."""
-    if not seqs:
+def still_waiting(conn: sa.Connection, marks: Sequence[Mark]) -> list[Mark]:
+    """Return those of ``marks`` that no other judge has deleted meanwhile."""
+    if not marks:
         return []
     c = pending_pairs.c
-    stmt = sa.select(*_COLUMNS).where(c.seq.in_(sorted(seqs))).order_by(c.seq)
-    return [(r.seq, _pair(r.network_key, r.service)) for r in conn.execute(stmt)]
+    stmt = sa.select(c.seq).where(c.seq.in_(sorted(m.seq for m in marks)))
+    left = set(conn.execute(stmt).scalars())
+    return [m for m in marks if m.seq in left]
 
 
-def delete(conn: sa.Connection, seqs: Sequence[int]) -> None:
+def delete(conn: sa.Connection, marks: Sequence[Mark]) -> None:
     """Delete the rows the judge took (and only those: later marks stay)."""
-    if seqs:
-        conn.execute(sa.delete(pending_pairs).where(pending_pairs.c.seq.in_(sorted(seqs))))
+    if marks:
+        seqs = sorted(m.seq for m in marks)
+        conn.execute(sa.delete(pending_pairs).where(pending_pairs.c.seq.in_(seqs)))
 
 
-def _pair(key: str, service: str) -> Pair:
-    asn, network = json.loads(key)
-    return asn, network, service
+def _mark(row: Any) -> Mark:
+    asn, network = json.loads(row.network_key)
+    look = None
+    if row.record_id is not None:
+        look = Observation(
+            record_id=row.record_id, probe_id=row.probe_id, asn=row.asn, network=row.network,
+            service=row.service, category=row.category, started_at=row.started_at,
+            status=row.status, method=row.method, blockpage=row.blockpage,
+        )  # fmt: skip
+    return Mark(row.seq, row.batch, (asn, network, row.service), row.received_at, look)

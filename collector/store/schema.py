@@ -279,9 +279,12 @@ blocked_addresses = sa.Table(
 )
 
 # Pairs (network, service) stored records have touched and the judge has not judged since
-# (issue 7): written in the batch's own transaction, drained by collector/store/pending.py. One
-# row a pair a batch; ``seq`` orders them, and the judge deletes only the rows it read, so that a
-# pair marked again meanwhile is judged again. INTEGER on SQLite: the rowid, numbered by itself.
+# (issue 7): written in the batch's own transaction, drained by collector/store/judgement.py. One
+# row a pair a batch, with the batch's newest decisive look of the pair (null: none), which the
+# judge applies to latest_looks batch after batch, judging each in turn as issue 5 says. ``seq``
+# orders them, and the judge deletes only the rows it read, so that a pair marked again meanwhile
+# is judged again. ``batch`` names the batch (its least new record id). INTEGER on SQLite: the
+# rowid.
 pending_pairs = sa.Table(
     "pending_pairs",
     metadata,
@@ -291,6 +294,17 @@ pending_pairs = sa.Table(
         primary_key=True,
         autoincrement=True,
     ),
+    sa.Column("batch", sa.Text, nullable=False),
     sa.Column("network_key", sa.Text, nullable=False),
     sa.Column("service", sa.Text, nullable=False),
+    sa.Column("received_at", UTCDateTime, nullable=False),
+    sa.Column("probe_id", sa.Text),
+    sa.Column("record_id", sa.Text),
+    sa.Column("asn", sa.BigInteger),
+    sa.Column("network", sa.Text),
+    sa.Column("category", sa.Text),
+    sa.Column("started_at", UTCDateTime),
+    sa.Column("status", sa.Text),
+    sa.Column("method", sa.Text),
+    sa.Column("blockpage", sa.Text),
 )

@@ -22,7 +22,6 @@ from collector.store import (
     addresses,
     flags,
     judgement,
-    looks,
     measurements,
     pending,
     probes,
@@ -84,9 +83,9 @@ class Store:
 
         A batch is stored whole or not at all. Resubmitting it stores nothing twice and returns
         ``inserted=0`` with every distinct id counted in ``duplicates``. In the same
-        transaction, for the new rows: each probe's latest look, the control's addresses of
-        each service and the addresses shown blocked are kept, and their (network, service)
-        pairs are marked for the judge (``judge_pending``); ``seen`` records that the probe
+        transaction, for the new rows: the control's addresses of each service and the
+        addresses shown blocked are kept, and their (network, service) pairs are marked for
+        the judge (``judge_pending``) with the batch's looks; ``seen`` records that the probe
         was seen, as ``touch_probe`` does.
         """
         return self._write(_store_batch, rows, seen)
@@ -94,10 +93,12 @@ class Store:
     def judge_pending(self, now: datetime.datetime) -> Judged:
         """Judge every pair marked before this call, chunk by chunk; return what was done.
 
-        Each chunk is one transaction: pairs weighed on their records since ``now`` minus two
-        days (collector.analysis.flags), flags stored, the chunk's marks deleted. Pairs marked
-        meanwhile are left to the next call. Judges of one pair are serialised across
-        processes; a judge that waited for another skips what that one judged.
+        Each chunk is one transaction: batch after batch, in the order they were stored, each
+        batch's looks applied and its pairs weighed on their records since ``now`` minus two
+        days (collector.analysis.flags), as if judged on its own; flags stored, the chunk's
+        marks deleted. Pairs marked meanwhile are left to the next call. Judges of one pair
+        are serialised across processes; a judge that waited for another skips what that one
+        judged.
         """
         with unavailable_on_failure(), self.engine.connect() as conn:
             upto = pending.latest(conn)
@@ -290,7 +291,6 @@ def _store_batch(
     fresh = {r.id: r for r in reversed(rows) if r.id in outcome.new_ids}  # the first of an id
     if fresh:
         new = list(fresh.values())
-        looks.note(conn, new)
         addresses.note(conn, new)
         pending.mark(conn, new)
     if seen is not None:

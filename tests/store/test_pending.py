@@ -8,7 +8,7 @@ import pytest
 
 from collector.store import Store, judgement, migrate, open_store, pending
 from tests.store.conftest import reset_pg
-from tests.store.test_flags import T0, look, summary
+from tests.store.test_flags import T0, at, look, summary
 
 LATER = T0 + datetime.timedelta(minutes=30)
 
@@ -73,3 +73,23 @@ def test_a_pair_marked_while_it_is_judged_is_judged_again(pg_database: str) -> N
         opened = store.judge_pending(LATER).opened
         assert [(f.service, f.probes) for f in opened] == [("mycanal", ("p1", "p2"))]
         assert store.pending_count() == 0
+
+
+def test_batches_judged_together_leave_the_history_of_batches_judged_one_by_one(
+    store: Store,
+) -> None:
+    deezer = {"network": "SFR", "service": "deezer"}
+    batches = [
+        [look("s1", 0, **deezer)],  # SFR blocks Deezer: one probe sees it, then another
+        [look("s2", 1, **deezer)],
+        [look("s1", 60, "ok", None, **deezer)],  # and lifts the block
+        [look("s2", 61, "ok", None, **deezer)],
+    ]
+    for rows in batches:
+        store.insert_batch(rows)
+    # one judgement of all four (the judge was behind): the block still opened, then closed
+    opened = store.judge_pending(T0 + datetime.timedelta(minutes=62)).opened
+    assert [(f.network, f.service, f.state) for f in opened] == [("SFR", "deezer", "open")]
+    [flag] = store.query_flags()
+    assert (flag["state"], flag["probes"]) == ("closed", ["s1", "s2"])
+    assert (flag["first_seen"], flag["closed_at"]) == (at(0), at(61))
