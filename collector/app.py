@@ -16,7 +16,7 @@ import prometheus_client
 from aiohttp import web
 
 from collector import control as control_mod
-from collector import dashboard, findings, handlers, logs, signatures
+from collector import dashboard, findings, handlers, ingest, logs, signatures
 from collector.asn import AsnDatabase
 from collector.auth import RateLimiter
 from collector.config import CollectorConfig
@@ -88,6 +88,15 @@ class State:
     def asn_of(self, address: str) -> int | None:
         found = self.asn_db.lookup(address) if self.asn_db else None
         return found.asn if found else None
+
+    async def prepare_batch(
+        self, raw: bytes, probe: Any, looked_up: tuple[int, str | None] | None
+    ) -> list[Any]:
+        """A submitted body -> rows to store (collector.ingest.prepare_batch); BatchError if
+        refused. The seam where the per-record work could go to other processes."""
+        return ingest.prepare_batch(
+            raw, self.config.max_batch_records, probe, looked_up, self.fingerprints, self.asn_of
+        )
 
     async def judged(self) -> None:
         """Drain the pending pairs before reading flags or collateral (SPEC.md: a read reflects

@@ -35,13 +35,18 @@ class Problem(Exception):
         self.status, self.message = status, message
 
 
-async def read_json(request: web.Request) -> Any:
-    """Return the request's JSON body, or raise a Problem (400, 413) naming what is wrong."""
+async def read_body(request: web.Request) -> bytes:
+    """Return the request's body, or raise a Problem (413) when it is past the limit."""
     try:
-        raw = await request.read()
+        return await request.read()
     except web.HTTPRequestEntityTooLarge:
         limit = request.app[STATE].config.max_body_bytes
         raise Problem(413, f"body: larger than the limit of {limit} bytes") from None
+
+
+async def read_json(request: web.Request) -> Any:
+    """Return the request's JSON body, or raise a Problem (400, 413) naming what is wrong."""
+    raw = await read_body(request)
     try:
         return json.loads(raw)
     except (ValueError, UnicodeDecodeError) as e:
@@ -216,14 +221,11 @@ async def post_measurements(request: web.Request) -> web.Response:
     probe = await _authenticated(request)
     logs.event("batch receiving", logging.DEBUG, probe_id=probe.id)
     try:
-        body = await read_json(request)
-        records = ingest.parse_batch(body, state.config.max_batch_records, probe.id)
+        raw = await read_body(request)
         looked_up = state.lookup_network(_source(request))  # the address is dropped after this
-        rows = ingest.prepare_rows(
-            records, probe, looked_up, state.fingerprints, state.asn_of, submitted=body["records"]
-        )
-    except Problem as e:
-        state.metrics.reject("too_large" if e.status == 413 else "malformed_json")
+        rows = await state.prepare_batch(raw, probe, looked_up)
+    except Problem:
+        state.metrics.reject("too_large")
         raise
     except ingest.BatchError as e:
         state.metrics.reject(e.reason)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -25,6 +26,28 @@ class BatchError(ValueError):
     def __init__(self, status: int, message: str, reason: str) -> None:
         super().__init__(message)
         self.status, self.message, self.reason = status, message, reason
+
+    def __reduce__(self) -> tuple[Any, tuple[int, str, str]]:
+        # picklable as it is built, for a batch prepared in another process
+        return BatchError, (self.status, self.message, self.reason)
+
+
+def prepare_batch(
+    raw: bytes,
+    max_records: int,
+    probe: ProbeRow,
+    looked_up: tuple[int, str | None] | None,
+    fingerprints: verdict.Fingerprints,
+    asn_of: AsnLookup | None = None,
+) -> list[MeasurementRow]:
+    """A submitted body -> the rows to store: decode, validate (``parse_batch``), recompute the
+    verdicts (``prepare_rows``); BatchError for what is refused, bad JSON included."""
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise BatchError(400, f"body: not valid JSON ({e})", "malformed_json") from None
+    records = parse_batch(body, max_records, probe.id)
+    return prepare_rows(records, probe, looked_up, fingerprints, asn_of, submitted=body["records"])
 
 
 def parse_batch(body: Any, max_records: int, probe_id: str) -> list[Measurement]:
