@@ -5,22 +5,33 @@ usage: python -m benchmarks.collector_variants VARIANT serve|export ARGS...
 - shallow_rows: the batch insert builds its parameters with a shallow dict per row instead of
   ``dataclasses.asdict``, which deep-copies every stored document (the profile of
   benchmarks/ingest.py --profile shows that copy as the largest single cost of an ingest).
+- pool1, pool2: each batch is decoded, validated and given its verdicts (collector.ingest
+  ``prepare_batch``, through the ``State.prepare_batch`` seam) in a pool of 1 or 2 worker
+  processes, the event loop's process keeping HTTP, the store and the judge: what spreading the
+  per-record CPU over cores would give (issue 7). Default fingerprints, no ASN database, as
+  benchmarks/collectord.py runs the collector.
 Product code is not changed: the replacement is installed in this process only.
 """
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import dataclasses
+import functools
+import multiprocessing
 import sys
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import sqlalchemy as sa
 import sqlalchemy.dialects.postgresql
 import sqlalchemy.dialects.sqlite
 
-from collector import cli
+from collector import app, cli, ingest, signatures
 from collector.store import measurements
 from collector.store.schema import measurements as table
+from probe import fingerprints
 
 FIELDS = tuple(f.name for f in dataclasses.fields(measurements.MeasurementRow))
 
@@ -47,7 +58,42 @@ def shallow_rows() -> None:
     measurements.insert = shallow_insert
 
 
-VARIANTS: dict[str, Callable[[], None] | None] = {"shipped": None, "shallow_rows": shallow_rows}
+_FINGERPRINTS: Any = None
+
+
+def _worker_start() -> None:
+    global _FINGERPRINTS
+    _FINGERPRINTS = signatures.RememberedFingerprints(fingerprints.default_fingerprints())
+
+
+def _prepare_in_worker(raw: bytes, max_records: int, probe: Any, looked_up: Any) -> list[Any]:
+    return ingest.prepare_batch(raw, max_records, probe, looked_up, _FINGERPRINTS)
+
+
+def pooled(workers: int) -> Callable[[], None]:
+    """Install State.prepare_batch running in a pool of ``workers`` processes."""
+
+    def install() -> None:
+        context = multiprocessing.get_context("spawn")
+        pool = concurrent.futures.ProcessPoolExecutor(workers, context, _worker_start)
+
+        async def prepare_batch(self: Any, raw: bytes, probe: Any, looked_up: Any) -> list[Any]:
+            loop = asyncio.get_running_loop()
+            max_records = self.config.max_batch_records
+            job = functools.partial(_prepare_in_worker, raw, max_records, probe, looked_up)
+            return await loop.run_in_executor(pool, job)
+
+        app.State.prepare_batch = prepare_batch  # type: ignore[method-assign]
+
+    return install
+
+
+VARIANTS: dict[str, Callable[[], None] | None] = {
+    "shipped": None,
+    "shallow_rows": shallow_rows,
+    "pool1": pooled(1),
+    "pool2": pooled(2),
+}
 
 
 def main(argv: Sequence[str]) -> int:
