@@ -83,12 +83,16 @@ def current(conn: sa.Connection, pairs: Sequence[Pair]) -> dict[Pair, list[Flag]
 
 
 def write(conn: sa.Connection, new: Sequence[Flag], changed: Sequence[Flag]) -> None:
-    """Insert the ``new`` flags and overwrite the ``changed`` ones (by id), a statement each."""
-    if new:
-        conn.execute(sa.insert(flags), [{"id": flag_id(f), **_flag_values(f)} for f in new])
+    """Overwrite the ``changed`` flags (by id), then insert the ``new`` ones, a statement each.
+
+    In that order: a flag closed and reopened in one judgement is a closed row and a new open
+    one, and at most one open row of a (network, service, method) may exist at any time.
+    """
     if changed:
         stmt = sa.update(flags).where(flags.c.id == sa.bindparam("fid"))
         conn.execute(stmt, [{"fid": flag_id(f), **_flag_values(f)} for f in changed])
+    if new:
+        conn.execute(sa.insert(flags), [{"id": flag_id(f), **_flag_values(f)} for f in new])
 
 
 def _flag(row: Any) -> Flag:

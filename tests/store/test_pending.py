@@ -93,3 +93,18 @@ def test_batches_judged_together_leave_the_history_of_batches_judged_one_by_one(
     [flag] = store.query_flags()
     assert (flag["state"], flag["probes"]) == ("closed", ["s1", "s2"])
     assert (flag["first_seen"], flag["closed_at"]) == (at(0), at(61))
+
+
+def test_a_flag_closed_and_reopened_within_one_judgement_is_two_rows(store: Store) -> None:
+    store.insert_batch([look("p1", 0), look("p2", 1)])
+    store.judge_pending(T0 + datetime.timedelta(minutes=2))
+    for minutes, status, method in ((60, "ok", None), (120, "blocked", "dns")):
+        for n, probe in enumerate(("p1", "p2")):
+            store.insert_batch([look(probe, minutes + n, status, method)])
+    # the stored open flag closes, and a new one opens, in one transaction
+    store.judge_pending(T0 + datetime.timedelta(minutes=122))
+    history = store.query_flags()
+    assert [(f["state"], f["first_seen"]) for f in history] == [
+        ("open", at(120)),
+        ("closed", at(0)),
+    ]
