@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import json
 import pathlib
 import time
 import uuid
@@ -15,8 +16,11 @@ import psycopg
 import pytest
 import sqlalchemy as sa
 
-from collector import handlers
+from collector import cli, handlers
+from collector.store import open_store
 from tests.collector.harness import CollectorProcess, batch, register, running, submit
+from tests.collector.test_findings import recent as findings_recent
+from tests.store.test_flags import look
 
 OPENED = "surblocage_flags_opened_total"
 # what every record of the harness shows: DNS answers 127.0.0.1 with EDE 16 "Censored", a
@@ -115,3 +119,27 @@ async def test_a_batch_acked_by_one_process_is_in_the_flags_read_from_another(
         assert a.stop() == 0
         assert b.stop() == 0
         drop_role(pg_url, ingesting)
+
+
+async def test_the_metrics_reflect_a_batch_the_background_judge_has_not_judged(
+    db_url: str,
+) -> None:
+    async with running(db_url, judge_in_background=False) as c:
+        _, token = await c.register(asn=3215, network="Orange")
+        assert (await c.submit(token, batch(range(2), started_at=recent())))[0] == 200
+        async with c.client.get("/metrics") as r:
+            text = await r.text()
+    series = 'surblocage_flags_open{category="iptv_legal",method="dns",network="Orange",'
+    assert f'{series}service="mycanal"}} 1.0' in text
+
+
+def test_an_export_of_flags_judges_what_is_pending_first(
+    sqlite_url: str, tmp_path: pathlib.Path
+) -> None:
+    with open_store(sqlite_url) as db:  # stored and acknowledged, never judged
+        db.insert_batch([look("p1", findings_recent(0), blockpage="fr")])
+        assert db.pending_count() == 1
+    out = tmp_path / "flags.jsonl"
+    assert cli.main(["export", "--what", "flags", "--db", sqlite_url, "-o", str(out)]) == 0
+    exported = [json.loads(line) for line in out.read_text().splitlines()]
+    assert shown(exported) == [FLAG]
