@@ -1,11 +1,14 @@
-"""The judge: drains the pending pairs, weighs each pair's observations once, keeps the flags.
+"""The judge: drains the pending pairs batch after batch, reading observations once a chunk.
 
 Issue 7: judging after the acknowledgement, many batches at once, instead of before each ack.
 A chunk of pending rows is judged in one transaction: the pairs' observations are read set-wise
 (one statement for the looks of every service, one per network for the blocked records, one for
-the current flags), the rules of collector.analysis decide, the flags are written, and exactly
-the pending rows judged are deleted. On PostgreSQL the pairs are locked first (advisory locks,
-one order), so two processes never judge one pair at once, and a judge that waited for another
+the current flags); then batch after batch, in the order they were stored, the batch's looks are
+applied and its pairs weighed on the records received up to it by the rules of
+collector.analysis, as if each batch had been judged on its own (issue 5: a block opened and
+lifted between two passes stays in the history); the flags and looks are written, and exactly the
+pending rows judged are deleted. On PostgreSQL the pairs are locked first (advisory locks, one
+order), so two processes never judge one pair at once, and a judge that waited for another
 judges only what is still pending. Functions take a Connection inside the caller's transaction.
 """
 

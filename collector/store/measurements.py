@@ -115,7 +115,7 @@ class MeasurementRow:
         the probe itself concluded, kept beside the collector's. ``submitted`` is the record as
         the probe sent it, already validated into ``m``: stored as sent (keys a newer probe
         adds are kept) with the verdict and probe block replaced, instead of ``m`` encoded
-        again (docs/benchmarks.md §3.5: the encoding cost a quarter of ingest).
+        again (docs/benchmarks.md §3.5: validating and encoding again were a quarter of ingest).
         """
         if m.verdict is None:
             raise ValueError("verdict: the collector's verdict is missing")

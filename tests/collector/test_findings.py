@@ -37,7 +37,7 @@ def metrics(registry: prometheus_client.CollectorRegistry) -> Metrics:
 
 
 def recent(minutes: float) -> float:
-    """Minutes after T0 of a time ``minutes`` from an hour ago (after_batch judges by the clock)."""
+    """Minutes after T0 of a time ``minutes`` from an hour ago (the judge goes by the clock)."""
     an_hour_ago = datetime.datetime.now(UTC) - datetime.timedelta(hours=1)
     return (an_hour_ago - T0).total_seconds() / 60 + minutes
 
