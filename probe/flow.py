@@ -245,10 +245,15 @@ class Flow:
             )
         )
         b.tcp.extend(result.tcp)
+        start = len(b.tls)
+        b.tls.extend(result.tls)  # kept even if the target's time runs out during the swaps
         if https:
             swaps = await asyncio.gather(*(self._swap(t) for t in result.tls))
-            for first, swap in zip(result.tls, swaps, strict=True):
-                b.tls.extend([first] if swap is None else [first, swap])
+            b.tls[start:] = [
+                t
+                for first, swap in zip(result.tls, swaps, strict=True)
+                for t in ([first] if swap is None else [first, swap])
+            ]
         http_result: HTTPResult | None = result.http
         return http_result
 

@@ -26,6 +26,7 @@ class FakeNet:
     ) -> None:
         self.zone, self.tls_fail, self.pages, self.slow = zone, tls_fail or {}, pages or {}, slow
         self.calls: list[tuple[str, Any]] = []
+        self.swap_delay = 0.0
 
     async def dns(self, spec: Any) -> DNSResult:
         self.calls.append(("dns", (spec.name, spec.qtype)))
@@ -46,6 +47,8 @@ class FakeNet:
 
     async def tls(self, spec: Any) -> TLSResult:
         self.calls.append(("tls", (spec.ip, spec.sni, spec.neutral)))
+        if spec.neutral:
+            await asyncio.sleep(self.swap_delay)
         failure = None if spec.neutral else self.tls_fail.get((spec.ip, spec.sni))
         return TLSResult(
             ip=spec.ip, port=spec.port, sni=spec.sni, failure=failure, ms=1, neutral=spec.neutral
@@ -179,3 +182,12 @@ async def test_redirect_hop_that_cannot_be_reached_keeps_the_chain() -> None:
     assert m.http is not None
     assert (m.http.url, m.http.failure) == ("https://b.fr/", "connection_reset")
     assert [r.location for r in m.http.redirects] == ["https://b.fr/"]
+
+
+async def test_a_handshake_cut_is_kept_when_the_time_runs_out_during_its_swap() -> None:
+    opts = FlowOptions(resolver="192.0.2.53", target_timeout_seconds=0.3)
+    net = FakeNet({"a.fr": ["93.184.216.34"]}, tls_fail={("93.184.216.34", "a.fr"): "eof_error"})
+    net.swap_delay = 5.0
+    m = await Flow(opts, net.steps()).measure(target("https://a.fr/", "a.fr"), PROBE)
+    assert [(t.sni, t.failure) for t in m.tls] == [("a.fr", "eof_error")]
+    assert m.http is not None and m.http.failure == "generic_timeout_error"
