@@ -178,11 +178,12 @@ sa.Index(
     measurements.c.id,
 )
 sa.Index(None, measurements.c.probe_id, measurements.c.started_at, measurements.c.id)
-# "blocked by method M on network N": without it PostgreSQL scans status/method and filters by
-# network (298 ms at the 99th percentile at 10 M records, docs/benchmarks.md §4)
+# "blocked by method M on network N" (the research API's asn filter): without it PostgreSQL
+# scans status/method and filters by asn (298-404 ms at the 99th percentile at 10 M records,
+# docs/benchmarks.md §4; revision 0005)
 sa.Index(
     None,
-    measurements.c.network,
+    measurements.c.asn,
     measurements.c.status,
     measurements.c.method,
     measurements.c.started_at,
