@@ -101,12 +101,18 @@ def network_busy_seconds(records: Sequence[dict[str, Any]]) -> float:
     return (max(ends) - min(starts)).total_seconds()
 
 
+PINNED = False  # --pin: the probe on CPU 1, the lab's servers on CPU 0
+
+
 def one_run(lab: Lab, urls: list[str], concurrency: int, variant: str | None) -> dict[str, Any]:
     """Run one cycle; return its figures (seconds, CPU, RSS, bytes per 1,000 targets)."""
     if variant is None:
         argv = rig.probe_argv(lab, urls, concurrency, None)
     else:
         argv = rig.variant_argv(lab, urls, concurrency, variant)
+    if PINNED:
+        rig.pin_lab(lab, "0")
+        argv = ["taskset", "-c", "1", *argv]
     before_bytes, before_cpu = rig.wire_bytes(lab), rig.lab_cpu(lab)
     with rig.rtt_during(lab) as rtts:
         cost = rig.run_measured(lab.ns("probe_a"), argv)
@@ -181,6 +187,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--delay-ms", type=float, default=30.0, help="RTT added on the ISP uplink")
     p.add_argument("--profile", action="store_true", help="also one cProfile'd run at c=32")
     p.add_argument(
+        "--pin",
+        action="store_true",
+        help="what-if: the lab's servers on CPU 0 and the probe on CPU 1 (taskset), so that the "
+        "simulated network does not take the probe's CPU",
+    )
+    p.add_argument(
         "--variants",
         nargs="*",
         default=[],
@@ -193,7 +205,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    figures.header(f"probe cycle: {args.targets} targets, {args.delay_ms:g} ms RTT")
+    global PINNED
+    PINNED = args.pin
+    pinned = ", pinned: lab on CPU 0, probe on CPU 1" if args.pin else ""
+    figures.header(f"probe cycle: {args.targets} targets, {args.delay_ms:g} ms RTT{pinned}")
     honest = rig.cycle_urls(args.targets)
     results: dict[int, list[dict]] = {}
     if args.concurrency:

@@ -145,6 +145,14 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def pin_lab(lab: Lab, cpus: str) -> None:
+    """Hold every thread of the lab's own servers on ``cpus`` (taskset), for a what-if."""
+    for r in lab.processes.items:
+        if r.popen.poll() is None:
+            argv = ["taskset", "-a", "-p", "-c", cpus, str(r.popen.pid)]
+            subprocess.run(argv, capture_output=True, check=True)
+
+
 def lab_cpu(lab: Lab) -> dict[str, float]:
     """Return CPU seconds used so far by each of the lab's own servers (web, DNS, delayer)."""
     return {r.name: cpu_seconds(r.popen.pid) for r in lab.processes.items if r.popen.poll() is None}
