@@ -18,7 +18,6 @@ import dataclasses
 import datetime
 from collections import defaultdict
 from collections.abc import Sequence
-from typing import Any
 
 import sqlalchemy as sa
 
@@ -168,7 +167,7 @@ def _looks(conn: sa.Connection, services: set[str], since: datetime.datetime) ->
     stmt = sa.select(latest_looks).where(c.service.in_(sorted(services)), c.started_at >= since)
     out: Looks = defaultdict(dict)
     for row in conn.execute(stmt):
-        out[row.service][(row.network_key, row.probe_id)] = _observation(row)
+        out[row.service][(row.network_key, row.probe_id)] = pending.observation(row)
     return out
 
 
@@ -201,7 +200,7 @@ def _blocked(
         for row in conn.execute(stmt):
             found = out[(asn, network, row.service)]
             if len(found) < OBSERVATION_CAP:
-                found.append((row.received_at, _observation(row)))
+                found.append((row.received_at, pending.observation(row)))
     return out
 
 
@@ -217,18 +216,3 @@ _OBSERVATION_COLUMNS = (
     measurements.c.method,
     measurements.c.blockpage,
 )
-
-
-def _observation(row: Any) -> Observation:
-    return Observation(
-        record_id=row.record_id,
-        probe_id=row.probe_id,
-        asn=row.asn,
-        network=row.network,
-        service=row.service,
-        category=row.category,
-        started_at=row.started_at,
-        status=row.status,
-        method=row.method,
-        blockpage=row.blockpage,
-    )

@@ -124,13 +124,17 @@ def delete(conn: sa.Connection, marks: Sequence[Mark]) -> None:
         conn.execute(sa.delete(pending_pairs).where(pending_pairs.c.seq.in_(seqs)))
 
 
+def observation(row: Any) -> Observation:
+    """Return the look a row holds: a pending row's, or a stored record's or latest look's
+    (they name these columns alike)."""
+    return Observation(
+        record_id=row.record_id, probe_id=row.probe_id, asn=row.asn, network=row.network,
+        service=row.service, category=row.category, started_at=row.started_at,
+        status=row.status, method=row.method, blockpage=row.blockpage,
+    )  # fmt: skip
+
+
 def _mark(row: Any) -> Mark:
     asn, network = json.loads(row.network_key)
-    look = None
-    if row.record_id is not None:
-        look = Observation(
-            record_id=row.record_id, probe_id=row.probe_id, asn=row.asn, network=row.network,
-            service=row.service, category=row.category, started_at=row.started_at,
-            status=row.status, method=row.method, blockpage=row.blockpage,
-        )  # fmt: skip
+    look = observation(row) if row.record_id is not None else None
     return Mark(row.seq, row.batch, (asn, network, row.service), row.received_at, look)
