@@ -51,11 +51,7 @@ async def measure(spec: TLSSpec) -> TLSResult:
     try:
         version, cert = await _handshake(spec, context)
     except failures.NETWORK_ERRORS as exc:
-        failure = failures.classify(exc)
-        ms = _ms(started)
-        if failure not in failures.CERTIFICATE_FAILURES:
-            return _result(spec, failure, ms, None, None, _NO_CERT)
-        return _result(spec, failure, ms, None, False, await _fetch_cert(spec))
+        return await _failed(spec, failures.classify(exc), _ms(started))
     return _result(spec, None, _ms(started), version, True if spec.verify else None, cert)
 
 
@@ -73,16 +69,25 @@ async def upgrade(
             await writer.start_tls(context, server_hostname=spec.sni)
     except failures.NETWORK_ERRORS as exc:
         writer.transport.abort()  # asyncio closed it already on most failures, not on all
-        failure = failures.classify(exc)
-        ms = round(connect_ms + _ms(started), 3)
-        if failure not in failures.CERTIFICATE_FAILURES:
-            return _result(spec, failure, ms, None, None, _NO_CERT)
-        return _result(spec, failure, ms, None, False, await _fetch_cert(spec))
+        return await _failed(spec, failures.classify(exc), round(connect_ms + _ms(started), 3))
     ms = round(connect_ms + _ms(started), 3)
+    version, cert = _peer(writer)
+    return _result(spec, None, ms, version, True if spec.verify else None, cert)
+
+
+async def _failed(spec: TLSSpec, failure: str, ms: float) -> TLSResult:
+    """Return a failed handshake's result, with the certificate when it did not verify."""
+    if failure not in failures.CERTIFICATE_FAILURES:
+        return _result(spec, failure, ms, None, None, _NO_CERT)
+    return _result(spec, failure, ms, None, False, await _fetch_cert(spec))
+
+
+def _peer(writer: asyncio.StreamWriter) -> tuple[str | None, _Cert]:
+    """Return the TLS version and the peer's certificate of a completed handshake."""
     ssl_object = writer.get_extra_info("ssl_object")
     version = ssl_object.version() if ssl_object else None
     der = ssl_object.getpeercert(binary_form=True) if ssl_object else None
-    return _result(spec, None, ms, version, True if spec.verify else None, _describe(der))
+    return version, _describe(der)
 
 
 async def _handshake(spec: TLSSpec, context: ssl.SSLContext) -> tuple[str | None, _Cert]:
@@ -91,14 +96,12 @@ async def _handshake(spec: TLSSpec, context: ssl.SSLContext) -> tuple[str | None
         _, writer = await asyncio.open_connection(
             spec.ip, spec.port, ssl=context, server_hostname=spec.sni
         )
-    ssl_object = writer.get_extra_info("ssl_object")
-    version = ssl_object.version() if ssl_object else None
-    der = ssl_object.getpeercert(binary_form=True) if ssl_object else None
+    peer = _peer(writer)
     # send close_notify and go on: waiting for the peer's would cost a round trip on every
     # target, and how the peer takes our close is no part of the result; asyncio completes
     # the shutdown (or aborts it after its ssl_shutdown_timeout) in the background
     writer.close()
-    return version, _describe(der)
+    return peer
 
 
 async def _fetch_cert(spec: TLSSpec) -> _Cert:
