@@ -7,27 +7,44 @@ addresses (private, link-local, shared, documentation) are dialled only inside a
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Iterable
+from typing import NamedTuple
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
-def is_ip(text: str) -> bool:
+class _Facts(NamedTuple):
+    address: bool  # an IP address at all
+    anomalous: bool  # loopback, unspecified, or not an address
+    is_global: bool
+
+
+@functools.lru_cache(maxsize=8192)
+def _facts(text: str) -> _Facts:
+    # Remembered: the collector judges the same CDN addresses record after record, and
+    # ``is_global`` walks ipaddress's tables of special networks each time
+    # (docs/benchmarks.md §3.7).
     try:
-        ipaddress.ip_address(text)
+        addr = ipaddress.ip_address(text)
     except ValueError:
-        return False
-    return True
+        return _Facts(False, True, False)
+    return _Facts(True, addr.is_loopback or addr.is_unspecified, addr.is_global)
+
+
+def is_ip(text: str) -> bool:
+    return _facts(text).address
 
 
 def always_anomalous(text: str) -> bool:
     """Loopback, unspecified, or not an address at all: never dialled, always a bogon."""
-    try:
-        addr = ipaddress.ip_address(text)
-    except ValueError:
-        return True
-    return addr.is_loopback or addr.is_unspecified
+    return _facts(text).anomalous
+
+
+def is_global(text: str) -> bool:
+    """A public address (ipaddress's ``is_global``); False for what is not an address."""
+    return _facts(text).is_global
 
 
 def is_connectable(text: str, allow_networks: Iterable[Network] = ()) -> bool:

@@ -13,13 +13,12 @@ fewer false positives or for the French cases OONI cannot confirm:
 
 from __future__ import annotations
 
-import ipaddress
 import urllib.parse
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from probe import failures as f
-from probe.addresses import always_anomalous, is_ip
+from probe.addresses import always_anomalous, is_global, is_ip
 from probe.record import Control, DNSResult, HTTPResult, Measurement, TCPResult, TLSResult, Verdict
 
 AsnLookup = Callable[[str], int | None]
@@ -293,4 +292,4 @@ def _unroutable(s: str, tried: Sequence[TCPResult]) -> bool:
     """Loopback, or a non-public address that its measurer was not allowed to dial (a bogon)."""
     if always_anomalous(s):
         return True
-    return not ipaddress.ip_address(s).is_global and s not in {t.ip for t in tried}
+    return not is_global(s) and s not in {t.ip for t in tried}
