@@ -168,6 +168,7 @@ async def cmd_serve(args: argparse.Namespace) -> int:
     await runner.setup()
     site = web.TCPSite(runner, host.strip("[]"), int(port))
     await site.start()
+    app_mod.tune_gc()
     bound = " ".join(_hostport(a) for a in runner.addresses)
     logs.event("collector listening", listen=bound, version=__version__)
     stop = asyncio.Event()

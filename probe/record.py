@@ -188,7 +188,7 @@ class Measurement:
         if data.get("schema") != SCHEMA:
             raise MalformedRecord(f"schema: expected {SCHEMA}, got {data.get('schema')!r}")
         m = decode(cls, data, "")
-        _check_semantics(m)
+        check_semantics(m)
         return m
 
     @classmethod
@@ -206,7 +206,8 @@ def new_id() -> str:
     return str(uuid.uuid4())
 
 
-def _check_semantics(m: Measurement) -> None:
+def check_semantics(m: Measurement) -> None:
+    """Raise MalformedRecord for what the types allow and schema 1 does not (id, url, times)."""
     try:
         canonical = str(uuid.UUID(m.id))
     except ValueError:

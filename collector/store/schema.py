@@ -12,6 +12,7 @@ import functools
 import json
 from typing import Any
 
+import msgspec
 import sqlalchemy as sa
 
 UTC = datetime.UTC
@@ -54,7 +55,10 @@ class JSONText(sa.TypeDecorator[dict[str, Any]]):
     """A JSON object kept as text, byte for byte the same on both dialects.
 
     Not PostgreSQL's jsonb: it rejects ``\\u0000``, which a probe may legitimately report in a
-    page title, and it would reorder keys.
+    page title, and it would reorder keys. Encoded and decoded by msgspec, in C (ingest stores
+    thousands a second, docs/benchmarks.md §3.7): compact, UTF-8 unescaped, as json.dumps with
+    ``separators=(",", ":"), ensure_ascii=False`` writes it but for the spelling of some floats
+    (``1.5e-7`` for ``1.5e-07``), which read back the same.
     """
 
     impl = sa.Text
@@ -63,10 +67,19 @@ class JSONText(sa.TypeDecorator[dict[str, Any]]):
     def process_bind_param(self, value: Any, dialect: sa.Dialect) -> str | None:
         if value is None:
             return None
-        return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+        return _ENCODER.encode(value).decode()
 
     def process_result_value(self, value: Any, dialect: sa.Dialect) -> dict[str, Any] | None:
-        return None if value is None else json.loads(value)
+        if value is None:
+            return None
+        try:
+            return _DECODER.decode(value)
+        except msgspec.DecodeError:  # a document stored by an earlier version (NaN, say)
+            return json.loads(value)
+
+
+_ENCODER = msgspec.json.Encoder()
+_DECODER = msgspec.json.Decoder()
 
 
 class JSONList(sa.TypeDecorator[list[Any]]):

@@ -35,6 +35,15 @@ def claim(probe_id: str) -> dict[str, Any]:
 SUBMISSIONS: dict[str, tuple[str, Any, int, str]] = {
     "malformed_json": ("token", b'{"records": [', 400, "body: not valid JSON"),
     "not_utf8": ("token", b"\xff\xfe{}", 400, "body: not valid JSON"),
+    # not JSON (RFC 8259), though Python's json module writes and reads them
+    "nan": ("token", bad(lambda r: r.update(duration_ms=float("nan"))), 400, "body: not valid"),
+    "infinity": ("token", bad(lambda r: r.update(duration_ms=float("inf"))), 400, "body: not"),
+    "lone_surrogate": (
+        "token",
+        bad(lambda r: r["http"].update(title="\ud800")),
+        400,
+        "body: not valid JSON",
+    ),
     "not_an_object": ("token", [], 400, "body: expected an object with a 'records' array"),
     "records_not_a_list": ("token", {"records": {}}, 400, "body: expected an object with a"),
     "empty_batch": ("token", {"records": []}, 400, "records: the batch is empty"),
