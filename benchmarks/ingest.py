@@ -204,7 +204,7 @@ def add_pair_index(url: str) -> None:
 
 def run_backend(kind: str, args: argparse.Namespace, workdir: pathlib.Path) -> None:
     """For each variant (and process count on PostgreSQL), ingest into a fresh database."""
-    counts = args.processes if kind == "postgresql" else [1]
+    counts = args.processes
     for variant in args.variants:
         for k in counts:
             with collectord.scratch_database(kind, "ingest") as url, contextlib.ExitStack() as st:
@@ -239,7 +239,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                    help="over this many days before now (flags read the last 2 days)")  # fmt: skip
     p.add_argument("--pair-index", action="store_true", help="what-if: " + PAIR_INDEX)
     p.add_argument("--processes", type=int, nargs="*", default=[1],
-                   help="collector processes sharing the PostgreSQL database")  # fmt: skip
+                   help="collector processes sharing the database")  # fmt: skip
     args = p.parse_args(argv)
     figures.header(f"collector ingest: batches of {BATCH}, {args.submitters} submitters")
     with tempfile.TemporaryDirectory(prefix="sb-bench-ingest-") as tmp:

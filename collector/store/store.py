@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime
-import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -32,12 +31,16 @@ from collector.store.errors import StoreUnavailable
 from collector.store.measurements import InsertOutcome, MeasurementRow
 from collector.store.probes import ProbeRow
 from collector.store.query import MeasurementQuery, Page, decode_cursor
+from collector.store.writer import GroupCommit, WriterTurn
 
 EXPORT_CHUNK = 500
 # PostgreSQL's "deadlock detected" and "serialization failure": the transaction was rolled back
 # whole and may simply run again.
 RETRY_SQLSTATES = frozenset({"40P01", "40001"})
 INSERT_ATTEMPTS = 3
+# SQLite: batches waiting for the writer are stored together, one transaction and one sync to
+# disk for all of them (a group commit), up to this many rows.
+GROUP_ROWS = 2000
 T = TypeVar("T")
 
 
@@ -56,11 +59,12 @@ class Store:
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
         self._writer = engine.execution_options(**{WRITE: True})
-        # SQLite has one writer: the threads of this process take turns here, each woken as
-        # soon as the last one commits, instead of polling the file lock in SQLite's busy
-        # handler, which sleeps up to 100 ms a try and left the lock idle (issue 7: batch
-        # p99 above 2 s). Other processes on the same file still meet the busy handler.
-        self._turns = threading.Lock() if engine.dialect.name == "sqlite" else None
+        # SQLite has one writer: threads and processes take turns (collector.store.writer)
+        self._turns: WriterTurn | None = None
+        self._group: GroupCommit[Any, InsertOutcome] | None = None
+        if engine.dialect.name == "sqlite":
+            self._turns = WriterTurn(engine.url.database)
+            self._group = GroupCommit(self._turns, GROUP_ROWS)
 
     def __enter__(self) -> Store:
         return self
@@ -71,6 +75,8 @@ class Store:
     def close(self) -> None:
         """Close the pooled connections."""
         self.engine.dispose()
+        if self._turns is not None:
+            self._turns.close()
 
     def check_schema(self) -> None:
         """Raise SchemaMismatch unless migrated to head; StoreUnavailable if unreachable."""
@@ -87,8 +93,24 @@ class Store:
         addresses shown blocked are kept, and their (network, service) pairs are marked for
         the judge (``judge_pending``) with the batch's looks; ``seen`` records that the probe
         was seen, as ``touch_probe`` does.
+
+        On SQLite, batches that arrive while another is being written wait for the writer's
+        turn and are then stored together, in one transaction (group commit: one sync to disk
+        for all, docs/benchmarks.md §3.7); each still gets its own outcome, as if stored alone.
         """
-        return self._write(_store_batch, rows, seen)
+        if self._group is None:
+            return self._write(_store_batch, rows, seen)
+        return self._group.submit((rows, seen), len(rows), self._store_together, self._store_one)
+
+    def _store_together(
+        self, jobs: list[tuple[Sequence[MeasurementRow], ProbeSeen | None]]
+    ) -> list[InsertOutcome]:
+        with self._writing(turn=False) as conn:
+            return [_store_batch(conn, rows, seen) for rows, seen in jobs]
+
+    def _store_one(self, job: tuple[Sequence[MeasurementRow], ProbeSeen | None]) -> InsertOutcome:
+        with self._writing(turn=False) as conn:
+            return _store_batch(conn, *job)
 
     def judge_pending(self, now: datetime.datetime) -> Judged:
         """Judge every pair marked before this call, chunk by chunk; return what was done.
@@ -184,10 +206,11 @@ class Store:
         return sorted(latest.items(), key=lambda kv: kv[0] or "")
 
     @contextlib.contextmanager
-    def _writing(self) -> Iterator[sa.Connection]:
-        """One write transaction, committed on leaving (SQLite: this process's turn first)."""
+    def _writing(self, turn: bool = True) -> Iterator[sa.Connection]:
+        """One write transaction, committed on leaving (SQLite: this process's turn first,
+        unless the caller already has it)."""
         with contextlib.ExitStack() as stack:
-            if self._turns is not None:
+            if self._turns is not None and turn:
                 stack.enter_context(self._turns)
             stack.enter_context(unavailable_on_failure())
             yield stack.enter_context(self._writer.begin())
