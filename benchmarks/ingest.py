@@ -1,10 +1,11 @@
 """Collector ingest over HTTP: records per second, batches of 100, several submitters at once.
 
 usage: python -m benchmarks.ingest [--backends sqlite postgresql] [--submitters 4]
-       [--records 20000] [--runs 3] [--profiles page short]
+       [--records 20000] [--runs 3] [--profiles page short] [--processes 1 2]
 
 Each backend gets a fresh database, migrated by `surblocage-collector migrate`, and one
-`surblocage-collector serve` process (benchmarks/collectord.py). Each submitter is a probe
+`surblocage-collector serve` process (benchmarks/collectord.py), or with --processes several
+sharing the database, submitter i posting to process i mod K. Each submitter is a probe
 registered through POST /api/v1/probes, posting its share of pre-serialised batches (the JSON is
 built before the clock starts) to POST /api/v1/measurements, one at a time, as the probe's
 uploader does. A run counts only batches answered 200 with every record inserted. Runs append to
@@ -203,7 +204,7 @@ def add_pair_index(url: str) -> None:
 
 
 def run_backend(kind: str, args: argparse.Namespace, workdir: pathlib.Path) -> None:
-    """For each variant (and process count on PostgreSQL), ingest into a fresh database."""
+    """For each variant (and count of collector processes sharing the database), ingest into a fresh database."""
     counts = args.processes
     for variant in args.variants:
         for k in counts:
