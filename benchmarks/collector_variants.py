@@ -33,7 +33,7 @@ from collector.store import measurements
 from collector.store.schema import measurements as table
 from probe import fingerprints
 
-FIELDS = tuple(f.name for f in dataclasses.fields(measurements.MeasurementRow))
+FIELDS = tuple(f.name for f in dataclasses.fields(measurements.MeasurementRow) if f.init)
 
 
 def shallow_insert(

@@ -204,7 +204,7 @@ def add_pair_index(url: str) -> None:
 
 
 def run_backend(kind: str, args: argparse.Namespace, workdir: pathlib.Path) -> None:
-    """For each variant (and count of collector processes sharing the database), ingest into a fresh database."""
+    """For each variant and count of processes sharing the database, ingest into a fresh one."""
     counts = args.processes
     for variant in args.variants:
         for k in counts:

@@ -16,7 +16,14 @@ import sqlalchemy.dialects.postgresql
 import sqlalchemy.dialects.sqlite
 
 from collector.store.query import ORDER, MeasurementQuery, Page, after, encode_cursor, where
-from collector.store.schema import UTC, check_asn, check_text, check_time, measurements
+from collector.store.schema import (
+    UTC,
+    check_asn,
+    check_text,
+    check_time,
+    document_text,
+    measurements,
+)
 from probe import record
 
 TEXT_COLUMNS = (
@@ -84,6 +91,8 @@ class MeasurementRow:
     probe_detail: str | None
     probe_blockpage: str | None
     doc: dict[str, Any]
+    # ``doc`` encoded as stored: at construction, before the writer's turn (collector.store.writer)
+    doc_text: str = dataclasses.field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         for name in TEXT_COLUMNS:
@@ -94,6 +103,10 @@ class MeasurementRow:
         check_asn("asn", self.asn)
         check_time("received_at", self.received_at)
         check_time("started_at", self.started_at)
+        try:
+            object.__setattr__(self, "doc_text", document_text(self.doc))
+        except UnicodeEncodeError as e:  # an unpaired surrogate, which JSON bodies cannot carry
+            raise ValueError(f"doc: not encodable in UTF-8 ({e.reason})") from None
 
     @classmethod
     def from_record(
@@ -168,11 +181,13 @@ def rfc3339(value: datetime.datetime) -> str:
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-_FIELDS = tuple(f.name for f in dataclasses.fields(MeasurementRow))
+_FIELDS = tuple(f.name for f in dataclasses.fields(MeasurementRow) if f.name != "doc_text")
 
 
 def _params(row: MeasurementRow) -> dict[str, Any]:
-    return {name: getattr(row, name) for name in _FIELDS}
+    params = {name: getattr(row, name) for name in _FIELDS}
+    params["doc"] = row.doc_text
+    return params
 
 
 def insert(conn: sa.Connection, rows: Sequence[MeasurementRow]) -> InsertOutcome:

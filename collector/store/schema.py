@@ -65,9 +65,9 @@ class JSONText(sa.TypeDecorator[dict[str, Any]]):
     cache_ok = True
 
     def process_bind_param(self, value: Any, dialect: sa.Dialect) -> str | None:
-        if value is None:
-            return None
-        return _ENCODER.encode(value).decode()
+        if value is None or isinstance(value, str):  # text: encoded already (document_text)
+            return value
+        return document_text(value)
 
     def process_result_value(self, value: Any, dialect: sa.Dialect) -> dict[str, Any] | None:
         if value is None:
@@ -76,6 +76,12 @@ class JSONText(sa.TypeDecorator[dict[str, Any]]):
             return _DECODER.decode(value)
         except msgspec.DecodeError:  # a document stored by an earlier version (NaN, say)
             return json.loads(value)
+
+
+def document_text(value: dict[str, Any]) -> str:
+    """A document as JSONText stores it; a row may carry it encoded, so that the encoding is
+    done before the writer's turn (SQLite's one writer waits for no encoding)."""
+    return _ENCODER.encode(value).decode()
 
 
 _ENCODER = msgspec.json.Encoder()

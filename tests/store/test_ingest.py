@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
+import json
 from typing import Any
 
 import pytest
@@ -238,3 +239,12 @@ def test_a_naive_received_at_is_refused() -> None:
 def test_a_32_bit_asn_is_stored_and_found(store: Store) -> None:
     store.insert_batch([row(1, asn=4_200_000_001)])
     assert store.count_measurements(MeasurementQuery(asn=4_200_000_001)) == 1
+
+
+def test_a_row_carries_its_document_encoded_as_stored() -> None:
+    r = row(3)
+    assert json.loads(r.doc_text) == r.doc
+    changed = dataclasses.replace(r, doc={**r.doc, "extra": "é"})
+    assert json.loads(changed.doc_text) == changed.doc  # encoded again, never stale
+    with pytest.raises(ValueError, match=r"^doc: not encodable in UTF-8"):
+        dataclasses.replace(r, doc={"title": "\ud800"})
