@@ -13,14 +13,16 @@ import datetime
 import importlib
 import io
 import itertools
-import json
 from collections.abc import Callable, Iterable, Iterator
 from typing import IO, Any
+
+import msgspec
 
 FORMATS = ("jsonl", "csv", "parquet")
 STREAMED_FORMATS = ("jsonl", "csv")  # those the HTTP route streams; Parquet needs a file
 CONTENT_TYPES = {"jsonl": "application/x-ndjson", "csv": "text/csv; charset=utf-8"}
 CHUNK_RECORDS = 500
+_JSON = msgspec.json.Encoder()  # compact UTF-8, as json.dumps(ensure_ascii=False) writes it
 PARQUET_ROW_GROUP_RECORDS = 10_000
 CSV_COLUMNS = (
     "id",
@@ -128,8 +130,7 @@ class TextEncoder:
 
     def encode(self, chunk: list[dict[str, Any]]) -> bytes:
         if self.fmt == "jsonl":
-            lines = (json.dumps(item, ensure_ascii=False, separators=(",", ":")) for item in chunk)
-            return "".join(f"{line}\n" for line in lines).encode()
+            return b"".join([_JSON.encode(item) + b"\n" for item in chunk])
         flats = (self.flatten(item) for item in chunk)
         return self._csv([["" if f[c] is None else f[c] for c in self.columns] for f in flats])
 
@@ -185,7 +186,7 @@ def _parquet_row(item: dict[str, Any]) -> dict[str, Any]:
     for key in ("started_at", "received_at"):
         if row[key] is not None:
             row[key] = datetime.datetime.fromisoformat(row[key].replace("Z", "+00:00"))
-    row["record"] = json.dumps(item, ensure_ascii=False, separators=(",", ":"))
+    row["record"] = _JSON.encode(item).decode()
     return row
 
 

@@ -11,6 +11,7 @@ import logging
 import time
 from typing import Any
 
+import msgspec
 import prometheus_client
 from aiohttp import web
 
@@ -20,6 +21,7 @@ from collector.store import MeasurementQuery, ProbeSeen, StoreError, StoreUnavai
 from probe.record import METHODS, STATUSES, encode
 
 STATE: web.AppKey[Any] = web.AppKey("state")
+_JSON = msgspec.json.Encoder()
 
 
 def error(status: int, message: str) -> web.Response:
@@ -318,7 +320,9 @@ async def get_measurements(request: web.Request) -> web.Response:
     q = parse_query(request.query)
     with state.metrics.time_store("query"):
         page = await _store_call(state, state.store.query_measurements, q)
-    return web.json_response({"measurements": page.items, "next_cursor": page.next_cursor})
+    # encoded by msgspec: a page is up to 1,000 documents, and json.dumps was a third of its cost
+    body = _JSON.encode({"measurements": page.items, "next_cursor": page.next_cursor})
+    return web.Response(body=body, content_type="application/json")
 
 
 async def get_export(request: web.Request) -> web.StreamResponse:
