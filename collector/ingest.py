@@ -68,9 +68,10 @@ def parse_record(data: Any) -> Measurement:
     """Validate one decoded record into a Measurement, or raise MalformedRecord naming the field.
 
     msgspec checks the types against the record's annotations in C (docs/benchmarks.md §3.7:
-    a sixth of the cost of the Python decoder); what it refuses is decoded again by
-    ``Measurement.from_dict``, which names the field at fault the way the SPEC's errors do, and
-    accepts the same records: msgspec's rules are at least as strict as from_dict's.
+    27 us a record with the body's decoding, against 90 for json.loads and the Python
+    decoder). What it refuses is decoded again by ``Measurement.from_dict``, which names the
+    field at fault as the SPEC's errors do; the two accept the same records
+    (tests/collector/test_record_decoding.py).
     """
     if isinstance(data, dict) and data.get("schema") == SCHEMA:
         try:
