@@ -109,8 +109,8 @@ class GroupCommit(Generic[T, R]):
         with self._queue:
             self._waiting.append(me)
         with self.turn:
-            if not me.done:  # no thread took it meanwhile: this one does what waits
-                self._run(together, alone)
+            while not me.done:  # no thread took it meanwhile: this one does what waits,
+                self._run(together, alone)  # a group at a time, up to its own job
         if me.error is not None:
             raise me.error
         return me.result  # type: ignore[return-value]

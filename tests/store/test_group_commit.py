@@ -14,6 +14,7 @@ import pytest
 import sqlalchemy as sa
 
 from collector.store import MeasurementQuery, MeasurementRow, Store, migrate, open_store
+from collector.store.writer import GroupCommit, WriterTurn, _Waiting
 from tests.store.records import row
 
 
@@ -129,3 +130,19 @@ def test_without_a_lock_file_the_store_still_writes_and_says_so(
         assert s.insert_batch([row(2)]).inserted == 1
     [warning] = [r for r in caplog.records if "writer lock unavailable" in r.getMessage()]
     assert warning.fields["path"].endswith("surblocage.db-writer")  # type: ignore[attr-defined]
+
+
+def test_a_job_behind_a_full_group_is_done_before_its_caller_returns() -> None:
+    """The thread that gets the turn stores groups until its own job is done, even when the
+    jobs queued before it fill more than one group."""
+    group: GroupCommit[str, str] = GroupCommit(WriterTurn(None), limit=10)
+    group._waiting.extend(_Waiting(f"earlier-{i}", 10) for i in range(3))  # queued, not taken
+    groups: list[list[str]] = []
+
+    def together(jobs: list[str]) -> list[str]:
+        groups.append(jobs)
+        return [f"stored {j}" for j in jobs]
+
+    assert group.submit("mine", 10, together, lambda j: together([j])[0]) == "stored mine"
+    assert groups == [["earlier-0"], ["earlier-1"], ["earlier-2"], ["mine"]]
+    assert group.waiting() == 0
