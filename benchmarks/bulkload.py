@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime
-import json
 import pathlib
 import random
 import sqlite3
@@ -69,9 +68,8 @@ def templates(profile: str, seed: int) -> list[Template]:
             m, probe_id=PROBE, asn=m.probe.asn, network=m.probe.network,
             received_at=when, probe_verdict=mine,
         )  # fmt: skip
-        doc = json.dumps(row.doc, separators=(",", ":"), ensure_ascii=False)
         values = [getattr(row, c) for c in COLUMNS]
-        out.append((values, _split(doc)))
+        out.append((values, _split(row.doc_text)))  # the document as the store encodes it
     return out
 
 
