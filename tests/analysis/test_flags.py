@@ -1,4 +1,4 @@
-"""Flags across probes: opening, confidence, outages, contradiction and closing (issue 5 rules)."""
+"""Flags across probes: opening, confidence, outages, contradiction and closing, rule by rule."""
 
 from __future__ import annotations
 

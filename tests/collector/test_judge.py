@@ -1,5 +1,6 @@
-"""Flags judged after the ack (issue 7): by the background judge, or by the reader that needs them,
-so that a read reflects every batch acknowledged before it, whichever process acknowledged it."""
+"""Flags judged after the ack, off the ingest path: by the background judge, or by the reader that
+needs them, so that a read reflects every batch acknowledged before it, whichever process
+acknowledged it."""
 
 from __future__ import annotations
 

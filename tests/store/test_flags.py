@@ -125,7 +125,7 @@ def test_flag_opens_on_a_second_probe_and_closes_when_both_reach_the_service(sto
 
 
 class Replay:
-    """The pure rules applied to every record in memory, batch after batch, as issue 5 says."""
+    """The pure rules applied to every record in memory, batch after batch, each judged in turn."""
 
     def __init__(self) -> None:
         self.seen: list[Observation] = []
