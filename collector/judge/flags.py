@@ -1,10 +1,10 @@
 """Stored blocking flags per (network, service, method): read and written for the judge, queried.
 
-Functions take a Connection inside the caller's transaction; ``Store`` owns transactions. The
-judge (collector/store/judgement.py) decides the flags; this module keeps them, and serialises
-judges of one pair across processes. A reopened flag is a new row (the closed one stays as
-history), so the current flag of a (network, service, method) is its row with the latest
-``first_seen``.
+Functions take a Connection inside the caller's transaction; the Store owns transactions. The
+judgement (collector/judge/judgement.py) decides the flags; this module keeps them, and
+serialises judges of one pair across processes. A reopened flag is a new row (the closed one
+stays as history), so the current flag of a (network, service, method) is its row with the
+latest ``first_seen``.
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from collector.analysis.flags import Flag
+from collector.judge.pending import Pair
+from collector.judge.rules import Flag
 from collector.store.measurements import rfc3339
-from collector.store.pending import Pair
 from collector.store.schema import UTC, check_asn, check_text, check_time, flags, network_key
 
 STATES = ("open", "closed")
