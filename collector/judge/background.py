@@ -1,11 +1,11 @@
-"""The judge of one collector process, in the event loop: drains the pending pairs after
-batches and before reads, and sets the gauges the findings drive.
+"""The judge of one collector process, in the event loop: drains after batches and before reads.
 
-Between the findings (collector/judge/findings.py, in worker threads) and the metrics (in the
-event loop). A batch is acknowledged once stored (its pairs marked in the same transaction);
-the judge runs after, in the background, many batches at once; and every reader of flags or
-collateral drains first, so that SPEC.md's "reflects every batch acknowledged before the
-request" holds, across processes too (the marks are in the shared database).
+It also sets the gauges the findings drive, between the findings (collector/judge/findings.py,
+in worker threads) and the metrics (in the event loop). A batch is acknowledged once stored (its
+pairs marked in the same transaction); the judge runs after, in the background, many batches at
+once; and every reader of flags or collateral drains first, so that SPEC.md's "reflects every
+batch acknowledged before the request" holds, across processes too (the marks are in the shared
+database).
 """
 
 from __future__ import annotations

@@ -80,24 +80,11 @@ class Findings:
         """Return how many marks wait for the judge (a pair marked by n batches counts n)."""
         return self.store.read(pending.count)
 
-    def query_flags(
-        self,
-        asn: int | None = None,
-        network: str | None = None,
-        service: str | None = None,
-        category: str | None = None,
-        method: str | None = None,
-        state: str | None = None,
-        since: datetime.datetime | None = None,
-        until: datetime.datetime | None = None,
-    ) -> list[dict[str, Any]]:
-        """Return the flags matching the filters, latest seen first (SPEC.md shape, plus id,
-        category, closed_at); ``since``/``until`` keep those in force during [since, until)."""
-        read = functools.partial(
-            flags.query, asn=asn, network=network, service=service, category=category,
-            method=method, state=state, since=since, until=until,
-        )  # fmt: skip
-        return self.store.read(read)
+    def query_flags(self, **chosen: Any) -> list[dict[str, Any]]:
+        """Return the flags matching the filters (the keywords of ``flags.query``), latest seen
+        first (SPEC.md shape, plus id, category, closed_at); ``since``/``until`` keep those in
+        force during [since, until). Raise ValueError naming a bad filter."""
+        return self.store.read(functools.partial(flags.query, **chosen))
 
     def query_collateral(
         self, asn: int | None = None, network: str | None = None
