@@ -196,11 +196,11 @@ def _hostport(address: Any) -> str:
 def open_database(url: str) -> Any:
     """Open the store; the embedded SQLite default is migrated on the spot, PostgreSQL is not
     (several collectors share it: migrate it once, on purpose, with `migrate`)."""
-    from collector import store
+    from collector import judge, store
 
     if url.startswith("sqlite"):
         store.migrate(url)
-    db = store.open_store(url)
+    db = judge.open_store(url)
     try:
         db.check_schema()
     except store.SchemaMismatch as e:
@@ -220,13 +220,13 @@ async def cmd_migrate(args: argparse.Namespace) -> int:
 def open_for_reading(url: str) -> Any:
     """Open an existing, migrated store: no file created, no migration (a flags export judges
     the pairs batches left pending, as every reader of flags does)."""
-    from collector import store
+    from collector import judge, store
 
     if url.startswith("sqlite:///"):
         path = os.path.expanduser(url.removeprefix("sqlite:///"))
         if not os.path.isfile(path):
             raise config.ConfigError("--db", url, f"no such database file: {path}")
-    db = store.open_store(url)
+    db = judge.open_store(url)
     try:
         db.check_schema()
     except store.SchemaMismatch as e:
@@ -247,7 +247,7 @@ def export_query(args: argparse.Namespace, names: tuple[str, ...] = EXPORT_FILTE
 
 
 def export_flag_filters(args: argparse.Namespace) -> dict[str, Any]:
-    """The flag filters given on the command line, as Store.query_flags takes them."""
+    """The flag filters given on the command line, as Findings.query_flags takes them."""
     shared = tuple(k for k in FLAG_FILTERS if k in EXPORT_FILTERS)  # parsed as the query API does
     q = export_query(args, shared)
     return {k: getattr(q, k) if k in shared else getattr(args, k) for k in FLAG_FILTERS}
@@ -273,8 +273,11 @@ def _export_reader(args: argparse.Namespace) -> Any:
 def _judged_flags(db: Any, filters: dict[str, Any]) -> list[dict[str, Any]]:
     """The flags after judging what batches left pending (SPEC.md: flags reflect every
     acknowledged batch, whichever collector process acknowledged it)."""
-    db.judge_pending(datetime.datetime.now(datetime.UTC))
-    return list(db.query_flags(**filters))
+    from collector import judge
+
+    findings = judge.Findings(db)
+    findings.judge_pending(datetime.datetime.now(datetime.UTC))
+    return list(findings.query_flags(**filters))
 
 
 def cmd_export(args: argparse.Namespace) -> int:

@@ -1,7 +1,7 @@
 """Stored blocking flags out as JSON Lines, CSV or Parquet (`export --what flags`).
 
-Contract: flags arrive as ``Store.query_flags`` gives them (GET /api/v1/flags' shape, latest seen
-first). JSON Lines writes each flag as it is; CSV has the fixed columns ``CSV_COLUMNS``, where
+Contract: flags arrive as ``Findings.query_flags`` gives them (GET /api/v1/flags' shape, latest
+seen first). JSON Lines writes each flag as it is; CSV has the fixed columns ``CSV_COLUMNS``, where
 ``probes`` is a count and ``probe_ids`` and ``evidence`` are space-separated ids; Parquet has
 the same columns, typed, with ``probe_ids`` and ``evidence`` as lists of strings.
 """

@@ -115,7 +115,9 @@ async def get_flags(request: web.Request) -> web.Response:
     await state.judged()
     try:
         with state.metrics.time_store("flags"):
-            found = await _store_call(state, functools.partial(state.store.query_flags, **filters))
+            found = await _store_call(
+                state, functools.partial(state.findings.query_flags, **filters)
+            )
     except ValueError as e:
         raise Problem(400, str(e)) from None
     return web.json_response({"flags": found})
@@ -127,7 +129,9 @@ async def get_collateral(request: web.Request) -> web.Response:
     filters = checked_params(request.query, COLLATERAL_PARAMS)
     await state.judged()
     try:
-        found = await _store_call(state, functools.partial(state.store.query_collateral, **filters))
+        found = await _store_call(
+            state, functools.partial(state.findings.query_collateral, **filters)
+        )
     except ValueError as e:
         raise Problem(400, str(e)) from None
     return web.json_response({"addresses": found})

@@ -24,7 +24,8 @@ from aiohttp import test_utils
 
 from collector.app import build_app
 from collector.config import load_config
-from collector.store import MeasurementQuery, Store, open_store
+from collector.judge import open_store
+from collector.store import MeasurementQuery, Store
 from tests.store import records as store_records
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]

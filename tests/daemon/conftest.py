@@ -12,6 +12,7 @@ import prometheus_client
 import pytest
 from aiohttp import test_utils
 
+from collector import judge
 from collector import store as store_mod
 from collector.app import build_app
 from collector.config import load_config
@@ -62,7 +63,7 @@ async def make_collector(tmp_path: Path) -> AsyncIterator[Callable[..., Awaitabl
     async def start(**overrides: Any) -> InProcessCollector:
         db_url = f"sqlite:///{tmp_path / f'collector{len(running)}.db'}"
         store_mod.migrate(db_url)
-        db = store_mod.open_store(db_url)
+        db = judge.open_store(db_url)
         cfg = load_config(None, {**GENEROUS, "database.url": db_url, **overrides})
         app = build_app(cfg, store=db, registry=prometheus_client.CollectorRegistry())
         server = test_utils.TestServer(app, host="127.0.0.1")
