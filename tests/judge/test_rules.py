@@ -1,4 +1,4 @@
-"""The flag rules: opening, confidence, outages, contradiction and closing rule by rule."""
+"""The flag rules: opening, confidence, outages, contradiction and closing, rule by rule."""
 
 from __future__ import annotations
 
