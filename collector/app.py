@@ -17,14 +17,14 @@ import prometheus_client
 from aiohttp import web
 
 from collector import control as control_mod
-from collector import dashboard, findings, handlers, ingest, logs, signatures
+from collector import dashboard, findings, handlers, ingest, signatures
 from collector.asn import AsnDatabase
 from collector.auth import RateLimiter
 from collector.config import CollectorConfig
 from collector.control import ControlVantage
 from collector.metrics import Metrics
 from collector.store import StoreUnavailable
-from probe import fingerprints
+from probe import fingerprints, logs
 from probe import watchlist as watchlist_mod
 
 

@@ -21,9 +21,9 @@ from typing import Any, NoReturn
 from aiohttp import web
 
 from collector import app as app_mod
-from collector import config, export, export_flags, handlers, logs
+from collector import config, export, export_flags, handlers
 from collector.store import StoreUnavailable
-from probe import __version__
+from probe import __version__, logs
 from probe.record import CATEGORIES
 
 PROG = "surblocage-collector"
@@ -158,7 +158,7 @@ async def cmd_serve(args: argparse.Namespace) -> int:
     logs.setup(cfg.log_format, cfg.log_level)
     # aiohttp's own warnings and errors in the same format (its addresses are blanked: app.py)
     aiohttp_logger = logging.getLogger("aiohttp")
-    aiohttp_logger.handlers[:] = logging.getLogger("surblocage").handlers
+    aiohttp_logger.handlers[:] = logs.LOG.handlers
     aiohttp_logger.setLevel(logging.WARNING)
     aiohttp_logger.propagate = False
     db = open_database(cfg.database_url)

@@ -15,9 +15,10 @@ import msgspec
 import prometheus_client
 from aiohttp import web
 
-from collector import auth, export, ingest, logs, openapi
+from collector import auth, export, ingest, openapi
 from collector import control as control_mod
 from collector.store import MeasurementQuery, ProbeSeen, StoreError, StoreUnavailable
+from probe import logs
 from probe.record import METHODS, STATUSES, encode
 from probe.times import MissingZone, parse_rfc3339
 
