@@ -1,5 +1,7 @@
-"""The logs of both programs: text or JSON lines on standard error (journald reads both), one
-time format (RFC 3339 UTC with milliseconds), one spelling of levels, one JSON shape.
+"""The logs of both programs: text or JSON lines on standard error, set up in one way.
+
+journald reads both. One time format (RFC 3339 UTC with milliseconds), one spelling of levels
+(lower case), one JSON shape (time, level, logger, msg, then the event's fields).
 
 They never hold an address of a volunteer's: the probe never learns its public address (no "what
 is my IP" call) and logs the collector, record ids, services and counts, never an answer's

@@ -1,5 +1,7 @@
-"""Times as records, logs and the API spell them: RFC 3339 with a zone, UTC with a Z, and step
-durations in milliseconds from a monotonic clock. Standard library only.
+"""Times as records, logs and the API spell them: RFC 3339, and durations in milliseconds.
+
+Parsed times need a zone ("Z" or an offset); formatted times are UTC with a Z; step durations
+come from a monotonic clock (time.perf_counter). Standard library only.
 """
 
 from __future__ import annotations
