@@ -26,6 +26,7 @@ from collector.metrics import Metrics
 from collector.store import StoreUnavailable
 from probe import fingerprints, logs
 from probe import watchlist as watchlist_mod
+from probe.times import elapsed_ms
 
 
 class InFlight:
@@ -159,7 +160,7 @@ async def access_log(request: web.Request, handler: Any) -> web.StreamResponse:
         resource = request.match_info.route.resource
         route = resource.canonical if resource is not None else "-"
         level = logging.DEBUG if route in QUIET_ROUTES else logging.INFO
-        ms = round((time.perf_counter() - t0) * 1000, 1)
+        ms = round(elapsed_ms(t0), 1)
         logs.event("request", level, method=request.method, route=route, status=status, ms=ms)
 
 

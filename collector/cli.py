@@ -67,12 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="treat addresses in this network as public (labs); repeatable",
     )
     add_off_switch(serve, "--no-control", "control_enabled", help="run no control vantage")
-    serve.add_argument(
-        "--log-format", choices=("text", "json"), help="text or json lines (log.format)"
-    )
-    serve.add_argument(
-        "--log-level", choices=("debug", "info", "warning", "error"), help="(log.level)"
-    )
+    serve.add_argument("--log-format", choices=logs.FORMATS, help="text or json lines (log.format)")
+    serve.add_argument("--log-level", choices=logs.LEVELS, help="(log.level)")
     migrate = sub.add_parser("migrate", help="create or upgrade the database schema")
     _common(migrate)
     _export_parser(sub)
