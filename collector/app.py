@@ -17,7 +17,7 @@ import prometheus_client
 from aiohttp import web
 
 from collector import control as control_mod
-from collector import dashboard, handlers, ingest, logs, signatures
+from collector import dashboard, handlers, ingest, signatures
 from collector.asn import AsnDatabase
 from collector.auth import RateLimiter
 from collector.config import CollectorConfig
@@ -25,8 +25,9 @@ from collector.control import ControlVantage
 from collector.judge import Findings, Judge, refresh_metrics
 from collector.metrics import Metrics
 from collector.store import StoreUnavailable
-from probe import fingerprints
+from probe import fingerprints, logs
 from probe import watchlist as watchlist_mod
+from probe.times import elapsed_ms
 
 
 class InFlight:
@@ -161,7 +162,7 @@ async def access_log(request: web.Request, handler: Any) -> web.StreamResponse:
         resource = request.match_info.route.resource
         route = resource.canonical if resource is not None else "-"
         level = logging.DEBUG if route in QUIET_ROUTES else logging.INFO
-        ms = round((time.perf_counter() - t0) * 1000, 1)
+        ms = round(elapsed_ms(t0), 1)
         logs.event("request", level, method=request.method, route=route, status=status, ms=ms)
 
 

@@ -21,10 +21,11 @@ from typing import Any, NoReturn
 from aiohttp import web
 
 from collector import app as app_mod
-from collector import config, export, export_flags, handlers, logs
+from collector import config, export, export_flags, handlers
 from collector.store import StoreUnavailable
-from probe import __version__
+from probe import __version__, logs
 from probe.record import CATEGORIES
+from probe.settings import add_off_switch, overrides_from
 
 PROG = "surblocage-collector"
 SHUTDOWN_SECONDS = 30.0  # how long a stopping collector lets requests in flight finish
@@ -65,13 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="CIDR",
         help="treat addresses in this network as public (labs); repeatable",
     )
-    serve.add_argument("--no-control", action="store_true", help="run no control vantage")
-    serve.add_argument(
-        "--log-format", choices=("text", "json"), help="text or json lines (log.format)"
-    )
-    serve.add_argument(
-        "--log-level", choices=("debug", "info", "warning", "error"), help="(log.level)"
-    )
+    add_off_switch(serve, "--no-control", "control_enabled", help="run no control vantage")
+    serve.add_argument("--log-format", choices=logs.FORMATS, help="text or json lines (log.format)")
+    serve.add_argument("--log-level", choices=logs.LEVELS, help="(log.level)")
     migrate = sub.add_parser("migrate", help="create or upgrade the database schema")
     _common(migrate)
     _export_parser(sub)
@@ -133,32 +130,31 @@ def _common(p: argparse.ArgumentParser) -> None:
     )
 
 
-def overrides_from(args: argparse.Namespace) -> dict[str, Any]:
-    o: dict[str, Any] = {}
-    pairs = [
-        ("db", "database.url"),
-        ("listen", "listen"),
-        ("watchlist", "watchlist"),
-        ("resolver", "control.resolver"),
-        ("ca_file", "tls.ca_file"),
-        ("allow_network", "network.allow_networks"),
-        ("log_format", "log.format"),
-        ("log_level", "log.level"),
-    ]
-    for attr, key in pairs:
-        if getattr(args, attr, None) is not None:
-            o[key] = getattr(args, attr)
-    if getattr(args, "no_control", False):
-        o["control.enabled"] = False
-    return o
+# argparse destination -> the configuration key it overrides
+OPTIONS = {
+    "db": "database.url",
+    "listen": "listen",
+    "watchlist": "watchlist",
+    "resolver": "control.resolver",
+    "ca_file": "tls.ca_file",
+    "allow_network": "network.allow_networks",
+    "control_enabled": "control.enabled",
+    "log_format": "log.format",
+    "log_level": "log.level",
+}
+
+
+def load_config(args: argparse.Namespace) -> config.CollectorConfig:
+    """Load --config FILE with the environment and the command line's options over it."""
+    return config.load_config(args.config, overrides_from(args, OPTIONS))
 
 
 async def cmd_serve(args: argparse.Namespace) -> int:
-    cfg = config.load_config(args.config, overrides_from(args))
+    cfg = load_config(args)
     logs.setup(cfg.log_format, cfg.log_level)
     # aiohttp's own warnings and errors in the same format (its addresses are blanked: app.py)
     aiohttp_logger = logging.getLogger("aiohttp")
-    aiohttp_logger.handlers[:] = logging.getLogger("surblocage").handlers
+    aiohttp_logger.handlers[:] = logs.LOG.handlers
     aiohttp_logger.setLevel(logging.WARNING)
     aiohttp_logger.propagate = False
     db = open_database(cfg.database_url)
@@ -211,7 +207,7 @@ def open_database(url: str) -> Any:
 async def cmd_migrate(args: argparse.Namespace) -> int:
     from collector import store
 
-    cfg = config.load_config(args.config, overrides_from(args))
+    cfg = load_config(args)
     applied = store.migrate(cfg.database_url)
     print(f"schema up to date ({len(applied)} revision(s) applied)")
     return 0
@@ -281,7 +277,7 @@ def _judged_flags(db: Any, filters: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    cfg = config.load_config(args.config, overrides_from(args))
+    cfg = load_config(args)
     read = _export_reader(args)
     if args.format == "parquet":
         try:

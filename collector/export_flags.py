@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from typing import IO, Any
 
 from collector import export
+from probe.times import parse_rfc3339
 
 CSV_COLUMNS = (
     "id",
@@ -80,7 +81,7 @@ def parquet_schema(pa: Any) -> Any:
 
 
 def _time(text: str | None) -> datetime.datetime | None:
-    return None if text is None else datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return None if text is None else parse_rfc3339(text)
 
 
 def parquet_row(item: dict[str, Any]) -> dict[str, Any]:

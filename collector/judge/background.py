@@ -16,10 +16,10 @@ import datetime
 import logging
 from typing import Any
 
-from collector import logs
 from collector.judge.findings import Findings
 from collector.metrics import Metrics
 from collector.store import StoreUnavailable
+from probe import logs
 
 # The background judge waits this long after a pass before the next: the batches stored
 # meanwhile are judged together (a pass costs about the same for one batch or fifty).
