@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import functools
 import ipaddress
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -144,3 +144,17 @@ def is_connectable(text: str, allow_networks: Iterable[Network] = ()) -> bool:
         return True
     addr = ipaddress.ip_address(text)
     return any(addr.version == n.version and addr in n for n in allow_networks)
+
+
+def select(
+    addresses: Sequence[str], allow_networks: Sequence[Network] = (), per_family: int | None = None
+) -> tuple[list[str], int]:
+    """Return the connectable ``addresses`` to dial, in order and without repeats, at most
+    ``per_family`` of each family (None: all), and how many connectable ones the cap left out."""
+    usable = [a for a in dict.fromkeys(addresses) if is_connectable(a, allow_networks)]
+    if per_family is None:
+        return usable, 0
+    v4 = [a for a in usable if ":" not in a][:per_family]
+    v6 = [a for a in usable if ":" in a][:per_family]
+    kept = set(v4 + v6)
+    return [a for a in usable if a in kept], len(usable) - len(kept)
