@@ -40,6 +40,10 @@ MAX_ADDRESSES_PER_FAMILY = 8
 # the whole collector, every request together.
 MAX_CONNECTIONS_PER_REQUEST = 4 * MAX_ADDRESSES_PER_FAMILY
 MAX_CONNECTIONS_IN_FLIGHT = 256
+# Addresses one request may dial, all told (SNI swaps, at most one per handshake, aside): 20
+# targets of 11 hosts each could otherwise ask for 20 x (32 + 10 x 16) = 3,840. A probe asks
+# for one target a request.
+MAX_DIALS_PER_REQUEST = 512
 # A probe's own body cap: the verdict compares the control's body length with the probe's.
 BODY_CAP_BYTES = 512 * 1024
 # The ports measured (a redirect included); a watchlist URL may name its own.
@@ -77,7 +81,7 @@ class ControlTarget:
 
 @dataclass(frozen=True)
 class ControlAnswer:
-    """One Control per target, in order, and the addresses left undialled by the cap."""
+    """One Control per target, in order, and the addresses left undialled by the caps."""
 
     controls: list[Control]
     addresses_ignored: int
@@ -182,8 +186,23 @@ class Permits:
                 fut.set_result(None)
 
 
-def gated(steps: StepMap, *budgets: Permits) -> StepMap:
-    """Return ``steps`` with every connection they open held against each budget, in order."""
+class Dials:
+    """The addresses a request may still dial, and how many it was refused."""
+
+    def __init__(self, total: int) -> None:
+        self.left, self.refused = total, 0
+
+    def take(self, n: int) -> int:
+        """Grant up to ``n`` dials; count the rest as refused."""
+        granted = min(n, self.left)
+        self.left -= granted
+        self.refused += n - granted
+        return granted
+
+
+def gated(steps: StepMap, dials: Dials, *budgets: Permits) -> StepMap:
+    """Return ``steps`` dialling within ``dials``, every connection they open held against each
+    budget in turn."""
 
     @contextlib.asynccontextmanager
     async def holding(n: int) -> AsyncIterator[float]:
@@ -194,6 +213,7 @@ def gated(steps: StepMap, *budgets: Permits) -> StepMap:
             yield time.monotonic() - started
 
     async def connection(spec: Any) -> Any:
+        spec = dataclasses.replace(spec, ips=spec.ips[: dials.take(len(spec.ips))])
         async with holding(len(spec.ips)) as waited:
             if spec.budget_seconds is not None:  # the wait came out of the step's time
                 spec = dataclasses.replace(
@@ -220,11 +240,13 @@ class ControlVantage:
         steps: StepMap | None = None,
         connections_per_request: int = MAX_CONNECTIONS_PER_REQUEST,
         connections_in_flight: int = MAX_CONNECTIONS_IN_FLIGHT,
+        dials_per_request: int = MAX_DIALS_PER_REQUEST,
     ) -> None:
         self.options = bounded(options)
         self.steps = steps or DEFAULT_STEPS
         self.flow = flow  # a composer given whole (tests at the seam): used as it is
         self.connections_per_request = connections_per_request
+        self.dials_per_request = dials_per_request
         self.in_flight = Permits(connections_in_flight)
         self.sem = asyncio.Semaphore(concurrency)
         self.cache_seconds = cache_seconds
@@ -233,13 +255,14 @@ class ControlVantage:
         self.probe = ProbeInfo(software=f"surblocage-control/{__version__}")
 
     async def measure(self, targets: Sequence[ControlTarget]) -> ControlAnswer:
-        """Return one Control per target, in order, within this request's connection budget."""
+        """Return one Control per target, in order, within this request's budgets."""
+        dials = Dials(self.dials_per_request)
         flow = self.flow or Flow(
             self.options,
-            gated(self.steps, Permits(self.connections_per_request), self.in_flight),
+            gated(self.steps, dials, Permits(self.connections_per_request), self.in_flight),
         )
         controls = list(await asyncio.gather(*(self._one(t, flow) for t in targets)))
-        return ControlAnswer(controls, flow.addresses_ignored)
+        return ControlAnswer(controls, flow.addresses_ignored + dials.refused)
 
     async def _one(self, t: ControlTarget, flow: Flow) -> Control:
         now = time.monotonic()

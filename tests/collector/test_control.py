@@ -23,7 +23,7 @@ import dns.message
 import pytest
 
 from collector.config import load_config
-from collector.control import ControlVantage, control_options
+from collector.control import ControlVantage, Permits, control_options
 from probe.flow import DEFAULT_STEPS, StepMap
 from probe.steps import connection, tls
 from tests.collector.harness import Collector, running
@@ -326,3 +326,43 @@ async def test_connections_in_flight_are_capped_in_the_whole_collector(
     assert stage.web.accepted == 20 * 8
     # 16 connections at once in the collector, 8 for each name: 2 names at a time in all
     assert stage.web.peak_answering == 2
+
+
+async def test_permits_are_served_in_turn_and_a_cancelled_wait_takes_none() -> None:
+    budget = Permits(4)
+    order: list[str] = []
+    release = asyncio.Event()
+
+    async def take(name: str, n: int) -> None:
+        async with budget.hold(n):
+            order.append(name)
+            await release.wait()
+
+    first = asyncio.create_task(take("first", 3))
+    await asyncio.sleep(0)
+    big = asyncio.create_task(take("big", 4))
+    gone = asyncio.create_task(take("gone", 1))
+    small = asyncio.create_task(take("small", 1))
+    await asyncio.sleep(0.01)
+    assert order == ["first"]  # one permit is free, but "big" asked first: nobody overtakes
+    gone.cancel()
+    release.set()
+    await asyncio.gather(first, big, small, gone, return_exceptions=True)
+    assert order == ["first", "big", "small"]
+    assert budget.free == budget.total == 4
+
+
+async def test_addresses_dialled_per_request_are_capped_all_told(
+    stage: Stage, sqlite_url: str
+) -> None:
+    vantage = stage.vantage(dials_per_request=100)
+    async with running(sqlite_url, control=vantage, watchlist=stage.watchlist) as collector:
+        capped = dataclasses.replace(stage, collector=collector)
+        status, answer = await capped.ask(*({"url": stage.url(name)} for name in BUSY))
+        async with collector.client.get("/metrics") as r:
+            metrics = await r.text()
+    assert status == 200
+    assert stage.web.accepted == 100  # of 20 x 8
+    dialled = [len(c["control"]["tcp"]) for c in answer["controls"]]
+    assert sum(dialled) == 100
+    assert "surblocage_control_addresses_ignored_total 60.0" in metrics
