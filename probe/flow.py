@@ -34,7 +34,7 @@ from probe.record import (
 )
 from probe.steps import connection, dns, tls
 
-# redirects followed at most (docs/spec-additions.md, http.redirects): the first request and
+# redirects followed at most (docs/spec.md, http.redirects): the first request and
 # ten more; an eleventh redirect is the answer, with the failure below
 MAX_REDIRECTS = 10
 TOO_MANY_REDIRECTS = failures.unknown_text("stopped after too many redirects")

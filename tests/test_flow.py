@@ -150,7 +150,7 @@ async def test_redirect_loop_stops_after_ten_hops() -> None:
     m = await Flow(OPTS, net.steps()).measure(target("https://a.fr/", "a.fr"), PROBE)
     assert m.http is not None
     assert m.http.failure == "unknown_failure: stopped after too many redirects"
-    # ten redirects followed (spec-additions.md: at most 10): the first request and ten more;
+    # ten redirects followed (docs/spec.md: at most 10): the first request and ten more;
     # the eleventh redirect is the answer, not followed
     assert len(m.http.redirects) == 10
     assert len([c for c in net.calls if c[0] == "http"]) == 11
