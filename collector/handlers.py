@@ -82,20 +82,23 @@ async def post_control(request: web.Request) -> web.Response:
         return error(404, "this collector runs no control vantage")
     body = await read_json(request)
     try:
-        targets = control_mod.parse_request(body, state.config.control_max_targets)
+        targets = control_mod.parse_request(
+            body,
+            state.config.control_max_targets,
+            control_mod.watchlist_urls(state.watchlist),
+            state.control.options.allow_networks,
+        )
     except control_mod.ControlRequestError as e:
         return error(400, str(e))
     t0 = time.perf_counter()
-    controls = await state.control.measure(targets)
+    answer = await state.control.measure(targets)
     elapsed = time.perf_counter() - t0
-    for c in controls:
+    for c in answer.controls:
         state.metrics.observe_control(c.failure is None and c.http is not None, elapsed)
+    state.metrics.control_addresses_ignored.inc(answer.addresses_ignored)
+    controls = zip(targets, answer.controls, strict=True)
     return web.json_response(
-        {
-            "controls": [
-                {"url": t.url, "control": encode(c)} for t, c in zip(targets, controls, strict=True)
-            ]
-        }
+        {"controls": [{"url": t.url, "control": encode(c)} for t, c in controls]}
     )
 
 

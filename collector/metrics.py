@@ -168,6 +168,11 @@ class Metrics:
         )
         for status in CONTROL_STATUSES:
             self.control_requests.labels(status)
+        self.control_addresses_ignored = prometheus_client.Counter(
+            "surblocage_control_addresses_ignored_total",
+            "Addresses of a name the control did not dial: past the first of each family.",
+            registry=registry,
+        )
         self.control_duration = prometheus_client.Histogram(
             "surblocage_control_duration_seconds",
             "Time to make one control measurement from the collector's vantage.",

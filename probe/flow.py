@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from probe import failures
-from probe.addresses import Network, is_connectable, is_ip
+from probe.addresses import Network, is_ip, select
 from probe.record import (
     DNSResult,
     HTTPResult,
@@ -35,7 +35,11 @@ from probe.record import (
 from probe.steps import connection, dns, tls
 from probe.times import elapsed_ms, rfc3339
 
+# redirects followed at most (docs/spec.md, http.redirects): the first request and
+# ten more; an eleventh redirect is the answer, with the failure below
 MAX_REDIRECTS = 10
+TOO_MANY_REDIRECTS = failures.unknown_text("stopped after too many redirects")
+PORT_NOT_MEASURED = failures.unknown_text("redirect to a port not measured")
 NEUTRAL_SNI = "www.example.com"
 # the connection step returns this long before the target's time runs out, with what it
 # measured, rather than being cancelled with it (cancelling loses its TCP and TLS results)
@@ -71,6 +75,11 @@ class FlowOptions:
     body_cap_bytes: int = 512 * 1024
     neutral_sni: str = NEUTRAL_SNI
     qtypes: tuple[str, ...] = ("A", "AAAA")
+    # the first N connectable addresses of each family, in answer order, are dialled per host
+    # (and N more of those the caller adds); None: every address, as a probe does (DESIGN.md)
+    addresses_per_family: int | None = None
+    # the ports a redirect may lead to, besides the target's own; None: any port
+    redirect_ports: tuple[int, ...] | None = None
 
 
 @dataclass
@@ -106,6 +115,8 @@ class Flow:
     def __init__(self, options: FlowOptions, steps: StepMap | None = None) -> None:
         self.options = options
         self.steps = steps or DEFAULT_STEPS
+        # connectable addresses left undialled by ``addresses_per_family``, over every measure
+        self.addresses_ignored = 0
 
     async def measure(
         self,
@@ -163,13 +174,17 @@ class Flow:
         extra: Sequence[str],
     ) -> None:
         url = target.url
-        for _hop in range(MAX_REDIRECTS + 1):
+        ports = self._ports(url)
+        while True:
             host, _, https = _split(url)
-            addresses = await self._resolve(host, b)
+            answers = await self._resolve(host, b)
             if dns_only:
                 return
-            addresses += [a for a in extra if a not in addresses]
-            extra = ()  # the control's extra addresses belong to the first host only
+            # the control's extra addresses belong to the first host only
+            addresses = self._dialled(answers) + self._dialled(
+                [a for a in extra if a not in answers]
+            )
+            extra = ()
             result = await self._connect(url, https, addresses, b)
             if result is None:
                 # nothing to fetch over: the verdict reads the DNS, TCP and TLS results; on a
@@ -180,24 +195,45 @@ class Flow:
                         url=url, failure=failure, ms=0.0, redirects=list(b.redirects)
                     )
                 return
-            location = result.headers.get("location") if result.failure is None else None
-            if result.status in (301, 302, 303, 307, 308) and location:
-                b.redirects.append(Redirect(url=url, status=result.status, location=location))
-                url = urllib.parse.urljoin(url, location)
-                if _split_or_none(url) is None:
-                    b.http = _with_redirects(
-                        result, b, failures.unknown_text("unsupported redirect")
-                    )
-                    return
-                continue
+            nxt = self._follow(url, result, b, ports)
+            if nxt is None:
+                return
+            url = nxt
+
+    def _follow(
+        self, url: str, result: HTTPResult, b: _Builder, ports: frozenset[int] | None
+    ) -> str | None:
+        """Return the URL a redirect leads to, or None when ``result`` is the answer (then
+        ``b.http`` is set: the page, or the redirect not followed and why)."""
+        location = result.headers.get("location") if result.failure is None else None
+        if result.status not in (301, 302, 303, 307, 308) or not location:
             b.http = _with_redirects(result, b, None)
-            return
-        b.http = HTTPResult(
-            url=url,
-            failure=failures.unknown_text("stopped after too many redirects"),
-            ms=0.0,
-            redirects=list(b.redirects),
-        )
+            return None
+        if len(b.redirects) == MAX_REDIRECTS:
+            b.http = _with_redirects(result, b, TOO_MANY_REDIRECTS)
+            return None
+        b.redirects.append(Redirect(url=url, status=result.status, location=location))
+        nxt = urllib.parse.urljoin(url, location)
+        parts = _split_or_none(nxt)
+        if parts is None:
+            b.http = _with_redirects(result, b, failures.unknown_text("unsupported redirect"))
+            return None
+        if ports is not None and parts[1] not in ports:
+            b.http = _with_redirects(result, b, PORT_NOT_MEASURED)
+            return None
+        return nxt
+
+    def _ports(self, url: str) -> frozenset[int] | None:
+        """The ports this target's redirects may lead to: its own and the allowed ones."""
+        allowed = self.options.redirect_ports
+        return None if allowed is None else frozenset((*allowed, _split(url)[1]))
+
+    def _dialled(self, addresses: Sequence[str]) -> list[str]:
+        """The addresses to dial among ``addresses``; count those the cap leaves out."""
+        o = self.options
+        dialled, ignored = select(addresses, o.allow_networks, o.addresses_per_family)
+        self.addresses_ignored += ignored
+        return dialled
 
     async def _resolve(self, host: str, b: _Builder) -> list[str]:
         """Resolve ``host`` through the tested resolver (A and AAAA at once); return its answers."""
@@ -234,7 +270,7 @@ class Flow:
         result = await self.steps["connection"](
             connection.ConnectionSpec(
                 url=url,
-                ips=tuple(a for a in addresses if is_connectable(a, o.allow_networks)),
+                ips=tuple(addresses),
                 tcp_timeout_seconds=o.tcp_timeout_seconds,
                 tls_timeout_seconds=o.tls_timeout_seconds,
                 http_timeout_seconds=o.http_timeout_seconds,

@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from probe import failures as f
-from probe.addresses import always_anomalous, is_global, is_ip
+from probe.addresses import always_anomalous, is_ip, is_public
 from probe.record import Control, DNSResult, HTTPResult, Measurement, TCPResult, TLSResult, Verdict
 
 AsnLookup = Callable[[str], int | None]
@@ -292,4 +292,4 @@ def _unroutable(s: str, tried: Sequence[TCPResult]) -> bool:
     """Loopback, or a non-public address that its measurer was not allowed to dial (a bogon)."""
     if always_anomalous(s):
         return True
-    return not is_global(s) and s not in {t.ip for t in tried}
+    return not is_public(s) and s not in {t.ip for t in tried}

@@ -24,6 +24,7 @@ import dns.exception
 import dns.name
 import yaml
 
+from probe import addresses
 from probe.record import CATEGORIES, Target
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -166,9 +167,9 @@ def _host(host: str, allow_networks: Sequence[Network]) -> str:
     except ValueError:
         return _domain(host)
     # loopback and unspecified are never measured, whatever is allowed (SPEC.md --allow-network)
-    if ip.is_loopback or ip.is_unspecified:
+    if addresses.always_anomalous(host):
         raise ValueError(f"{host} is a loopback or unspecified address")
-    if not ip.is_global and not any(ip in n for n in allow_networks):
+    if not addresses.is_connectable(host, allow_networks):
         raise ValueError(f"{host} is not a public address (allow its network to measure it)")
     return ip.compressed
 

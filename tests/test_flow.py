@@ -150,7 +150,62 @@ async def test_redirect_loop_stops_after_ten_hops() -> None:
     m = await Flow(OPTS, net.steps()).measure(target("https://a.fr/", "a.fr"), PROBE)
     assert m.http is not None
     assert m.http.failure == "unknown_failure: stopped after too many redirects"
-    assert len(m.http.redirects) == 11
+    # ten redirects followed (docs/spec.md: at most 10): the first request and ten more;
+    # the eleventh redirect is the answer, not followed
+    assert len(m.http.redirects) == 10
+    assert len([c for c in net.calls if c[0] == "http"]) == 11
+    assert (m.http.url, m.http.status) == ("https://a.fr/", 302)
+
+
+async def test_ten_redirects_then_a_page_is_followed_to_the_page() -> None:
+    pages = {f"http://a.fr/{i}": (302, f"/{i + 1}") for i in range(10)}
+    net = FakeNet({"a.fr": ["93.184.216.34"]}, pages=pages)
+    m = await Flow(OPTS, net.steps()).measure(target("http://a.fr/0", "a.fr"), PROBE)
+    assert m.http is not None
+    assert (m.http.url, m.http.status, m.http.failure) == ("http://a.fr/10", 200, None)
+    assert len(m.http.redirects) == 10
+
+
+async def test_addresses_capped_per_family_in_answer_order_and_counted() -> None:
+    v4 = [f"93.184.{i // 250}.{i % 250 + 1}" for i in range(1000)]
+    v6 = [f"2a00:1450::{i + 1:x}" for i in range(20)]
+    extra = ["10.0.0.1", *(f"198.41.0.{i}" for i in range(1, 11)), "93.184.0.1"]
+    net = FakeNet({"a.fr": [*v4, *v6]})
+    opts = FlowOptions(resolver="192.0.2.53", addresses_per_family=8)
+    flow = Flow(opts, net.steps())
+    m = await flow.measure(target("http://a.fr/", "a.fr"), PROBE, extra_addresses=extra)
+    dialled = [c[1] for c in net.calls if c[0] == "tcp"]
+    # the resolver's first 8 of each family, then the caller's first 8 new connectable ones
+    assert dialled == v4[:8] + v6[:8] + [f"198.41.0.{i}" for i in range(1, 9)]
+    assert [t.ip for t in m.tcp] == dialled
+    assert len(m.dns[0].answers) == 1000  # the answers are recorded whole
+    assert flow.addresses_ignored == (1000 - 8) + (20 - 8) + (10 - 8)
+
+
+async def test_no_cap_by_default_every_address_is_dialled() -> None:
+    v4 = [f"93.184.0.{i}" for i in range(1, 31)]
+    net = FakeNet({"a.fr": v4})
+    flow = Flow(OPTS, net.steps())
+    await flow.measure(target("http://a.fr/", "a.fr"), PROBE)
+    assert [c[1] for c in net.calls if c[0] == "tcp"] == v4
+    assert flow.addresses_ignored == 0
+
+
+async def test_a_redirect_to_a_port_not_allowed_is_not_followed() -> None:
+    net = FakeNet(
+        {"a.fr": ["93.184.216.34"], "b.fr": ["93.184.216.40"]},
+        pages={
+            "http://a.fr:8080/": (302, "http://a.fr/"),
+            "http://a.fr/": (302, "http://b.fr:22/"),
+        },
+    )
+    opts = FlowOptions(resolver="192.0.2.53", redirect_ports=(80, 443))
+    m = await Flow(opts, net.steps()).measure(target("http://a.fr:8080/", "a.fr"), PROBE)
+    assert m.http is not None
+    assert m.http.failure == "unknown_failure: redirect to a port not measured"
+    assert (m.http.url, m.http.status) == ("http://a.fr/", 302)
+    assert [c[1][0] for c in net.calls if c[0] == "http"] == ["http://a.fr:8080/", "http://a.fr/"]
+    assert ("dns", ("b.fr", "A")) not in net.calls
 
 
 async def test_target_time_is_bounded_and_partial_results_kept() -> None:

@@ -101,6 +101,13 @@ def test_to_dict_omits_absent_optional_keys():
             "services[0].urls[0]: 192.168.1.1 is not a public address",
         ),
         ({"urls": ["http://127.0.0.1:8080/"]}, "services[0].urls[0]: 127.0.0.1 is a loopback"),
+        # IPv6 forms of loopback and private IPv4 (probe/addresses.py, the one policy)
+        ({"urls": ["http://[::127.0.0.1]/"]}, "services[0].urls[0]: ::127.0.0.1 is a loopback"),
+        ({"urls": ["http://[64:ff9b::7f00:1]/"]}, "services[0].urls[0]: 64:ff9b::7f00:1 is a loop"),
+        (
+            {"urls": ["http://[64:ff9b::a00:1]/"]},
+            "services[0].urls[0]: 64:ff9b::a00:1 is not a public address",
+        ),
         ({"urls": ["https://localhost/"]}, "services[0].urls[0]: 'localhost' is not a public host"),
         ({"urls": ["https://a..fr/"]}, "services[0].urls[0]: 'a..fr' is not a valid host name"),
         ({"urls": [42]}, "services[0].urls[0]: not an http or https URL"),

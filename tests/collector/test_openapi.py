@@ -28,6 +28,8 @@ BIG = b'{"x": "' + b"x" * 70_000 + b'"}'
 class FakeFlow:
     """The control's step composer, faked at its seam: no network is measured."""
 
+    addresses_ignored = 0
+
     async def measure(self, target: Any, probe: Any, **_: Any) -> Measurement:
         http = HTTPResult(target.url, None, 1.0, status=200, title="ok")
         return Measurement(new_id(), probe, target, "2026-03-01T20:00:00Z", 1.0, http=http)
