@@ -9,9 +9,9 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from probe import verdict
+from probe.client import CollectorClient
 from probe.flow import Flow
 from probe.record import Control, Measurement, ProbeInfo, Target
-from probe.uploader import CollectorClient
 from probe.verdict import Fingerprints
 
 

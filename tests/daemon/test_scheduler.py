@@ -15,14 +15,14 @@ from typing import Any
 import pytest
 import yaml
 
+from probe.client import CollectorClient
 from probe.config import BusyWindow, ScheduleConfig
-from probe.cycle import Cycle, CycleReport, WatchlistSource, estimated_bytes
+from probe.daemon.cycle import Cycle, CycleReport, WatchlistSource, estimated_bytes
+from probe.daemon.schedule import Daemon, Heartbeat, Watchdog, cycle_deadline, next_delay
+from probe.daemon.spool import Spool
 from probe.flow import Flow, FlowOptions
 from probe.record import DNSResult, HTTPResult, ProbeInfo, TCPResult, TLSResult
 from probe.runner import Runner
-from probe.scheduler import Daemon, Heartbeat, Watchdog, cycle_deadline, next_delay
-from probe.spool import Spool
-from probe.uploader import CollectorClient
 from probe.watchlist import parse_watchlist
 from tests.daemon.conftest import InProcessCollector
 from tests.daemon.harness import free_port, watchlist

@@ -15,10 +15,10 @@ import os
 from pathlib import Path
 from typing import Any
 
-from probe import identity, spool
+from probe.client import CollectorClient, CollectorRefused, CollectorUnavailable
 from probe.config import ProbeConfig
-from probe.scheduler import HEARTBEAT_FILE
-from probe.uploader import CollectorClient, CollectorRefused, CollectorUnavailable
+from probe.daemon import identity, spool
+from probe.daemon.schedule import HEARTBEAT_FILE
 
 HEALTH_TIMEOUT_SECONDS = 5.0
 

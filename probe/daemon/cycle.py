@@ -16,11 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from probe import identity, logs, watchlist
+from probe import logs, watchlist
+from probe.client import CollectorClient, CollectorRefused, CollectorUnavailable
+from probe.daemon import identity
+from probe.daemon.spool import Spool
 from probe.record import Measurement, Target
 from probe.runner import Runner
-from probe.spool import Spool
-from probe.uploader import CollectorClient, CollectorRefused, CollectorUnavailable
 
 WATCHLIST_CACHE = "watchlist.json"
 # What a target costs the line besides its body: DNS queries, TCP handshakes, TLS handshakes
