@@ -40,18 +40,26 @@ NEUTRAL_SNI = "www.example.com"
 # measured, rather than being cancelled with it (cancelling loses its TCP and TLS results)
 RETURN_MARGIN_SECONDS = 0.1
 
-StepMap = dict[str, Callable[[Any], Awaitable[Any]]]
-DEFAULT_STEPS: StepMap = {
-    "dns": dns.measure,
-    # the same DNS step, returning at the first reply while it listens on for an injected
-    # second one: the listen then costs no time before TCP (docs/benchmarks.md §1.4)
-    "dns_listening": dns.measure_listening,
+DNSStep = Callable[[dns.DNSSpec], Awaitable[tuple[DNSResult, asyncio.Future[list[str] | None]]]]
+ConnectionStep = Callable[[connection.ConnectionSpec], Awaitable[connection.ConnectionResult]]
+TLSStep = Callable[[tls.TLSSpec], Awaitable[TLSResult]]
+
+
+@dataclass(frozen=True)
+class Steps:
+    """The steps the flow composes, one field each: tests pass fakes of the same shapes."""
+
+    # the DNS step returning at the first reply while it listens on for an injected second
+    # one: the listen then costs no time before TCP (docs/benchmarks.md §1.4)
+    dns: DNSStep = dns.measure_listening
     # TCP to every address, TLS on those that connected, and the GET on the first usable
     # one, each address on one connection (docs/benchmarks.md §1.4)
-    "connection": connection.measure,
+    connection: ConnectionStep = connection.measure
     # a handshake on its own connection: the SNI swap after a failed one
-    "tls": tls.measure,
-}
+    tls: TLSStep = tls.measure
+
+
+DEFAULT_STEPS = Steps()
 
 
 @dataclass(frozen=True)
@@ -102,9 +110,9 @@ class _Builder:
 class Flow:
     """Measure targets with one set of options and one step map (fakes may be passed in tests)."""
 
-    def __init__(self, options: FlowOptions, steps: StepMap | None = None) -> None:
+    def __init__(self, options: FlowOptions, steps: Steps = DEFAULT_STEPS) -> None:
         self.options = options
-        self.steps = steps or DEFAULT_STEPS
+        self.steps = steps
 
     async def measure(
         self,
@@ -213,15 +221,11 @@ class Flow:
             )
             for q in o.qtypes
         ]
-        if "dns_listening" in self.steps:
-            pairs = await asyncio.gather(*(self.steps["dns_listening"](s) for s in specs))
-            results = [r for r, _ in pairs]
-            for r, listen in pairs:
-                b.listening.append((len(b.dns), listen))
-                b.dns.append(r)
-        else:
-            results = await asyncio.gather(*(self.steps["dns"](s) for s in specs))
-            b.dns.extend(results)
+        pairs = await asyncio.gather(*(self.steps.dns(s) for s in specs))
+        results = [r for r, _ in pairs]
+        for r, listen in pairs:
+            b.listening.append((len(b.dns), listen))
+            b.dns.append(r)
         return _unique(a for r in results for a in r.answers)
 
     async def _connect(
@@ -230,7 +234,7 @@ class Flow:
         """TCP, TLS and the GET on every connectable address's connection (the GET on the first
         usable one), and the SNI swap where a handshake was cut; return the GET's result."""
         o = self.options
-        result = await self.steps["connection"](
+        result = await self.steps.connection(
             connection.ConnectionSpec(
                 url=url,
                 ips=tuple(a for a in addresses if is_connectable(a, o.allow_networks)),
@@ -263,7 +267,7 @@ class Flow:
         if first.failure is None or first.failure in failures.CERTIFICATE_FAILURES:
             return None
         o = self.options
-        swap: TLSResult = await self.steps["tls"](
+        swap: TLSResult = await self.steps.tls(
             tls.TLSSpec(
                 ip=first.ip,
                 port=first.port,
