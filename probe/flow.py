@@ -1,4 +1,9 @@
-"""The only composer of steps: DNS -> TCP, TLS and HTTP on one connection -> the SNI swap.
+"""The composer of one target's steps: DNS -> the connection step (TCP, TLS, HTTP) -> SNI swap.
+
+The flow composes the steps into a target, and takes them as a `Steps` of fixed shape, so that
+tests pass fakes without a socket. The one composer below it is the connection step, which
+carries TCP, TLS and HTTP on one connection per address (probe/steps/__init__.py says why);
+the flow sees that as one step and never calls the TCP or HTTP step itself.
 
 One target is measured as OONI's Web Connectivity does, with two differences taken in DESIGN.md:
 every address of the tested resolver is tried (not only the first), and a failed TLS handshake is
