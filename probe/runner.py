@@ -1,4 +1,4 @@
-"""One target from start to verdict: flow, control, verdict; used by `check` and `run`."""
+"""Targets from start to verdict (flow, control, verdict): the one loop of `check` and `run`."""
 
 from __future__ import annotations
 
