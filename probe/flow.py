@@ -55,10 +55,10 @@ class Steps:
     """The steps the flow composes, one field each: tests pass fakes of the same shapes."""
 
     # the DNS step returning at the first reply while it listens on for an injected second
-    # one: the listen then costs no time before TCP (docs/benchmarks.md §1.4)
+    # one: the listen then costs no time before TCP (docs/benchmarks.md §5)
     dns: DNSStep = dns.measure_listening
     # TCP to every address, TLS on those that connected, and the GET on the first usable
-    # one, each address on one connection (docs/benchmarks.md §1.4)
+    # one, each address on one connection (docs/benchmarks.md §5)
     connection: ConnectionStep = connection.measure
     # a handshake on its own connection: the SNI swap after a failed one
     tls: TLSStep = tls.measure
