@@ -28,7 +28,7 @@ from collector.config import CollectorConfig
 from probe import __version__
 from probe import config as probe_config
 from probe.addresses import Network
-from probe.flow import DEFAULT_STEPS, Flow, FlowOptions, StepMap
+from probe.flow import DEFAULT_STEPS, Flow, FlowOptions, Steps
 from probe.record import Control, Measurement, ProbeInfo, Target
 from probe.watchlist import Watchlist, normalize_url
 
@@ -200,7 +200,7 @@ class Dials:
         return granted
 
 
-def gated(steps: StepMap, dials: Dials, *budgets: Permits) -> StepMap:
+def gated(steps: Steps, dials: Dials, *budgets: Permits) -> Steps:
     """Return ``steps`` dialling within ``dials``, every connection they open held against each
     budget in turn."""
 
@@ -219,13 +219,13 @@ def gated(steps: StepMap, dials: Dials, *budgets: Permits) -> StepMap:
                 spec = dataclasses.replace(
                     spec, budget_seconds=max(0.0, spec.budget_seconds - waited)
                 )
-            return await steps["connection"](spec)
+            return await steps.connection(spec)
 
     async def tls(spec: Any) -> Any:  # the SNI swap: a connection of its own
         async with holding(1):
-            return await steps["tls"](spec)
+            return await steps.tls(spec)
 
-    return {**steps, "connection": connection, "tls": tls}
+    return dataclasses.replace(steps, connection=connection, tls=tls)
 
 
 class ControlVantage:
@@ -237,13 +237,13 @@ class ControlVantage:
         concurrency: int = 16,
         cache_seconds: float = 60.0,
         flow: Flow | None = None,
-        steps: StepMap | None = None,
+        steps: Steps = DEFAULT_STEPS,
         connections_per_request: int = MAX_CONNECTIONS_PER_REQUEST,
         connections_in_flight: int = MAX_CONNECTIONS_IN_FLIGHT,
         dials_per_request: int = MAX_DIALS_PER_REQUEST,
     ) -> None:
         self.options = bounded(options)
-        self.steps = steps or DEFAULT_STEPS
+        self.steps = steps
         self.flow = flow  # a composer given whole (tests at the seam): used as it is
         self.connections_per_request = connections_per_request
         self.dials_per_request = dials_per_request

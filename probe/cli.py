@@ -15,14 +15,15 @@ import sys
 from collections.abc import Mapping, Sequence
 from typing import Any, NoReturn
 
-from probe import __version__, config, fingerprints, identity, logs, service, status, watchlist
-from probe.delivery import OperatorMustAct, register
+from probe import __version__, config, fingerprints, logs, watchlist
+from probe.client import CollectorClient, CollectorUnavailable
+from probe.daemon import identity, lifecycle, status
+from probe.daemon.delivery import OperatorMustAct, register
 from probe.flow import Flow, FlowOptions
 from probe.output import Progress, render_table, use_colour
 from probe.record import ProbeInfo, Target
 from probe.runner import Runner
 from probe.settings import add_off_switch, overrides_from
-from probe.uploader import CollectorClient, CollectorUnavailable
 
 PROG = "surblocage-probe"
 
@@ -309,7 +310,7 @@ async def cmd_run(args: argparse.Namespace) -> int:
     if cfg.watchlist != "collector":  # a broken file stops us now, not in the first cycle
         watchlist.load_watchlist(cfg.watchlist, cfg.network.allow_networks)
     opts = flow_options(cfg)
-    plan = service.Plan(
+    plan = lifecycle.Plan(
         config=cfg,
         probe=probe_info(cfg, opts),
         flow=Flow(opts),
@@ -319,8 +320,8 @@ async def cmd_run(args: argparse.Namespace) -> int:
         cycle_deadline_seconds=args.cycle_deadline,
     )
     if not args.once:
-        return await service.run_forever(plan)
-    code, message = await service.run_once(plan, Progress(0, quiet=args.quiet))
+        return await lifecycle.run_forever(plan)
+    code, message = await lifecycle.run_once(plan, Progress(0, quiet=args.quiet))
     print(message, file=sys.stdout if code == 0 else sys.stderr)
     return code
 
@@ -337,7 +338,7 @@ async def cmd_register(args: argparse.Namespace) -> int:
     lock = identity.lock_state_dir(cfg.state_dir)  # not under a running daemon's feet
     try:
         async with CollectorClient(base_url=url, timeout_seconds=30.0) as client:
-            ident = await register(client, service.enrollment(cfg, args.enrollment_key))
+            ident = await register(client, lifecycle.enrollment(cfg, args.enrollment_key))
     except (CollectorUnavailable, OperatorMustAct) as e:
         print(f"{PROG}: error: {url}: {e}", file=sys.stderr)
         return 1

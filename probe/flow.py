@@ -1,4 +1,9 @@
-"""The only composer of steps: DNS -> TCP, TLS and HTTP on one connection -> the SNI swap.
+"""The composer of one target's steps: DNS -> the connection step (TCP, TLS, HTTP) -> SNI swap.
+
+The flow composes the steps into a target, and takes them as a `Steps` of fixed shape, so that
+tests pass fakes without a socket. The one composer below it is the connection step, which
+carries TCP, TLS and HTTP on one connection per address (probe/steps/__init__.py says why);
+the flow sees that as one step and never calls the TCP or HTTP step itself.
 
 One target is measured as OONI's Web Connectivity does, with two differences taken in DESIGN.md:
 every address of the tested resolver is tried (not only the first), and a failed TLS handshake is
@@ -45,18 +50,26 @@ NEUTRAL_SNI = "www.example.com"
 # measured, rather than being cancelled with it (cancelling loses its TCP and TLS results)
 RETURN_MARGIN_SECONDS = 0.1
 
-StepMap = dict[str, Callable[[Any], Awaitable[Any]]]
-DEFAULT_STEPS: StepMap = {
-    "dns": dns.measure,
-    # the same DNS step, returning at the first reply while it listens on for an injected
-    # second one: the listen then costs no time before TCP (docs/benchmarks.md §1.4)
-    "dns_listening": dns.measure_listening,
+DNSStep = Callable[[dns.DNSSpec], Awaitable[tuple[DNSResult, asyncio.Future[list[str] | None]]]]
+ConnectionStep = Callable[[connection.ConnectionSpec], Awaitable[connection.ConnectionResult]]
+TLSStep = Callable[[tls.TLSSpec], Awaitable[TLSResult]]
+
+
+@dataclass(frozen=True)
+class Steps:
+    """The steps the flow composes, one field each: tests pass fakes of the same shapes."""
+
+    # the DNS step returning at the first reply while it listens on for an injected second
+    # one: the listen then costs no time before TCP (docs/benchmarks.md §5)
+    dns: DNSStep = dns.measure_listening
     # TCP to every address, TLS on those that connected, and the GET on the first usable
-    # one, each address on one connection (docs/benchmarks.md §1.4)
-    "connection": connection.measure,
+    # one, each address on one connection (docs/benchmarks.md §5)
+    connection: ConnectionStep = connection.measure
     # a handshake on its own connection: the SNI swap after a failed one
-    "tls": tls.measure,
-}
+    tls: TLSStep = tls.measure
+
+
+DEFAULT_STEPS = Steps()
 
 
 @dataclass(frozen=True)
@@ -112,9 +125,9 @@ class _Builder:
 class Flow:
     """Measure targets with one set of options and one step map (fakes may be passed in tests)."""
 
-    def __init__(self, options: FlowOptions, steps: StepMap | None = None) -> None:
+    def __init__(self, options: FlowOptions, steps: Steps = DEFAULT_STEPS) -> None:
         self.options = options
-        self.steps = steps or DEFAULT_STEPS
+        self.steps = steps
         # connectable addresses left undialled by ``addresses_per_family``, over every measure
         self.addresses_ignored = 0
 
@@ -250,15 +263,11 @@ class Flow:
             )
             for q in o.qtypes
         ]
-        if "dns_listening" in self.steps:
-            pairs = await asyncio.gather(*(self.steps["dns_listening"](s) for s in specs))
-            results = [r for r, _ in pairs]
-            for r, listen in pairs:
-                b.listening.append((len(b.dns), listen))
-                b.dns.append(r)
-        else:
-            results = await asyncio.gather(*(self.steps["dns"](s) for s in specs))
-            b.dns.extend(results)
+        pairs = await asyncio.gather(*(self.steps.dns(s) for s in specs))
+        results = [r for r, _ in pairs]
+        for r, listen in pairs:
+            b.listening.append((len(b.dns), listen))
+            b.dns.append(r)
         return _unique(a for r in results for a in r.answers)
 
     async def _connect(
@@ -267,7 +276,7 @@ class Flow:
         """TCP, TLS and the GET on every connectable address's connection (the GET on the first
         usable one), and the SNI swap where a handshake was cut; return the GET's result."""
         o = self.options
-        result = await self.steps["connection"](
+        result = await self.steps.connection(
             connection.ConnectionSpec(
                 url=url,
                 ips=tuple(addresses),
@@ -300,7 +309,7 @@ class Flow:
         if first.failure is None or first.failure in failures.CERTIFICATE_FAILURES:
             return None
         o = self.options
-        swap: TLSResult = await self.steps["tls"](
+        swap: TLSResult = await self.steps.tls(
             tls.TLSSpec(
                 ip=first.ip,
                 port=first.port,

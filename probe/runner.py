@@ -1,4 +1,4 @@
-"""One target from start to verdict: flow, control, verdict; used by `check` and `run`."""
+"""Targets from start to verdict (flow, control, verdict): the one loop of `check` and `run`."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from probe import verdict
+from probe.client import CollectorClient
 from probe.flow import Flow
 from probe.record import Control, Measurement, ProbeInfo, Target
-from probe.uploader import CollectorClient
 from probe.verdict import Fingerprints
 
 
@@ -48,15 +48,42 @@ class Runner:
         on_done: Callable[[Measurement], None] | None = None,
     ) -> list[Measurement]:
         """Judge every target, ``concurrency`` at a time; results in input order."""
-        sem = asyncio.Semaphore(self.concurrency)
         out: list[Measurement | None] = [None] * len(targets)
 
-        async def one(i: int, t: Target) -> None:
-            out[i] = m = await self.judge(t, t.service in dns_only, gate=sem)
+        def keep(i: int, m: Measurement) -> None:
+            out[i] = m
             if on_done is not None:
                 on_done(m)
+
+        await self.each(targets, dns_only, keep)
+        return [m for m in out if m is not None]
+
+    async def each(
+        self,
+        targets: Sequence[Target],
+        dns_only: frozenset[str],
+        on_done: Callable[[int, Measurement], None],
+        gate: contextlib.AbstractAsyncContextManager[Any] | None = None,
+    ) -> None:
+        """Judge every target, as many at once as ``gate`` admits (default: ``concurrency``),
+        and hand each record with its index in ``targets`` to ``on_done`` as soon as judged.
+
+        A gate may refuse a target by raising `TargetSkipped` (the target is left out, the
+        others go on); cancelling this coroutine cancels every target in flight.
+        """
+        gate = gate or asyncio.Semaphore(self.concurrency)
+
+        async def one(i: int, t: Target) -> None:
+            try:
+                m = await self.judge(t, t.service in dns_only, gate=gate)
+            except TargetSkipped:
+                return
+            on_done(i, m)
 
         async with asyncio.TaskGroup() as tg:
             for i, t in enumerate(targets):
                 tg.create_task(one(i, t))
-        return [m for m in out if m is not None]
+
+
+class TargetSkipped(Exception):
+    """Raised by a gate to leave a target unmeasured (the cycle's byte budget is spent)."""

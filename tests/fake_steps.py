@@ -1,8 +1,8 @@
-"""The connection step composed from fake TCP, TLS and HTTP steps, for tests at the step map seam.
+"""The flow's step map made of fake DNS, TCP, TLS and HTTP steps, for tests at the step map seam.
 
-It does what probe/steps/connection.py does, from tables instead of sockets: TCP to every
-address, TLS on those that connected (https), the GET on the first usable one, within the
-step's budget.
+The connection step does what probe/steps/connection.py does, from tables instead of sockets:
+TCP to every address, TLS on those that connected (https), the GET on the first usable one,
+within the step's budget. The DNS step hears no second reply.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import urllib.parse
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from probe.flow import Steps
 from probe.record import HTTPResult
 from probe.steps.connection import ConnectionResult, ConnectionSpec
 from probe.steps.http import HTTPSpec
@@ -19,6 +20,23 @@ from probe.steps.tcp import TCPSpec
 from probe.steps.tls import TLSSpec
 
 Step = Callable[[Any], Awaitable[Any]]
+
+
+def fake_steps(dns: Step, tcp: Step, tls: Step, http: Step) -> Steps:
+    """Return the flow's step map made of the four fakes."""
+    return Steps(dns=listening(dns), connection=connection_step(tcp, tls, http), tls=tls)
+
+
+def listening(dns: Step) -> Step:
+    """Return the DNS fake in the flow's shape: its result, and a listen that heard nothing."""
+
+    async def step(spec: Any) -> tuple[Any, asyncio.Future[list[str] | None]]:
+        result = await dns(spec)
+        heard: asyncio.Future[list[str] | None] = asyncio.get_running_loop().create_future()
+        heard.set_result(None)
+        return result, heard
+
+    return step
 
 
 def connection_step(tcp: Step, tls: Step, http: Step) -> Callable[[ConnectionSpec], Awaitable[Any]]:

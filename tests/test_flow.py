@@ -7,9 +7,9 @@ import ipaddress
 from typing import Any
 
 from probe.addresses import is_connectable
-from probe.flow import Flow, FlowOptions
+from probe.flow import Flow, FlowOptions, Steps
 from probe.record import DNSResult, HTTPResult, ProbeInfo, Target, TCPResult, TLSResult
-from tests.fake_steps import connection_step
+from tests.fake_steps import fake_steps
 
 PROBE = ProbeInfo(software="test")
 
@@ -63,9 +63,8 @@ class FakeNet:
             url=spec.url, failure=None, ms=1, status=status, headers=headers, ip=spec.ip
         )
 
-    def steps(self) -> dict[str, Any]:
-        connection = connection_step(self.tcp, self.tls, self.http)
-        return {"dns": self.dns, "connection": connection, "tls": self.tls}
+    def steps(self) -> Steps:
+        return fake_steps(self.dns, self.tcp, self.tls, self.http)
 
 
 def target(url: str, domain: str) -> Target:

@@ -3,9 +3,10 @@
 One connection per address carries the TCP connect, the TLS handshake and, on the first usable
 address in the resolver's order, the GET, as a browser's would. Measuring each layer on its own
 connection cost six round trips after DNS where four suffice, twice the handshakes and twice the
-certificate bytes (docs/benchmarks.md §1.4). The step returns what the record keeps of each
+certificate bytes (docs/benchmarks.md §5). The step returns what the record keeps of each
 layer; the SNI swap and the re-fetch of a certificate that failed need connections of their own,
-and only then (probe/flow.py, probe/steps/tls.py).
+and only then (probe/flow.py, probe/steps/tls.py). It is the one step built of others
+(``tcp.connect``, ``tls.upgrade``, ``http.fetch``: probe/steps/__init__.py).
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ import pytest
 
 from collector.config import load_config
 from collector.control import ControlVantage, Permits, control_options
-from probe.flow import DEFAULT_STEPS, StepMap
+from probe.flow import DEFAULT_STEPS, Steps
 from probe.steps import connection, tls
 from tests.collector.harness import Collector, running
 from tests.steps import conftest as servers
@@ -61,7 +61,7 @@ async def _tls(spec: tls.TLSSpec) -> Any:
     return dataclasses.replace(result, ip=spec.ip)
 
 
-LOOPBACK_STEPS: StepMap = {**DEFAULT_STEPS, "connection": _connection, "tls": _tls}
+LOOPBACK_STEPS: Steps = dataclasses.replace(DEFAULT_STEPS, connection=_connection, tls=_tls)
 
 
 @dataclass

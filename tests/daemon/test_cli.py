@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from probe import cli, identity, status
+from probe import cli
+from probe.daemon import identity, status
 from tests.daemon.conftest import InProcessCollector
 from tests.daemon.harness import DOMAIN, DNSServer, ProbeProcess, free_port
 

@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 from aiohttp import test_utils, web
 
-from probe import identity
-from probe.delivery import Backoff, Enrollment, OperatorMustAct, Uploader
-from probe.spool import Spool
-from probe.uploader import CollectorClient, CollectorUnavailable
+from probe.client import CollectorClient, CollectorUnavailable
+from probe.daemon import identity
+from probe.daemon.delivery import Backoff, Delivery, Enrollment, OperatorMustAct
+from probe.daemon.spool import Spool
 from tests.daemon.conftest import InProcessCollector
 from tests.daemon.harness import free_port
 from tests.daemon.records import malformed, measurement
@@ -27,15 +27,15 @@ def spool(tmp_path: Path) -> Spool:
 @pytest.fixture
 async def uploader_for(
     tmp_path: Path, spool: Spool
-) -> AsyncIterator[Callable[..., Awaitable[Uploader]]]:
+) -> AsyncIterator[Callable[..., Awaitable[Delivery]]]:
     clients: list[CollectorClient] = []
 
-    async def make(url: str, batch_size: int = 100, key: str | None = None) -> Uploader:
+    async def make(url: str, batch_size: int = 100, key: str | None = None) -> Delivery:
         client = await CollectorClient(base_url=url, timeout_seconds=5).__aenter__()
         clients.append(client)
         enrollment = Enrollment(tmp_path / "state", url, asn=3215, network="Orange", key=key)
         ident = identity.load_identity(enrollment.state_dir)
-        return Uploader(spool, client, enrollment, ident, batch_size)
+        return Delivery(spool, client, enrollment, ident, batch_size)
 
     yield make
     for c in clients:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from probe import identity
+from probe.daemon import identity
 
 
 def test_identity_round_trip_is_private(tmp_path: Path) -> None:

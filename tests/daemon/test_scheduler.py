@@ -15,18 +15,18 @@ from typing import Any
 import pytest
 import yaml
 
+from probe.client import CollectorClient
 from probe.config import BusyWindow, ScheduleConfig
-from probe.cycle import Cycle, CycleReport, WatchlistSource, estimated_bytes
+from probe.daemon.cycle import Cycle, CycleReport, WatchlistSource, estimated_bytes
+from probe.daemon.schedule import Daemon, Heartbeat, Watchdog, cycle_deadline, next_delay
+from probe.daemon.spool import Spool
 from probe.flow import Flow, FlowOptions
 from probe.record import DNSResult, HTTPResult, ProbeInfo, TCPResult, TLSResult
 from probe.runner import Runner
-from probe.scheduler import Daemon, Heartbeat, Watchdog, cycle_deadline, next_delay
-from probe.spool import Spool
-from probe.uploader import CollectorClient
 from probe.watchlist import parse_watchlist
 from tests.daemon.conftest import InProcessCollector
 from tests.daemon.harness import free_port, watchlist
-from tests.fake_steps import connection_step
+from tests.fake_steps import fake_steps
 
 PARIS = datetime.timezone(datetime.timedelta(hours=1))  # Europe/Paris in November
 SATURDAY_NOON = datetime.datetime(2026, 11, 28, 12, 0, tzinfo=PARIS)
@@ -86,8 +86,7 @@ class FakeNet:
             self.in_flight -= 1
 
     def runner(self, concurrency: int = 1) -> Runner:
-        connection = connection_step(self.tcp, self.tls, self.http)
-        steps = {"dns": self.dns, "connection": connection, "tls": self.tls}
+        steps = fake_steps(self.dns, self.tcp, self.tls, self.http)
         opts = FlowOptions(resolver="192.0.2.53", target_timeout_seconds=60)
         return Runner(Flow(opts, steps), ProbeInfo(software="t"), None, None, concurrency)
 

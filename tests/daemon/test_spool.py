@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from probe.daemon.spool import Spool, stats_readonly
 from probe.record import Measurement
-from probe.spool import Spool, stats_readonly
 from tests.daemon.records import measurement
 
 

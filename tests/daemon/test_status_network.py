@@ -5,7 +5,8 @@ from __future__ import annotations
 import pathlib
 
 from collector.store import migrate
-from probe import config, status
+from probe import config
+from probe.daemon import status
 from tests.collector.harness import running
 
 

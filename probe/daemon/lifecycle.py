@@ -16,15 +16,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from probe import __version__, identity, logs
+from probe import __version__, logs
+from probe.client import CollectorClient, CollectorUnavailable
 from probe.config import ProbeConfig
-from probe.cycle import CycleReport, WatchlistSource
-from probe.delivery import Backoff, Enrollment, OperatorMustAct, Uploader
-from probe.flow import Flow
-from probe.output import Progress
-from probe.record import ProbeInfo
-from probe.runner import Runner
-from probe.scheduler import (
+from probe.daemon import identity
+from probe.daemon.cycle import CycleReport, WatchlistSource
+from probe.daemon.delivery import Backoff, Delivery, Enrollment, OperatorMustAct
+from probe.daemon.schedule import (
     HEARTBEAT_FILE,
     STALL_SECONDS,
     Daemon,
@@ -32,8 +30,11 @@ from probe.scheduler import (
     Watchdog,
     until_stopped,
 )
-from probe.spool import Spool
-from probe.uploader import CollectorClient, CollectorUnavailable
+from probe.daemon.spool import Spool
+from probe.flow import Flow
+from probe.output import Progress
+from probe.record import ProbeInfo
+from probe.runner import Runner
 
 EXIT_INTERRUPTED = 130
 
@@ -107,13 +108,13 @@ def _daemon(plan: Plan, spool: Spool, client: CollectorClient) -> Daemon:
     """Wire the daemon; without a collector it measures and keeps everything in the spool."""
     cfg = plan.config
     collector = cfg.collector.url
-    uploader = None
+    delivery = None
     if collector is not None:
         ident = identity.load_identity(cfg.state_dir)
         if ident is not None and not ident.serves(collector):
             logs.event("identity is for another collector: registering", was=ident.collector)
             ident = None
-        uploader = Uploader(
+        delivery = Delivery(
             spool,
             client,
             enrollment(cfg, plan.enrollment_key),
@@ -138,7 +139,7 @@ def _daemon(plan: Plan, spool: Spool, client: CollectorClient) -> Daemon:
         schedule=cfg.schedule,
         budget_bytes=cfg.budget.max_bytes_per_cycle,
         target_timeout_seconds=cfg.timeouts.target,
-        uploader=uploader,
+        delivery=delivery,
         deadline_seconds=plan.cycle_deadline_seconds,
     )
 
@@ -170,11 +171,11 @@ async def _once(daemon: Daemon, progress: Progress) -> tuple[int, str]:
         progress.total = n
 
     async def cycle_and_submit() -> None:
-        if daemon.uploader is not None:
-            await daemon.uploader.try_register()
+        if daemon.delivery is not None:
+            await daemon.delivery.try_register()
         reports.append(await daemon.cycle(progress.update, set_total))
-        if daemon.uploader is not None:
-            await daemon.uploader.drain()
+        if daemon.delivery is not None:
+            await daemon.delivery.drain()
 
     try:
         finished = await until_stopped(cycle_and_submit(), stop)
@@ -186,7 +187,7 @@ async def _once(daemon: Daemon, progress: Progress) -> tuple[int, str]:
     if not finished:
         return EXIT_INTERRUPTED, f"surblocage-probe: interrupted by {received[0]}; {_kept(daemon)}"
     r = reports[0]
-    where = "submitted" if daemon.uploader else "kept in the spool (no collector)"
+    where = "submitted" if daemon.delivery else "kept in the spool (no collector)"
     line = (
         f"{r.measured} of {r.targets} targets measured, {r.blocked} blocked, "
         f"{r.skipped_budget} skipped (budget); records {where}"

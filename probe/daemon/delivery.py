@@ -27,9 +27,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from probe import identity
-from probe.spool import Spool, Spooled
-from probe.uploader import CollectorClient, CollectorRefused, CollectorUnavailable
+from probe.client import CollectorClient, CollectorRefused, CollectorUnavailable
+from probe.daemon import identity
+from probe.daemon.spool import Spool, Spooled
 
 POISON = (400, 403, 413, 422)
 LOG = logging.getLogger("surblocage.probe.delivery")
@@ -84,7 +84,7 @@ async def register(client: CollectorClient, e: Enrollment) -> identity.Identity:
     return ident
 
 
-class Uploader:
+class Delivery:
     """Moves records from the spool to the collector, registering first when needed."""
 
     def __init__(

@@ -15,11 +15,11 @@ import os
 from pathlib import Path
 from typing import Any
 
-from probe import identity, spool
+from probe.client import CollectorClient, CollectorRefused, CollectorUnavailable
 from probe.config import ProbeConfig
-from probe.scheduler import HEARTBEAT_FILE
+from probe.daemon import identity, spool
+from probe.daemon.schedule import HEARTBEAT_FILE
 from probe.times import parse_rfc3339
-from probe.uploader import CollectorClient, CollectorRefused, CollectorUnavailable
 
 HEALTH_TIMEOUT_SECONDS = 5.0
 

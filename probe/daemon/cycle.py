@@ -16,11 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from probe import identity, logs, watchlist
+from probe import logs, watchlist
+from probe.client import CollectorClient, CollectorRefused, CollectorUnavailable
+from probe.daemon import identity
+from probe.daemon.spool import Spool
 from probe.record import Measurement, Target
-from probe.runner import Runner
-from probe.spool import Spool
-from probe.uploader import CollectorClient, CollectorRefused, CollectorUnavailable
+from probe.runner import Runner, TargetSkipped
 
 WATCHLIST_CACHE = "watchlist.json"
 # What a target costs the line besides its body: DNS queries, TCP handshakes, TLS handshakes
@@ -113,20 +114,10 @@ class Cycle:
     async def run(
         self, targets: Sequence[Target], dns_only: frozenset[str], report: CycleReport
     ) -> None:
-        gate = _BudgetGate(asyncio.Semaphore(self.runner.concurrency), self.budget_bytes, report)
-
-        async def one(t: Target) -> None:
-            try:
-                m = await self.runner.judge(t, t.service in dns_only, gate=gate)
-            except _OverBudget:
-                report.skipped_budget += 1
-                return
-            self._keep(m, report)
-
+        """Judge the targets through the runner, keeping each record; skip past the budget."""
         report.targets = len(targets)
-        async with asyncio.TaskGroup() as tg:
-            for t in targets:
-                tg.create_task(one(t))
+        gate = _BudgetGate(asyncio.Semaphore(self.runner.concurrency), self.budget_bytes, report)
+        await self.runner.each(targets, dns_only, lambda _, m: self._keep(m, report), gate)
 
     def _keep(self, m: Measurement, report: CycleReport) -> None:
         full, old = self.spool.add(m)  # synchronous: a cancellation cannot cut it in half
@@ -149,15 +140,12 @@ class Cycle:
             self.on_record(m)
 
 
-class _OverBudget(Exception):
-    """The cycle's byte budget is spent: the target is not started."""
-
-
 class _BudgetGate:
     """The concurrency slot of one target, refused once the cycle's bytes are spent.
 
-    Checked when a slot is granted, so no target starts past the budget; the slot is held while
-    the target uses the network, not during the passive end of its DNS listens (Flow.measure).
+    Checked when a slot is granted, so no target starts past the budget (a refused one is
+    counted as skipped); the slot is held while the target uses the network, not during the
+    passive end of its DNS listens (Flow.measure).
     """
 
     def __init__(self, sem: asyncio.Semaphore, budget_bytes: int, report: CycleReport) -> None:
@@ -167,7 +155,8 @@ class _BudgetGate:
         await self.sem.acquire()
         if self.report.bytes_estimated >= self.budget_bytes:
             self.sem.release()
-            raise _OverBudget
+            self.report.skipped_budget += 1
+            raise TargetSkipped
 
     async def __aexit__(self, *exc: object) -> None:
         self.sem.release()

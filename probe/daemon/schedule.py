@@ -24,13 +24,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from probe import identity, logs
+from probe import logs
 from probe.config import ScheduleConfig
-from probe.cycle import Cycle, CycleReport, WatchlistSource
-from probe.delivery import Uploader, sleep_unless
+from probe.daemon import identity
+from probe.daemon.cycle import Cycle, CycleReport, WatchlistSource
+from probe.daemon.delivery import Delivery, sleep_unless
+from probe.daemon.spool import Spool
 from probe.record import Measurement, ProbeInfo
 from probe.runner import Runner
-from probe.spool import Spool
 from probe.times import rfc3339
 
 HEARTBEAT_FILE = "heartbeat.json"
@@ -128,7 +129,7 @@ def _now() -> datetime.datetime:
 
 @dataclass
 class Daemon:
-    """The probe between start and stop: cycles, uploads (through ``uploader``) and heartbeats."""
+    """The probe between start and stop: cycles, uploads (through ``delivery``) and heartbeats."""
 
     runner: Runner
     spool: Spool
@@ -137,18 +138,18 @@ class Daemon:
     schedule: ScheduleConfig
     budget_bytes: int
     target_timeout_seconds: float
-    uploader: Uploader | None = None
+    delivery: Delivery | None = None
     deadline_seconds: float | None = None  # None: `cycle_deadline` of the watchlist's size
     now: Callable[[], datetime.datetime] = _now
     rand: Callable[[], float] = random.random
 
     async def run(self, stop: asyncio.Event, watchdog: Watchdog | None = None) -> None:
-        """Cycle until ``stop`` is set, the uploader draining the spool meanwhile."""
+        """Cycle until ``stop`` is set, the delivery draining the spool meanwhile."""
         wake = asyncio.Event()
         background = [asyncio.create_task(self._beat(stop, watchdog))]
-        if self.uploader is not None:
-            await until_stopped(self.uploader.try_register(), stop)
-            background.append(asyncio.create_task(self.uploader.run(stop, wake)))
+        if self.delivery is not None:
+            await until_stopped(self.delivery.try_register(), stop)
+            background.append(asyncio.create_task(self.delivery.run(stop, wake)))
         try:
             while not stop.is_set():
                 delay = next_delay(self.schedule, self.now(), self.rand)
@@ -212,7 +213,7 @@ class Daemon:
 
     def probe(self) -> ProbeInfo:
         """The probe block of this cycle's records: the base one with the current probe id."""
-        ident = self.uploader.identity if self.uploader is not None else None
+        ident = self.delivery.identity if self.delivery is not None else None
         return dataclasses.replace(self.runner.probe, id=ident.probe_id if ident else None)
 
     async def _beat(self, stop: asyncio.Event, watchdog: Watchdog | None) -> None:
