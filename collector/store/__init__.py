@@ -4,9 +4,10 @@ No verdicts and no HTTP here. Entry points: ``open_store(url)`` and ``migrate(ur
 """
 
 from collector.store.errors import SchemaMismatch, StoreError, StoreUnavailable
+from collector.store.filters import MAX_LIMIT
 from collector.store.measurements import InsertOutcome, MeasurementRow
 from collector.store.probes import ProbeRow
-from collector.store.query import MAX_LIMIT, MeasurementQuery, Page
+from collector.store.query import MeasurementQuery, Page
 from collector.store.store import Judged, ProbeSeen, Store, open_store
 from collector.store.versioning import migrate
 

@@ -18,7 +18,7 @@ import sqlalchemy.dialects.postgresql
 import sqlalchemy.dialects.sqlite
 
 from collector.analysis import collateral
-from collector.store import bulk
+from collector.store import bulk, filters
 from collector.store.measurements import MeasurementRow, rfc3339
 from collector.store.schema import blocked_addresses, flags, network_key, service_addresses
 
@@ -121,7 +121,8 @@ def query_collateral(
 
     An address counts while a flag of that network is open at the address level (tcp_ip, tls)
     for a service the control resolves to it, and a record has shown the address blocked since
-    that flag opened. ``asn``/``network`` filter the networks.
+    that flag opened. ``asn``/``network`` filter the networks (raise ValueError naming a bad
+    one).
     """
     open_flags = _open_address_flags(conn, asn, network)
     if not open_flags:
@@ -144,13 +145,10 @@ def _open_address_flags(
     conn: sa.Connection, asn: int | None, network: str | None
 ) -> list[tuple[str, str, datetime.datetime]]:
     c = flags.c
+    chosen = filters.where(filters.COLLATERAL_FILTERS, c, {"asn": asn, "network": network})
     stmt = sa.select(c.network_key, c.service, c.first_seen).where(
-        c.state == "open", c.method.in_(ADDRESS_LEVEL)
+        c.state == "open", c.method.in_(ADDRESS_LEVEL), *chosen
     )
-    if asn is not None:
-        stmt = stmt.where(c.asn == asn)
-    if network is not None:
-        stmt = stmt.where(c.network == network)
     return [(r.network_key, r.service, r.first_seen) for r in conn.execute(stmt)]
 
 

@@ -139,31 +139,12 @@ class Store:
         with unavailable_on_failure(), self.engine.connect() as conn:
             return pending.count(conn)
 
-    def query_flags(
-        self,
-        asn: int | None = None,
-        network: str | None = None,
-        service: str | None = None,
-        category: str | None = None,
-        method: str | None = None,
-        state: str | None = None,
-        since: datetime.datetime | None = None,
-        until: datetime.datetime | None = None,
-    ) -> list[dict[str, Any]]:
-        """Return the flags matching the filters, latest seen first (SPEC.md shape, plus id,
-        category, closed_at); ``since``/``until`` keep those in force during [since, until)."""
+    def query_flags(self, **chosen: Any) -> list[dict[str, Any]]:
+        """Return the flags matching the filters (keywords: ``filters.FLAG_FILTERS``), latest
+        seen first (SPEC.md shape, plus id, category, closed_at); ``since``/``until`` keep those
+        in force during [since, until). Raise ValueError naming a bad filter."""
         with unavailable_on_failure(), self.engine.connect() as conn:
-            return flags.query(
-                conn,
-                asn=asn,
-                network=network,
-                service=service,
-                category=category,
-                method=method,
-                state=state,
-                since=since,
-                until=until,
-            )
+            return flags.query(conn, **chosen)
 
     def query_collateral(
         self, asn: int | None = None, network: str | None = None
