@@ -313,10 +313,10 @@ def _write_export(items: Any, what: str, fmt: str, output: str) -> int:
 
 
 def _write(items: Any, what: str, fmt: str, out: Any, progress: Any) -> int:
-    encoding = export_flags if what == "flags" else export
+    layout = export_flags.LAYOUT if what == "flags" else export.MEASUREMENTS
     if fmt == "parquet":
-        return encoding.write_parquet(items, out, progress)
-    return encoding.write_text(items, fmt, out, progress)
+        return export.write_parquet(items, out, progress, layout)
+    return export.write_text(items, fmt, out, progress, layout)
 
 
 def _progress(noun: str, written: int) -> None:
