@@ -147,7 +147,10 @@ TYPES = (
     CollateralAddresses, Whoami, ControlRequest, Controls, watchlist.Watchlist,
 )  # fmt: skip
 
-_VERDICT_METHOD: dict[str, Any] = {"enum": [*METHODS, None], "description": "null unless status is blocked"}
+_VERDICT_METHOD: dict[str, Any] = {
+    "enum": [*METHODS, None],
+    "description": "null unless status is blocked",
+}
 _MEASUREMENT: dict[str, dict[str, Any]] = {
     "schema": {"enum": [record.SCHEMA]},
     "id": {"format": "uuid", "description": "made by the probe: the idempotency key"},
