@@ -101,7 +101,6 @@ def _export_parser(sub: Any) -> None:
 NOUNS = {"measurements": "records", "flags": "flags"}  # --what, and what the count says
 FILTERS_OF = {"measurements": filters.MEASUREMENT_FILTERS, "flags": filters.FLAG_FILTERS}
 EXPORT_FILTERS = filters.names(filters.MEASUREMENT_FILTERS)
-FLAG_FILTERS = filters.names(filters.FLAG_FILTERS)
 
 
 def _filter_help() -> dict[str, str]:
