@@ -90,49 +90,64 @@ def _health() -> dict[str, Any]:
     )
 
 
-def _probes() -> dict[str, Any]:
+def _post(
+    summary: str,
+    body: str,
+    answer: tuple[str, dict[str, Any]],
+    errors: dict[str, Any],
+    **extra: Any,
+) -> dict[str, Any]:
+    """A POST operation: its summary, its body's schema, its answer (status, response), the
+    errors; ``required=False`` for an optional body, and the rest (security)."""
+    required = extra.pop("required", True)
     return {
         "post": {
-            "summary": "register a probe (open, or gated by the configured enrollment key)",
-            "requestBody": {"required": False, **_content(_ref("Registration"))},
-            "responses": {
-                "201": _ok("registered", _ref("Registered")),
-                **_errors(
-                    _400="malformed JSON or a bad field (named)",
-                    _403="enrollment_key missing or wrong",
-                    _413="body larger than limits.max_body_bytes",
-                    _429="too many registrations from this address",
-                ),
-                **DB_DOWN,
-            },
+            "summary": summary,
+            **extra,
+            "requestBody": {"required": required, **_content(_ref(body))},
+            "responses": {answer[0]: answer[1], **errors},
         }
     }
 
 
+def _probes() -> dict[str, Any]:
+    errors = _errors(
+        _400="malformed JSON or a bad field (named)",
+        _403="enrollment_key missing or wrong",
+        _413="body larger than limits.max_body_bytes",
+        _429="too many registrations from this address",
+    )
+    return _post(
+        "register a probe (open, or gated by the configured enrollment key)",
+        "Registration",
+        ("201", _ok("registered", _ref("Registered"))),
+        {**errors, **DB_DOWN},
+        required=False,
+    )
+
+
 def _measurements() -> dict[str, Any]:
-    submit = {
-        "summary": "submit a batch of records: stored whole or not at all, idempotent by id",
-        "security": [{"bearer": []}],
-        "requestBody": {"required": True, **_content(_ref("Batch"))},
-        "responses": {
-            "200": _ok("committed (inserted + duplicates = accepted)", _ref("Stored")),
-            **_errors(
-                _400="malformed JSON, or a record and field at fault (named)",
-                _401="missing or unknown bearer token",
-                _403="a record claims another probe",
-                _413="body or batch larger than the limits",
-                _429="too many submissions from this probe or address",
-            ),
-            **DB_DOWN,
-        },
-    }
+    errors = _errors(
+        _400="malformed JSON, or a record and field at fault (named)",
+        _401="missing or unknown bearer token",
+        _403="a record claims another probe",
+        _413="body or batch larger than the limits",
+        _429="too many submissions from this probe or address",
+    )
+    submit = _post(
+        "submit a batch of records: stored whole or not at all, idempotent by id",
+        "Batch",
+        ("200", _ok("committed (inserted + duplicates = accepted)", _ref("Stored"))),
+        {**errors, **DB_DOWN},
+        security=[{"bearer": []}],
+    )
     query = _get(
         "stored records in (started_at, id) order, one page at a time",
         _ok("one page", _ref("MeasurementPage")),
         parameters=parameters((*filters.MEASUREMENT_FILTERS, *filters.PAGING)),
         responses={**BAD_QUERY, **DB_DOWN},
     )
-    return {"post": submit, **query}
+    return {**submit, **query}
 
 
 def _export() -> dict[str, Any]:
@@ -159,20 +174,16 @@ def _export() -> dict[str, Any]:
 
 
 def _control() -> dict[str, Any]:
-    return {
-        "post": {
-            "summary": "measure URLs from the collector's vantage (the control)",
-            "requestBody": {"required": True, **_content(_ref("ControlRequest"))},
-            "responses": {
-                "200": _ok("one control a target, in order", _ref("Controls")),
-                **_errors(
-                    _400="malformed JSON or a bad target (named)",
-                    _404="this collector runs no control vantage",
-                    _413="body larger than limits.max_body_bytes",
-                ),
-            },
-        }
-    }
+    return _post(
+        "measure URLs from the collector's vantage (the control)",
+        "ControlRequest",
+        ("200", _ok("one control a target, in order", _ref("Controls"))),
+        _errors(
+            _400="malformed JSON or a bad target (named)",
+            _404="this collector runs no control vantage",
+            _413="body larger than limits.max_body_bytes",
+        ),
+    )
 
 
 def _findings() -> dict[str, Any]:
