@@ -146,12 +146,11 @@ class Store:
         with unavailable_on_failure(), self.engine.connect() as conn:
             return flags.query(conn, **chosen)
 
-    def query_collateral(
-        self, asn: int | None = None, network: str | None = None
-    ) -> list[dict[str, Any]]:
-        """Return the addresses blocked at the address level, with every service behind each."""
+    def query_collateral(self, **chosen: Any) -> list[dict[str, Any]]:
+        """Return the addresses blocked at the address level, with every service behind each,
+        on the networks the filters choose (keywords: ``filters.COLLATERAL_FILTERS``)."""
         with unavailable_on_failure(), self.engine.connect() as conn:
-            return addresses.query_collateral(conn, asn, network)
+            return addresses.query_collateral(conn, **chosen)
 
     def flag_counts(self) -> list[tuple[str | None, str, str, str]]:
         """Return every open flag as (network, service, category, method), for the metrics."""
