@@ -22,9 +22,8 @@ from aiohttp import web
 
 from collector import app as app_mod
 from collector import config, export, export_flags, handlers
-from collector.store import StoreUnavailable
+from collector.store import MeasurementQuery, StoreUnavailable, filters
 from probe import __version__, logs
-from probe.record import CATEGORIES
 from probe.settings import add_off_switch, overrides_from
 
 PROG = "surblocage-collector"
@@ -91,32 +90,33 @@ def _export_parser(sub: Any) -> None:
     ex.add_argument(
         "--output", "-o", metavar="FILE", default="-", help="file to write, or - (stdout)"
     )
-    for name in EXPORT_FILTERS:
+    for name, help_text in FILTER_HELP.items():
         flag = f"--{name.replace('_', '-')}"
-        ex.add_argument(flag, dest=name, metavar=name.upper(), help=FILTER_HELP[name])
-    ex.add_argument(
-        "--category",
-        choices=CATEGORIES,
-        metavar="CATEGORY",
-        help=f"flags: the service's category ({', '.join(CATEGORIES)})",
-    )
-    ex.add_argument("--state", choices=("open", "closed"), help="flags: open or closed")
+        ex.add_argument(flag, dest=name, metavar=name.upper(), help=help_text)
 
 
 NOUNS = {"measurements": "records", "flags": "flags"}  # --what, and what the count says
-EXPORT_FILTERS = tuple(p for p in handlers.EXPORT_PARAMS if p != "format")
-FLAG_FILTERS = handlers.FLAG_PARAMS
-FILTER_HELP = {
-    "service": "watchlist id of the service",
-    "domain": "domain measured",
-    "asn": "AS number of the probe's network",
-    "network": "name of the probe's network",
-    "status": "the collector's verdict: ok, blocked, down or inconclusive",
-    "method": "where blocking happens (dns, tcp_ip, tls, http_failure, ...)",
-    "probe_id": "the probe that measured",
-    "since": "started (flags: in force) at or after this RFC 3339 time, e.g. 2026-03-01T00:00:00Z",
-    "until": "started (flags: first seen) before this RFC 3339 time",
-}
+FILTERS_OF = {"measurements": filters.MEASUREMENT_FILTERS, "flags": filters.FLAG_FILTERS}
+EXPORT_FILTERS = filters.names(filters.MEASUREMENT_FILTERS)
+
+
+def _filter_help() -> dict[str, str]:
+    """The help of each filter option, in the API's words ("flags: ..." where they differ)."""
+    said: dict[str, dict[str, str]] = {}
+    for what, chosen in FILTERS_OF.items():
+        for f in chosen:
+            text = f"{f.help} ({', '.join(f.choices)})" if f.choices else f.help
+            said.setdefault(f.name, {})[what] = text
+    return {name: _one_help(by_what) for name, by_what in said.items()}
+
+
+def _one_help(by_what: dict[str, str]) -> str:
+    own = by_what.get("measurements")
+    others = [f"{what}: {text}" for what, text in by_what.items() if text != own]
+    return "; ".join([own, *others] if own else others)
+
+
+FILTER_HELP = _filter_help()
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -231,49 +231,42 @@ def open_for_reading(url: str) -> Any:
     return db
 
 
-def export_query(args: argparse.Namespace, names: tuple[str, ...] = EXPORT_FILTERS) -> Any:
-    """The filters ``names`` given on the command line as a MeasurementQuery; UsageError naming
-    one that is malformed."""
-    given = {k: getattr(args, k) for k in names if getattr(args, k) is not None}
-    try:
-        return handlers.parse_query(given, names)
-    except handlers.Problem as e:
-        name, _, why = e.message.partition(": ")
-        raise UsageError(f"argument --{name.replace('_', '-')}: {why}") from None
-
-
-def export_flag_filters(args: argparse.Namespace) -> dict[str, Any]:
-    """The flag filters given on the command line, as Findings.query_flags takes them."""
-    shared = tuple(k for k in FLAG_FILTERS if k in EXPORT_FILTERS)  # parsed as the query API does
-    q = export_query(args, shared)
-    return {k: getattr(q, k) if k in shared else getattr(args, k) for k in FLAG_FILTERS}
-
-
-def _export_reader(args: argparse.Namespace) -> Any:
-    """Check the filters against --what; return what reads the items from an open store."""
-    takes = FLAG_FILTERS if args.what == "flags" else EXPORT_FILTERS
-    for name in (*EXPORT_FILTERS, "category", "state"):
+def export_filters(args: argparse.Namespace) -> dict[str, Any]:
+    """The filters of --what given on the command line, as the store takes them; UsageError
+    naming one that is malformed or not a filter of --what."""
+    takes = filters.names(FILTERS_OF[args.what])
+    for name in FILTER_HELP:
         if name not in takes and getattr(args, name) is not None:
             options = " ".join(f"--{k.replace('_', '-')}" for k in takes)
             raise UsageError(
                 f"argument --{name.replace('_', '-')}: not a filter of --what {args.what} "
                 f"(its filters: {options})"
             )
+    given = {k: getattr(args, k) for k in takes if getattr(args, k) is not None}
+    try:
+        return filters.parse(given, FILTERS_OF[args.what])
+    except ValueError as e:
+        name, _, why = str(e).partition(": ")
+        raise UsageError(f"argument --{name.replace('_', '-')}: {why}") from None
+
+
+def _export_reader(args: argparse.Namespace) -> Any:
+    """Check the filters against --what; return what reads the items from an open store."""
+    chosen = export_filters(args)
     if args.what == "flags":
-        filters = export_flag_filters(args)
-        return functools.partial(_judged_flags, filters=filters)
-    q = export_query(args)
+        return functools.partial(_judged_flags, chosen=chosen)
+    q = MeasurementQuery(**chosen)
     return lambda db: db.iter_measurements(q)
 
 
-def _judged_flags(db: Any, filters: dict[str, Any]) -> list[dict[str, Any]]:
+def _judged_flags(db: Any, chosen: dict[str, Any]) -> list[dict[str, Any]]:
     """The flags after judging what batches left pending (SPEC.md: flags reflect every
     acknowledged batch, whichever collector process acknowledged it)."""
     from collector import judge
 
     findings = judge.Findings(db)
     findings.judge_pending(datetime.datetime.now(datetime.UTC))
-    return list(findings.query_flags(**filters))
+    return list(findings.query_flags(**chosen))
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -318,10 +311,10 @@ def _write_export(items: Any, what: str, fmt: str, output: str) -> int:
 
 
 def _write(items: Any, what: str, fmt: str, out: Any, progress: Any) -> int:
-    encoding = export_flags if what == "flags" else export
+    layout = export_flags.LAYOUT if what == "flags" else export.MEASUREMENTS
     if fmt == "parquet":
-        return encoding.write_parquet(items, out, progress)
-    return encoding.write_text(items, fmt, out, progress)
+        return export.write_parquet(items, out, progress, layout)
+    return export.write_text(items, fmt, out, progress, layout)
 
 
 def _progress(noun: str, written: int) -> None:

@@ -1,9 +1,10 @@
 """Stored measurements out as JSON Lines, CSV or Parquet, chunk by chunk (constant memory).
 
 Contract: records arrive from ``Store.iter_measurements`` in (started_at, id) order and leave in
-chunks, so memory does not grow with the export; CSV has the fixed columns ``CSV_COLUMNS``;
-Parquet has the same columns, typed, plus ``record`` (the whole stored record as JSON). The
-writers take other columns as parameters: collector.export_flags passes those of flags.
+chunks, so memory does not grow with the export; CSV has the fixed columns ``COLUMNS`` (one
+definition: name, how it is read, Parquet type); Parquet has the same columns, typed, plus
+``record`` (the whole stored record as JSON). The writers take another ``Layout`` as a
+parameter: collector.export_flags defines that of flags.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ import csv
 import importlib
 import io
 import itertools
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import IO, Any
 
 import msgspec
@@ -25,33 +27,7 @@ CONTENT_TYPES = {"jsonl": "application/x-ndjson", "csv": "text/csv; charset=utf-
 CHUNK_RECORDS = 500
 _JSON = msgspec.json.Encoder()  # compact UTF-8, as json.dumps(ensure_ascii=False) writes it
 PARQUET_ROW_GROUP_RECORDS = 10_000
-CSV_COLUMNS = (
-    "id",
-    "started_at",
-    "received_at",
-    "probe_id",
-    "asn",
-    "network",
-    "service",
-    "domain",
-    "category",
-    "url",
-    "status",
-    "method",
-    "detail",
-    "blockpage",
-    "probe_status",
-    "probe_method",
-    "probe_detail",
-    "dns_failure",
-    "tcp_failure",
-    "tls_failure",
-    "http_failure",
-    "http_status",
-    "resolver",
-)
 Progress = Callable[[int], None]
-Flatten = Callable[[dict[str, Any]], dict[str, Any]]
 
 
 class ExportError(Exception):
@@ -63,6 +39,19 @@ def chunks(items: Iterable[dict[str, Any]], size: int = CHUNK_RECORDS) -> Iterat
     it = iter(items)
     while chunk := list(itertools.islice(it, size)):
         yield chunk
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of an export: its name, how it is read from an item (as the API answers it),
+    and its Parquet type: ``string``, ``int32``, ``int64``, ``float64``, ``time`` (RFC 3339 text
+    in the item and in CSV, a UTC timestamp in Parquet) or ``strings`` (a list: space-separated
+    in CSV, a list in Parquet). ``required`` columns are never null in Parquet."""
+
+    name: str
+    read: Callable[[dict[str, Any]], Any]
+    kind: str = "string"
+    required: bool = False
 
 
 def _first_failure(results: Any) -> str | None:
@@ -80,59 +69,66 @@ def _utc(text: str | None) -> str | None:
     return rfc3339(parse_rfc3339(text))
 
 
-def flat(item: dict[str, Any]) -> dict[str, Any]:
-    """Return the CSV_COLUMNS of one stored record (as the query API answers it)."""
-    probe, target = item.get("probe") or {}, item.get("target") or {}
-    verdict, theirs = item.get("verdict") or {}, item.get("probe_verdict") or {}
-    http = item.get("http") or {}
-    return {
-        "id": item["id"],
-        "started_at": _utc(item.get("started_at")),
-        "received_at": item.get("received_at"),
-        "probe_id": probe.get("id"),
-        "asn": probe.get("asn"),
-        "network": probe.get("network"),
-        "service": target.get("service"),
-        "domain": target.get("domain"),
-        "category": target.get("category"),
-        "url": target.get("url"),
-        "status": verdict.get("status"),
-        "method": verdict.get("method"),
-        "detail": verdict.get("detail"),
-        "blockpage": verdict.get("blockpage"),
-        "probe_status": theirs.get("status"),
-        "probe_method": theirs.get("method"),
-        "probe_detail": theirs.get("detail"),
-        "dns_failure": _first_failure(item.get("dns")),
-        "tcp_failure": _first_failure(item.get("tcp")),
-        "tls_failure": _first_failure(item.get("tls")),
-        "http_failure": http.get("failure"),
-        "http_status": http.get("status"),
-        "resolver": probe.get("resolver"),
-    }
+def _in(block: str, key: str) -> Callable[[dict[str, Any]], Any]:
+    """Read ``item[block][key]``, None when either is missing."""
+    return lambda item: (item.get(block) or {}).get(key)
+
+
+def _failure(step: str) -> Callable[[dict[str, Any]], Any]:
+    return lambda item: _first_failure(item.get(step))
+
+
+COLUMNS = (
+    Column("id", lambda item: item["id"]),
+    Column("started_at", lambda item: _utc(item.get("started_at")), "time"),
+    Column("received_at", lambda item: item.get("received_at"), "time"),
+    Column("probe_id", _in("probe", "id")),
+    Column("asn", _in("probe", "asn"), "int64"),
+    Column("network", _in("probe", "network")),
+    Column("service", _in("target", "service")),
+    Column("domain", _in("target", "domain")),
+    Column("category", _in("target", "category")),
+    Column("url", _in("target", "url")),
+    Column("status", _in("verdict", "status")),
+    Column("method", _in("verdict", "method")),
+    Column("detail", _in("verdict", "detail")),
+    Column("blockpage", _in("verdict", "blockpage")),
+    Column("probe_status", _in("probe_verdict", "status")),
+    Column("probe_method", _in("probe_verdict", "method")),
+    Column("probe_detail", _in("probe_verdict", "detail")),
+    Column("dns_failure", _failure("dns")),
+    Column("tcp_failure", _failure("tcp")),
+    Column("tls_failure", _failure("tls")),
+    Column("http_failure", _in("http", "failure")),
+    Column("http_status", _in("http", "status"), "int32"),
+    Column("resolver", _in("probe", "resolver")),
+)
+CSV_COLUMNS = tuple(c.name for c in COLUMNS)
+
+
+def flat(item: dict[str, Any], columns: Sequence[Column] = COLUMNS) -> dict[str, Any]:
+    """Return the ``columns`` of one item (a stored record as the query API answers it)."""
+    return {c.name: c.read(item) for c in columns}
 
 
 class TextEncoder:
-    """Records to bytes in a text format: ``header()`` once, then ``encode(chunk)`` per chunk.
+    """Items to bytes in a text format: ``header()`` once, then ``encode(chunk)`` per chunk.
 
-    JSON Lines writes each item as it is; CSV writes ``columns`` of ``flatten(item)``.
+    JSON Lines writes each item as it is; CSV writes the ``columns`` of each item.
     """
 
-    def __init__(
-        self, fmt: str, columns: tuple[str, ...] = CSV_COLUMNS, flatten: Flatten = flat
-    ) -> None:
+    def __init__(self, fmt: str, columns: Sequence[Column] = COLUMNS) -> None:
         if fmt not in STREAMED_FORMATS:
             raise ExportError(f"format: {fmt!r} is not one of {', '.join(STREAMED_FORMATS)}")
-        self.fmt, self.columns, self.flatten = fmt, columns, flatten
+        self.fmt, self.columns = fmt, columns
 
     def header(self) -> bytes:
-        return self._csv([list(self.columns)]) if self.fmt == "csv" else b""
+        return self._csv([[c.name for c in self.columns]]) if self.fmt == "csv" else b""
 
     def encode(self, chunk: list[dict[str, Any]]) -> bytes:
         if self.fmt == "jsonl":
             return b"".join([_JSON.encode(item) + b"\n" for item in chunk])
-        flats = (self.flatten(item) for item in chunk)
-        return self._csv([["" if f[c] is None else f[c] for c in self.columns] for f in flats])
+        return self._csv([[_csv_value(c.read(item)) for c in self.columns] for item in chunk])
 
     @staticmethod
     def _csv(rows: list[list[Any]]) -> bytes:
@@ -142,18 +138,36 @@ class TextEncoder:
         return buf.getvalue().encode()
 
 
+def _csv_value(value: Any) -> Any:
+    if value is None:
+        return ""
+    # space-separated: probe ids are the collector's (p-<hex>) and record ids UUIDs; but
+    # probe.record accepts what uuid.UUID parses, which lets a leading or trailing space through
+    return " ".join(value) if isinstance(value, list) else value
+
+
+@dataclass(frozen=True)
+class Layout:
+    """What an export writes: its ``columns``, and whether Parquet adds ``record`` (the whole
+    item as JSON, after the columns)."""
+
+    columns: tuple[Column, ...]
+    record: bool = False
+
+
+MEASUREMENTS = Layout(COLUMNS, record=True)
+
+
 def write_text(
     items: Iterable[dict[str, Any]],
     fmt: str,
     out: IO[bytes],
     progress: Progress | None = None,
-    encoder: TextEncoder | None = None,
+    layout: Layout = MEASUREMENTS,
 ) -> int:
-    """Write records as JSON Lines or CSV to ``out``; return how many were written.
-
-    ``encoder`` (for ``fmt``) gives other CSV columns than the measurements'.
-    """
-    encoder = encoder or TextEncoder(fmt)
+    """Write items as JSON Lines or CSV (the ``layout``'s columns) to ``out``; return how many
+    were written."""
+    encoder = TextEncoder(fmt, layout.columns)
     out.write(encoder.header())
     written = 0
     for chunk in chunks(items):
@@ -173,20 +187,30 @@ def _pyarrow() -> Any:
         ) from None
 
 
-def parquet_schema(pa: Any) -> Any:
-    """The Parquet columns: CSV_COLUMNS, typed, then ``record`` (the stored record as JSON)."""
-    ts = pa.timestamp("us", tz="UTC")
-    types = {"started_at": ts, "received_at": ts, "asn": pa.int64(), "http_status": pa.int32()}
-    fields = [pa.field(c, types.get(c, pa.string())) for c in CSV_COLUMNS]
-    return pa.schema([*fields, pa.field("record", pa.string(), nullable=False)])
+def parquet_schema(pa: Any, layout: Layout = MEASUREMENTS) -> Any:
+    """The Parquet columns of ``layout``, typed, then ``record`` if it has one."""
+    types = {
+        "string": pa.string(),
+        "int32": pa.int32(),
+        "int64": pa.int64(),
+        "float64": pa.float64(),
+        "time": pa.timestamp("us", tz="UTC"),
+        "strings": pa.list_(pa.string()),
+    }
+    fields = [pa.field(c.name, types[c.kind], nullable=not c.required) for c in layout.columns]
+    if layout.record:
+        fields.append(pa.field("record", pa.string(), nullable=False))
+    return pa.schema(fields)
 
 
-def _parquet_row(item: dict[str, Any]) -> dict[str, Any]:
-    row = flat(item)
-    for key in ("started_at", "received_at"):
-        if row[key] is not None:
-            row[key] = parse_rfc3339(row[key])
-    row["record"] = _JSON.encode(item).decode()
+def parquet_row(item: dict[str, Any], layout: Layout = MEASUREMENTS) -> dict[str, Any]:
+    """Return one item as a Parquet row: times as datetimes, lists as lists, then ``record``."""
+    row = flat(item, layout.columns)
+    for c in layout.columns:
+        if c.kind == "time" and row[c.name] is not None:
+            row[c.name] = parse_rfc3339(row[c.name])
+    if layout.record:
+        row["record"] = _JSON.encode(item).decode()
     return row
 
 
@@ -194,19 +218,15 @@ def write_parquet(
     items: Iterable[dict[str, Any]],
     out: str | IO[bytes],
     progress: Progress | None = None,
-    schema_of: Callable[[Any], Any] = parquet_schema,
-    row_of: Flatten = _parquet_row,
+    layout: Layout = MEASUREMENTS,
 ) -> int:
-    """Write records to a Parquet file, one row group per PARQUET_ROW_GROUP_RECORDS records.
-
-    ``schema_of(pyarrow)`` and ``row_of(item)`` give other columns than the measurements'.
-    """
+    """Write items to a Parquet file, one row group per PARQUET_ROW_GROUP_RECORDS items."""
     pa, pq = _pyarrow()
-    schema = schema_of(pa)
+    schema = parquet_schema(pa, layout)
     written = 0
     with pq.ParquetWriter(out, schema) as writer:
         for group in chunks(items, PARQUET_ROW_GROUP_RECORDS):
-            table = pa.Table.from_pylist([row_of(i) for i in group], schema=schema)
+            table = pa.Table.from_pylist([parquet_row(i, layout) for i in group], schema=schema)
             writer.write_table(table, row_group_size=len(group))
             written += len(group)
             if progress:

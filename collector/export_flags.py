@@ -1,101 +1,37 @@
-"""Stored blocking flags out as JSON Lines, CSV or Parquet (`export --what flags`).
+"""The columns of stored blocking flags out as CSV or Parquet (`export --what flags`).
 
 Contract: flags arrive as ``Findings.query_flags`` gives them (GET /api/v1/flags' shape, latest
-seen first). JSON Lines writes each flag as it is; CSV has the fixed columns ``CSV_COLUMNS``, where
+seen first). JSON Lines writes each flag as it is; CSV has the fixed columns ``COLUMNS``, where
 ``probes`` is a count and ``probe_ids`` and ``evidence`` are space-separated ids; Parquet has
 the same columns, typed, with ``probe_ids`` and ``evidence`` as lists of strings.
 """
 
 from __future__ import annotations
 
-import datetime
-from collections.abc import Iterable
-from typing import IO, Any
+from typing import Any
 
-from collector import export
-from probe.times import parse_rfc3339
+from collector.export import Column, Layout
 
-CSV_COLUMNS = (
-    "id",
-    "asn",
-    "network",
-    "service",
-    "category",
-    "method",
-    "state",
-    "first_seen",
-    "last_seen",
-    "closed_at",
-    "probes",
-    "probe_ids",
-    "confidence",
-    "evidence",
+
+def _key(name: str) -> Any:
+    return lambda flag: flag.get(name)
+
+
+COLUMNS = (
+    Column("id", _key("id"), required=True),
+    Column("asn", _key("asn"), "int64"),
+    Column("network", _key("network")),
+    Column("service", _key("service"), required=True),
+    Column("category", _key("category")),
+    Column("method", _key("method"), required=True),
+    Column("state", _key("state"), required=True),
+    Column("first_seen", _key("first_seen"), "time", required=True),
+    Column("last_seen", _key("last_seen"), "time", required=True),
+    Column("closed_at", _key("closed_at"), "time"),
+    Column("probes", lambda flag: len(flag["probes"]), "int32", required=True),
+    Column("probe_ids", lambda flag: list(flag["probes"]), "strings"),
+    Column("confidence", _key("confidence"), "float64"),
+    Column("evidence", lambda flag: list(flag["evidence"]), "strings"),
 )
-TIMES = ("first_seen", "last_seen", "closed_at")
-
-
-def flat(item: dict[str, Any]) -> dict[str, Any]:
-    """Return the CSV_COLUMNS of one flag (as GET /api/v1/flags answers it)."""
-    # space-separated: probe ids are the collector's (p-<hex>) and record ids UUIDs; but
-    # probe.record accepts what uuid.UUID parses, which lets a leading or trailing space through
-    row = {c: item.get(c) for c in CSV_COLUMNS}
-    row["probes"] = len(item["probes"])
-    row["probe_ids"] = " ".join(item["probes"])
-    row["evidence"] = " ".join(item["evidence"])
-    return row
-
-
-def encoder(fmt: str) -> export.TextEncoder:
-    """A TextEncoder writing flags in ``fmt`` (jsonl or csv)."""
-    return export.TextEncoder(fmt, CSV_COLUMNS, flat)
-
-
-def write_text(
-    items: Iterable[dict[str, Any]],
-    fmt: str,
-    out: IO[bytes],
-    progress: export.Progress | None = None,
-) -> int:
-    """Write flags as JSON Lines or CSV to ``out``; return how many were written."""
-    return export.write_text(items, fmt, out, progress, encoder(fmt))
-
-
-def parquet_schema(pa: Any) -> Any:
-    """The Parquet columns: CSV_COLUMNS, typed; probe_ids and evidence are lists of strings."""
-    ts = pa.timestamp("us", tz="UTC")
-    ids = pa.list_(pa.string())
-    types = {
-        "asn": pa.int64(),
-        "first_seen": ts,
-        "last_seen": ts,
-        "closed_at": ts,
-        "probes": pa.int32(),
-        "probe_ids": ids,
-        "confidence": pa.float64(),
-        "evidence": ids,
-    }
-    required = {"id", "service", "method", "state", "first_seen", "last_seen", "probes"}
-    return pa.schema(
-        [pa.field(c, types.get(c, pa.string()), nullable=c not in required) for c in CSV_COLUMNS]
-    )
-
-
-def _time(text: str | None) -> datetime.datetime | None:
-    return None if text is None else parse_rfc3339(text)
-
-
-def parquet_row(item: dict[str, Any]) -> dict[str, Any]:
-    """Return one flag as a Parquet row: times as datetimes, ids as lists."""
-    row = flat(item)
-    row.update({t: _time(item[t]) for t in TIMES})
-    row["probe_ids"], row["evidence"] = list(item["probes"]), list(item["evidence"])
-    return row
-
-
-def write_parquet(
-    items: Iterable[dict[str, Any]],
-    out: str | IO[bytes],
-    progress: export.Progress | None = None,
-) -> int:
-    """Write flags to a Parquet file, one row group per export.PARQUET_ROW_GROUP_RECORDS."""
-    return export.write_parquet(items, out, progress, parquet_schema, parquet_row)
+CSV_COLUMNS = tuple(c.name for c in COLUMNS)
+LAYOUT = Layout(COLUMNS)

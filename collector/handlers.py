@@ -9,6 +9,7 @@ import functools
 import json
 import logging
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import msgspec
@@ -17,10 +18,9 @@ from aiohttp import web
 
 from collector import auth, export, ingest, openapi
 from collector import control as control_mod
-from collector.store import MeasurementQuery, ProbeSeen, StoreError, StoreUnavailable
+from collector.store import MeasurementQuery, ProbeSeen, StoreError, StoreUnavailable, filters
 from probe import logs
-from probe.record import METHODS, STATUSES, encode
-from probe.times import MissingZone, parse_rfc3339
+from probe.record import encode
 
 STATE: web.AppKey[Any] = web.AppKey("state")
 _JSON = msgspec.json.Encoder()
@@ -109,36 +109,22 @@ async def get_watchlist(request: web.Request) -> web.Response:
     return web.json_response(state.watchlist_doc)
 
 
-FLAG_PARAMS = ("asn", "network", "service", "category", "method", "state", "since", "until")
-COLLATERAL_PARAMS = ("asn", "network")
-
-
 async def get_flags(request: web.Request) -> web.Response:
     """Blocking flags per (network, service, method): reflects every batch acknowledged."""
     state = request.app[STATE]
-    filters = checked_params(request.query, FLAG_PARAMS)
+    chosen = checked_params(request.query, filters.FLAG_FILTERS)
     await state.judged()
-    try:
-        with state.metrics.time_store("flags"):
-            found = await _store_call(
-                state, functools.partial(state.findings.query_flags, **filters)
-            )
-    except ValueError as e:
-        raise Problem(400, str(e)) from None
+    with state.metrics.time_store("flags"):
+        found = await _store_call(state, functools.partial(state.findings.query_flags, **chosen))
     return web.json_response({"flags": found})
 
 
 async def get_collateral(request: web.Request) -> web.Response:
     """Addresses blocked at the address level, each with every watched service behind it."""
     state = request.app[STATE]
-    filters = checked_params(request.query, COLLATERAL_PARAMS)
+    chosen = checked_params(request.query, filters.COLLATERAL_FILTERS)
     await state.judged()
-    try:
-        found = await _store_call(
-            state, functools.partial(state.findings.query_collateral, **filters)
-        )
-    except ValueError as e:
-        raise Problem(400, str(e)) from None
+    found = await _store_call(state, functools.partial(state.findings.query_collateral, **chosen))
     return web.json_response({"addresses": found})
 
 
@@ -263,65 +249,31 @@ async def post_measurements(request: web.Request) -> web.Response:
     )
 
 
-QUERY_PARAMS = tuple(
-    "service domain asn network status method probe_id since until limit cursor".split()
-)
+# a page of measurements takes the filters and the paging; the export takes its format and the
+# filters only (it always runs from the start to the end)
+QUERY_FILTERS = (*filters.MEASUREMENT_FILTERS, *filters.PAGING)
+EXPORT_OTHERS = ("format",)
 
 
-# the export takes the filters only: it always runs from the start to the end
-EXPORT_PARAMS = ("format", *(p for p in QUERY_PARAMS if p not in ("limit", "cursor")))
-
-
-def checked_params(params: Any, known: tuple[str, ...]) -> dict[str, Any]:
-    """Check query parameters (none unknown, none repeated) and convert the numbers and times;
-    raise Problem(400) naming the parameter at fault."""
-    unknown = sorted(set(params) - set(known))
-    if unknown:
-        raise Problem(400, f"{unknown[0]}: unknown parameter (known: {', '.join(known)})")
-    getall = getattr(params, "getall", lambda k: [params[k]])
-    repeated = sorted(k for k in set(params) if len(getall(k)) > 1)
-    if repeated:
-        raise Problem(400, f"{repeated[0]}: given more than once")
-    kw: dict[str, Any] = {k: params[k] for k in known if k in params}
+def checked_params(
+    params: Any, known: Sequence[filters.Filter], others: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """Return the values of the filters ``known`` given in query parameters (``others`` are
+    known and left to the caller); raise Problem(400) naming the parameter at fault."""
     try:
-        for k in ("asn", "limit"):
-            if k in kw:
-                kw[k] = _int_param(k, kw[k])
-        for k in ("since", "until"):
-            if k in kw:
-                kw[k] = _time_param(k, kw[k])
+        return filters.parse(params, known, others)
     except ValueError as e:
         raise Problem(400, str(e)) from None
-    return kw
 
 
-def parse_query(params: Any, known: tuple[str, ...] = QUERY_PARAMS) -> MeasurementQuery:
+def parse_query(
+    params: Any, known: Sequence[filters.Filter] = QUERY_FILTERS, others: tuple[str, ...] = ()
+) -> MeasurementQuery:
     """Turn query parameters into a MeasurementQuery, or raise Problem(400) naming the parameter."""
-    checked = checked_params(params, known)
-    kw = {k: v for k, v in checked.items() if k in QUERY_PARAMS}
     try:
-        for k, allowed in (("status", STATUSES), ("method", METHODS)):
-            if k in kw and kw[k] not in allowed:
-                raise ValueError(f"{k}: {kw[k]!r} is not one of {', '.join(allowed)}")
-        return MeasurementQuery(**kw)
+        return MeasurementQuery(**checked_params(params, known, others))
     except ValueError as e:
         raise Problem(400, str(e)) from None
-
-
-def _int_param(name: str, text: str) -> int:
-    if not (text.isascii() and text.isdigit()):
-        raise ValueError(f"{name}: expected a whole number, got {text!r}")
-    return int(text)
-
-
-def _time_param(name: str, text: str) -> datetime.datetime:
-    try:
-        return parse_rfc3339(text)
-    except MissingZone:
-        why = "give a time zone (e.g. 2026-11-28T00:00:00Z)"
-        raise ValueError(f"{name}: {why}, got {text!r}") from None
-    except ValueError:
-        raise ValueError(f"{name}: expected an RFC 3339 time, got {text!r}") from None
 
 
 async def get_measurements(request: web.Request) -> web.Response:
@@ -341,7 +293,8 @@ async def get_export(request: web.Request) -> web.StreamResponse:
     if fmt not in export.STREAMED_FORMATS:
         known = ", ".join(export.STREAMED_FORMATS)
         raise Problem(400, f"format: {fmt!r} is not one of {known} (Parquet: the export command)")
-    items = state.store.iter_measurements(parse_query(request.query, EXPORT_PARAMS))
+    q = parse_query(request.query, filters.MEASUREMENT_FILTERS, EXPORT_OTHERS)
+    items = state.store.iter_measurements(q)
     # the first chunk before the headers: a database that does not answer is still a clean 503
     with state.metrics.time_store("export"):
         chunk = await _store_call(state, _next_chunk, items)

@@ -18,7 +18,7 @@ import sqlalchemy.dialects.postgresql
 import sqlalchemy.dialects.sqlite
 
 from collector.judge import collateral
-from collector.store import bulk
+from collector.store import bulk, filters
 from collector.store.measurements import MeasurementRow, rfc3339
 from collector.store.schema import blocked_addresses, flags, network_key, service_addresses
 
@@ -114,16 +114,15 @@ def _widening_upsert(table: sa.Table, keys: tuple[str, ...], dialect_name: str) 
     )
 
 
-def query_collateral(
-    conn: sa.Connection, asn: int | None = None, network: str | None = None
-) -> list[dict[str, Any]]:
+def query_collateral(conn: sa.Connection, **chosen: Any) -> list[dict[str, Any]]:
     """Return one row per address blocked on a network, with every watched service behind it.
 
     An address counts while a flag of that network is open at the address level (tcp_ip, tls)
     for a service the control resolves to it, and a record has shown the address blocked since
-    that flag opened. ``asn``/``network`` filter the networks.
+    that flag opened. ``chosen`` filters the networks (``filters.COLLATERAL_FILTERS``: asn,
+    network); raise ValueError naming a bad one.
     """
-    open_flags = _open_address_flags(conn, asn, network)
+    open_flags = _open_address_flags(conn, chosen)
     if not open_flags:
         return []
     current = _current_addresses(conn, services={s for _, s, _ in open_flags})
@@ -141,16 +140,17 @@ def query_collateral(
 
 
 def _open_address_flags(
-    conn: sa.Connection, asn: int | None, network: str | None
+    conn: sa.Connection, chosen: dict[str, Any]
 ) -> list[tuple[str, str, datetime.datetime]]:
     c = flags.c
+    unknown = set(chosen) - set(filters.names(filters.COLLATERAL_FILTERS))
+    if unknown:
+        raise TypeError(f"query_collateral: unknown filters {sorted(unknown)}")
     stmt = sa.select(c.network_key, c.service, c.first_seen).where(
-        c.state == "open", c.method.in_(ADDRESS_LEVEL)
+        c.state == "open",
+        c.method.in_(ADDRESS_LEVEL),
+        *filters.where(filters.COLLATERAL_FILTERS, c, chosen),
     )
-    if asn is not None:
-        stmt = stmt.where(c.asn == asn)
-    if network is not None:
-        stmt = stmt.where(c.network == network)
     return [(r.network_key, r.service, r.first_seen) for r in conn.execute(stmt)]
 
 

@@ -86,11 +86,10 @@ class Findings:
         force during [since, until). Raise ValueError naming a bad filter."""
         return self.store.read(functools.partial(flags.query, **chosen))
 
-    def query_collateral(
-        self, asn: int | None = None, network: str | None = None
-    ) -> list[dict[str, Any]]:
-        """Return the addresses blocked at the address level, with every service behind each."""
-        return self.store.read(addresses.query_collateral, asn, network)
+    def query_collateral(self, **chosen: Any) -> list[dict[str, Any]]:
+        """Return the addresses blocked at the address level, with every service behind each,
+        on the networks the filters choose (keywords: ``filters.COLLATERAL_FILTERS``)."""
+        return self.store.read(functools.partial(addresses.query_collateral, **chosen))
 
     def flag_counts(self) -> list[tuple[str | None, str, str, str]]:
         """Return every open flag as (network, service, category, method), for the metrics."""

@@ -20,10 +20,10 @@ import sqlalchemy as sa
 
 from collector.judge.pending import Pair
 from collector.judge.rules import Flag
+from collector.store import filters
 from collector.store.measurements import rfc3339
-from collector.store.schema import UTC, check_asn, check_text, check_time, flags, network_key
+from collector.store.schema import UTC, flags, network_key
 
-STATES = ("open", "closed")
 # Namespace of the pair locks: pg_advisory_xact_lock(int4, int4) keys never meet the one-bigint
 # key of the migration lock (collector/store/migrations/env.py).
 PAIR_LOCK_CLASS = 0x5B1F
@@ -129,25 +129,8 @@ def query(
     ``since``/``until`` keep the flags in force at some time in [since, until): not closed
     before ``since``, first seen before ``until``. Raise ValueError naming a bad filter.
     """
-    texts = {"network": network, "service": service, "category": category, "method": method}
-    for name, value in texts.items():
-        check_text(name, value)
-    check_asn("asn", asn)
-    check_time("since", since)
-    check_time("until", until)
-    if state is not None and state not in STATES:
-        raise ValueError(f"state: {state!r} is not one of {STATES}")
-    c = flags.c
-    conditions = [c[name] == value for name, value in texts.items() if value is not None]
-    if asn is not None:
-        conditions.append(c.asn == asn)
-    if state is not None:
-        conditions.append(c.state == state)
-    if since is not None:
-        conditions.append(sa.or_(c.closed_at.is_(None), c.closed_at >= since))
-    if until is not None:
-        conditions.append(c.first_seen < until)
-    stmt = sa.select(flags).where(*conditions).order_by(c.last_seen.desc(), c.id)
+    conditions = filters.where(filters.FLAG_FILTERS, flags.c, locals())  # the keywords
+    stmt = sa.select(flags).where(*conditions).order_by(flags.c.last_seen.desc(), flags.c.id)
     return [_flag_item(row) for row in conn.execute(stmt)]
 
 

@@ -7,9 +7,10 @@ Entry points: ``open_store(url)`` and ``migrate(url)``.
 """
 
 from collector.store.errors import SchemaMismatch, StoreError, StoreUnavailable
+from collector.store.filters import MAX_LIMIT
 from collector.store.measurements import InsertOutcome, MeasurementRow
 from collector.store.probes import ProbeRow
-from collector.store.query import MAX_LIMIT, MeasurementQuery, Page
+from collector.store.query import MeasurementQuery, Page
 from collector.store.store import NewRowsWriter, ProbeSeen, Store, open_store
 from collector.store.versioning import migrate
 

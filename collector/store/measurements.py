@@ -26,23 +26,8 @@ from collector.store.schema import (
 )
 from probe import record
 
-TEXT_COLUMNS = (
-    "id",
-    "probe_id",
-    "network",
-    "cc",
-    "service",
-    "domain",
-    "category",
-    "status",
-    "method",
-    "detail",
-    "blockpage",
-    "probe_status",
-    "probe_method",
-    "probe_detail",
-    "probe_blockpage",
-)
+# the text columns of the table, checked before a row is written (both dialects must hold them)
+TEXT_COLUMNS = tuple(c.name for c in measurements.c if isinstance(c.type, sa.Text))
 ITEM_COLUMNS = (
     measurements.c.id,
     measurements.c.started_at,

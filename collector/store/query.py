@@ -16,17 +16,17 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from collector.store.schema import UTC, check_asn, check_text, check_time, measurements
+from collector.store import filters
+from collector.store.schema import UTC, measurements
 
 DEFAULT_LIMIT = 100
-MAX_LIMIT = 1000
 ORDER = (measurements.c.started_at, measurements.c.id)
-TEXT_FILTERS = ("service", "domain", "network", "status", "method", "probe_id")
 
 
 @dataclass(frozen=True)
 class MeasurementQuery:
-    """Filters on measurements; ``None`` means "any". Times are aware datetimes.
+    """Filters on measurements (``filters.MEASUREMENT_FILTERS``); ``None`` means "any". Times
+    are aware datetimes.
 
     ``since`` is inclusive and ``until`` exclusive, both on ``started_at``. ``limit`` bounds a
     page of ``query_measurements``; ``iter_measurements`` and ``count_measurements`` ignore it.
@@ -46,15 +46,7 @@ class MeasurementQuery:
     cursor: str | None = None
 
     def __post_init__(self) -> None:
-        if isinstance(self.limit, bool) or not isinstance(self.limit, int):
-            raise ValueError(f"limit: expected an integer, got {self.limit!r}")
-        if not 1 <= self.limit <= MAX_LIMIT:
-            raise ValueError(f"limit: {self.limit} is not between 1 and {MAX_LIMIT}")
-        for name in TEXT_FILTERS:
-            check_text(name, getattr(self, name))
-        check_asn("asn", self.asn)
-        check_time("since", self.since)
-        check_time("until", self.until)
+        filters.check((*filters.PAGING, *filters.MEASUREMENT_FILTERS), vars(self))
         if self.cursor is not None:
             decode_cursor(self.cursor)
 
@@ -69,17 +61,7 @@ class Page:
 
 def where(q: MeasurementQuery) -> list[sa.ColumnElement[bool]]:
     """Return the SQL conditions for the filters of ``q`` (not its cursor)."""
-    c = measurements.c
-    conditions: list[sa.ColumnElement[bool]] = []
-    for name in (*TEXT_FILTERS, "asn"):
-        value = getattr(q, name)
-        if value is not None:
-            conditions.append(c[name] == value)
-    if q.since is not None:
-        conditions.append(c.started_at >= q.since)
-    if q.until is not None:
-        conditions.append(c.started_at < q.until)
-    return conditions
+    return filters.where(filters.MEASUREMENT_FILTERS, measurements.c, vars(q))
 
 
 def after(position: tuple[datetime.datetime, str]) -> sa.ColumnElement[bool]:

@@ -19,9 +19,11 @@ from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
 import aiohttp
+import jsonschema
 import prometheus_client
 from aiohttp import test_utils
 
+from collector import openapi
 from collector.app import build_app
 from collector.config import load_config
 from collector.judge import open_store
@@ -42,6 +44,20 @@ def record(n: int, **fields: Any) -> dict[str, Any]:
     """Return record number ``n`` as a probe submits it (no probe id: the token says who)."""
     m = store_records.measurement(n, **fields)
     return dataclasses.replace(m, probe=dataclasses.replace(m.probe, id=None)).to_dict()
+
+
+def schema_validator(schema: dict[str, Any]) -> jsonschema.Draft202012Validator:
+    """A validator of ``schema`` (a part of the OpenAPI document: JSON Schema 2020-12) that
+    resolves the document's components and checks formats."""
+    root = {**schema, "components": openapi.document()["components"]}
+    checker = jsonschema.Draft202012Validator.FORMAT_CHECKER
+    return jsonschema.Draft202012Validator(root, format_checker=checker)
+
+
+def answer_validator(path: str, method: str, status: str) -> jsonschema.Draft202012Validator:
+    """A validator of the JSON answer the document gives for (path, method, status)."""
+    response = openapi.document()["paths"][path][method]["responses"][status]
+    return schema_validator(response["content"]["application/json"]["schema"])
 
 
 def batch(numbers: Iterable[int], **fields: Any) -> dict[str, Any]:

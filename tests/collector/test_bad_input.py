@@ -102,6 +102,12 @@ QUERIES: dict[str, tuple[str, int, str]] = {
     "nul_in_filter": (f"{MEASUREMENTS}?domain=a%00b", 400, "domain: contains a NUL"),
     "export_format": ("/api/v1/export?format=xml", 400, "format: 'xml' is not one of jsonl, csv"),
     "export_paging": ("/api/v1/export?limit=5", 400, "limit: unknown parameter"),
+    # the flag and collateral filters are checked by the same definitions as the measurements'
+    "flag_method": ("/api/v1/flags?method=bgp", 400, "method: 'bgp' is not one of dns, tcp_ip"),
+    "flag_category": ("/api/v1/flags?category=x", 400, "category: 'x' is not one of iptv_legal"),
+    "flag_state": ("/api/v1/flags?state=gone", 400, "state: 'gone' is not one of open, closed"),
+    "collateral_asn": ("/api/v1/collateral?asn=99999999999", 400, "asn: 99999999999 is not an"),
+    "collateral_nul": ("/api/v1/collateral?network=a%00b", 400, "network: contains a NUL"),
     "unknown_route": ("/api/v1/nothing", 404, ""),
 }
 

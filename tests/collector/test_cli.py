@@ -38,4 +38,4 @@ def test_export_filters_are_the_query_apis_without_paging() -> None:
         "since",
         "until",
     }
-    assert set(cli.FILTER_HELP) == set(cli.EXPORT_FILTERS)
+    assert set(cli.FILTER_HELP) == {*cli.EXPORT_FILTERS, "category", "state"}

@@ -1,4 +1,5 @@
-"""The OpenAPI document matches the routes: paths, query parameters and response codes."""
+"""The OpenAPI document is valid OpenAPI 3.1 and matches the routes: paths, query parameters,
+response codes, and every documented answer validates against its schema."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import pathlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+import openapi_spec_validator
 import pytest
 
 from collector import openapi
@@ -17,8 +19,8 @@ from collector.judge import open_store
 from collector.store import migrate
 from collector.store.query import decode_cursor
 from probe.flow import FlowOptions
-from probe.record import HTTPResult, Measurement, new_id
-from tests.collector.harness import ROOT, Collector, batch, record, running
+from probe.record import CATEGORIES, STATUSES, HTTPResult, Measurement, new_id
+from tests.collector.harness import ROOT, Collector, answer_validator, batch, record, running
 from tests.collector.test_api import DEAD_DATABASE
 
 DOC = openapi.document()
@@ -198,6 +200,32 @@ def test_every_ref_resolves_and_every_operation_answers_something() -> None:
         assert DOC["paths"][path][method]["responses"][status]["description"]
 
 
+def test_the_document_is_valid_openapi_3_1() -> None:
+    assert DOC["openapi"] == "3.1.0"
+    openapi_spec_validator.validate(DOC)  # raises on an invalid document
+    assert {"Measurement", "StoredMeasurement", "Flag", "Collateral", "Error"} <= set(
+        DOC["components"]["schemas"]
+    )
+
+
+def test_the_record_schema_is_deep() -> None:
+    """Every part of a record is typed, down to the fields of each step's result."""
+    schemas = DOC["components"]["schemas"]
+    props = schemas["Measurement"]["properties"]
+    assert props["probe"] == {"$ref": "#/components/schemas/ProbeInfo"}
+    assert props["dns"]["items"] == {"$ref": "#/components/schemas/DNSResult"}
+    assert props["tcp"]["items"] == {"$ref": "#/components/schemas/TCPResult"}
+    assert props["tls"]["items"] == {"$ref": "#/components/schemas/TLSResult"}
+    assert {"$ref": "#/components/schemas/HTTPResult"} in props["http"]["anyOf"]
+    assert {"$ref": "#/components/schemas/Control"} in props["control"]["anyOf"]
+    assert schemas["DNSResult"]["properties"]["ede"]["items"] == {
+        "$ref": "#/components/schemas/EDE"
+    }
+    assert set(schemas["TCPResult"]["required"]) == {"ip", "port", "failure", "ms"}
+    assert schemas["Verdict"]["properties"]["status"]["enum"] == list(STATUSES)
+    assert schemas["Target"]["properties"]["category"]["enum"] == list(CATEGORIES)
+
+
 async def test_the_document_is_served(stage: Stage) -> None:
     async with stage.main.client.get("/api/v1/openapi.json") as r:
         assert r.status == 200
@@ -274,3 +302,4 @@ async def test_documented_answer_is_what_the_server_gives(
         assert set(schema.get("required", [])) <= set(answer), answer
         if schema.get("additionalProperties") is False:
             assert set(answer) <= set(schema["properties"]), answer
+        answer_validator(path, method, status).validate(answer)

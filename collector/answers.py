@@ -1,0 +1,178 @@
+"""The JSON the HTTP API takes and answers, as types: the OpenAPI document's schemas come from here.
+
+The record types are probe.record's (standard library dataclasses); what the standard library
+cannot say of them (enums, formats, bounds) is in ``RECORD_RULES``. The answer types forbid
+unknown keys, so that a live answer with a key the document does not list fails validation
+(tests/collector/test_openapi_live.py validates live answers against the document).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Annotated, Any, Literal
+
+import msgspec
+
+from collector.store.filters import FLAG_STATES
+from probe import record, watchlist
+from probe.record import CATEGORIES, METHODS, STATUSES
+
+Time = Annotated[str, msgspec.Meta(extra_json_schema={"format": "date-time"})]
+Method = Annotated[str, msgspec.Meta(extra_json_schema={"enum": list(METHODS)})]
+Category = Annotated[str, msgspec.Meta(extra_json_schema={"enum": list(CATEGORIES)})]
+State = Annotated[str, msgspec.Meta(extra_json_schema={"enum": list(FLAG_STATES)})]
+Count = Annotated[int, msgspec.Meta(ge=0)]
+Asn = Annotated[int, msgspec.Meta(ge=0, le=2**32 - 1)]
+
+
+class Answer(msgspec.Struct, forbid_unknown_fields=True):
+    """An answer of the API: every key listed, none other."""
+
+
+class Error(Answer):
+    """The one shape of an error answer, with a 4xx or 5xx status."""
+
+    error: Annotated[str, msgspec.Meta(description="what is wrong, naming the field at fault")]
+
+
+class Health(Answer):
+    status: Literal["ok", "degraded"]
+    database: Literal["ok", "none", "unavailable"]
+    error: str | msgspec.UnsetType = msgspec.UNSET  # when degraded
+
+
+class Registration(msgspec.Struct):
+    """The body of POST /api/v1/probes (optional): the network the volunteer declares."""
+
+    asn: Annotated[int, msgspec.Meta(ge=1)] | None = None
+    network: Annotated[str, msgspec.Meta(min_length=1, max_length=64)] | None = None
+    enrollment_key: str | None = None
+
+
+class Registered(Answer):
+    probe_id: str
+    token: Annotated[str, msgspec.Meta(description="the bearer token; shown once")]
+
+
+class Batch(Answer):
+    """The body of POST /api/v1/measurements."""
+
+    records: list[record.Measurement]
+
+
+class Stored(Answer):
+    """A batch committed: ``inserted + duplicates == accepted``."""
+
+    accepted: Count
+    inserted: Count
+    duplicates: Count
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class StoredMeasurement(record.Measurement):
+    """A record as stored: the collector's verdict, the probe's beside it, the time it came."""
+
+    received_at: Time
+    probe_verdict: record.Verdict | None
+
+
+class MeasurementPage(Answer):
+    measurements: list[StoredMeasurement]
+    next_cursor: Annotated[str | None, msgspec.Meta(description="null on the last page")]
+
+
+class Flag(Answer):
+    id: str
+    asn: Asn | None
+    network: str | None
+    service: str
+    category: Category
+    method: Method
+    state: State
+    first_seen: Time
+    last_seen: Time
+    closed_at: Time | None
+    probes: Annotated[list[str], msgspec.Meta(description="probe ids")]
+    confidence: Annotated[float, msgspec.Meta(ge=0, le=1)]
+    evidence: Annotated[list[str], msgspec.Meta(description="record ids")]
+
+
+class Flags(Answer):
+    flags: list[Flag]
+
+
+class Collateral(Answer):
+    """An address blocked on a network, and every watched service behind it."""
+
+    ip: str
+    asn: Asn | None
+    network: str | None
+    services: list[str]
+    first_seen: Time
+    last_seen: Time
+
+
+class CollateralAddresses(Answer):
+    addresses: list[Collateral]
+
+
+class Whoami(Answer):
+    asn: Asn
+    network: str | None
+
+
+class ControlTarget(Answer):
+    url: str
+    addresses: Annotated[list[str], msgspec.Meta(max_length=32)] = []
+
+
+class ControlRequest(Answer):
+    """The body of POST /api/v1/control."""
+
+    targets: Annotated[list[ControlTarget], msgspec.Meta(min_length=1)]
+
+
+class ControlOf(Answer):
+    url: str
+    control: record.Control
+
+
+class Controls(Answer):
+    controls: list[ControlOf]
+
+
+# the types whose schemas the document holds (and those they refer to)
+TYPES = (
+    Error, Health, Registration, Registered, Batch, Stored, MeasurementPage, Flags,
+    CollateralAddresses, Whoami, ControlRequest, Controls, watchlist.Watchlist,
+)  # fmt: skip
+
+_VERDICT_METHOD: dict[str, Any] = {
+    "enum": [*METHODS, None],
+    "description": "null unless status is blocked",
+}
+_MEASUREMENT: dict[str, dict[str, Any]] = {
+    "schema": {"enum": [record.SCHEMA]},
+    "id": {"format": "uuid", "description": "made by the probe: the idempotency key"},
+    "started_at": {"format": "date-time"},
+    "duration_ms": {"minimum": 0},
+}
+# what probe.record's dataclasses say in code (record.check_semantics, Verdict), by component
+RECORD_RULES: dict[str, dict[str, dict[str, Any]]] = {
+    "Measurement": _MEASUREMENT,
+    "StoredMeasurement": _MEASUREMENT,
+    "Target": {"category": {"enum": list(CATEGORIES)}, "url": {"pattern": "^https?://"}},
+    "Verdict": {"status": {"enum": list(STATUSES)}, "method": _VERDICT_METHOD},
+    "Control": {"measured_at": {"format": "date-time"}},
+    "Service": {"category": {"enum": list(CATEGORIES)}, "id": {"pattern": "^[a-z0-9_-]+$"}},
+}
+
+
+def schemas(ref_template: str) -> dict[str, Any]:
+    """Return the JSON Schema (2020-12) of every type of ``TYPES``, by name, refined."""
+    _, components = msgspec.json.schema_components(TYPES, ref_template=ref_template)
+    for name, rules in RECORD_RULES.items():
+        properties = components[name]["properties"]
+        for field, extra in rules.items():
+            properties[field] = {**properties[field], **extra}
+    return components
