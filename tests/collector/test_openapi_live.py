@@ -10,7 +10,7 @@ from typing import Any
 import jsonschema
 import pytest
 
-from collector.judge import open_store
+from collector.judge import Findings, open_store
 from tests.collector.harness import (
     ROOT,
     Collector,
@@ -28,12 +28,15 @@ def seed(url: str) -> None:
     """An Orange dns flag closed then reopened, an SFR tls flag, and a Free address blocked
     with every service behind it (collateral)."""
     with open_store(url) as db:
-        ingest(db, look("o1", 0), look("o2", 1))
-        ingest(db, look("o1", 30, "ok", None), look("o2", 31, "ok", None))
-        ingest(db, look("o1", 60), look("o2", 61))
-        ingest(db, look("s1", 40, method="tls", network="SFR", service="deezer", blockpage="x"))
-        ingest(db, *(shared("f1", 70, s, network="Free") for s in SERVICES))
-        ingest(db, *(shared("f2", 71, s, network="Free") for s in SERVICES))
+        findings = Findings(db)
+        ingest(findings, look("o1", 0), look("o2", 1))
+        ingest(findings, look("o1", 30, "ok", None), look("o2", 31, "ok", None))
+        ingest(findings, look("o1", 60), look("o2", 61))
+        ingest(
+            findings, look("s1", 40, method="tls", network="SFR", service="deezer", blockpage="x")
+        )
+        ingest(findings, *(shared("f1", 70, s, network="Free") for s in SERVICES))
+        ingest(findings, *(shared("f2", 71, s, network="Free") for s in SERVICES))
 
 
 @pytest.fixture
