@@ -1,4 +1,4 @@
-"""The commands around the daemon: register, status, usage errors; `check` still works."""
+"""The probe's commands around the daemon: register, status, usage errors, run --once; check."""
 
 from __future__ import annotations
 
