@@ -16,7 +16,7 @@ from collector import store as store_mod
 from collector.app import build_app
 from collector.config import load_config
 from collector.store import MeasurementQuery
-from tests.daemon.harness import DNSServer
+from tests.support.dns_server import DNSServer, Zone, serving_in_thread
 
 GENEROUS = {
     "control.enabled": False,
@@ -37,10 +37,9 @@ def probe_logger() -> Iterator[None]:
 
 @pytest.fixture
 def dns_server() -> Iterator[DNSServer]:
-    """A DNS server on 127.0.0.1 answering NXDOMAIN (and nothing for its ``silent`` names)."""
-    server = DNSServer().start()
-    yield server
-    server.stop()
+    """A DNS server on 127.0.0.1 answering NXDOMAIN for every name not in its ``zones``."""
+    with serving_in_thread(default=Zone(rcode="NXDOMAIN")) as server:
+        yield server
 
 
 @dataclass

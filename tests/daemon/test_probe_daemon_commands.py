@@ -14,7 +14,8 @@ import pytest
 
 from probe import cli, identity, status
 from tests.daemon.conftest import InProcessCollector
-from tests.daemon.harness import DOMAIN, DNSServer, ProbeProcess, free_port
+from tests.daemon.harness import DOMAIN, ProbeProcess, free_port
+from tests.support.dns_server import DNSServer
 
 
 async def main(*argv: str) -> int:
