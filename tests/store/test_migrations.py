@@ -22,7 +22,7 @@ from collector.store import (
 from collector.store.schema import metadata
 from collector.store.versioning import alembic_config, head_revisions
 from tests.store import records
-from tests.store.conftest import reset_pg
+from tests.support.postgres import reset_pg
 
 TABLES = {
     "alembic_version",
