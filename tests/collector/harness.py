@@ -18,7 +18,7 @@ from aiohttp import test_utils
 from collector.app import build_app
 from collector.config import load_config
 from collector.store import MeasurementQuery, Store, open_store
-from tests.store import records as store_records
+from tests.support import records
 from tests.support.collector_process import ROOT as ROOT  # re-exported
 from tests.support.collector_process import CollectorProcess as CollectorProcess  # re-exported
 
@@ -28,12 +28,12 @@ FAST = {
     "limits.rate_per_probe_per_minute": 1_000_000,
     "limits.rate_per_source_per_minute": 1_000_000,
 }
-record_id = store_records.record_id
+record_id = records.record_id
 
 
 def record(n: int, **fields: Any) -> dict[str, Any]:
     """Return record number ``n`` as a probe submits it (no probe id: the token says who)."""
-    m = store_records.measurement(n, **fields)
+    m = records.measurement(n, **fields)
     return dataclasses.replace(m, probe=dataclasses.replace(m.probe, id=None)).to_dict()
 
 

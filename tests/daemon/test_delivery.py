@@ -16,7 +16,8 @@ from probe.spool import Spool
 from probe.uploader import CollectorClient, CollectorUnavailable
 from tests.daemon.conftest import InProcessCollector
 from tests.daemon.harness import free_port
-from tests.daemon.records import malformed, measurement
+from tests.support.records import malformed
+from tests.support.records import nxdomain as measurement
 
 
 @pytest.fixture
