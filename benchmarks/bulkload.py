@@ -15,7 +15,7 @@ the measurements table directly, the way a restore would, and leaves the same sc
    the primary key dropped too;
 5. the indexes are created again from their saved definitions; SQLite goes back to WAL;
    PostgreSQL gets VACUUM ANALYZE (what autovacuum would do soon after such a load);
-6. the flags are brought up to date by the collector's ``Store.judge_pending`` over one
+6. the flags are brought up to date by the collector's ``Findings.judge_pending`` over one
    record of every (network, service) pair of the last two days, noted and marked as ingest
    notes and marks new records.
 Times spread evenly over the last ``days`` days, ending now.
@@ -38,7 +38,8 @@ import psycopg
 import sqlalchemy as sa
 
 from benchmarks import collectord, figures, records
-from collector.store import MeasurementRow, addresses, open_store, pending, schema
+from collector import judge
+from collector.store import MeasurementRow, schema
 from probe import fingerprints, verdict
 
 POOL = 4096
@@ -201,8 +202,8 @@ def load_postgresql(url: str, count: int, days: float, profile: str, seed: int) 
 def populate_flags(url: str) -> None:
     """Judge every (network, service) pair of the last two days as the collector does: one record
     of each pair noted (addresses) and its pair marked with its look in one transaction, as
-    ``Store.insert_batch`` does for new rows, then ``Store.judge_pending``; print the flags."""
-    store = open_store(url)
+    ``Store.insert_batch`` does for new rows, then ``Findings.judge_pending``; print the flags."""
+    store = judge.open_store(url)
     now = datetime.datetime.now(datetime.UTC)
     m = schema.measurements
     recent = m.c.started_at >= now - datetime.timedelta(days=2)
@@ -214,13 +215,12 @@ def populate_flags(url: str) -> None:
             MeasurementRow(**r._mapping)
             for r in conn.execute(sa.select(m).where(m.c.id.in_(one_each)))
         ]
-        addresses.note(conn, rows)
-        pending.mark(conn, rows)
+        judge.note(conn, rows)
     t0 = time.perf_counter()
-    judged = store.judge_pending(now)
+    judged = judge.Findings(store).judge_pending(now)
     took = time.perf_counter() - t0
     store.close()
-    print(f"   findings: {judged.pairs} pairs judged by Store.judge_pending in {took:.0f} s, "
+    print(f"   findings: {judged.pairs} pairs judged by Findings.judge_pending in {took:.0f} s, "
           f"{len(judged.opened)} flags open", flush=True)  # fmt: skip
 
 

@@ -8,7 +8,7 @@ usage: python -m benchmarks.collector_variants VARIANT serve|export ARGS...
 - pool1, pool2: each batch is decoded, validated and given its verdicts (collector.ingest
   ``prepare_batch``, through the ``State.prepare_batch`` seam) in a pool of 1 or 2 worker
   processes, the event loop's process keeping HTTP, the store and the judge: what spreading the
-  per-record CPU over cores would give (issue 7). Default fingerprints, no ASN database, as
+  per-record CPU over cores would give. Default fingerprints, no ASN database, as
   benchmarks/collectord.py runs the collector.
 Product code is not changed: the replacement is installed in this process only.
 """

@@ -184,7 +184,7 @@ def series(
 FOCUS = (
     "post_measurements", "read_json", "parse_batch", "Measurement.from_dict", "prepare_rows",
     "decide", "MeasurementRow.from_record", "Store.insert_batch", "insert", "note", "mark",
-    "Judge.drain", "Store.judge_pending", "judge", "_blocked", "_looks", "evaluate",
+    "Judge.drain", "Findings.judge_pending", "judge", "_blocked", "_looks", "evaluate",
     "_findings_snapshot", "DefaultDialect.do_execute", "DefaultDialect.do_executemany",
     "DefaultDialect.do_commit", "JSONText.process_bind_param",
 )  # fmt: skip

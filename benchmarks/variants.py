@@ -17,7 +17,7 @@ import dataclasses
 import sys
 from collections.abc import Sequence
 
-from probe import cli, config
+from probe import cli
 from probe.flow import DEFAULT_STEPS, Flow, StepMap
 from probe.runner import Runner
 from probe.steps import dns
@@ -36,7 +36,7 @@ VARIANTS: dict[str, StepMap] = {
 
 async def check(args: argparse.Namespace, steps: StepMap) -> int:
     """Do what `surblocage-probe check --json` does, with ``steps`` as the flow's step map."""
-    cfg = config.load_config(args.config, cli.overrides_from(args))
+    cfg = cli.load_config(args, cli.OPTIONS)
     targets, dns_only = cli.check_targets(args, cfg)
     opts = cli.flow_options(cfg)
     fps = cli.load_fingerprints(cfg.fingerprints)
@@ -51,7 +51,7 @@ def main(argv: Sequence[str]) -> int:
         print(f"usage: python -m benchmarks.variants {{{','.join(VARIANTS)}}} check ...")
         return 2
     args = cli.build_parser().parse_args(argv[1:])
-    if args.command != "check" or not args.no_control:
+    if args.command != "check" or args.control_enabled is not False:
         print("variants run `check --no-control` only", file=sys.stderr)
         return 2
     return asyncio.run(check(args, VARIANTS[argv[0]]))

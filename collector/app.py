@@ -17,15 +17,17 @@ import prometheus_client
 from aiohttp import web
 
 from collector import control as control_mod
-from collector import dashboard, findings, handlers, ingest, logs, signatures
+from collector import dashboard, handlers, ingest, signatures
 from collector.asn import AsnDatabase
 from collector.auth import RateLimiter
 from collector.config import CollectorConfig
 from collector.control import ControlVantage
+from collector.judge import Findings, Judge, refresh_metrics
 from collector.metrics import Metrics
 from collector.store import StoreUnavailable
-from probe import fingerprints
+from probe import fingerprints, logs
 from probe import watchlist as watchlist_mod
+from probe.times import elapsed_ms
 
 
 class InFlight:
@@ -91,7 +93,8 @@ class State:
     probe_limiter: RateLimiter = dataclasses.field(default_factory=lambda: RateLimiter(120))
     source_limiter: RateLimiter = dataclasses.field(default_factory=lambda: RateLimiter(600))
     inflight: InFlight = dataclasses.field(default_factory=InFlight)
-    judge: findings.Judge | None = None
+    findings: Findings | None = None
+    judge: Judge | None = None
 
     def lookup_network(self, address: str) -> tuple[int, str | None] | None:
         """The network an address belongs to, from the ASN database; None without one."""
@@ -159,7 +162,7 @@ async def access_log(request: web.Request, handler: Any) -> web.StreamResponse:
         resource = request.match_info.route.resource
         route = resource.canonical if resource is not None else "-"
         level = logging.DEBUG if route in QUIET_ROUTES else logging.INFO
-        ms = round((time.perf_counter() - t0) * 1000, 1)
+        ms = round(elapsed_ms(t0), 1)
         logs.event("request", level, method=request.method, route=route, status=status, ms=ms)
 
 
@@ -249,7 +252,8 @@ def build_app(
     for method, path, handler in ROUTES:
         app.router.add_route(method, path, handler)
     if store is not None:
-        state.judge = findings.Judge(store, state.metrics)
+        state.findings = Findings(store)
+        state.judge = Judge(state.findings, state.metrics)
         app.cleanup_ctx.append(_metrics_refresher)
         if judge_in_background:
             app.cleanup_ctx.append(_background_judge)
@@ -264,7 +268,8 @@ async def _metrics_refresher(app: web.Application) -> AsyncIterator[None]:
     """Keep the store-derived gauges right between batches: a probe falling silent sends
     nothing, and another collector process may share the database."""
     stop = asyncio.Event()
-    task = asyncio.create_task(_refresh_until(app[handlers.STATE], stop))
+    state = app[handlers.STATE]
+    task = asyncio.create_task(_refresh_until(state, state.findings, stop))
     yield
     # let a refresh in flight finish: cancelling would leave its worker thread holding a
     # database connection past the store's close
@@ -273,7 +278,7 @@ async def _metrics_refresher(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _background_judge(app: web.Application) -> AsyncIterator[None]:
-    """Judge the pairs batches mark, after their acknowledgement (collector.findings)."""
+    """Judge the pairs batches mark, after their acknowledgement (collector.judge)."""
     stop = asyncio.Event()
     judge = app[handlers.STATE].judge
     task = asyncio.create_task(judge.run(stop))
@@ -282,11 +287,11 @@ async def _background_judge(app: web.Application) -> AsyncIterator[None]:
     await task
 
 
-async def _refresh_until(state: State, stop: asyncio.Event) -> None:
+async def _refresh_until(state: State, findings: Findings, stop: asyncio.Event) -> None:
     while not stop.is_set():
         try:
-            await findings.refresh_metrics(
-                state.store, state.metrics, state.config.silent_after_seconds, state.judge
+            await refresh_metrics(
+                findings, state.metrics, state.config.silent_after_seconds, state.judge
             )
         except StoreUnavailable as e:
             logs.event(

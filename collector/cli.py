@@ -21,10 +21,11 @@ from typing import Any, NoReturn
 from aiohttp import web
 
 from collector import app as app_mod
-from collector import config, export, export_flags, handlers, logs
+from collector import config, export, export_flags, handlers
 from collector.store import StoreUnavailable
-from probe import __version__
+from probe import __version__, logs
 from probe.record import CATEGORIES
+from probe.settings import add_off_switch, overrides_from
 
 PROG = "surblocage-collector"
 SHUTDOWN_SECONDS = 30.0  # how long a stopping collector lets requests in flight finish
@@ -65,13 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="CIDR",
         help="treat addresses in this network as public (labs); repeatable",
     )
-    serve.add_argument("--no-control", action="store_true", help="run no control vantage")
-    serve.add_argument(
-        "--log-format", choices=("text", "json"), help="text or json lines (log.format)"
-    )
-    serve.add_argument(
-        "--log-level", choices=("debug", "info", "warning", "error"), help="(log.level)"
-    )
+    add_off_switch(serve, "--no-control", "control_enabled", help="run no control vantage")
+    serve.add_argument("--log-format", choices=logs.FORMATS, help="text or json lines (log.format)")
+    serve.add_argument("--log-level", choices=logs.LEVELS, help="(log.level)")
     migrate = sub.add_parser("migrate", help="create or upgrade the database schema")
     _common(migrate)
     _export_parser(sub)
@@ -133,32 +130,31 @@ def _common(p: argparse.ArgumentParser) -> None:
     )
 
 
-def overrides_from(args: argparse.Namespace) -> dict[str, Any]:
-    o: dict[str, Any] = {}
-    pairs = [
-        ("db", "database.url"),
-        ("listen", "listen"),
-        ("watchlist", "watchlist"),
-        ("resolver", "control.resolver"),
-        ("ca_file", "tls.ca_file"),
-        ("allow_network", "network.allow_networks"),
-        ("log_format", "log.format"),
-        ("log_level", "log.level"),
-    ]
-    for attr, key in pairs:
-        if getattr(args, attr, None) is not None:
-            o[key] = getattr(args, attr)
-    if getattr(args, "no_control", False):
-        o["control.enabled"] = False
-    return o
+# argparse destination -> the configuration key it overrides
+OPTIONS = {
+    "db": "database.url",
+    "listen": "listen",
+    "watchlist": "watchlist",
+    "resolver": "control.resolver",
+    "ca_file": "tls.ca_file",
+    "allow_network": "network.allow_networks",
+    "control_enabled": "control.enabled",
+    "log_format": "log.format",
+    "log_level": "log.level",
+}
+
+
+def load_config(args: argparse.Namespace) -> config.CollectorConfig:
+    """Load --config FILE with the environment and the command line's options over it."""
+    return config.load_config(args.config, overrides_from(args, OPTIONS))
 
 
 async def cmd_serve(args: argparse.Namespace) -> int:
-    cfg = config.load_config(args.config, overrides_from(args))
+    cfg = load_config(args)
     logs.setup(cfg.log_format, cfg.log_level)
     # aiohttp's own warnings and errors in the same format (its addresses are blanked: app.py)
     aiohttp_logger = logging.getLogger("aiohttp")
-    aiohttp_logger.handlers[:] = logging.getLogger("surblocage").handlers
+    aiohttp_logger.handlers[:] = logs.LOG.handlers
     aiohttp_logger.setLevel(logging.WARNING)
     aiohttp_logger.propagate = False
     db = open_database(cfg.database_url)
@@ -196,11 +192,11 @@ def _hostport(address: Any) -> str:
 def open_database(url: str) -> Any:
     """Open the store; the embedded SQLite default is migrated on the spot, PostgreSQL is not
     (several collectors share it: migrate it once, on purpose, with `migrate`)."""
-    from collector import store
+    from collector import judge, store
 
     if url.startswith("sqlite"):
         store.migrate(url)
-    db = store.open_store(url)
+    db = judge.open_store(url)
     try:
         db.check_schema()
     except store.SchemaMismatch as e:
@@ -211,7 +207,7 @@ def open_database(url: str) -> Any:
 async def cmd_migrate(args: argparse.Namespace) -> int:
     from collector import store
 
-    cfg = config.load_config(args.config, overrides_from(args))
+    cfg = load_config(args)
     applied = store.migrate(cfg.database_url)
     print(f"schema up to date ({len(applied)} revision(s) applied)")
     return 0
@@ -220,13 +216,13 @@ async def cmd_migrate(args: argparse.Namespace) -> int:
 def open_for_reading(url: str) -> Any:
     """Open an existing, migrated store: no file created, no migration (a flags export judges
     the pairs batches left pending, as every reader of flags does)."""
-    from collector import store
+    from collector import judge, store
 
     if url.startswith("sqlite:///"):
         path = os.path.expanduser(url.removeprefix("sqlite:///"))
         if not os.path.isfile(path):
             raise config.ConfigError("--db", url, f"no such database file: {path}")
-    db = store.open_store(url)
+    db = judge.open_store(url)
     try:
         db.check_schema()
     except store.SchemaMismatch as e:
@@ -247,7 +243,7 @@ def export_query(args: argparse.Namespace, names: tuple[str, ...] = EXPORT_FILTE
 
 
 def export_flag_filters(args: argparse.Namespace) -> dict[str, Any]:
-    """The flag filters given on the command line, as Store.query_flags takes them."""
+    """The flag filters given on the command line, as Findings.query_flags takes them."""
     shared = tuple(k for k in FLAG_FILTERS if k in EXPORT_FILTERS)  # parsed as the query API does
     q = export_query(args, shared)
     return {k: getattr(q, k) if k in shared else getattr(args, k) for k in FLAG_FILTERS}
@@ -273,12 +269,15 @@ def _export_reader(args: argparse.Namespace) -> Any:
 def _judged_flags(db: Any, filters: dict[str, Any]) -> list[dict[str, Any]]:
     """The flags after judging what batches left pending (SPEC.md: flags reflect every
     acknowledged batch, whichever collector process acknowledged it)."""
-    db.judge_pending(datetime.datetime.now(datetime.UTC))
-    return list(db.query_flags(**filters))
+    from collector import judge
+
+    findings = judge.Findings(db)
+    findings.judge_pending(datetime.datetime.now(datetime.UTC))
+    return list(findings.query_flags(**filters))
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    cfg = config.load_config(args.config, overrides_from(args))
+    cfg = load_config(args)
     read = _export_reader(args)
     if args.format == "parquet":
         try:

@@ -1,27 +1,22 @@
-"""The collector's YAML configuration -> CollectorConfig; bad input -> ConfigError(file, key, why).
+"""The collector's configuration: its keys on the shared layer (probe/settings.py) -> a dataclass.
 
-Every key is documented in configs/collector.example.yaml (a test loads that file). Command-line
-options arrive as dotted-key overrides and win over the file.
+Every key is documented in configs/collector.example.yaml (a test loads that file). Bad input
+stops the collector with one `ConfigError`, ``<file>: <key>: <why>``. Every key is also the
+variable SURBLOCAGE_COLLECTOR_<KEY> (log.level: SURBLOCAGE_COLLECTOR_LOG_LEVEL), which wins over
+the file; command-line options arrive as dotted-key overrides and win over both.
 """
 
 from __future__ import annotations
 
-import ipaddress
-import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import yaml
+from probe import kinds, logs, settings
+from probe.settings import ConfigError as ConfigError
+from probe.settings import Key
 
 DEFAULT_DB = "sqlite:///var/surblocage/collector.db"
-
-
-class ConfigError(Exception):
-    """A configuration value at fault: str() is one line, '<file>: <key>: <why>'."""
-
-    def __init__(self, file: str, key: str, why: str) -> None:
-        super().__init__(f"{file}: {key}: {why}")
-        self.file, self.key, self.why = file, key, why
 
 
 @dataclass(frozen=True)
@@ -48,126 +43,60 @@ class CollectorConfig:
     log_level: str = "info"
 
 
-# dotted YAML key -> (dataclass field, type check)
-KEYS: dict[str, tuple[str, str]] = {
-    "listen": ("listen", "hostport"),
-    "database.url": ("database_url", "dburl"),
-    "watchlist": ("watchlist", "file"),
-    "fingerprints": ("fingerprints", "files"),
-    "control.resolver": ("control_resolver", "str"),
-    "control.enabled": ("control_enabled", "bool"),
-    "control.concurrency": ("control_concurrency", "int"),
-    "control.cache_seconds": ("control_cache_seconds", "float0"),
-    "control.max_targets": ("control_max_targets", "int"),
-    "tls.ca_file": ("ca_file", "file"),
-    "network.allow_networks": ("allow_networks", "cidrs"),
-    "asn.database": ("asn_database", "file"),
-    "auth.enrollment_key": ("enrollment_key", "str"),
-    "limits.max_body_bytes": ("max_body_bytes", "int"),
-    "limits.max_batch_records": ("max_batch_records", "int"),
-    "limits.rate_per_probe_per_minute": ("rate_per_probe_per_minute", "int"),
-    "limits.rate_per_source_per_minute": ("rate_per_source_per_minute", "int"),
-    "probes.silent_after_seconds": ("silent_after_seconds", "float"),
-    "log.format": ("log_format", "logfmt"),
-    "log.level": ("log_level", "loglevel"),
-}
+def load_config(
+    path: str | None,
+    overrides: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> CollectorConfig:
+    """Read ``path`` (None: defaults only), then the environment (None: the process's), then
+    the dotted-key ``overrides``; check every value and build the config."""
+    values = KEYS.load(path, overrides, environ)
+    return CollectorConfig(**{KEYS.keys[k].field: v for k, v in values.checked.items()})
 
 
-def load_config(path: str | None, overrides: dict[str, Any] | None = None) -> CollectorConfig:
-    """Load ``path`` (or defaults when None), apply dotted-key overrides, validate everything."""
-    values: dict[str, Any] = {}
-    source = path or "<defaults>"
-    if path is not None:
-        values = _flatten(_read_yaml(path), "", path)
-    for key, value in (overrides or {}).items():
-        values[key] = value
-        source = path or "<command line>"
-    kwargs = {}
-    for key, value in values.items():
-        if key not in KEYS:
-            raise ConfigError(source, key, f"unknown key (known: {', '.join(sorted(KEYS))})")
-        name, kind = KEYS[key]
-        kwargs[name] = _check(source, key, kind, value)
-    return CollectorConfig(**kwargs)
+def _hostport(value: Any) -> str:
+    host, _, port = kinds.text(value).rpartition(":")
+    # port 0: any free port, announced in the "collector listening" log line
+    if not host or not port.isdigit() or not 0 <= int(port) < 65536:
+        raise ValueError(f"must be HOST:PORT, got {value!r}")
+    return kinds.text(value)
 
 
-def _read_yaml(path: str) -> dict[str, Any]:
-    try:
-        with open(path, encoding="utf-8") as fh:
-            data = yaml.safe_load(fh)
-    except OSError as e:
-        raise ConfigError(path, "-", f"cannot read: {e.strerror}") from None
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f"line {mark.line + 1}" if mark else "-"
-        raise ConfigError(path, where, f"not valid YAML: {getattr(e, 'problem', e)}") from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ConfigError(path, "-", "the top level must be a mapping of keys")
-    return data
+def _database_url(value: Any) -> str:
+    if not kinds.text(value).startswith(("sqlite:///", "postgresql://", "postgresql+")):
+        raise ValueError(f"must be sqlite:///PATH or postgresql://..., got {value!r}")
+    return kinds.text(value)
 
 
-def _flatten(data: dict[str, Any], prefix: str, path: str) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in data.items():
-        key = f"{prefix}{k}"
-        if v is None and any(k.startswith(key + ".") for k in KEYS):
-            continue  # a section whose keys are all commented out
-        if isinstance(v, dict) and key not in KEYS:
-            out.update(_flatten(v, key + ".", path))
-        else:
-            out[key] = v
-    return out
+def _networks(value: Any) -> tuple[str, ...]:
+    """CIDR networks, host bits allowed (10.0.0.1/8 is 10.0.0.0/8), kept as text."""
+    return tuple(str(n) for n in kinds.networks(value, strict=False))
 
 
-def _check(src: str, key: str, kind: str, v: Any) -> Any:
-    if kind in ("str", "hostport", "dburl", "file", "logfmt", "loglevel"):
-        if not isinstance(v, str) or not v:
-            raise ConfigError(src, key, f"must be a non-empty string, got {v!r}")
-    if kind == "hostport":
-        host, _, port = v.rpartition(":")
-        # port 0: any free port, announced in the "collector listening" log line
-        if not host or not port.isdigit() or not 0 <= int(port) < 65536:
-            raise ConfigError(src, key, f"must be HOST:PORT, got {v!r}")
-    elif kind == "dburl" and not v.startswith(("sqlite:///", "postgresql://", "postgresql+")):
-        raise ConfigError(src, key, f"must be sqlite:///PATH or postgresql://..., got {v!r}")
-    elif kind == "file" and not os.path.isfile(os.path.expanduser(v)):
-        raise ConfigError(src, key, f"no such file: {v}")
-    elif kind == "files":
-        items = [v] if isinstance(v, str) else v
-        if not isinstance(items, list | tuple):
-            raise ConfigError(src, key, "must be a file path or a list of them")
-        return tuple(_check(src, key, "file", i) for i in items)
-    elif kind == "cidrs":
-        return _cidrs(src, key, v)
-    elif kind == "bool" and not isinstance(v, bool):
-        raise ConfigError(src, key, f"must be true or false, got {v!r}")
-    elif kind == "int" and (isinstance(v, bool) or not isinstance(v, int) or v <= 0):
-        raise ConfigError(src, key, f"must be a positive whole number, got {v!r}")
-    elif kind in ("float", "float0"):
-        if (
-            isinstance(v, bool)
-            or not isinstance(v, int | float)
-            or v < 0
-            or (kind == "float" and v == 0)
-        ):
-            raise ConfigError(src, key, f"must be a positive number, got {v!r}")
-        return float(v)
-    elif kind == "logfmt" and v not in ("text", "json"):
-        raise ConfigError(src, key, f"must be text or json, got {v!r}")
-    elif kind == "loglevel" and v.lower() not in ("debug", "info", "warning", "error"):
-        raise ConfigError(src, key, f"must be debug, info, warning or error, got {v!r}")
-    return v
+_count = kinds.number(1, whole=True)
 
-
-def _cidrs(src: str, key: str, v: Any) -> tuple[str, ...]:
-    items = [v] if isinstance(v, str) else v
-    if not isinstance(items, list | tuple):
-        raise ConfigError(src, key, "must be a list of CIDR networks")
-    for item in items:
-        try:
-            ipaddress.ip_network(str(item), strict=False)
-        except ValueError:
-            raise ConfigError(src, key, f"not a CIDR network: {item!r}") from None
-    return tuple(str(i) for i in items)
+KEYS = settings.Table(
+    "SURBLOCAGE_COLLECTOR_",
+    [
+        Key("listen", _hostport),
+        Key("database.url", _database_url),
+        Key("watchlist", kinds.file),
+        Key("fingerprints", kinds.files),
+        Key("control.resolver", kinds.resolver),
+        Key("control.enabled", kinds.boolean),
+        Key("control.concurrency", _count),
+        Key("control.cache_seconds", kinds.number(0)),
+        Key("control.max_targets", _count),
+        Key("tls.ca_file", kinds.file, attr="ca_file"),
+        Key("network.allow_networks", _networks, attr="allow_networks"),
+        Key("asn.database", kinds.file),
+        Key("auth.enrollment_key", kinds.text, attr="enrollment_key"),
+        Key("limits.max_body_bytes", _count, attr="max_body_bytes"),
+        Key("limits.max_batch_records", _count, attr="max_batch_records"),
+        Key("limits.rate_per_probe_per_minute", _count, attr="rate_per_probe_per_minute"),
+        Key("limits.rate_per_source_per_minute", _count, attr="rate_per_source_per_minute"),
+        Key("probes.silent_after_seconds", kinds.positive, attr="silent_after_seconds"),
+        Key("log.format", kinds.choice(*logs.FORMATS)),
+        Key("log.level", kinds.choice(*logs.LEVELS)),
+    ],
+)

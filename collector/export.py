@@ -9,7 +9,6 @@ writers take other columns as parameters: collector.export_flags passes those of
 from __future__ import annotations
 
 import csv
-import datetime
 import importlib
 import io
 import itertools
@@ -17,6 +16,8 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import IO, Any
 
 import msgspec
+
+from probe.times import parse_rfc3339, rfc3339
 
 FORMATS = ("jsonl", "csv", "parquet")
 STREAMED_FORMATS = ("jsonl", "csv")  # those the HTTP route streams; Parquet needs a file
@@ -76,8 +77,7 @@ def _utc(text: str | None) -> str | None:
     """An RFC 3339 time as UTC with a Z, whatever offset the probe wrote it with."""
     if text is None:
         return None
-    t = datetime.datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(datetime.UTC)
-    return t.isoformat().replace("+00:00", "Z")
+    return rfc3339(parse_rfc3339(text))
 
 
 def flat(item: dict[str, Any]) -> dict[str, Any]:
@@ -185,7 +185,7 @@ def _parquet_row(item: dict[str, Any]) -> dict[str, Any]:
     row = flat(item)
     for key in ("started_at", "received_at"):
         if row[key] is not None:
-            row[key] = datetime.datetime.fromisoformat(row[key].replace("Z", "+00:00"))
+            row[key] = parse_rfc3339(row[key])
     row["record"] = _JSON.encode(item).decode()
     return row
 

@@ -1,7 +1,7 @@
 """Stored blocking flags out as JSON Lines, CSV or Parquet (`export --what flags`).
 
-Contract: flags arrive as ``Store.query_flags`` gives them (GET /api/v1/flags' shape, latest seen
-first). JSON Lines writes each flag as it is; CSV has the fixed columns ``CSV_COLUMNS``, where
+Contract: flags arrive as ``Findings.query_flags`` gives them (GET /api/v1/flags' shape, latest
+seen first). JSON Lines writes each flag as it is; CSV has the fixed columns ``CSV_COLUMNS``, where
 ``probes`` is a count and ``probe_ids`` and ``evidence`` are space-separated ids; Parquet has
 the same columns, typed, with ``probe_ids`` and ``evidence`` as lists of strings.
 """
@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from typing import IO, Any
 
 from collector import export
+from probe.times import parse_rfc3339
 
 CSV_COLUMNS = (
     "id",
@@ -80,7 +81,7 @@ def parquet_schema(pa: Any) -> Any:
 
 
 def _time(text: str | None) -> datetime.datetime | None:
-    return None if text is None else datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return None if text is None else parse_rfc3339(text)
 
 
 def parquet_row(item: dict[str, Any]) -> dict[str, Any]:

@@ -15,10 +15,12 @@ import msgspec
 import prometheus_client
 from aiohttp import web
 
-from collector import auth, export, ingest, logs, openapi
+from collector import auth, export, ingest, openapi
 from collector import control as control_mod
 from collector.store import MeasurementQuery, ProbeSeen, StoreError, StoreUnavailable
+from probe import logs
 from probe.record import METHODS, STATUSES, encode
+from probe.times import MissingZone, parse_rfc3339
 
 STATE: web.AppKey[Any] = web.AppKey("state")
 _JSON = msgspec.json.Encoder()
@@ -115,7 +117,9 @@ async def get_flags(request: web.Request) -> web.Response:
     await state.judged()
     try:
         with state.metrics.time_store("flags"):
-            found = await _store_call(state, functools.partial(state.store.query_flags, **filters))
+            found = await _store_call(
+                state, functools.partial(state.findings.query_flags, **filters)
+            )
     except ValueError as e:
         raise Problem(400, str(e)) from None
     return web.json_response({"flags": found})
@@ -127,7 +131,9 @@ async def get_collateral(request: web.Request) -> web.Response:
     filters = checked_params(request.query, COLLATERAL_PARAMS)
     await state.judged()
     try:
-        found = await _store_call(state, functools.partial(state.store.query_collateral, **filters))
+        found = await _store_call(
+            state, functools.partial(state.findings.query_collateral, **filters)
+        )
     except ValueError as e:
         raise Problem(400, str(e)) from None
     return web.json_response({"addresses": found})
@@ -307,12 +313,12 @@ def _int_param(name: str, text: str) -> int:
 
 def _time_param(name: str, text: str) -> datetime.datetime:
     try:
-        t = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+        return parse_rfc3339(text)
+    except MissingZone:
+        why = "give a time zone (e.g. 2026-11-28T00:00:00Z)"
+        raise ValueError(f"{name}: {why}, got {text!r}") from None
     except ValueError:
         raise ValueError(f"{name}: expected an RFC 3339 time, got {text!r}") from None
-    if t.tzinfo is None:
-        raise ValueError(f"{name}: give a time zone (e.g. 2026-11-28T00:00:00Z), got {text!r}")
-    return t
 
 
 async def get_measurements(request: web.Request) -> web.Response:

@@ -213,7 +213,7 @@ class Metrics:
         self.ingest_rejections.labels(_check(reason, REJECTION_REASONS, "rejection reason")).inc()
 
     def flag_opened(self, network: str | None, method: str, n: int = 1) -> None:
-        """Count flags the analysis has just opened (feeds the blocking-wave alert)."""
+        """Count flags the judge has just opened (feeds the blocking-wave alert)."""
         self.flags_opened.labels(self.network(network), _check(method, METHODS, "method")).inc(n)
 
     def set_flags(self, flags: Iterable[FlagSeries]) -> None:

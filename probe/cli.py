@@ -12,7 +12,7 @@ import json
 import os
 import sqlite3
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, NoReturn
 
 from probe import __version__, config, fingerprints, identity, logs, service, status, watchlist
@@ -21,6 +21,7 @@ from probe.flow import Flow, FlowOptions
 from probe.output import Progress, render_table, use_colour
 from probe.record import ProbeInfo, Target
 from probe.runner import Runner
+from probe.settings import add_off_switch, overrides_from
 from probe.uploader import CollectorClient, CollectorUnavailable
 
 PROG = "surblocage-probe"
@@ -163,7 +164,7 @@ def add_measuring_options(p: argparse.ArgumentParser) -> None:
         help="resolver to test (default: the system's, from /etc/resolv.conf)",
     )
     g.add_argument("--control", metavar="URL", help="the collector's control endpoint")
-    g.add_argument("--no-control", action="store_true", help="measure without a control")
+    add_off_switch(g, "--no-control", "control_enabled", help="measure without a control")
     g.add_argument("--ca-file", metavar="FILE", help="extra trusted CA bundle")
     g.add_argument(
         "--allow-network",
@@ -199,32 +200,28 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def overrides_from(args: argparse.Namespace) -> dict[str, Any]:
-    """Map command-line options onto dotted config keys; the command line wins over the file."""
-    o: dict[str, Any] = {}
-    pairs = [
-        ("resolver", "dns.resolver"),
-        ("control", "control.url"),
-        ("ca_file", "tls.ca_file"),
-        ("allow_network", "network.allow_networks"),
-        ("concurrency", "concurrency"),
-        ("asn", "network.asn"),
-        ("network", "network.name"),
-        ("state_dir", "state_dir"),
-    ]
-    for attr, key in pairs:
-        if getattr(args, attr, None) is not None:
-            o[key] = getattr(args, attr)
-    if getattr(args, "no_control", False):
-        o["control.enabled"] = False
-    if getattr(args, "command", None) in ("run", "register", "status"):
-        for attr, key in (("collector", "collector.url"), ("watchlist", "watchlist")):
-            if getattr(args, attr, None) is not None:
-                o[key] = getattr(args, attr)
-    if getattr(args, "timeout", None) is not None:
-        for step in ("dns", "tcp", "tls", "http"):
-            o[f"timeouts.{step}"] = args.timeout
-    return o
+# argparse destination -> the configuration key (or keys) it overrides
+OPTIONS: dict[str, str | tuple[str, ...]] = {
+    "resolver": "dns.resolver",
+    "control": "control.url",
+    "control_enabled": "control.enabled",
+    "ca_file": "tls.ca_file",
+    "allow_network": "network.allow_networks",
+    "concurrency": "concurrency",
+    "asn": "network.asn",
+    "network": "network.name",
+    "state_dir": "state_dir",
+    "timeout": ("timeouts.dns", "timeouts.tcp", "timeouts.tls", "timeouts.http"),
+}
+# `check --watchlist FILE` adds a file's services to the targets: no configuration key
+DAEMON_OPTIONS = {**OPTIONS, "collector": "collector.url", "watchlist": "watchlist"}
+
+
+def load_config(
+    args: argparse.Namespace, options: Mapping[str, str | tuple[str, ...]] = DAEMON_OPTIONS
+) -> config.ProbeConfig:
+    """Load --config FILE with the environment and the command line's ``options`` over it."""
+    return config.load_config(args.config, overrides_from(args, options))
 
 
 def flow_options(cfg: Any) -> FlowOptions:
@@ -281,7 +278,7 @@ def check_targets(args: argparse.Namespace, cfg: Any) -> tuple[list[Target], fro
 
 
 async def cmd_check(args: argparse.Namespace) -> int:
-    cfg = config.load_config(args.config, overrides_from(args))
+    cfg = load_config(args, OPTIONS)
     targets, dns_only = check_targets(args, cfg)
     opts = flow_options(cfg)
     fps = load_fingerprints([*cfg.fingerprints, *args.fingerprints])
@@ -304,9 +301,9 @@ async def cmd_check(args: argparse.Namespace) -> int:
 
 
 async def cmd_run(args: argparse.Namespace) -> int:
-    cfg = config.load_config(args.config, overrides_from(args))
-    if args.once and cfg.log.level == "INFO" and sys.stderr.isatty() and not args.quiet:
-        logs.setup(cfg.log.format, "WARNING")  # the progress line says it on a terminal
+    cfg = load_config(args)
+    if args.once and cfg.log.level == "info" and sys.stderr.isatty() and not args.quiet:
+        logs.setup(cfg.log.format, "warning")  # the progress line says it on a terminal
     else:
         logs.setup(cfg.log.format, cfg.log.level)
     if cfg.watchlist != "collector":  # a broken file stops us now, not in the first cycle
@@ -329,7 +326,7 @@ async def cmd_run(args: argparse.Namespace) -> int:
 
 
 async def cmd_register(args: argparse.Namespace) -> int:
-    cfg = config.load_config(args.config, overrides_from(args))
+    cfg = load_config(args)
     url = cfg.collector.url
     if url is None:
         raise UsageError("register: no collector: give --collector URL or collector.url")
@@ -352,7 +349,7 @@ async def cmd_register(args: argparse.Namespace) -> int:
 
 
 async def cmd_status(args: argparse.Namespace) -> int:
-    cfg = config.load_config(args.config, overrides_from(args))
+    cfg = load_config(args)
     found = await status.gather(cfg)
     print(json.dumps(found, indent=1) if args.json else status.render(found))
     return 0

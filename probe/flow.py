@@ -33,6 +33,7 @@ from probe.record import (
     new_id,
 )
 from probe.steps import connection, dns, tls
+from probe.times import elapsed_ms, rfc3339
 
 MAX_REDIRECTS = 10
 NEUTRAL_SNI = "www.example.com"
@@ -139,15 +140,15 @@ class Flow:
             b.http = HTTPResult(
                 url=target.url,
                 failure=failures.TIMEOUT,
-                ms=_ms(t0),
+                ms=elapsed_ms(t0),
                 redirects=list(b.redirects),
             )
         return Measurement(
             id=new_id(),
             probe=probe,
             target=target,
-            started_at=started.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-            duration_ms=_ms(t0),
+            started_at=rfc3339(started, "milliseconds"),
+            duration_ms=elapsed_ms(t0),
             dns=b.dns,
             tcp=b.tcp,
             tls=b.tls,
@@ -317,7 +318,3 @@ def _split_or_none(url: str) -> tuple[str, int, bool] | None:
 
 def _unique(items: Iterable[str]) -> list[str]:
     return list(dict.fromkeys(items))
-
-
-def _ms(t0: float) -> float:
-    return round((time.perf_counter() - t0) * 1000, 3)

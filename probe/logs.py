@@ -1,19 +1,26 @@
-"""The probe's logs: text or JSON lines on standard error (journald reads both).
+"""The logs of both programs: text or JSON lines on standard error, set up in one way.
 
-They never hold the volunteer's public address: the probe never learns it (no "what is my IP"
-call), and logs name the collector, record ids, services and counts, never an answer's address.
-The token is never logged.
+journald reads both. One time format (RFC 3339 UTC with milliseconds), one spelling of levels
+(lower case), one JSON shape (time, level, logger, msg, then the event's fields).
+
+They never hold an address of a volunteer's: the probe never learns its public address (no "what
+is my IP" call) and logs the collector, record ids, services and counts, never an answer's
+address; the collector uses a submitter's address for one ASN lookup and logs none (it blanks
+the addresses aiohttp's own messages carry, collector/app.py). No token is ever logged.
 """
 
 from __future__ import annotations
 
-import datetime
 import json
 import logging
 import sys
 from typing import Any, TextIO
 
-LOG = logging.getLogger("surblocage.probe")
+from probe.times import rfc3339
+
+FORMATS = ("text", "json")
+LEVELS = ("debug", "info", "warning", "error")
+LOG = logging.getLogger("surblocage")  # every logger of both programs is below it
 
 
 class JSONFormatter(logging.Formatter):
@@ -21,7 +28,7 @@ class JSONFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         out = {
-            "time": _time(record),
+            "time": rfc3339(record.created, "milliseconds"),
             "level": record.levelname.lower(),
             "logger": record.name,
             "msg": record.getMessage(),
@@ -37,19 +44,15 @@ class TextFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         fields = " ".join(f"{k}={v}" for k, v in getattr(record, "fields", {}).items())
-        text = f"{_time(record)} {record.levelname.lower()} {record.getMessage()} {fields}"
+        time, level = rfc3339(record.created, "milliseconds"), record.levelname.lower()
+        text = f"{time} {level} {record.getMessage()} {fields}".rstrip()
         if record.exc_info:
-            text = text.rstrip() + "\n" + self.formatException(record.exc_info)
-        return text.rstrip()
+            text += "\n" + self.formatException(record.exc_info)
+        return text
 
 
-def _time(record: logging.LogRecord) -> str:
-    t = datetime.datetime.fromtimestamp(record.created, datetime.UTC)
-    return t.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def setup(fmt: str = "text", level: str = "INFO", stream: TextIO | None = None) -> None:
-    """Send the probe's logs to ``stream`` (standard error) in the chosen format."""
+def setup(fmt: str = "text", level: str = "info", stream: TextIO | None = None) -> None:
+    """Send the program's logs to ``stream`` (standard error) in the chosen format."""
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(JSONFormatter() if fmt == "json" else TextFormatter())
     LOG.handlers[:] = [handler]
@@ -58,5 +61,5 @@ def setup(fmt: str = "text", level: str = "INFO", stream: TextIO | None = None) 
 
 
 def event(msg: str, level: int = logging.INFO, **fields: Any) -> None:
-    """Log one event with structured fields (never pass an address of the volunteer's)."""
+    """Log one event with structured fields (never pass an address of a volunteer's)."""
     LOG.log(level, msg, extra={"fields": fields})

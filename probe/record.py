@@ -18,6 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from probe import times
+
 SCHEMA = 1
 
 STATUSES = ("ok", "blocked", "down", "inconclusive")
@@ -224,14 +226,13 @@ def check_semantics(m: Measurement) -> None:
 
 
 def _check_time(value: str, path: str) -> None:
-    import datetime
-
     try:
-        t = datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        times.parse_rfc3339(value)
+    except times.MissingZone:
+        why = "has no time zone (RFC 3339 UTC expected)"
+        raise MalformedRecord(f"{path}: {value!r} {why}") from None
     except ValueError:
         raise MalformedRecord(f"{path}: {value!r} is not an RFC 3339 time") from None
-    if t.tzinfo is None:
-        raise MalformedRecord(f"{path}: {value!r} has no time zone (RFC 3339 UTC expected)")
 
 
 def encode(obj: Any) -> Any:

@@ -31,6 +31,7 @@ from probe.delivery import Uploader, sleep_unless
 from probe.record import Measurement, ProbeInfo
 from probe.runner import Runner
 from probe.spool import Spool
+from probe.times import rfc3339
 
 HEARTBEAT_FILE = "heartbeat.json"
 BEAT_SECONDS = 60.0
@@ -77,7 +78,7 @@ class Heartbeat:
         doc = {
             "pid": os.getpid(),
             "state": self.state,
-            "beat_at": rfc3339(time.time()),
+            "beat_at": rfc3339(time.time(), "seconds"),
             "next_cycle_at": self.next_cycle_at,
             "last_cycle": dataclasses.asdict(self.last_cycle) if self.last_cycle else None,
             "spool": dataclasses.asdict(self.spool.stats()),
@@ -121,11 +122,6 @@ def _exit_stalled() -> None:
     os._exit(1)  # the spool is consistent at every commit; systemd restarts us (on-failure)
 
 
-def rfc3339(timestamp: float) -> str:
-    t = datetime.datetime.fromtimestamp(timestamp, datetime.UTC)
-    return t.isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
 def _now() -> datetime.datetime:
     return datetime.datetime.now(datetime.UTC)
 
@@ -160,7 +156,7 @@ class Daemon:
                 if not await until_stopped(self.cycle(on_record=lambda m: wake.set()), stop):
                     break
                 wait = max(0.0, delay - (time.monotonic() - t0))
-                self.heartbeat.write("idle", rfc3339(time.time() + wait))
+                self.heartbeat.write("idle", rfc3339(time.time() + wait, "seconds"))
                 logs.event("sleeping until the next cycle", seconds=round(wait, 1))
                 await sleep_unless(stop, wait)
         finally:
@@ -175,7 +171,7 @@ class Daemon:
         on_targets: Callable[[int], None] | None = None,
     ) -> CycleReport:
         """Measure the watchlist once, every record into the spool; return what was done."""
-        report = CycleReport(started_at=rfc3339(time.time()))
+        report = CycleReport(started_at=rfc3339(time.time(), "seconds"))
         self.heartbeat.last_cycle = report
         self.heartbeat.write("measuring")
         try:
@@ -185,7 +181,7 @@ class Daemon:
             logs.event("cycle abandoned: past its deadline", logging.ERROR)
         finally:
             report.outcome = "interrupted" if report.outcome == "running" else report.outcome
-            report.finished_at = rfc3339(time.time())
+            report.finished_at = rfc3339(time.time(), "seconds")
             self.spool.prune()
             self.heartbeat.write("idle")
             logs.event("cycle " + report.outcome, **dataclasses.asdict(report))

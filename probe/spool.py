@@ -9,7 +9,6 @@ counted. The counters persist with the records, so `status` shows them after a r
 from __future__ import annotations
 
 import contextlib
-import datetime
 import sqlite3
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -17,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from probe.record import Measurement
+from probe.times import rfc3339
 
 SPOOL_FILE = "spool.db"
 QUARANTINE_MAX = 1000  # kept for an operator to look at; older ones go first
@@ -145,7 +145,7 @@ class Spool:
             self._count(db, "delivered", gone)
             db.execute(
                 "INSERT OR REPLACE INTO facts (name, value) VALUES ('last_upload_at', ?)",
-                (_rfc3339(self.clock()),),
+                (rfc3339(self.clock(), "seconds"),),
             )
 
     def quarantine(self, ids: Sequence[str], reason: str) -> int:
@@ -190,7 +190,7 @@ def read_stats(db: sqlite3.Connection) -> SpoolStats:
     facts = dict(db.execute("SELECT name, value FROM facts").fetchall())
     return SpoolStats(
         depth=int(depth),
-        oldest_spooled_at=None if oldest is None else _rfc3339(oldest),
+        oldest_spooled_at=None if oldest is None else rfc3339(oldest, "seconds"),
         last_upload_at=facts.get("last_upload_at"),
         **{name: int(counters.get(name, 0)) for name in COUNTERS},
     )
@@ -205,8 +205,3 @@ def stats_readonly(path: Path) -> SpoolStats | None:
         return read_stats(db)
     finally:
         db.close()
-
-
-def _rfc3339(timestamp: float) -> str:
-    t = datetime.datetime.fromtimestamp(timestamp, datetime.UTC)
-    return t.isoformat(timespec="seconds").replace("+00:00", "Z")

@@ -18,6 +18,7 @@ from typing import Any
 from probe import identity, spool
 from probe.config import ProbeConfig
 from probe.scheduler import HEARTBEAT_FILE
+from probe.times import parse_rfc3339
 from probe.uploader import CollectorClient, CollectorRefused, CollectorUnavailable
 
 HEALTH_TIMEOUT_SECONDS = 5.0
@@ -131,7 +132,7 @@ def _daemon_text(d: dict[str, Any], now: datetime.datetime | None) -> str:
     text = f"running (pid {d['pid']}), {d['state']}; last beat {d['beat_at']}"
     if d["beat_at"]:
         now = now or datetime.datetime.now(datetime.UTC)
-        then = datetime.datetime.fromisoformat(d["beat_at"].replace("Z", "+00:00"))
+        then = parse_rfc3339(d["beat_at"])
         text += f" ({int((now - then).total_seconds())} s ago)"
     if d["state"] == "idle" and d["next_cycle_at"]:
         text += f"; next cycle {d['next_cycle_at']}"

@@ -48,7 +48,7 @@ def test_defaults_without_a_file():
         30,
         100,
     )
-    assert (cfg.log.format, cfg.log.level, cfg.fingerprints) == ("text", "INFO", ())
+    assert (cfg.log.format, cfg.log.level, cfg.fingerprints) == ("text", "info", ())
 
 
 def test_example_loads_and_documents_every_key():
@@ -59,7 +59,7 @@ def test_example_loads_and_documents_every_key():
     assert weekend.days == ("sat", "sun") and weekend.start == datetime.time(13, 0)
     assert midweek.days == ("tue", "wed") and midweek.tz == "Europe/Paris"
     text = EXAMPLE.read_text(encoding="utf-8")
-    for key in config.FIELDS:
+    for key in config.KEYS:
         leaf = key.rsplit(".", 1)[-1]
         assert re.search(rf"^\s*#?\s*{leaf}:", text, re.M), f"{key} is not in the example"
 
@@ -101,7 +101,7 @@ def test_file_values_and_derived_defaults(tmp_path):
         config.DAYS,
     )
     assert cfg.budget.max_bytes_per_cycle == 512 * 1024
-    assert (cfg.log.format, cfg.log.level) == ("json", "DEBUG")
+    assert (cfg.log.format, cfg.log.level) == ("json", "debug")
 
 
 def test_overrides_win_and_none_is_skipped(tmp_path, monkeypatch):
@@ -239,10 +239,10 @@ def test_a_bad_override_names_the_command_line(tmp_path):
             "upload.batch_size: must be a whole number from 1 to 10000",
         ),
         ("log: {format: xml}", "log.format: must be one of text, json, got 'xml'"),
-        ("log: {level: LOUD}", "log.level: must be one of DEBUG, INFO, WARNING, ERROR, got 'LOUD'"),
+        ("log: {level: LOUD}", "log.level: must be one of debug, info, warning, error, got 'LOUD'"),
         ("fingerprints: [nope.yaml]", "fingerprints[0]: no such file: "),
         ("- a\n- b\n", "file: expected a mapping of keys"),
-        ("timeouts:\n  dns: 5\n tcp: 5\n", "line 3: "),
+        ("timeouts:\n  dns: 5\n tcp: 5\n", "line 3: not valid YAML ("),
     ],
 )
 def test_rejections_name_file_key_and_reason(tmp_path, text, message):

@@ -1,4 +1,4 @@
-"""The verdict walk on hand-made records: one row a case, each with the verdict SPEC.md asks for."""
+"""The verdict walk on hand-made records: one row a case, each with the verdict of docs/spec.md."""
 
 from __future__ import annotations
 

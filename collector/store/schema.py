@@ -15,6 +15,8 @@ from typing import Any
 import msgspec
 import sqlalchemy as sa
 
+from collector import observation
+
 UTC = datetime.UTC
 
 # Named constraints, so that later revisions (batch mode on SQLite) can alter them by name.
@@ -208,9 +210,9 @@ sa.Index(
     measurements.c.started_at,
     measurements.c.id,
 )
-# The analysis reads what arrived lately (flags reflect every acknowledged batch).
+# The judge reads what arrived lately (flags reflect every acknowledged batch).
 sa.Index(None, measurements.c.received_at)
-# The blocked records of one (network, service) pair, newest first (collector/store/flags.py).
+# The blocked records of one (network, service) pair, newest first (collector/judge/judgement.py).
 sa.Index(
     None,
     measurements.c.service,
@@ -221,8 +223,9 @@ sa.Index(
     measurements.c.id,
 )
 
-# Findings (issue 5). A network is (asn, network), either of which may be null; ``network_key``
-# spells the pair as one non-null text (JSON [asn, network]) so that it can lead a primary key.
+# Findings, kept by the judge (collector/judge). A network is (asn, network), either of which may
+# be null; ``network_key`` spells the pair as one non-null text (JSON [asn, network]) so that it
+# can lead a primary key.
 flags = sa.Table(
     "flags",
     metadata,
@@ -269,22 +272,32 @@ service_addresses = sa.Table(
 )
 sa.Index(None, service_addresses.c.ip)
 
+# The SQL type of each Python type an observation's field has (collector/observation.py).
+OBSERVATION_TYPES: dict[type, Any] = {
+    str: sa.Text,
+    int: sa.BigInteger,  # AS numbers
+    datetime.datetime: UTCDateTime,
+}
+
+
+def observation_columns(*, nullable: bool = False, leave_out: tuple[str, ...] = ()) -> list[Any]:
+    """Return a column for each field of an observation but ``leave_out``: null where the field
+    may be, or everywhere when ``nullable``."""
+    return [
+        sa.Column(f.name, OBSERVATION_TYPES[f.python_type], nullable=nullable or f.optional)
+        for f in observation.FIELDS
+        if f.name not in leave_out
+    ]
+
+
 # The latest ok-or-blocked look of each probe at each service on each network: what the flag rules
 # read of records that are not blocked, in one row a probe instead of every record of two days.
 latest_looks = sa.Table(
     "latest_looks",
     metadata,
-    sa.Column("service", sa.Text, primary_key=True),
-    sa.Column("network_key", sa.Text, primary_key=True),
-    sa.Column("probe_id", sa.Text, primary_key=True),
-    sa.Column("record_id", sa.Text, nullable=False),
-    sa.Column("asn", sa.BigInteger),
-    sa.Column("network", sa.Text),
-    sa.Column("category", sa.Text, nullable=False),
-    sa.Column("started_at", UTCDateTime, nullable=False),
-    sa.Column("status", sa.Text, nullable=False),
-    sa.Column("method", sa.Text),
-    sa.Column("blockpage", sa.Text),
+    sa.Column("network_key", sa.Text, nullable=False),
+    *observation_columns(),
+    sa.PrimaryKeyConstraint("service", "network_key", "probe_id"),
 )
 
 blocked_addresses = sa.Table(
@@ -298,10 +311,11 @@ blocked_addresses = sa.Table(
     sa.Column("last_seen", UTCDateTime, nullable=False),
 )
 
-# Pairs (network, service) stored records have touched and the judge has not judged since
-# (issue 7): written in the batch's own transaction, drained by collector/store/judgement.py. One
-# row a pair a batch, with the batch's newest decisive look of the pair (null: none), which the
-# judge applies to latest_looks batch after batch, judging each in turn as issue 5 says. ``seq``
+# Pairs (network, service) stored records have touched and the judge has not judged since:
+# written in the batch's own transaction (acknowledged means durable), drained by the judge
+# (collector/judge/judgement.py) after the acknowledgement. One row a pair a batch, with the
+# batch's newest decisive look of the pair (its observation columns null: none), which the judge
+# applies to latest_looks batch after batch, judging each batch in turn as if alone. ``seq``
 # orders them, and the judge deletes only the rows it read, so that a pair marked again meanwhile
 # is judged again. ``batch`` names the batch (its least new record id). INTEGER on SQLite: the
 # rowid.
@@ -318,13 +332,5 @@ pending_pairs = sa.Table(
     sa.Column("network_key", sa.Text, nullable=False),
     sa.Column("service", sa.Text, nullable=False),
     sa.Column("received_at", UTCDateTime, nullable=False),
-    sa.Column("probe_id", sa.Text),
-    sa.Column("record_id", sa.Text),
-    sa.Column("asn", sa.BigInteger),
-    sa.Column("network", sa.Text),
-    sa.Column("category", sa.Text),
-    sa.Column("started_at", UTCDateTime),
-    sa.Column("status", sa.Text),
-    sa.Column("method", sa.Text),
-    sa.Column("blockpage", sa.Text),
+    *observation_columns(nullable=True, leave_out=("service",)),
 )

@@ -16,16 +16,7 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 import sqlalchemy.exc
 
-from collector.analysis.flags import Flag
-from collector.store import (
-    addresses,
-    flags,
-    judgement,
-    measurements,
-    pending,
-    probes,
-    versioning,
-)
+from collector.store import measurements, probes, versioning
 from collector.store.engine import WRITE, create_engine, unavailable_on_failure
 from collector.store.errors import StoreUnavailable
 from collector.store.measurements import InsertOutcome, MeasurementRow
@@ -42,22 +33,26 @@ INSERT_ATTEMPTS = 3
 # disk for all of them (a group commit), up to this many rows.
 GROUP_ROWS = 2000
 T = TypeVar("T")
+NewRowsWriter = Callable[[sa.Connection, Sequence[MeasurementRow]], None]
+"""What else a batch writes for its new rows, in the batch's own transaction."""
 
 
-def open_store(url: str) -> Store:
+def open_store(url: str, on_new_rows: NewRowsWriter | None = None) -> Store:
     """Return a Store for ``sqlite:///PATH`` or ``postgresql://...``; ValueError if the URL is bad.
 
-    Opening does not connect; call ``check_schema()`` to find out whether the database answers
-    and is migrated.
+    ``on_new_rows``: what each batch also writes for its new rows (the judge's marks and
+    addresses: collector.judge.open_store). Opening does not connect; call ``check_schema()``
+    to find out whether the database answers and is migrated.
     """
-    return Store(create_engine(url))
+    return Store(create_engine(url), on_new_rows)
 
 
 class Store:
     """Measurements and probes in SQLite or PostgreSQL (see the package docstring)."""
 
-    def __init__(self, engine: sa.Engine) -> None:
+    def __init__(self, engine: sa.Engine, on_new_rows: NewRowsWriter | None = None) -> None:
         self.engine = engine
+        self.on_new_rows = on_new_rows
         self._writer = engine.execution_options(**{WRITE: True})
         # SQLite has one writer: threads and processes take turns (collector.store.writer)
         self._turns: WriterTurn | None = None
@@ -89,98 +84,26 @@ class Store:
 
         A batch is stored whole or not at all. Resubmitting it stores nothing twice and returns
         ``inserted=0`` with every distinct id counted in ``duplicates``. In the same
-        transaction, for the new rows: the control's addresses of each service and the
-        addresses shown blocked are kept, and their (network, service) pairs are marked for
-        the judge (``judge_pending``) with the batch's looks; ``seen`` records that the probe
-        was seen, as ``touch_probe`` does.
+        transaction, ``on_new_rows`` writes what it derives from the new rows (the judge marks
+        their pairs), and ``seen`` records that the probe was seen, as ``touch_probe`` does.
 
         On SQLite, batches that arrive while another is being written wait for the writer's
         turn and are then stored together, in one transaction (group commit: one sync to disk
         for all, docs/benchmarks.md §3.7); each still gets its own outcome, as if stored alone.
         """
         if self._group is None:
-            return self._write(_store_batch, rows, seen)
+            return self.write(self._store_batch, rows, seen)
         return self._group.submit((rows, seen), len(rows), self._store_together, self._store_one)
 
     def _store_together(
         self, jobs: list[tuple[Sequence[MeasurementRow], ProbeSeen | None]]
     ) -> list[InsertOutcome]:
         with self._writing(turn=False) as conn:
-            return [_store_batch(conn, rows, seen) for rows, seen in jobs]
+            return [self._store_batch(conn, rows, seen) for rows, seen in jobs]
 
     def _store_one(self, job: tuple[Sequence[MeasurementRow], ProbeSeen | None]) -> InsertOutcome:
         with self._writing(turn=False) as conn:
-            return _store_batch(conn, *job)
-
-    def judge_pending(self, now: datetime.datetime) -> Judged:
-        """Judge every pair marked before this call, chunk by chunk; return what was done.
-
-        Each chunk is one transaction: batch after batch, in the order they were stored, each
-        batch's looks applied and its pairs weighed on their records since ``now`` minus two
-        days (collector.analysis.flags), as if judged on its own; flags stored, the chunk's
-        marks deleted. Pairs marked meanwhile are left to the next call. Judges of one pair
-        are serialised across processes; a judge that waited for another skips what that one
-        judged.
-        """
-        with unavailable_on_failure(), self.engine.connect() as conn:
-            upto = pending.latest(conn)
-        done = Judged(0, 0, [])
-        while upto is not None:
-            chunk = self._write(judgement.judge_chunk, now, upto)
-            done = Judged(
-                done.taken + chunk.taken, done.pairs + chunk.pairs, done.opened + chunk.opened
-            )
-            if chunk.taken < judgement.CHUNK_ROWS:
-                break
-        return done
-
-    def pending_count(self) -> int:
-        """Return how many marks wait for the judge (a pair marked by n batches counts n)."""
-        with unavailable_on_failure(), self.engine.connect() as conn:
-            return pending.count(conn)
-
-    def query_flags(
-        self,
-        asn: int | None = None,
-        network: str | None = None,
-        service: str | None = None,
-        category: str | None = None,
-        method: str | None = None,
-        state: str | None = None,
-        since: datetime.datetime | None = None,
-        until: datetime.datetime | None = None,
-    ) -> list[dict[str, Any]]:
-        """Return the flags matching the filters, latest seen first (SPEC.md shape, plus id,
-        category, closed_at); ``since``/``until`` keep those in force during [since, until)."""
-        with unavailable_on_failure(), self.engine.connect() as conn:
-            return flags.query(
-                conn,
-                asn=asn,
-                network=network,
-                service=service,
-                category=category,
-                method=method,
-                state=state,
-                since=since,
-                until=until,
-            )
-
-    def query_collateral(
-        self, asn: int | None = None, network: str | None = None
-    ) -> list[dict[str, Any]]:
-        """Return the addresses blocked at the address level, with every service behind each."""
-        with unavailable_on_failure(), self.engine.connect() as conn:
-            return addresses.query_collateral(conn, asn, network)
-
-    def flag_counts(self) -> list[tuple[str | None, str, str, str]]:
-        """Return every open flag as (network, service, category, method), for the metrics."""
-        with unavailable_on_failure(), self.engine.connect() as conn:
-            return flags.open_series(conn)
-
-    def collateral_counts(self) -> list[tuple[str | None, int, int]]:
-        """Return (network, blocked addresses, services behind them) for the metrics."""
-        with unavailable_on_failure(), self.engine.connect() as conn:
-            return addresses.collateral_counts(conn)
+            return self._store_batch(conn, *job)
 
     def probe_counts(
         self, silent_after_seconds: float, now: datetime.datetime
@@ -215,8 +138,9 @@ class Store:
             stack.enter_context(unavailable_on_failure())
             yield stack.enter_context(self._writer.begin())
 
-    def _write(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run ``fn(conn, *args)`` in one write transaction, again after a deadlock."""
+    def write(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run ``fn(conn, *args)`` in one write transaction, again after a deadlock; return
+        what it returns once committed."""
         attempt = 1
         while True:
             try:
@@ -226,6 +150,22 @@ class Store:
                 if attempt >= INSERT_ATTEMPTS or not _retryable(e.__cause__):
                     raise
                 attempt += 1
+
+    def read(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run ``fn(conn, *args)`` on one connection, for reads; return what it returns."""
+        with unavailable_on_failure(), self.engine.connect() as conn:
+            return fn(conn, *args)
+
+    def _store_batch(
+        self, conn: sa.Connection, rows: Sequence[MeasurementRow], seen: ProbeSeen | None
+    ) -> InsertOutcome:
+        outcome = measurements.insert(conn, rows)
+        fresh = {r.id: r for r in reversed(rows) if r.id in outcome.new_ids}  # an id's first
+        if fresh and self.on_new_rows is not None:
+            self.on_new_rows(conn, list(fresh.values()))
+        if seen is not None:
+            probes.touch(conn, seen.probe_id, seen.asn, seen.network, seen.at)
+        return outcome
 
     def query_measurements(self, q: MeasurementQuery) -> Page:
         """Return one page of records matching ``q``, in (started_at, id) order."""
@@ -296,29 +236,6 @@ class ProbeSeen:
     asn: int | None
     network: str | None
     at: datetime.datetime
-
-
-@dataclass(frozen=True)
-class Judged:
-    """What ``judge_pending`` did: marks taken, pairs judged, flags newly opened."""
-
-    taken: int
-    pairs: int
-    opened: list[Flag]
-
-
-def _store_batch(
-    conn: sa.Connection, rows: Sequence[MeasurementRow], seen: ProbeSeen | None
-) -> InsertOutcome:
-    outcome = measurements.insert(conn, rows)
-    fresh = {r.id: r for r in reversed(rows) if r.id in outcome.new_ids}  # the first of an id
-    if fresh:
-        new = list(fresh.values())
-        addresses.note(conn, new)
-        pending.mark(conn, new)
-    if seen is not None:
-        probes.touch(conn, seen.probe_id, seen.asn, seen.network, seen.at)
-    return outcome
 
 
 def _retryable(cause: BaseException | None) -> bool:

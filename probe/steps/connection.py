@@ -18,6 +18,7 @@ from probe import failures
 from probe.record import HTTPResult, TCPResult, TLSResult
 from probe.steps import http, tcp, tls
 from probe.steps.tcp import Stream
+from probe.times import elapsed_ms
 
 
 @dataclass(frozen=True)
@@ -83,7 +84,7 @@ async def measure(spec: ConnectionSpec) -> ConnectionResult:
                 usable.stream = None  # fetch closes it
                 got = await http.fetch(reader, writer, _http_spec(spec, usable.ip), usable.setup_ms)
     except failures.NETWORK_ERRORS as exc:  # the budget's TimeoutError: nothing else escapes
-        got = HTTPResult(url=spec.url, failure=failures.classify(exc), ms=_ms(started))
+        got = HTTPResult(url=spec.url, failure=failures.classify(exc), ms=elapsed_ms(started))
     finally:
         for a in addresses:  # cancelled or out of time: close what did open
             a.close()
@@ -128,7 +129,3 @@ def _http_spec(spec: ConnectionSpec, ip: str) -> http.HTTPSpec:
         body_cap_bytes=spec.body_cap_bytes,
         user_agent=spec.user_agent,
     )
-
-
-def _ms(started: float) -> float:
-    return round((time.perf_counter() - started) * 1000, 3)

@@ -26,6 +26,7 @@ import dns.rdatatype
 
 from probe import failures
 from probe.record import EDE, DNSResult
+from probe.times import elapsed_ms
 
 QTYPES = ("A", "AAAA")
 # RFC 9715 / DNS Flag Day 2020: large enough for EDE texts, small enough to avoid fragmentation
@@ -106,13 +107,13 @@ async def measure_listening(spec: DNSSpec) -> tuple[DNSResult, asyncio.Future[li
             truncated = bool(reply.flags & dns.flags.TC)
             if truncated:
                 reply = await dns.asyncquery.tcp(query, spec.resolver, port=spec.port)
-        ms = _ms(started)
+        ms = elapsed_ms(started)
     except failures.NETWORK_ERRORS as exc:
         if transport is not None:
             transport.close()
         failed = DNSResult(
             resolver=_resolver_text(spec), qtype=spec.qtype, name=spec.name,
-            failure=failures.classify(exc), ms=_ms(started),
+            failure=failures.classify(exc), ms=elapsed_ms(started),
         )  # fmt: skip
         return failed, _nothing(loop)
     except BaseException:
@@ -229,7 +230,3 @@ def _resolver_text(spec: DNSSpec) -> str:
         return spec.resolver
     host = f"[{spec.resolver}]" if ":" in spec.resolver else spec.resolver
     return f"{host}:{spec.port}"
-
-
-def _ms(started: float) -> float:
-    return round((time.perf_counter() - started) * 1000, 3)

@@ -28,6 +28,7 @@ import yarl
 
 from probe import failures
 from probe.record import HTTPResult
+from probe.times import elapsed_ms
 
 # headers that help tell a block page, a CDN or a cache apart; set-cookie is never kept
 HEADERS = (
@@ -91,8 +92,9 @@ async def measure(spec: HTTPSpec) -> HTTPResult:
                 spec.ip, origin.port, ssl=context, server_hostname=origin.host if context else None
             )
     except failures.NETWORK_ERRORS as exc:
-        return HTTPResult(url=spec.url, failure=failures.classify(exc), ms=_ms(started), ip=spec.ip)
-    return await fetch(reader, writer, spec, _ms(started))
+        failure = failures.classify(exc)
+        return HTTPResult(url=spec.url, failure=failure, ms=elapsed_ms(started), ip=spec.ip)
+    return await fetch(reader, writer, spec, elapsed_ms(started))
 
 
 async def fetch(
@@ -106,13 +108,13 @@ async def fetch(
         async with asyncio.timeout(spec.timeout_seconds):
             status, headers, body = await _get(reader, writer, spec)
     except failures.NETWORK_ERRORS as exc:
-        ms = round(setup_ms + _ms(started), 3)
+        ms = round(setup_ms + elapsed_ms(started), 3)
         return HTTPResult(url=spec.url, failure=failures.classify(exc), ms=ms, ip=spec.ip)
     finally:
         # how the peer takes our close is no part of the result (TLS: close_notify sent, not
         # awaited; asyncio finishes the shutdown in the background)
         writer.close()
-    return _result(spec, round(setup_ms + _ms(started), 3), status, headers, body)
+    return _result(spec, round(setup_ms + elapsed_ms(started), 3), status, headers, body)
 
 
 async def _get(
@@ -218,7 +220,3 @@ def _context(ca_file: str | None) -> ssl.SSLContext:
     if ca_file:
         context.load_verify_locations(cafile=ca_file)
     return context
-
-
-def _ms(started: float) -> float:
-    return round((time.perf_counter() - started) * 1000, 3)

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from probe import failures
 from probe.record import TCPResult
+from probe.times import elapsed_ms
 
 
 @dataclass(frozen=True)
@@ -44,9 +45,5 @@ async def connect(spec: TCPSpec) -> tuple[TCPResult, Stream | None]:
             stream = await asyncio.open_connection(spec.ip, spec.port)
     except failures.NETWORK_ERRORS as exc:
         failure = failures.classify(exc)
-        return TCPResult(ip=spec.ip, port=spec.port, failure=failure, ms=_ms(started)), None
-    return TCPResult(ip=spec.ip, port=spec.port, failure=None, ms=_ms(started)), stream
-
-
-def _ms(started: float) -> float:
-    return round((time.perf_counter() - started) * 1000, 3)
+        return TCPResult(ip=spec.ip, port=spec.port, failure=failure, ms=elapsed_ms(started)), None
+    return TCPResult(ip=spec.ip, port=spec.port, failure=None, ms=elapsed_ms(started)), stream

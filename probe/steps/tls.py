@@ -19,6 +19,7 @@ import cryptography.x509
 
 from probe import failures
 from probe.record import TLSResult
+from probe.times import elapsed_ms
 
 
 @dataclass(frozen=True)
@@ -51,8 +52,8 @@ async def measure(spec: TLSSpec) -> TLSResult:
     try:
         version, cert = await _handshake(spec, context)
     except failures.NETWORK_ERRORS as exc:
-        return await _failed(spec, failures.classify(exc), _ms(started))
-    return _result(spec, None, _ms(started), version, True if spec.verify else None, cert)
+        return await _failed(spec, failures.classify(exc), elapsed_ms(started))
+    return _result(spec, None, elapsed_ms(started), version, True if spec.verify else None, cert)
 
 
 async def upgrade(
@@ -69,8 +70,9 @@ async def upgrade(
             await writer.start_tls(context, server_hostname=spec.sni)
     except failures.NETWORK_ERRORS as exc:
         writer.transport.abort()  # asyncio closed it already on most failures, not on all
-        return await _failed(spec, failures.classify(exc), round(connect_ms + _ms(started), 3))
-    ms = round(connect_ms + _ms(started), 3)
+        ms = round(connect_ms + elapsed_ms(started), 3)
+        return await _failed(spec, failures.classify(exc), ms)
+    ms = round(connect_ms + elapsed_ms(started), 3)
     version, cert = _peer(writer)
     return _result(spec, None, ms, version, True if spec.verify else None, cert)
 
@@ -150,7 +152,3 @@ def _result(
         cert_valid=cert_valid, neutral=spec.neutral, cert_subject=cert.subject,
         cert_issuer=cert.issuer, cert_sha256=cert.sha256,
     )  # fmt: skip
-
-
-def _ms(started: float) -> float:
-    return round((time.perf_counter() - started) * 1000, 3)

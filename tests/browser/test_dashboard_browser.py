@@ -20,7 +20,8 @@ import pytest
 from aiohttp import web
 
 from collector import dashboard
-from collector.store import migrate, open_store
+from collector.judge import open_store
+from collector.store import migrate
 from tests.browser import chromium, dom, scene
 from tests.collector.harness import Collector, running
 from tests.collector.test_api import DEAD_DATABASE

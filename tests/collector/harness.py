@@ -17,7 +17,8 @@ from aiohttp import test_utils
 
 from collector.app import build_app
 from collector.config import load_config
-from collector.store import MeasurementQuery, Store, open_store
+from collector.judge import open_store
+from collector.store import MeasurementQuery, Store
 from tests.support import records
 from tests.support.collector_process import ROOT as ROOT  # re-exported
 from tests.support.collector_process import CollectorProcess as CollectorProcess  # re-exported

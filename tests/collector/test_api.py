@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pathlib
 
-from collector.store import open_store
+from collector.judge import open_store
 from tests.collector.harness import Collector, batch, count, record, record_id, running
 
 

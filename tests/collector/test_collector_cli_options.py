@@ -6,13 +6,14 @@ import pytest
 
 from collector import cli
 from collector.config import load_config
+from probe.settings import overrides_from
 
 
 def test_log_options_override_the_configuration() -> None:
     args = cli.build_parser().parse_args(
         ["serve", "--log-format", "json", "--log-level", "debug", "--listen", "127.0.0.1:0"]
     )
-    overrides = cli.overrides_from(args)
+    overrides = overrides_from(args, cli.OPTIONS)
     assert overrides == {"log.format": "json", "log.level": "debug", "listen": "127.0.0.1:0"}
     cfg = load_config(None, overrides)
     assert (cfg.log_format, cfg.log_level, cfg.listen) == ("json", "debug", "127.0.0.1:0")

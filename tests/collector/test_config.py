@@ -21,15 +21,27 @@ def test_example_file_loads_with_the_defaults() -> None:
     [
         ("listen: nowhere\n", "listen: must be HOST:PORT, got 'nowhere'"),
         ("database:\n  url: mysql://x\n", "database.url: must be sqlite:///PATH or postgresql"),
-        ("control:\n  concurrency: 0\n", "control.concurrency: must be a positive whole number"),
-        ("control:\n  enabled: 'yes'\n", "control.enabled: must be true or false"),
-        ("network:\n  allow_networks: [10.0.0.0/33]\n", "network.allow_networks: not a CIDR"),
+        ("control:\n  concurrency: 0\n", "control.concurrency: must be a whole number, 1 or more"),
+        ("control:\n  enabled: maybe\n", "control.enabled: must be true or false, got 'maybe'"),
+        (
+            "network:\n  allow_networks: [10.0.0.0/8, 10.0.0.0/33]\n",
+            "network.allow_networks[1]: '10.0.0.0/33' is not a network",
+        ),
         ("tls:\n  ca_file: /nonexistent.pem\n", "tls.ca_file: no such file: /nonexistent.pem"),
-        ("log:\n  format: xml\n", "log.format: must be text or json"),
-        ("colour: blue\n", "colour: unknown key"),
-        ("control: [1, 2]\n", "control: unknown key"),
+        ("log:\n  format: xml\n", "log.format: must be one of text, json, got 'xml'"),
+        (
+            "colour: blue\n",
+            "colour: unknown key (known: listen, database, watchlist, fingerprints, control, "
+            "tls, network, asn, auth, limits, probes, log)",
+        ),
+        (
+            "control:\n  colour: blue\n",
+            "control.colour: unknown key (known: control.resolver, control.enabled, "
+            "control.concurrency, control.cache_seconds, control.max_targets)",
+        ),
+        ("control: [1, 2]\n", "control: expected a mapping of keys"),
         ("listen: [unclosed\n", "line 2: not valid YAML"),
-        ("- a list\n", "-: the top level must be a mapping"),
+        ("- a list\n", "file: expected a mapping of keys"),
     ],
 )
 def test_bad_values_name_file_key_and_reason(

@@ -21,7 +21,8 @@ import pyarrow.parquet
 import pytest
 
 from collector import cli, export
-from collector.store import MeasurementQuery, Store, StoreUnavailable, open_store
+from collector.judge import open_store
+from collector.store import MeasurementQuery, Store, StoreUnavailable
 from tests.collector.harness import ROOT, Collector, record, running
 from tests.support import records
 

@@ -19,9 +19,10 @@ import pyarrow.parquet
 import pytest
 
 from collector import cli, export
-from collector.store import MeasurementRow, open_store
+from collector.judge import Findings, open_store
+from collector.store import MeasurementRow
 from tests.collector.harness import ROOT, Collector, running
-from tests.store.test_flags import T0, ingest, look
+from tests.support.flags import T0, ingest, look
 
 # the columns the export promises (README, `export --help`), spelled out to catch a change
 HEADER = [
@@ -51,7 +52,8 @@ def bein(probe: str, minutes: int, status: str = "blocked") -> MeasurementRow:
 def seed(url: str) -> None:
     """Four flags: Orange mycanal dns closed then reopened, Free beinsports tcp_ip closed, SFR
     deezer tls open (one fingerprinted probe, seen twice: more evidence than probes)."""
-    with open_store(url) as db:
+    with open_store(url) as store:
+        db = Findings(store)
         ingest(db, look("o1", 0), look("o2", 1))
         ingest(db, bein("f1", 10))
         ingest(db, bein("f2", 11))

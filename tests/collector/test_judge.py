@@ -1,5 +1,6 @@
-"""Flags judged after the ack (issue 7): by the background judge, or by the reader that needs them,
-so that a read reflects every batch acknowledged before it, whichever process acknowledged it."""
+"""Flags judged after the ack, off the ingest path: by the background judge, or by the reader that
+needs them, so that a read reflects every batch acknowledged before it, whichever process
+acknowledged it."""
 
 from __future__ import annotations
 
@@ -17,10 +18,10 @@ import pytest
 import sqlalchemy as sa
 
 from collector import cli, handlers
-from collector.store import open_store
+from collector.judge import Findings, open_store
 from tests.collector.harness import CollectorProcess, batch, register, running, submit
-from tests.collector.test_findings import recent as findings_recent
-from tests.store.test_flags import look
+from tests.support.flags import look
+from tests.support.flags import recent as findings_recent
 
 OPENED = "surblocage_flags_opened_total"
 # what every record of the harness shows: DNS answers 127.0.0.1 with EDE 16 "Censored", a
@@ -42,10 +43,10 @@ async def get_json(session: Any, url: str) -> tuple[int, Any]:
         return r.status, await r.json()
 
 
-def nothing_pending(store: Any) -> bool:
+def nothing_pending(findings: Findings) -> bool:
     """Wait until no pair is pending; False if some still are after a while."""
     deadline = time.monotonic() + 30  # a liveness bound, not a timing assertion
-    while store.pending_count():
+    while findings.pending_count():
         if time.monotonic() > deadline:
             return False
         time.sleep(0.02)
@@ -57,10 +58,11 @@ async def test_a_read_judges_what_the_background_judge_has_not(db_url: str) -> N
         _, token = await c.register(asn=3215, network="Orange")
         status, _ = await c.submit(token, batch(range(3), started_at=recent()))
         assert status == 200
-        assert c.store.pending_count() == 1  # acknowledged, its pair not judged yet
-        assert c.store.query_flags() == []
+        findings = Findings(c.store)
+        assert findings.pending_count() == 1  # acknowledged, its pair not judged yet
+        assert findings.query_flags() == []
         assert shown((await get_json(c.client, "/api/v1/flags"))[1]["flags"]) == [FLAG]
-        assert c.store.pending_count() == 0
+        assert findings.pending_count() == 0
         registry = c.app[handlers.STATE].registry
         assert registry.get_sample_value(OPENED, {"network": "Orange", "method": "dns"}) == 1
 
@@ -69,8 +71,9 @@ async def test_the_background_judge_judges_after_the_ack(db_url: str) -> None:
     async with running(db_url) as c:
         _, token = await c.register(asn=3215, network="Orange")
         assert (await c.submit(token, batch(range(3), started_at=recent())))[0] == 200
-        assert await asyncio.to_thread(nothing_pending, c.store)
-        assert shown(c.store.query_flags()) == [FLAG]  # judged with no reader asking
+        findings = Findings(c.store)
+        assert await asyncio.to_thread(nothing_pending, findings)
+        assert shown(findings.query_flags()) == [FLAG]  # judged with no reader asking
 
 
 def no_judge_role(url: str) -> str:
@@ -138,7 +141,7 @@ def test_an_export_of_flags_judges_what_is_pending_first(
 ) -> None:
     with open_store(sqlite_url) as db:  # stored and acknowledged, never judged
         db.insert_batch([look("p1", findings_recent(0), blockpage="fr")])
-        assert db.pending_count() == 1
+        assert Findings(db).pending_count() == 1
     out = tmp_path / "flags.jsonl"
     assert cli.main(["export", "--what", "flags", "--db", sqlite_url, "-o", str(out)]) == 0
     exported = [json.loads(line) for line in out.read_text().splitlines()]

@@ -13,7 +13,8 @@ import pytest
 
 from collector import openapi
 from collector.control import ControlVantage
-from collector.store import migrate, open_store
+from collector.judge import open_store
+from collector.store import migrate
 from collector.store.query import decode_cursor
 from probe.flow import FlowOptions
 from probe.record import HTTPResult, Measurement, new_id

@@ -20,9 +20,9 @@ from tests.support.dns_server import DNSServer, Zone, serving_in_thread
 
 @pytest.fixture(autouse=True)
 def probe_logger() -> Iterator[None]:
-    """Undo what a command's logs.setup did to the probe's logger (caplog needs propagation)."""
+    """Undo what a command's logs.setup did to the programs' logger (caplog needs propagation)."""
     yield
-    log = logging.getLogger("surblocage.probe")
+    log = logging.getLogger("surblocage")
     log.handlers.clear()
     log.setLevel(logging.NOTSET)
     log.propagate = True

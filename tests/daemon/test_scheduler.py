@@ -158,7 +158,7 @@ async def test_a_stalled_cycle_is_abandoned_and_the_loop_goes_on(
     assert report.outcome == "abandoned"
     assert report.measured == spool.depth() >= 2  # what finished before the deadline is kept
     stop = asyncio.Event()
-    with caplog.at_level(logging.INFO, logger="surblocage.probe"):
+    with caplog.at_level(logging.INFO, logger="surblocage"):
         task = asyncio.create_task(d.run(stop))
         await eventually(
             lambda: sum(r.getMessage() == "cycle abandoned" for r in caplog.records) >= 2,

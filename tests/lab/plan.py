@@ -1,4 +1,4 @@
-"""Every technique planted in the lab, with what a probe should see and conclude (SPEC.md).
+"""Every technique planted in the lab, with what a probe should see and conclude (docs/spec.md).
 
 This table is data, and the one place that declares a technique: the topology plants it, the
 lab's self-test proves its raw effect, and the CLI scenario tests read ``expect`` and ``checks``.
@@ -234,7 +234,7 @@ BY_NAME = {t.name: t for t in TECHNIQUES}
 # The shared lab fixture (tests/lab/conftest.py): "b" plants a few, so the rest is honest there.
 TEST_ISPS = (IspSpec("a", probes=2), IspSpec("b", techniques=("dns_localhost", "ip_drop")))
 
-# For issue 5: three ISPs with different habits (a plants everything).
+# For flags and collateral across networks: three ISPs with different habits (a plants everything).
 ISP_ROSTER = (
     IspSpec("a", probes=2),
     IspSpec("b", techniques=("dns_localhost", "ip_drop", "shared_blocked_address")),

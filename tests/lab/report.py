@@ -2,8 +2,8 @@
 
 usage: python -m tests.lab.report [--table] [--isp a] [--delay-ms N] [--only NAME ...]
 By default a collector serves the control from the internet ns, `surblocage-probe check --json`
-runs in the ISP's first probe ns for each technique, and each verdict is printed next to the
-one SPEC.md expects ("!!" marks a difference). --table only prints what each technique plants
+runs in the ISP's first probe ns for each technique, and each verdict is printed next to the one
+expected by docs/spec.md ("!!" marks a difference). --table only prints what each technique plants
 and expects. Exit status 1 when a verdict differs (or the lab cannot be built), 0 otherwise.
 """
 

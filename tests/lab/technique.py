@@ -3,7 +3,7 @@
 A Technique is self-contained: its own domain names, the zone entries the authoritative server
 holds for them, what an ISP's resolver lies about, the middlebox rules and ISP servers it needs,
 how the internet web server answers, and what a probe should see (``checks``, raw per URL) and
-conclude (``expect``, the SPEC.md verdict). Parts are "ISP side" (planted only on the ISPs that
+conclude (``expect``, a docs/spec.md verdict). Parts are "ISP side" (planted only on the ISPs that
 select the technique) or "internet side" (the same for every ISP and for the control).
 """
 
@@ -79,7 +79,7 @@ class Rule:
 
 @dataclasses.dataclass(frozen=True)
 class Expect:
-    """The SPEC.md verdict a probe on an ISP where the technique is planted should reach.
+    """The verdict (docs/spec.md) a probe on an ISP where the technique is planted should reach.
 
     ``detail`` and ``blockpage`` None mean "not specified": any value matches.
     """

@@ -1,4 +1,4 @@
-"""Issue 5 in the lab: flags and collateral across three ISPs' probes, and a real Prometheus alert.
+"""Findings in the lab: flags and collateral across three ISPs' probes, and a real Prometheus alert.
 
 Three ISPs, two probes each, every probe a real `surblocage-probe run --once` process submitting
 to a real collector (its ASN database maps each ISP's LAN to an AS, as MaxMind would):

@@ -254,7 +254,7 @@ def test_root_namespace_holds_nothing_of_the_lab(lab: Lab) -> None:
 
 
 def test_three_isps_with_delay_then_teardown(lab: Lab) -> None:
-    """A second lab at once (issue 5's roster, 30 ms RTT), then nothing of it is left."""
+    """A second lab at once (plan.ISP_ROSTER, 30 ms RTT), then nothing of it is left."""
     other = Lab(prefix=default_prefix() + "t", isps=plan.ISP_ROSTER, delay_ms=30).up()
     try:
         # up() warmed ISP a's injector: a forgery while its query sat in the delayer once

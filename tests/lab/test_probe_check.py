@@ -1,8 +1,8 @@
-"""Issue 2 in the lab: `surblocage-probe check --json --no-control` from a probe namespace.
+"""The probe's measurement in the lab: `surblocage-probe check --json --no-control` in a probe ns.
 
 The probe runs as a real process behind ISP "a" (its resolver lies, its middlebox filters) and
-must write, for each planted technique, a record holding every SPEC.md field with the right OONI
-failure string at the right step.
+must write, for each planted technique, a record holding every field of docs/spec.md with the
+right OONI failure string at the right step.
 """
 
 from __future__ import annotations
@@ -16,8 +16,9 @@ from tests.lab.plan import BY_NAME
 from tests.lab.technique import Check
 from tests.lab.topology import Lab
 
-# the failure cases issue 2 names, by the lab technique that plants each
-ISSUE_2 = (
+# the cases a probe's record must tell apart (DNS, TCP and TLS failures, a reset host, a redirect
+# chain, a capped body, a private answer, and honest HTTP and HTTPS), by the technique planting each
+FAILURE_CASES = (
     "dns_nxdomain", "dns_servfail", "dns_refused_ede", "dns_empty", "dns_drop", "ip_reset",
     "ip_drop", "sni_reset", "tls_wrong_name", "tls_unknown_ca", "host_reset", "redirect_chain",
     "big_body", "dns_bogon_private", "ok_http", "ok_https",
@@ -39,8 +40,8 @@ SPEC_KEYS = {
 
 @pytest.fixture(scope="module")
 def records(lab: Lab) -> dict[str, dict[str, Any]]:
-    """Run one `check` over every issue-2 URL; return its records by URL."""
-    urls = [c.url for name in ISSUE_2 for c in BY_NAME[name].checks]
+    """Run one `check` over every failure case's URL; return its records by URL."""
+    urls = [c.url for name in FAILURE_CASES for c in BY_NAME[name].checks]
     argv = lab.probe_argv(BY_NAME["ok_http"])  # --resolver, --ca-file, --allow-network, fps
     argv = [a for a in argv if a not in BY_NAME["ok_http"].urls]
     result = lab.exec("probe_a", [*argv, "--timeout", "2", "--quiet", *urls], timeout=120)
@@ -61,7 +62,7 @@ def step_failure(record: dict[str, Any], check: Check) -> str | None:
     return record["http"]["failure"]
 
 
-@pytest.mark.parametrize("name", ISSUE_2)
+@pytest.mark.parametrize("name", FAILURE_CASES)
 def test_failure_string_at_the_right_step(records: dict[str, dict[str, Any]], name: str) -> None:
     for check in BY_NAME[name].checks:
         record = records[check.url]
@@ -72,7 +73,7 @@ def test_failure_string_at_the_right_step(records: dict[str, dict[str, Any]], na
             assert step_failure(record, check) == check.failure, json.dumps(record)[:2000]
 
 
-@pytest.mark.parametrize("name", ISSUE_2)
+@pytest.mark.parametrize("name", FAILURE_CASES)
 def test_record_holds_every_spec_field(records: dict[str, dict[str, Any]], name: str) -> None:
     for check in BY_NAME[name].checks:
         record = records[check.url]

@@ -1,4 +1,4 @@
-"""Issue 3 in the lab: every planted technique gets its expected verdict, with a live control.
+"""Verdicts in the lab: every planted technique gets its expected verdict, with a live control.
 
 A real collector runs in the "internet" namespace as the control vantage; real probe processes
 run `check --json` behind ISP "a" (which plants every technique) and ISP "b" (which plants only a

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from collector import judge
 from collector.store import MeasurementQuery, MeasurementRow, Store, migrate, open_store
 from collector.store.writer import GroupCommit, WriterTurn, _Waiting
 from tests.support.records import row
@@ -22,7 +23,7 @@ from tests.support.records import row
 def sqlite_store(tmp_path: pathlib.Path) -> Iterator[Store]:
     url = f"sqlite:///{tmp_path}/surblocage.db"
     migrate(url)
-    with open_store(url) as s:
+    with judge.open_store(url) as s:  # batches noted for the judge, as the collector's are
         yield s
 
 
@@ -76,7 +77,8 @@ def test_waiting_batches_share_one_commit_and_keep_their_own_outcomes(
     assert [(o.inserted, o.duplicates) for o in outcomes] == [(10, 0), (5, 5), (10, 0), (0, 10)]
     assert outcomes[1].new_ids == {row(n).id for n in range(10, 15)}
     assert sqlite_store.count_measurements(MeasurementQuery()) == 25
-    assert sqlite_store.pending_count() > 0  # marked for the judge in the same transaction
+    # marked for the judge in the same transaction
+    assert judge.Findings(sqlite_store).pending_count() > 0
 
 
 def test_a_batch_that_fails_fails_alone(sqlite_store: Store) -> None:

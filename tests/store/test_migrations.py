@@ -35,7 +35,7 @@ TABLES = {
     "pending_pairs",
 }
 REVISIONS = ["0001", "0002", "0003", "0004", "0005"]
-# Public addresses of watched services (collateral, issue 5), never a submitter's address.
+# Public addresses of watched services (collateral damage), never a submitter's address.
 SERVICE_ADDRESS_COLUMNS = {("service_addresses", "ip"), ("blocked_addresses", "ip")}
 
 

@@ -84,3 +84,16 @@ def test_bad_registration_values_are_value_errors(
     with pytest.raises(ValueError, match=field):
         store.register_probe(*args)  # type: ignore[arg-type]
     assert store.list_probes() == []
+
+
+def test_probe_counts_and_network_last_seen(store: Store) -> None:
+    for n, network in enumerate(("Orange", "Orange", "Free", None)):
+        store.register_probe(f"p{n}", f"h{n}", None, network, NOW)
+    store.touch_probe("p0", 3215, "Orange", NOW + datetime.timedelta(minutes=50))
+    store.touch_probe("p2", 12322, "Free", NOW + datetime.timedelta(minutes=5))
+    now = NOW + datetime.timedelta(minutes=60)
+    assert store.probe_counts(30 * 60, now) == [(None, 0, 1), ("Free", 0, 1), ("Orange", 1, 1)]
+    assert store.network_last_seen() == [
+        ("Free", (NOW + datetime.timedelta(minutes=5)).timestamp()),
+        ("Orange", (NOW + datetime.timedelta(minutes=50)).timestamp()),
+    ]

@@ -1,1 +1,1 @@
-"""Helpers shared by the test suites: one DNS server, collector process, PostgreSQL, records."""
+"""Helpers the test suites share (a library, not tests): one of each, flags builders included."""

@@ -5,7 +5,7 @@ Revises:
 Create Date: 2026-11-28
 
 A frozen copy of collector/store/schema.py as it was at this revision: later revisions add the
-flags and collateral tables (issue 5) without touching this file.
+tables of blocking flags and collateral damage without touching this file.
 """
 
 from __future__ import annotations

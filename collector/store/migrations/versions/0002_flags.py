@@ -5,7 +5,7 @@ Revises: 0001
 Create Date: 2026-11-29
 
 A frozen copy of the flags, latest_looks, service_addresses and blocked_addresses tables and the
-pair index of measurements of collector/store/schema.py as they were at this revision (issue 5).
+pair index of measurements of collector/store/schema.py as they were at this revision.
 latest_looks is filled from the records already stored, so that their flags can be judged.
 """
 

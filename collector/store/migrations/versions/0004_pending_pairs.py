@@ -1,4 +1,4 @@
-"""The pairs waiting for judgement: flags judged after the acknowledgement, not before (issue 7).
+"""The pairs waiting for judgement: flags judged after the acknowledgement, so ingest need not wait.
 
 Revision ID: 0004
 Revises: 0003

@@ -1,11 +1,12 @@
-"""Flags across probes: opening, confidence, outages, contradiction and closing (issue 5 rules)."""
+"""The flag rules: opening, confidence, outages, contradiction and closing, rule by rule."""
 
 from __future__ import annotations
 
 import datetime
 import itertools
 
-from collector.analysis.flags import Flag, Observation, confidence, evaluate
+from collector.judge.rules import Flag, confidence, evaluate
+from collector.observation import Observation
 
 T0 = datetime.datetime(2026, 11, 28, 20, 0, tzinfo=datetime.UTC)
 _ids = itertools.count()

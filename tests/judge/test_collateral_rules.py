@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime
 
-from collector.analysis.collateral import (
+from collector.judge.collateral import (
     BlockedAddress,
     blocked_addresses,
     collateral,

@@ -1,29 +1,22 @@
-"""collector.findings: the judge of pending pairs, and the metrics flags and collateral drive."""
+"""collector.judge.background: the judge of pending pairs in the event loop, and the metrics
+flags and collateral drive."""
 
 from __future__ import annotations
 
 import datetime
-from collections.abc import Iterator
 
 import prometheus_client
 import pytest
 
-from collector import findings
+from collector.judge import Findings, Judge, open_store, refresh_metrics
 from collector.metrics import Metrics
-from collector.store import MeasurementRow, Store, StoreUnavailable, open_store
-from tests.store.test_flags import T0, look, shared
+from collector.store import MeasurementRow, Store, StoreUnavailable
+from tests.support.flags import look, recent, shared
 
 UTC = datetime.UTC
 OPENED = "surblocage_flags_opened_total"
 OPEN = "surblocage_flags_open"
 MYCANAL_DNS = {"network": "Orange", "service": "mycanal", "category": "iptv_legal", "method": "dns"}
-
-
-@pytest.fixture
-def store(db_url: str) -> Iterator[Store]:
-    opened = open_store(db_url)
-    yield opened
-    opened.close()
 
 
 @pytest.fixture
@@ -36,16 +29,10 @@ def metrics(registry: prometheus_client.CollectorRegistry) -> Metrics:
     return Metrics(registry, version="test")
 
 
-def recent(minutes: float) -> float:
-    """Minutes after T0 of a time ``minutes`` from an hour ago (the judge goes by the clock)."""
-    an_hour_ago = datetime.datetime.now(UTC) - datetime.timedelta(hours=1)
-    return (an_hour_ago - T0).total_seconds() / 60 + minutes
-
-
 async def submit(store: Store, metrics: Metrics, *rows: MeasurementRow) -> None:
     """Store a batch, then judge what it left pending, as the collector's judge does."""
     store.insert_batch(rows)
-    await findings.Judge(store, metrics).drain()
+    await Judge(Findings(store), metrics).drain()
 
 
 async def test_a_flag_is_counted_once_when_it_opens_and_its_series_goes_when_it_closes(
@@ -66,7 +53,7 @@ async def test_a_flag_is_counted_once_when_it_opens_and_its_series_goes_when_it_
     )
     assert registry.get_sample_value(OPEN, MYCANAL_DNS) is None
     assert registry.get_sample_value(OPENED, opened) == 1
-    assert [f["state"] for f in store.query_flags()] == ["closed"]
+    assert [f["state"] for f in Findings(store).query_flags()] == ["closed"]
 
 
 async def test_one_blocked_shared_address_sets_the_collateral_gauges(
@@ -99,7 +86,7 @@ async def test_refresh_sets_probes_last_seen_and_findings_from_the_store(
     await submit(
         store, Metrics(prometheus_client.CollectorRegistry()), look("p0", recent(0), blockpage="fr")
     )
-    await findings.refresh_metrics(store, Metrics(registry, version="test"), 3600)
+    await refresh_metrics(Findings(store), Metrics(registry, version="test"), 3600)
     value = registry.get_sample_value
     assert value("surblocage_probes", {"network": "Orange", "status": "live"}) == 1
     assert value("surblocage_probes", {"network": "Orange", "status": "silent"}) == 1
@@ -115,4 +102,4 @@ async def test_a_store_that_fails_raises_store_unavailable(
 ) -> None:
     with open_store(f"sqlite:///{tmp_path}/unmigrated.db") as unmigrated:
         with pytest.raises(StoreUnavailable):
-            await findings.Judge(unmigrated, metrics).drain()
+            await Judge(Findings(unmigrated), metrics).drain()

@@ -2,10 +2,10 @@
 
 A (network, service) pair is marked once per batch that stores a record of it, in the batch's
 transaction, with the batch's newest ok-or-blocked look of the pair: once acknowledged, its
-pairs are durable (a crash loses no judgement). The judge (collector/store/judgement.py) takes
+pairs are durable (a crash loses no judgement). The judge (collector/judge/judgement.py) takes
 rows in ``seq`` order, batch after batch, and deletes exactly the rows it took, so that a pair
 marked again while it was being judged is judged again. Functions take a Connection inside the
-caller's transaction; ``Store`` owns transactions.
+caller's transaction; the Store owns transactions.
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from collector.analysis.flags import Observation
+from collector import observation
+from collector.observation import Observation
 from collector.store import bulk
 from collector.store.measurements import MeasurementRow
 from collector.store.schema import network_key, pending_pairs
@@ -27,10 +28,6 @@ Pair = tuple[int | None, str | None, str]
 """A (asn, network, service) whose flags stored records may change."""
 # Only these decide a flag: a `down` or `inconclusive` look says nothing about blocking.
 DECISIVE = ("ok", "blocked")
-LOOK_COLUMNS = (
-    "probe_id", "record_id", "asn", "network", "category", "started_at", "status", "method",
-    "blockpage",
-)  # fmt: skip
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,17 +72,14 @@ def _values(
     look: MeasurementRow | None,
     batch: tuple[str, datetime.datetime],
 ) -> dict[str, Any]:
+    """Return a mark's row: the pair, the batch, and the look's observation (null: none)."""
     nkey, service, _ = key
-    values: dict[str, Any] = {"batch": batch[0], "network_key": nkey, "service": service}
-    values["received_at"] = batch[1]
-    for name in LOOK_COLUMNS:
-        values[name] = None
-    if look is not None:
-        values.update(
-            probe_id=look.probe_id, record_id=look.id, asn=look.asn, network=look.network,
-            category=look.category, started_at=look.started_at, status=look.status,
-            method=look.method, blockpage=look.blockpage,
-        )  # fmt: skip
+    values: dict[str, Any]
+    if look is None:
+        values = dict.fromkeys(observation.NAMES)
+    else:
+        values = observation.values(observation.of_measurement(look))
+    values.update(batch=batch[0], network_key=nkey, service=service, received_at=batch[1])
     return values
 
 
@@ -124,17 +118,7 @@ def delete(conn: sa.Connection, marks: Sequence[Mark]) -> None:
         conn.execute(sa.delete(pending_pairs).where(pending_pairs.c.seq.in_(seqs)))
 
 
-def observation(row: Any) -> Observation:
-    """Return the look a row holds: a pending row's, or a stored record's or latest look's
-    (they name these columns alike)."""
-    return Observation(
-        record_id=row.record_id, probe_id=row.probe_id, asn=row.asn, network=row.network,
-        service=row.service, category=row.category, started_at=row.started_at,
-        status=row.status, method=row.method, blockpage=row.blockpage,
-    )  # fmt: skip
-
-
 def _mark(row: Any) -> Mark:
     asn, network = json.loads(row.network_key)
-    look = observation(row) if row.record_id is not None else None
+    look = observation.from_row(row) if row.record_id is not None else None
     return Mark(row.seq, row.batch, (asn, network, row.service), row.received_at, look)

@@ -1,14 +1,15 @@
 """Stored blocking flags per (network, service, method): read and written for the judge, queried.
 
-Functions take a Connection inside the caller's transaction; ``Store`` owns transactions. The
-judge (collector/store/judgement.py) decides the flags; this module keeps them, and serialises
-judges of one pair across processes. A reopened flag is a new row (the closed one stays as
-history), so the current flag of a (network, service, method) is its row with the latest
-``first_seen``.
+Functions take a Connection inside the caller's transaction; the Store owns transactions. The
+judgement (collector/judge/judgement.py) decides the flags; this module keeps them, and
+serialises judges of one pair across processes. A reopened flag is a new row (the closed one
+stays as history), so the current flag of a (network, service, method) is its row with the
+latest ``first_seen``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import hashlib
 import json
@@ -17,9 +18,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from collector.analysis.flags import Flag
+from collector.judge.pending import Pair
+from collector.judge.rules import Flag
 from collector.store.measurements import rfc3339
-from collector.store.pending import Pair
 from collector.store.schema import UTC, check_asn, check_text, check_time, flags, network_key
 
 STATES = ("open", "closed")
@@ -95,41 +96,20 @@ def write(conn: sa.Connection, new: Sequence[Flag], changed: Sequence[Flag]) -> 
         conn.execute(sa.insert(flags), [{"id": flag_id(f), **_flag_values(f)} for f in new])
 
 
+_FIELDS = tuple(f.name for f in dataclasses.fields(Flag))
+# Tuples in a Flag, JSON arrays in a row and in the API.
+_LISTS = ("probes", "evidence")
+
+
 def _flag(row: Any) -> Flag:
-    return Flag(
-        asn=row.asn,
-        network=row.network,
-        service=row.service,
-        category=row.category,
-        method=row.method,
-        state=row.state,
-        first_seen=row.first_seen,
-        last_seen=row.last_seen,
-        probes=tuple(row.probes),
-        confidence=row.confidence,
-        evidence=tuple(row.evidence),
-        fingerprinted=row.fingerprinted,
-        closed_at=row.closed_at,
-    )
+    values = {name: getattr(row, name) for name in _FIELDS}
+    return Flag(**(values | {name: tuple(values[name]) for name in _LISTS}))
 
 
 def _flag_values(f: Flag) -> dict[str, Any]:
-    return {
-        "network_key": network_key(f.asn, f.network),
-        "asn": f.asn,
-        "network": f.network,
-        "service": f.service,
-        "category": f.category,
-        "method": f.method,
-        "state": f.state,
-        "first_seen": f.first_seen,
-        "last_seen": f.last_seen,
-        "closed_at": f.closed_at,
-        "probes": list(f.probes),
-        "confidence": f.confidence,
-        "evidence": list(f.evidence),
-        "fingerprinted": f.fingerprinted,
-    }
+    values = {name: getattr(f, name) for name in _FIELDS}
+    values |= {name: list(values[name]) for name in _LISTS}
+    return {"network_key": network_key(f.asn, f.network), **values}
 
 
 def query(
@@ -175,23 +155,22 @@ def _flag_item(row: Any) -> dict[str, Any]:
     return flag_view(_flag(row), row.id)
 
 
+# What GET /api/v1/flags shows of a flag, in this order (SPEC.md, plus category and closed_at).
+VIEW = (
+    "asn", "network", "service", "category", "method", "state", "first_seen", "last_seen",
+    "closed_at", "probes", "confidence", "evidence",
+)  # fmt: skip
+
+
 def flag_view(f: Flag, fid: str | None = None) -> dict[str, Any]:
     """A flag as GET /api/v1/flags shows it (SPEC.md), plus id, category and closed_at."""
-    return {
-        "id": fid or flag_id(f),
-        "asn": f.asn,
-        "network": f.network,
-        "service": f.service,
-        "category": f.category,
-        "method": f.method,
-        "state": f.state,
-        "first_seen": rfc3339(f.first_seen),
-        "last_seen": rfc3339(f.last_seen),
-        "closed_at": None if f.closed_at is None else rfc3339(f.closed_at),
-        "probes": list(f.probes),
-        "confidence": f.confidence,
-        "evidence": list(f.evidence),
-    }
+    view: dict[str, Any] = {"id": fid or flag_id(f)}
+    for name in VIEW:
+        value = getattr(f, name)
+        if isinstance(value, datetime.datetime):
+            value = rfc3339(value)
+        view[name] = list(value) if name in _LISTS else value
+    return view
 
 
 def open_series(conn: sa.Connection) -> list[tuple[str | None, str, str, str]]:

@@ -1,14 +1,14 @@
-"""The judge: drains the pending pairs batch after batch, reading observations once a chunk.
+"""The judgement pass: drains the pending pairs batch after batch, reading observations once.
 
-Issue 7: judging after the acknowledgement, many batches at once, instead of before each ack.
+Flags are judged after the acknowledgement, many batches at once, instead of before each ack.
 A chunk of pending rows is judged in one transaction: the pairs' observations are read set-wise
 (one statement for the looks of every service, one per network for the blocked records, one for
 the current flags); then batch after batch, in the order they were stored, the batch's looks are
-applied and its pairs weighed on the records received up to it by the rules of
-collector.analysis, as if each batch had been judged on its own (issue 5: a block opened and
-lifted between two passes stays in the history); the flags and looks are written, and exactly the
-pending rows judged are deleted. On PostgreSQL the pairs are locked first (advisory locks, one
-order), so two processes never judge one pair at once, and a judge that waited for another
+applied and its pairs weighed on the records received up to it by the rules
+(collector/judge/rules.py), as if each batch had been judged on its own (so a block opened and
+lifted between two passes stays in the history); the flags and looks are written, and exactly
+the pending rows judged are deleted. On PostgreSQL the pairs are locked first (advisory locks,
+one order), so two processes never judge one pair at once, and a judge that waited for another
 judges only what is still pending. Functions take a Connection inside the caller's transaction.
 """
 
@@ -21,10 +21,12 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 
-from collector.analysis.flags import Flag, Observation, evaluate
-from collector.store import flags, pending
-from collector.store.looks import store as looks_store
-from collector.store.pending import Pair
+from collector import observation
+from collector.judge import flags, pending
+from collector.judge.looks import store as looks_store
+from collector.judge.pending import Pair
+from collector.judge.rules import Flag, evaluate
+from collector.observation import Observation
 from collector.store.schema import check_time, latest_looks, measurements, network_key
 
 # The evidence a pair is judged on: records of the last two days, the latest blocked ones at most.
@@ -67,7 +69,7 @@ def _order(pair: Pair) -> tuple[str, str]:
 
 def judge(conn: sa.Connection, marks: Sequence[pending.Mark], now: datetime.datetime) -> list[Flag]:
     """Judge the marked pairs batch after batch, in the order the batches were stored, as if
-    each had been judged on its own (issue 5): its looks applied, then its pairs weighed on the
+    each had been judged on its own: its looks applied, then its pairs weighed on the
     records received up to it. The observations are read once for all; returns the flags
     newly opened (a flag opened and closed within the chunk counts: it was opened)."""
     since = now - WINDOW
@@ -167,7 +169,7 @@ def _looks(conn: sa.Connection, services: set[str], since: datetime.datetime) ->
     stmt = sa.select(latest_looks).where(c.service.in_(sorted(services)), c.started_at >= since)
     out: Looks = defaultdict(dict)
     for row in conn.execute(stmt):
-        out[row.service][(row.network_key, row.probe_id)] = pending.observation(row)
+        out[row.service][(row.network_key, row.probe_id)] = observation.from_row(row)
     return out
 
 
@@ -200,19 +202,11 @@ def _blocked(
         for row in conn.execute(stmt):
             found = out[(asn, network, row.service)]
             if len(found) < OBSERVATION_CAP:
-                found.append((row.received_at, pending.observation(row)))
+                found.append((row.received_at, observation.from_row(row)))
     return out
 
 
-_OBSERVATION_COLUMNS = (
-    measurements.c.id.label("record_id"),
-    measurements.c.probe_id,
-    measurements.c.asn,
-    measurements.c.network,
-    measurements.c.service,
-    measurements.c.category,
-    measurements.c.started_at,
-    measurements.c.status,
-    measurements.c.method,
-    measurements.c.blockpage,
+# A record's observation, read from measurements under the fields' names.
+_OBSERVATION_COLUMNS = tuple(
+    measurements.c[f.measured_as].label(f.name) for f in observation.FIELDS
 )

@@ -1,6 +1,6 @@
 """Stored addresses: where watched services resolve, what each network blocks, the collateral.
 
-Functions take a Connection inside the caller's transaction; ``Store`` owns transactions. The
+Functions take a Connection inside the caller's transaction; the Store owns transactions. The
 addresses here are public addresses of watched services (from the control's DNS answers and the
 probes' connections), never the address a submission came from.
 """
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 import sqlalchemy.dialects.postgresql
 import sqlalchemy.dialects.sqlite
 
-from collector.analysis import collateral
+from collector.judge import collateral
 from collector.store import bulk
 from collector.store.measurements import MeasurementRow, rfc3339
 from collector.store.schema import blocked_addresses, flags, network_key, service_addresses
@@ -69,7 +69,7 @@ def _addresses(values: Iterable[str]) -> list[str]:
 @functools.lru_cache(maxsize=8192)
 def _canonical(value: str) -> str | None:
     # remembered: every batch names the same few addresses of each service again, and parsing
-    # them was a third of a batch's insert (issue 7)
+    # them was a third of a batch's insert
     try:
         return str(ipaddress.ip_address(value))
     except ValueError:

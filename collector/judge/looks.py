@@ -3,7 +3,7 @@
 The flag rules read every blocked record of a (network, service) pair, but of the records that
 reach a service only each probe's latest, and of other networks only their latest: this table
 answers both in one row a probe, instead of every record of the window. The judge
-(collector/store/judgement.py) applies each batch's looks in turn and stores the outcome here.
+(collector/judge/judgement.py) applies each batch's looks in turn and stores the outcome here.
 Functions take a Connection inside the caller's transaction.
 """
 
@@ -16,7 +16,8 @@ import sqlalchemy as sa
 import sqlalchemy.dialects.postgresql
 import sqlalchemy.dialects.sqlite
 
-from collector.analysis.flags import Observation
+from collector import observation
+from collector.observation import Observation
 from collector.store import bulk
 from collector.store.schema import latest_looks, network_key
 
@@ -54,17 +55,5 @@ def _newer_upsert(dialect_name: str) -> sa.Insert:
 
 
 def _values(key: tuple[str, str, str], o: Observation) -> dict[str, Any]:
-    service, nkey, probe_id = key
-    return {
-        "service": service,
-        "network_key": nkey,
-        "probe_id": probe_id,
-        "record_id": o.record_id,
-        "asn": o.asn,
-        "network": o.network,
-        "category": o.category,
-        "started_at": o.started_at,
-        "status": o.status,
-        "method": o.method,
-        "blockpage": o.blockpage,
-    }
+    _, nkey, _ = key
+    return {"network_key": nkey, **observation.values(o)}

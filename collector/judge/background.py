@@ -1,11 +1,11 @@
-"""Keeps findings current: the judge of pending pairs, and the metrics derived from the store.
+"""The judge of one collector process, in the event loop: drains after batches and before reads.
 
-Between the store (persistence, in worker threads) and the metrics (in the event loop). The
-rules are collector.analysis's, applied by ``Store.judge_pending``. Issue 7: a batch is
-acknowledged once stored (its pairs marked in the same transaction); the judge runs after, in
-the background, many batches at once; and every reader of flags or collateral drains first, so
-that SPEC.md's "reflects every batch acknowledged before the request" holds, across processes
-too (the marks are in the shared database).
+It also sets the gauges the findings drive, between the findings (collector/judge/findings.py,
+in worker threads) and the metrics (in the event loop). A batch is acknowledged once stored (its
+pairs marked in the same transaction); the judge runs after, in the background, many batches at
+once; and every reader of flags or collateral drains first, so that SPEC.md's "reflects every
+batch acknowledged before the request" holds, across processes too (the marks are in the shared
+database).
 """
 
 from __future__ import annotations
@@ -16,9 +16,10 @@ import datetime
 import logging
 from typing import Any
 
-from collector import logs
+from collector.judge.findings import Findings
 from collector.metrics import Metrics
-from collector.store import Store, StoreUnavailable
+from collector.store import StoreUnavailable
+from probe import logs
 
 # The background judge waits this long after a pass before the next: the batches stored
 # meanwhile are judged together (a pass costs about the same for one batch or fifty).
@@ -30,10 +31,10 @@ JUDGE_RETRY_SECONDS = 5.0
 class Judge:
     """Drains the pending pairs of one collector process: in the background after batches,
     and for a reader before it reads. One pass at a time in this process (across processes,
-    the store serialises judges of a pair)."""
+    the judgement serialises judges of a pair)."""
 
-    def __init__(self, store: Store, metrics: Metrics) -> None:
-        self.store, self.metrics = store, metrics
+    def __init__(self, findings: Findings, metrics: Metrics) -> None:
+        self.findings, self.metrics = findings, metrics
         self._one_pass = asyncio.Lock()
         self._wake = asyncio.Event()
         self._wake.set()  # marks left by a stopped or crashed process are judged at start
@@ -51,11 +52,11 @@ class Judge:
         async with self._one_pass:
             now = datetime.datetime.now(datetime.UTC)
             with self.metrics.time_store("flags"):
-                judged = await asyncio.to_thread(self.store.judge_pending, now)
+                judged = await asyncio.to_thread(self.findings.judge_pending, now)
             for flag in judged.opened:
                 self.metrics.flag_opened(flag.network, flag.method)
             if judged.pairs:
-                series, collateral = await asyncio.to_thread(_findings_snapshot, self.store)
+                series, collateral = await asyncio.to_thread(_findings_snapshot, self.findings)
                 self.metrics.set_flags(series)
                 self.metrics.set_collateral(collateral)
             return int(judged.pairs)
@@ -93,7 +94,7 @@ async def _first_of(*events: asyncio.Event, timeout_seconds: float | None = None
 
 
 async def refresh_metrics(
-    store: Store, metrics: Metrics, silent_after_seconds: float, judge: Judge | None = None
+    findings: Findings, metrics: Metrics, silent_after_seconds: float, judge: Judge | None = None
 ) -> None:
     """Set every gauge the store decides: probes live/silent, last seen, flags, collateral.
 
@@ -103,19 +104,22 @@ async def refresh_metrics(
     if judge is not None:
         await judge.drain()
     now = datetime.datetime.now(datetime.UTC)
-    probes, last_seen = await asyncio.to_thread(_probes_snapshot, store, silent_after_seconds, now)
-    series, collateral = await asyncio.to_thread(_findings_snapshot, store)
+    probes, last_seen = await asyncio.to_thread(
+        _probes_snapshot, findings, silent_after_seconds, now
+    )
+    series, collateral = await asyncio.to_thread(_findings_snapshot, findings)
     metrics.set_probes(probes)
     metrics.set_network_last_seen(last_seen)
     metrics.set_flags(series)
     metrics.set_collateral(collateral)
 
 
-def _findings_snapshot(store: Store) -> tuple[list[Any], list[Any]]:
-    return store.flag_counts(), store.collateral_counts()
+def _findings_snapshot(findings: Findings) -> tuple[list[Any], list[Any]]:
+    return findings.flag_counts(), findings.collateral_counts()
 
 
 def _probes_snapshot(
-    store: Store, silent_after_seconds: float, now: datetime.datetime
+    findings: Findings, silent_after_seconds: float, now: datetime.datetime
 ) -> tuple[list[Any], list[Any]]:
+    store = findings.store
     return store.probe_counts(silent_after_seconds, now), store.network_last_seen()

@@ -1,8 +1,8 @@
-"""Blocking flags across the probes of one network: when one opens, grows in confidence, closes.
+"""The flag rules: when a flag opens, grows in confidence and closes; pure, no SQL, no HTTP.
 
-Pure: observations in, flags out; the store persists them. A flag is a finding per (network,
-service, method): "blocked on network N by method M since T, seen by k probes". The rules
-(DESIGN.md, issue 5):
+Observations in, flags out; the judge (collector/judge/judgement.py) feeds them and keeps the
+flags. A flag is a finding per (network, service, method): "blocked on network N by method M
+since T, seen by k probes". The rules (DESIGN.md):
 - blocked verdicts only count while the control reaches the service (a `down` verdict never does);
 - a fingerprinted block opens a flag at once; unconfirmed evidence needs a second probe of the
   network, or the same probe in a second cycle with no peer contradicting it;
@@ -18,6 +18,8 @@ import itertools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from collector.observation import Observation
+
 # Two records of one probe this far apart belong to two cycles (a cycle is an hour by default,
 # busy windows shorten it to minutes: a second look a minute later is a second cycle).
 CYCLE_GAP = datetime.timedelta(seconds=60)
@@ -25,27 +27,9 @@ MAX_EVIDENCE = 50
 
 
 @dataclass(frozen=True)
-class Observation:
-    """One stored verdict, as the analysis needs it."""
-
-    record_id: str
-    probe_id: str
-    asn: int | None
-    network: str | None
-    service: str
-    category: str
-    started_at: datetime.datetime
-    status: str
-    method: str | None = None
-    blockpage: str | None = None
-
-    @property
-    def network_key(self) -> tuple[int | None, str | None]:
-        return self.asn, self.network
-
-
-@dataclass(frozen=True)
 class Flag:
+    """A blocking flag of one (network, service, method): open, or closed (kept as history)."""
+
     asn: int | None
     network: str | None
     service: str

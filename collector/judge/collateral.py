@@ -1,8 +1,9 @@
 """Collateral damage: each address blocked at the address level, with every watched service on it.
 
-Pure. An address is blocked "at the address level" on a network when the probe's connection to
-it fails at TCP, or at TLS for every name (the neutral SNI fails as well): whatever name is asked,
-the address is out of reach, so every service that the control resolves to it is down there too.
+Pure rules; collector/judge/addresses.py keeps what they find. An address is blocked "at the
+address level" on a network when the probe's connection to it fails at TCP, or at TLS for every
+name (the neutral SNI fails as well): whatever name is asked, the address is out of reach, so
+every service that the control resolves to it is down there too.
 """
 
 from __future__ import annotations

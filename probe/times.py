@@ -1,0 +1,42 @@
+"""Times as records, logs and the API spell them: RFC 3339, and durations in milliseconds.
+
+Parsed times need a zone ("Z" or an offset); formatted times are UTC with a Z; step durations
+come from a monotonic clock (time.perf_counter). Standard library only.
+"""
+
+from __future__ import annotations
+
+import datetime
+import time
+
+
+class MissingZone(ValueError):
+    """A time that parses but says no zone: RFC 3339 requires one (a local time is ambiguous)."""
+
+
+def parse_rfc3339(text: str) -> datetime.datetime:
+    """Parse an RFC 3339 time with its zone ("Z" or an offset); raise ValueError, or MissingZone."""
+    try:
+        parsed = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except (ValueError, TypeError, AttributeError):
+        raise ValueError(f"{text!r} is not an RFC 3339 time") from None
+    if parsed.tzinfo is None:
+        raise MissingZone(f"{text!r} has no time zone")
+    return parsed
+
+
+def rfc3339(when: datetime.datetime | float, timespec: str = "auto") -> str:
+    """Format an aware time (or a POSIX timestamp) as RFC 3339 in UTC with a Z.
+
+    ``timespec`` is isoformat's: "seconds" for the daemon's state files, "milliseconds" for
+    records and logs, "auto" (microseconds when there are any) for stored times.
+    """
+    if not isinstance(when, datetime.datetime):
+        when = datetime.datetime.fromtimestamp(when, datetime.UTC)
+    text = when.astimezone(datetime.UTC).isoformat(timespec=timespec)
+    return text.replace("+00:00", "Z")
+
+
+def elapsed_ms(started: float) -> float:
+    """Return the milliseconds since ``started`` (a time.perf_counter() reading), to the µs."""
+    return round((time.perf_counter() - started) * 1000, 3)
