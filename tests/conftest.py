@@ -5,6 +5,9 @@ import pathlib
 
 import pytest
 
+# fixtures shared by the suites: the PostgreSQL session database
+pytest_plugins = ["tests.support.postgres"]
+
 STRICT = os.environ.get("SURBLOCAGE_STRICT") == "1" or os.environ.get("CI") == "true"
 
 

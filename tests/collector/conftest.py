@@ -1,52 +1,19 @@
-"""Fixtures of the collector's suite: fresh databases on SQLite and PostgreSQL, an in-process
-collector on loopback, schema-1 records, and a MaxMind-format ASN file.
+"""Fixtures of the collector's suite: fresh migrated databases on SQLite and PostgreSQL, and an
+in-process collector on loopback.
 
-PostgreSQL comes from SURBLOCAGE_TEST_PG (default postgresql://postgres@127.0.0.1:5432/); each
-test gets a database of its own, dropped afterwards. Unreachable PostgreSQL skips those tests
-(a failure in strict mode, CI).
+PostgreSQL (tests/support/postgres.py): each test gets a database of its own, dropped afterwards.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
 import pathlib
-import uuid
 from collections.abc import AsyncIterator, Iterator
 
-import psycopg
 import pytest
-import sqlalchemy as sa
 
 from collector import store as store_mod
 from tests.collector.harness import Collector, running
-
-PG_DEFAULT = "postgresql://postgres@127.0.0.1:5432/surblocage_test"
-
-
-def _admin() -> tuple[psycopg.Connection, sa.engine.URL]:
-    server = sa.engine.make_url(os.environ.get("SURBLOCAGE_TEST_PG", PG_DEFAULT))
-    conninfo = server.set(drivername="postgresql", database="postgres")
-    text = conninfo.render_as_string(hide_password=False)
-    return psycopg.connect(text, autocommit=True, connect_timeout=5), server
-
-
-@contextlib.contextmanager
-def pg_database() -> Iterator[str]:
-    """Create an empty PostgreSQL database and yield its URL; drop it afterwards."""
-    name = f"sb_collector_{os.getpid()}_{uuid.uuid4().hex[:8]}"
-    try:
-        admin, server = _admin()
-    except psycopg.OperationalError as e:
-        pytest.skip(f"PostgreSQL unreachable (SURBLOCAGE_TEST_PG): {e}")
-    with admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield server.set(database=name).render_as_string(hide_password=False)
-    finally:
-        admin, _ = _admin()
-        with admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+from tests.support.postgres import fresh_database
 
 
 @pytest.fixture
@@ -60,7 +27,7 @@ def sqlite_url(tmp_path: pathlib.Path) -> str:
 @pytest.fixture
 def pg_url() -> Iterator[str]:
     """A migrated PostgreSQL database of this test's own."""
-    with pg_database() as url:
+    with fresh_database() as url:
         store_mod.migrate(url)
         yield url
 

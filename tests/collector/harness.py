@@ -1,20 +1,13 @@
-"""Test harness of the collector: records, an in-process collector, collector processes.
+"""Test harness of the collector: records as probes submit them, an in-process collector.
 
 An in-process collector is the real app on an aiohttp TestServer (loopback, a real port); a
-collector process is `python -m collector serve` with its stderr (the logs) kept in a file.
+collector process is tests/support/collector_process.py.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
-import pathlib
-import re
-import signal
-import subprocess
-import sys
-import time
 from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
@@ -28,21 +21,22 @@ from collector.app import build_app
 from collector.config import load_config
 from collector.judge import open_store
 from collector.store import MeasurementQuery, Store
-from tests.store import records as store_records
+from tests.support import records
+from tests.support.collector_process import ROOT as ROOT  # re-exported
+from tests.support.collector_process import CollectorProcess as CollectorProcess  # re-exported
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
 # generous limits: the suite submits quickly from one address
 FAST = {
     "control.enabled": False,
     "limits.rate_per_probe_per_minute": 1_000_000,
     "limits.rate_per_source_per_minute": 1_000_000,
 }
-record_id = store_records.record_id
+record_id = records.record_id
 
 
 def record(n: int, **fields: Any) -> dict[str, Any]:
     """Return record number ``n`` as a probe submits it (no probe id: the token says who)."""
-    m = store_records.measurement(n, **fields)
+    m = records.measurement(n, **fields)
     return dataclasses.replace(m, probe=dataclasses.replace(m.probe, id=None)).to_dict()
 
 
@@ -130,61 +124,6 @@ async def running(
             yield Collector(client, db, app)
     finally:
         db.close()
-
-
-class CollectorProcess:
-    """`python -m collector serve` on a free loopback port, logs (stderr) kept in ``log``."""
-
-    def __init__(self, db_url: str, log: pathlib.Path, *args: str) -> None:
-        self.log = log
-        argv = [sys.executable, "-m", "collector", "serve", "--db", db_url]
-        argv += ["--listen", "127.0.0.1:0", "--no-control", *args]
-        with open(log, "ab") as err:
-            self.proc = subprocess.Popen(
-                argv, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err
-            )
-        self.port = self._wait_for_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-
-    def _wait_for_port(self) -> int:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            found = re.findall(r"collector listening.*?127\.0\.0\.1:(\d+)", self.log_text())
-            if found:
-                return int(found[-1])
-            if self.proc.poll() is not None:
-                raise AssertionError(f"collector exited {self.proc.returncode}: {self.log_text()}")
-            time.sleep(0.05)
-        self.proc.kill()
-        raise AssertionError(f"collector did not start: {self.log_text()}")
-
-    def log_text(self) -> str:
-        return self.log.read_text(errors="replace")
-
-    def wait_for_log(self, text: str) -> None:
-        """Wait until the collector's log says ``text`` (or it exits)."""
-        deadline = time.monotonic() + 60
-        while text not in self.log_text():
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"{text!r} never logged: {self.log_text()}")
-            time.sleep(0.02)
-
-    def send(self, sig: int) -> None:
-        self.proc.send_signal(sig)
-
-    def stop(self, sig: int = signal.SIGTERM) -> int:
-        """Send ``sig`` and return the exit status."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-        return self.proc.wait(timeout=60)
-
-
-def write_config(path: pathlib.Path, **sections: dict[str, Any]) -> str:
-    """Write a collector YAML config (JSON is YAML) with generous rate limits; return its path."""
-    limits = {"rate_per_probe_per_minute": 1_000_000, "rate_per_source_per_minute": 1_000_000}
-    doc = {"limits": {**limits, **sections.pop("limits", {})}, **sections}
-    path.write_text(json.dumps(doc))
-    return str(path)
 
 
 async def register(session: aiohttp.ClientSession, url: str, **body: Any) -> tuple[str, str]:

@@ -27,7 +27,7 @@ from collector.control import ControlVantage, Permits, control_options
 from probe.flow import DEFAULT_STEPS, Steps
 from probe.steps import connection, tls
 from tests.collector.harness import Collector, running
-from tests.steps import conftest as servers
+from tests.support import dns_server as servers
 
 NET = ipaddress.ip_network("10.99.0.0/16")
 MANY = [str(NET[i]) for i in range(256, 1256)]  # 1,000 A records: 10.99.1.0 onwards
@@ -182,7 +182,7 @@ def _write_watchlist(path: pathlib.Path, web: Web, other: Web, names: list[str])
 
 @pytest.fixture
 async def stage(sqlite_url: str, tmp_path: pathlib.Path) -> AsyncIterator[Stage]:
-    dns, stop_dns = await servers._start_dns("127.0.0.1")
+    dns, stop_dns = await servers.start("127.0.0.1")
     web, other = Web(), Web()
     web_server, other_server = await _serve(web), await _serve(other)
     zones = {"many.control.test": MANY, "page.control.test": ONE, "empty.control.test": []}

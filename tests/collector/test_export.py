@@ -24,7 +24,7 @@ from collector import cli, export
 from collector.judge import open_store
 from collector.store import MeasurementQuery, Store, StoreUnavailable
 from tests.collector.harness import ROOT, Collector, record, running
-from tests.store import records as store_records
+from tests.support import records
 
 T0 = datetime.datetime(2026, 3, 1, 20, 0, tzinfo=datetime.UTC)
 # a title that CSV must quote, and text that is not ASCII
@@ -90,7 +90,7 @@ async def test_csv_columns_say_what_the_record_says(filled: tuple[Collector, str
     header, first = rows[0], dict(zip(rows[0], rows[1], strict=True))
     assert tuple(header) == export.CSV_COLUMNS
     assert len(rows) == 24
-    assert first["id"] == store_records.record_id(0)
+    assert first["id"] == records.record_id(0)
     assert first["service"] == "mycanal"
     assert first["url"] == "https://www.canalplus.com/"
     assert (first["status"], first["method"], first["detail"]) == ("blocked", "dns", "blockpage_ip")
@@ -201,7 +201,7 @@ def test_a_missing_database_is_named_and_not_created(
 
 def test_progress_on_a_terminal(sqlite_url: str, tmp_path: pathlib.Path) -> None:
     with open_store(sqlite_url) as db:
-        db.insert_batch([store_records.row(n) for n in range(1200)])
+        db.insert_batch([records.row(n) for n in range(1200)])
     controller, terminal = pty.openpty()
     out = tmp_path / "out.jsonl"
     argv = [sys.executable, "-m", "collector", "export", "--db", sqlite_url, "-o", str(out)]
@@ -246,9 +246,7 @@ BIG_TITLE = "t" * 1500  # 20,000 records are then ~40 MB: more than any socket b
 async def test_streamed_export_reads_the_store_lazily(sqlite_url: str) -> None:
     with open_store(sqlite_url) as db:
         for start in range(0, 20_000, 2_000):
-            db.insert_batch(
-                [store_records.row(n, title=BIG_TITLE) for n in range(start, start + 2_000)]
-            )
+            db.insert_batch([records.row(n, title=BIG_TITLE) for n in range(start, start + 2_000)])
         spy = CountingStore(db)
         async with running(sqlite_url, store=spy) as c, c.client.get("/api/v1/export") as r:
             assert r.headers["Transfer-Encoding"] == "chunked"
@@ -257,7 +255,7 @@ async def test_streamed_export_reads_the_store_lazily(sqlite_url: str) -> None:
             lines = 1
             async for _ in r.content:
                 lines += 1
-    assert first["id"] == store_records.record_id(0)
+    assert first["id"] == records.record_id(0)
     assert handed_when_the_first_arrived < 20_000
     assert lines == 20_000
     assert spy.handed == 20_000
@@ -265,7 +263,7 @@ async def test_streamed_export_reads_the_store_lazily(sqlite_url: str) -> None:
 
 async def test_a_database_failing_mid_export_cuts_the_body(sqlite_url: str) -> None:
     with open_store(sqlite_url) as db:
-        db.insert_batch([store_records.row(n) for n in range(700)])
+        db.insert_batch([records.row(n) for n in range(700)])
         spy = CountingStore(db, fail_after=600)
         async with running(sqlite_url, store=spy) as c, c.client.get("/api/v1/export") as r:
             assert r.status == 200
@@ -275,7 +273,7 @@ async def test_a_database_failing_mid_export_cuts_the_body(sqlite_url: str) -> N
 
 def test_a_reader_that_stops_early_is_not_a_failure(sqlite_url: str) -> None:
     with open_store(sqlite_url) as db:
-        db.insert_batch([store_records.row(n) for n in range(3000)])  # more than a pipe holds
+        db.insert_batch([records.row(n) for n in range(3000)])  # more than a pipe holds
     argv = [sys.executable, "-m", "collector", "export", "--db", sqlite_url, "--format", "csv"]
     proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert proc.stdout is not None and proc.stderr is not None

@@ -12,7 +12,8 @@ import aiohttp
 import pytest
 
 from collector.store import MeasurementQuery, open_store
-from tests.collector.harness import CollectorProcess, batch, register, submit, write_config
+from tests.collector.harness import batch, register, submit
+from tests.support.collector_process import CollectorProcess, write_config
 
 # a loopback address nothing else uses: the collector listens on 127.0.0.1, which is legitimately
 # in its logs, so the client binds its sockets to this one

@@ -15,13 +15,8 @@ import aiohttp
 import pytest
 
 from collector.store import MeasurementQuery, open_store
-from tests.collector.harness import (
-    CollectorProcess,
-    batch,
-    record_id,
-    register,
-    submit,
-)
+from tests.collector.harness import batch, record_id, register, submit
+from tests.support.collector_process import CollectorProcess
 
 SIZE = 10  # records a batch
 

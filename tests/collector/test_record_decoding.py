@@ -12,11 +12,11 @@ import pytest
 
 from collector import ingest
 from probe import record
-from tests.store import records as store_records
+from tests.support.records import record_id
 
 # every key of schema 1 given a value, nested lists and optional blocks included
 FULL = record.Measurement(
-    id=store_records.record_id(7),
+    id=record_id(7),
     probe=record.ProbeInfo("p", "surblocage/0.1.0", 3215, "Orange", "FR", "192.168.1.1"),
     target=record.Target("mycanal", "https://www.canalplus.com/", "www.canalplus.com", "vod"),
     started_at="2026-03-01T20:00:00Z",

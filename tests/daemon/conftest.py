@@ -1,29 +1,21 @@
-"""Fixtures of the daemon tests: a loopback DNS server, an in-process collector, records."""
+"""Fixtures of the daemon tests: a loopback DNS server in a thread, in-process collectors."""
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import prometheus_client
 import pytest
-from aiohttp import test_utils
 
-from collector import judge
 from collector import store as store_mod
-from collector.app import build_app
-from collector.config import load_config
 from collector.store import MeasurementQuery
-from tests.daemon.harness import DNSServer
-
-GENEROUS = {
-    "control.enabled": False,
-    "limits.rate_per_probe_per_minute": 1_000_000,
-    "limits.rate_per_source_per_minute": 1_000_000,
-}
+from tests.collector.harness import running
+from tests.support.dns_server import DNSServer, Zone, serving_in_thread
 
 
 @pytest.fixture(autouse=True)
@@ -38,10 +30,9 @@ def probe_logger() -> Iterator[None]:
 
 @pytest.fixture
 def dns_server() -> Iterator[DNSServer]:
-    """A DNS server on 127.0.0.1 answering NXDOMAIN (and nothing for its ``silent`` names)."""
-    server = DNSServer().start()
-    yield server
-    server.stop()
+    """A DNS server on 127.0.0.1 answering NXDOMAIN for every name not in its ``zones``."""
+    with serving_in_thread(default=Zone(rcode="NXDOMAIN")) as server:
+        yield server
 
 
 @dataclass
@@ -58,23 +49,16 @@ class InProcessCollector:
 @pytest.fixture
 async def make_collector(tmp_path: Path) -> AsyncIterator[Callable[..., Awaitable[Any]]]:
     """Start in-process collectors (the real app on a loopback port) with config overrides."""
-    running: list[tuple[test_utils.TestServer, Any]] = []
+    numbers = itertools.count()
+    async with contextlib.AsyncExitStack() as stack:
 
-    async def start(**overrides: Any) -> InProcessCollector:
-        db_url = f"sqlite:///{tmp_path / f'collector{len(running)}.db'}"
-        store_mod.migrate(db_url)
-        db = judge.open_store(db_url)
-        cfg = load_config(None, {**GENEROUS, "database.url": db_url, **overrides})
-        app = build_app(cfg, store=db, registry=prometheus_client.CollectorRegistry())
-        server = test_utils.TestServer(app, host="127.0.0.1")
-        await server.start_server()
-        running.append((server, db))
-        return InProcessCollector(str(server.make_url("")).rstrip("/"), db)
+        async def start(**overrides: Any) -> InProcessCollector:
+            db_url = f"sqlite:///{tmp_path / f'collector{next(numbers)}.db'}"
+            store_mod.migrate(db_url)
+            c = await stack.enter_async_context(running(db_url, **overrides))
+            return InProcessCollector(str(c.client.make_url("")).rstrip("/"), c.store)
 
-    yield start
-    for server, db in running:
-        await server.close()
-        db.close()
+        yield start
 
 
 @pytest.fixture

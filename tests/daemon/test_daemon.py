@@ -21,21 +21,22 @@ import yaml
 
 from tests.daemon.harness import (
     DOMAIN,
-    CollectorProcess,
-    DNSServer,
     ProbeProcess,
+    collector_process,
     free_port,
     wait_until,
     watchlist,
 )
 from tests.daemon.proxy import HoldingProxy
+from tests.support.collector_process import CollectorProcess
+from tests.support.dns_server import DNSServer, Zone
 
 NAMES = ["a1", "a2", "a3", "a4", "a5"]
 
 
 @pytest.fixture
 def collector(tmp_path: Path) -> Iterator[CollectorProcess]:
-    c = CollectorProcess(tmp_path, NAMES).start()
+    c = collector_process(tmp_path, NAMES)
     yield c
     c.stop()
 
@@ -122,9 +123,9 @@ def test_kill_9_in_the_middle_of_a_cycle_loses_and_duplicates_nothing(
     tmp_path: Path, dns_server: DNSServer
 ) -> None:
     names = ["b1", "b2", "slow", "b3"]
-    c = CollectorProcess(tmp_path, names).start()
+    c = collector_process(tmp_path, names)
     try:
-        dns_server.silent.add(f"slow.{DOMAIN}")
+        dns_server.zones[f"slow.{DOMAIN}"] = Zone(silent=True)
         p = ProbeProcess(
             tmp_path,
             dns_server.port,
@@ -135,13 +136,13 @@ def test_kill_9_in_the_middle_of_a_cycle_loses_and_duplicates_nothing(
         p.start("run")
         # the next target starts while the previous ones' DNS listens end (Flow.measure's gate)
         wait_until(
-            lambda: f"slow.{DOMAIN}" in dns_server.queries and len(p.spooled_ids()) == 2,
+            lambda: f"slow.{DOMAIN}" in dns_server.names() and len(p.spooled_ids()) == 2,
             "the slow target in flight, the two before it spooled",
         )
         assert len(p.spooled_ids()) == 2  # b1 and b2 are done, slow is not, b3 not started
         assert p.kill() == -signal.SIGKILL
         assert integrity(p) == "ok"
-        dns_server.silent.clear()
+        dns_server.zones.clear()
         assert p.run("run", "--once") == 0, p.log.read_text()
         stored = c.ids(p.probe_id())
         assert repeats(stored) == []
@@ -156,7 +157,7 @@ def test_kill_9_in_the_middle_of_a_cycle_loses_and_duplicates_nothing(
 def test_a_signal_stops_the_daemon_cleanly(
     tmp_path: Path, dns_server: DNSServer, sig: signal.Signals
 ) -> None:
-    dns_server.silent.add(f"a3.{DOMAIN}")
+    dns_server.zones[f"a3.{DOMAIN}"] = Zone(silent=True)
     down = f"http://127.0.0.1:{free_port()}"  # nothing leaves the spool
     p = ProbeProcess(
         tmp_path,
@@ -169,7 +170,7 @@ def test_a_signal_stops_the_daemon_cleanly(
     file.write_text(yaml.safe_dump(watchlist(NAMES)))
     p.start("run", "--watchlist", str(file))
     wait_until(
-        lambda: f"a3.{DOMAIN}" in dns_server.queries and len(p.spooled_ids()) == 2,
+        lambda: f"a3.{DOMAIN}" in dns_server.names() and len(p.spooled_ids()) == 2,
         "a target in flight, the two before it spooled",
     )
     assert p.kill(sig) == 0

@@ -16,7 +16,8 @@ from probe.daemon.delivery import Backoff, Delivery, Enrollment, OperatorMustAct
 from probe.daemon.spool import Spool
 from tests.daemon.conftest import InProcessCollector
 from tests.daemon.harness import free_port
-from tests.daemon.records import malformed, measurement
+from tests.support.records import malformed
+from tests.support.records import nxdomain as measurement
 
 
 @pytest.fixture

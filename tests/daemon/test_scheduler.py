@@ -118,7 +118,7 @@ async def test_no_more_than_concurrency_targets_at_once(spool: Spool) -> None:
 
 
 def test_the_estimate_counts_bodies_and_handshakes() -> None:
-    from tests.daemon.records import measurement
+    from tests.support.records import nxdomain as measurement
 
     m = measurement(1)
     assert estimated_bytes(m) == 512  # one DNS query, nothing fetched

@@ -9,7 +9,7 @@ import pytest
 
 from probe.daemon.spool import Spool, stats_readonly
 from probe.record import Measurement
-from tests.daemon.records import measurement
+from tests.support.records import nxdomain as measurement
 
 
 class Clock:

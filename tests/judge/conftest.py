@@ -9,7 +9,7 @@ import pytest
 
 from collector.judge import Findings, open_store
 from collector.store import Store, migrate
-from tests.store.conftest import db_url, pg_database  # noqa: F401  (fixtures, shared)
+from tests.store.conftest import db_url  # noqa: F401  (a fixture, shared)
 
 
 @pytest.fixture

@@ -13,8 +13,8 @@ import sqlalchemy as sa
 
 from collector.judge import Findings, judgement, open_store, pending
 from collector.store import MeasurementRow, Store, migrate
-from tests.store.conftest import reset_pg
 from tests.support.flags import T0, at, look
+from tests.support.postgres import reset_pg
 
 
 def submit(url: str, batches: list[list[MeasurementRow]], together: Any, results: Any) -> None:

@@ -8,8 +8,8 @@ import pytest
 
 from collector.judge import Findings, judgement, open_store, pending
 from collector.store import Store, migrate
-from tests.store.conftest import reset_pg
 from tests.support.flags import T0, at, look, summary
+from tests.support.postgres import reset_pg
 
 LATER = T0 + datetime.timedelta(minutes=30)
 

@@ -1,4 +1,4 @@
-"""Loopback servers for the step tests: a programmable DNS server, web servers, raw TCP servers.
+"""Loopback servers for the step tests: a DNS server (tests/support), web servers, raw TCP servers.
 
 Every server listens on 127.0.0.1 or ::1 on a free port and is closed by its fixture.
 """
@@ -9,158 +9,32 @@ import asyncio
 import socket
 import ssl
 import struct
-import typing
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-import dns.edns
-import dns.flags
-import dns.message
-import dns.name
-import dns.rcode
-import dns.rdatatype
-import dns.rrset
 import pytest
 import trustme
 from aiohttp import web
+
+from tests.support import dns_server as dns_server_mod
+from tests.support.dns_server import DNSServer
 
 # a name no resolver knows: if a step resolved it through the system, the test would fail
 HOST = "surblocage.test"
 
 
-@dataclass
-class Zone:
-    """What the DNS server answers for one name (for A and AAAA alike, split by address family)."""
-
-    addresses: list[str] = field(default_factory=list)
-    rcode: str = "NOERROR"
-    ede: list[tuple[int, str]] = field(default_factory=list)
-    cnames: list[str] = field(default_factory=list)  # chain from the name; addresses on the last
-    # UDP replies carry TC and are "empty" (no answer) or "cut" (wire cut inside a record);
-    # TCP replies are whole
-    truncate: str | None = None
-    second: list[str] | None = None  # a second, different UDP reply to the same id (injection)
-    silent: bool = False  # no reply at all
-    lose_udp: int = 0  # the next N UDP queries are lost (a lossy line): no reply to them
-
-
-@dataclass
-class DNSServer:
-    host: str
-    port: int
-    zones: dict[str, Zone] = field(default_factory=dict)
-    queries: list[tuple[str, dns.message.Message]] = field(default_factory=list)
-
-    def zones_cut(self, reply: dns.message.Message) -> bool:
-        """Tell whether the zone of ``reply`` wants its truncated UDP reply cut mid-record."""
-        name = reply.question[0].name.to_text(omit_final_dot=True).lower()
-        return self.zones.get(name, Zone()).truncate == "cut"
-
-    def reply(self, query: dns.message.Message, transport: str) -> list[dns.message.Message]:
-        """Return the replies to send for ``query`` (none, one, or two for an injection)."""
-        self.queries.append((transport, query))
-        question = query.question[0]
-        zone = self.zones.get(question.name.to_text(omit_final_dot=True).lower(), Zone())
-        if zone.silent:
-            return []
-        if zone.lose_udp and transport == "udp":
-            zone.lose_udp -= 1
-            return []
-        if zone.truncate and transport == "udp":
-            truncated = _response(query, zone, [] if zone.truncate == "empty" else zone.addresses)
-            truncated.flags |= dns.flags.TC
-            return [truncated]
-        first = _response(query, zone, zone.addresses)
-        if zone.second is None or transport == "tcp":
-            return [first]
-        return [first, _response(query, zone, zone.second)]
-
-
-def _response(query: dns.message.Message, zone: Zone, addresses: list[str]) -> dns.message.Message:
-    response = dns.message.make_response(query)
-    response.set_rcode(dns.rcode.from_text(zone.rcode))
-    if query.edns >= 0 and zone.ede:
-        options = [dns.edns.EDEOption(code, text) for code, text in zone.ede]
-        response.use_edns(0, 0, 1232, options=options)
-    question = query.question[0]
-    name = question.name
-    for target in zone.cnames:
-        response.answer.append(dns.rrset.from_text(name, 60, "IN", "CNAME", target + "."))
-        name = dns.name.from_text(target)
-    family = ":" if question.rdtype == dns.rdatatype.AAAA else "."
-    matching = [a for a in addresses if family in a]
-    if matching:
-        response.answer.append(dns.rrset.from_text(name, 60, "IN", question.rdtype, *matching))
-    return response
-
-
-class _UDP(asyncio.DatagramProtocol):
-    def __init__(self, server: DNSServer) -> None:
-        self.server = server
-        self.transport: asyncio.DatagramTransport | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = typing.cast(asyncio.DatagramTransport, transport)
-
-    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-        replies = self.server.reply(dns.message.from_wire(data), "udp")
-        loop = asyncio.get_running_loop()
-        for i, reply in enumerate(replies):
-            wire = reply.to_wire()
-            if reply.flags & dns.flags.TC and self.server.zones_cut(reply):
-                wire = wire[:-3]  # inside the last record, as a careless truncation would
-            # the injected reply comes a little after the first, as a racing injector's would
-            assert self.transport is not None
-            loop.call_later(0.02 * i, self.transport.sendto, wire, addr)
-
-
-async def _serve_tcp(server: DNSServer, reader: asyncio.StreamReader, w: asyncio.StreamWriter):
-    try:
-        while True:
-            (size,) = struct.unpack("!H", await reader.readexactly(2))
-            query = dns.message.from_wire(await reader.readexactly(size))
-            for reply in server.reply(query, "tcp"):
-                wire = reply.to_wire()
-                w.write(struct.pack("!H", len(wire)) + wire)
-            await w.drain()
-    except (asyncio.IncompleteReadError, ConnectionError):
-        pass  # the client is done
-    finally:
-        w.close()
-
-
-async def _start_dns(host: str) -> tuple[DNSServer, Callable[[], Awaitable[None]]]:
-    """Start a DNS server on ``host``, UDP and TCP on the same port; return it and its stopper."""
-    loop = asyncio.get_running_loop()
-    holder: list[DNSServer] = []
-    tcp = await asyncio.start_server(lambda r, w: _serve_tcp(holder[0], r, w), host, 0)
-    port = tcp.sockets[0].getsockname()[1]
-    server = DNSServer(host=host, port=port)
-    holder.append(server)
-    udp, _ = await loop.create_datagram_endpoint(lambda: _UDP(server), (host, port))
-
-    async def stop() -> None:
-        udp.close()
-        tcp.close()
-        await tcp.wait_closed()
-
-    return server, stop
-
-
 @pytest.fixture
 async def dns_server() -> AsyncIterator[DNSServer]:
-    """A DNS server on 127.0.0.1 answering from its ``zones``."""
-    server, stop = await _start_dns("127.0.0.1")
-    yield server
-    await stop()
+    """A DNS server on 127.0.0.1 answering from its ``zones`` (NOERROR, no answer, otherwise)."""
+    async with dns_server_mod.serving("127.0.0.1") as server:
+        yield server
 
 
 @pytest.fixture
 async def dns_server6() -> AsyncIterator[DNSServer]:
     """A DNS server on ::1 answering from its ``zones``."""
-    server, stop = await _start_dns("::1")
-    yield server
-    await stop()
+    async with dns_server_mod.serving("::1") as server:
+        yield server
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import pytest
 
 from probe.record import EDE
 from probe.steps import dns
-from tests.steps.conftest import DNSServer, Zone
+from tests.support.dns_server import DNSServer, Zone
 
 FAST = {"timeout_seconds": 2.0, "listen_extra_seconds": 0.2}
 

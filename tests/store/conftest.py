@@ -1,50 +1,16 @@
 """Fixtures of the storage suite: every test runs on SQLite (a temp file) and a real PostgreSQL.
 
-PostgreSQL comes from SURBLOCAGE_TEST_PG; the session works in its own database, sb_test_<pid>,
-dropped at the end. Unreachable PostgreSQL skips those tests (a failure in strict mode, CI).
+PostgreSQL (tests/support/postgres.py): the session's database, emptied before each test.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 
-import psycopg
 import pytest
-import sqlalchemy as sa
 
 from collector.store import Store, migrate, open_store
-
-PG_DEFAULT = "postgresql://postgres@127.0.0.1:5432/surblocage_test"
-
-
-def _admin(url: sa.engine.URL) -> psycopg.Connection:
-    conninfo = url.set(drivername="postgresql").render_as_string(hide_password=False)
-    return psycopg.connect(conninfo, autocommit=True, connect_timeout=5)
-
-
-@pytest.fixture(scope="session")
-def pg_database() -> Iterator[str]:
-    """Create a database for this test session and return its URL; drop it afterwards."""
-    server = sa.engine.make_url(os.environ.get("SURBLOCAGE_TEST_PG", PG_DEFAULT))
-    name = f"sb_test_{os.getpid()}"
-    try:
-        admin = _admin(server)
-    except psycopg.OperationalError as e:
-        pytest.skip(f"PostgreSQL unreachable at {server!r} (SURBLOCAGE_TEST_PG): {e}")
-    with admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.execute(f'CREATE DATABASE "{name}"')
-    yield server.set(database=name).render_as_string(hide_password=False)
-    with _admin(server) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-def reset_pg(url: str) -> None:
-    """Empty the test database: the next test starts from no schema at all."""
-    with _admin(sa.engine.make_url(url)) as conn:
-        conn.execute("DROP SCHEMA public CASCADE")
-        conn.execute("CREATE SCHEMA public")
+from tests.support.postgres import reset_pg
 
 
 @pytest.fixture(

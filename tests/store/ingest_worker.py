@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from collector.store import open_store
-from tests.store import records
+from tests.support import records
 
 
 def ingest(url: str, batches: list[list[int]], start: Any, results: Any) -> None:

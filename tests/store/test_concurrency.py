@@ -7,7 +7,7 @@ import random
 
 from collector.store import MeasurementQuery, Store
 from tests.store import ingest_worker
-from tests.store.records import record_id
+from tests.support.records import record_id
 
 RECORDS = range(1800)
 BATCH = 100

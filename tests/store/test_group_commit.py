@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from collector import judge
 from collector.store import MeasurementQuery, MeasurementRow, Store, migrate, open_store
 from collector.store.writer import GroupCommit, WriterTurn, _Waiting
-from tests.store.records import row
+from tests.support.records import row
 
 
 @pytest.fixture

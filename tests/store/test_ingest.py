@@ -18,8 +18,8 @@ from collector.store import (
     open_store,
 )
 from probe import record
-from tests.store import records
-from tests.store.records import RECEIVED, measurement, row
+from tests.support import records
+from tests.support.records import RECEIVED, measurement, row
 
 EXTRA_KEYS = {"probe_verdict", "received_at"}
 

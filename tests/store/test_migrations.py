@@ -21,8 +21,8 @@ from collector.store import (
 )
 from collector.store.schema import metadata
 from collector.store.versioning import alembic_config, head_revisions
-from tests.store import records
-from tests.store.conftest import reset_pg
+from tests.support import records
+from tests.support.postgres import reset_pg
 
 TABLES = {
     "alembic_version",

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from collector.store import MAX_LIMIT, MeasurementQuery, MeasurementRow, Store
 from collector.store import store as store_module
 from probe import record
-from tests.store.records import T0, record_id, row
+from tests.support.records import T0, record_id, row
 
 HOUR = datetime.timedelta(hours=1)
 BLOCKED_DNS = record.Verdict("blocked", "dns", "nxdomain")

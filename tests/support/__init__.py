@@ -1,1 +1,1 @@
-"""Helpers shared by the test suites (imported as a library, not collected as tests)."""
+"""Helpers the test suites share (a library, not tests): one of each, flags builders included."""

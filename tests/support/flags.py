@@ -9,7 +9,7 @@ from collector.judge import Findings
 from collector.judge.rules import Flag
 from collector.store import MeasurementRow
 from probe import record
-from tests.store.records import record_id
+from tests.support.records import record_id
 
 UTC = datetime.UTC
 T0 = datetime.datetime(2026, 3, 1, 20, 0, tzinfo=UTC)

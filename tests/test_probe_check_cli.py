@@ -1,4 +1,4 @@
-"""The probe's command line: bad input exits 2 with one line naming what is wrong."""
+"""The probe's `check` command: bad input exits 2 with one line naming what is wrong; output."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The commands around the daemon: register, status, usage errors; `check` still works."""
+"""The probe's commands around the daemon: register, status, usage errors, run --once; check."""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ import pytest
 from probe import cli
 from probe.daemon import identity, status
 from tests.daemon.conftest import InProcessCollector
-from tests.daemon.harness import DOMAIN, DNSServer, ProbeProcess, free_port
+from tests.daemon.harness import DOMAIN, ProbeProcess, free_port
+from tests.support.dns_server import DNSServer
 
 
 async def main(*argv: str) -> int:
