@@ -16,7 +16,7 @@ import os
 import signal
 import sys
 from collections.abc import Sequence
-from typing import Any, NoReturn
+from typing import Any
 
 from aiohttp import web
 
@@ -24,29 +24,20 @@ from collector import app as app_mod
 from collector import config, export, export_flags, handlers
 from collector.store import MeasurementQuery, StoreUnavailable, filters
 from probe import __version__, logs
-from probe.settings import add_off_switch, overrides_from
+from probe.settings import Parser, UsageError, add_off_switch, overrides_from
 
 PROG = "surblocage-collector"
 SHUTDOWN_SECONDS = 30.0  # how long a stopping collector lets requests in flight finish
 
 
-class UsageError(Exception):
-    """Bad usage: a message naming the argument at fault (exit status 2)."""
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        raise UsageError(message)
-
-
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(
+    p = Parser(
         prog=PROG,
         description="Receive probes' measurements, run the control vantage, "
         "flag blocking per network and serve researchers and operators.",
     )
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     serve = sub.add_parser("serve", help="run the HTTP service (ingest, control, API, /metrics)")
     _common(serve)
     serve.add_argument(

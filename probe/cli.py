@@ -13,7 +13,7 @@ import os
 import sqlite3
 import sys
 from collections.abc import Mapping, Sequence
-from typing import Any, NoReturn
+from typing import Any
 
 from probe import __version__, config, fingerprints, logs, watchlist
 from probe.client import CollectorClient, CollectorUnavailable
@@ -23,22 +23,13 @@ from probe.flow import Flow, FlowOptions
 from probe.output import Progress, render_table, use_colour
 from probe.record import ProbeInfo, Target
 from probe.runner import Runner
-from probe.settings import add_off_switch, overrides_from
+from probe.settings import Parser, UsageError, add_off_switch, overrides_from
 
 PROG = "surblocage-probe"
 
 
-class UsageError(Exception):
-    """Bad usage: a message naming the argument, file or key at fault (exit status 2)."""
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        raise UsageError(message)
-
-
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(
+    p = Parser(
         prog=PROG,
         description=(
             "Measure how services are reached from this line, layer by layer (DNS, TCP, TLS, "
@@ -47,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     check = sub.add_parser(
         "check",
         help="measure now and print a table (or JSON Lines)",

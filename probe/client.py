@@ -93,7 +93,7 @@ class CollectorClient:
         body = {"asn": asn, "network": network, "enrollment_key": enrollment_key}
         doc = await self._call("POST", "/api/v1/probes", {k: v for k, v in body.items() if v})
         try:
-            return _text(doc, "probe_id"), _text(doc, "token")
+            return text_field(doc, "probe_id"), text_field(doc, "token")
         except (TypeError, KeyError, ValueError) as e:
             raise CollectorUnavailable(f"malformed registration answer ({e})") from None
 
@@ -151,7 +151,8 @@ class CollectorClient:
             raise CollectorUnavailable(f"HTTP {status} without a JSON answer") from None
 
 
-def _text(doc: Any, key: str) -> str:
+def text_field(doc: Any, key: str) -> str:
+    """Return ``doc[key]``, a non-empty string; raise ValueError naming the key otherwise."""
     value = doc[key]
     if not isinstance(value, str) or not value:
         raise ValueError(f"{key}: expected a non-empty string")

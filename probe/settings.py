@@ -18,12 +18,25 @@ import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import yaml
 
 COMMAND_LINE = "command line"
 ENVIRONMENT = "environment"
+
+
+class UsageError(Exception):
+    """Bad usage on the command line: a message naming the argument, file or key at fault
+    (exit status 2)."""
+
+
+class Parser(argparse.ArgumentParser):
+    """An argument parser that raises UsageError instead of printing and exiting, so that each
+    program reports bad usage in its own one-line shape."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(message)
 
 
 class ConfigError(Exception):

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from probe.client import text_field
+
 IDENTITY_FILE = "identity.json"
 LOCK_FILE = "lock"
 
@@ -114,20 +116,13 @@ def load_identity(state_dir: Path) -> Identity | None:
         return None
     try:
         return Identity(
-            probe_id=_field(data, "probe_id"),
-            token=_field(data, "token"),
-            collector=_field(data, "collector"),
-            registered_at=_field(data, "registered_at"),
+            probe_id=text_field(data, "probe_id"),
+            token=text_field(data, "token"),
+            collector=text_field(data, "collector"),
+            registered_at=text_field(data, "registered_at"),
         )
     except (TypeError, KeyError, ValueError) as e:
         raise StateError(f"{path}: {e}; remove it and run `surblocage-probe register`") from None
-
-
-def _field(data: Any, key: str) -> str:
-    value = data[key]
-    if not isinstance(value, str) or not value:
-        raise ValueError(f"{key}: expected a non-empty string")
-    return value
 
 
 def save_identity(state_dir: Path, probe_id: str, token: str, collector: str) -> Identity:
