@@ -65,7 +65,7 @@ class InFlight:
 
 # A batch decodes into some ten thousand short-lived containers, and CPython's default (a pass
 # over the young objects every 700 allocations, promoting a batch still in use to older
-# generations) took half of the time of validating a record (docs/benchmarks.md §3.7).
+# generations) took half of the time of validating a record (docs/benchmarks.md §5).
 GC_THRESHOLDS = (10_000, 10, 10)
 
 
@@ -117,7 +117,7 @@ class State:
         )
 
     async def judged(self) -> None:
-        """Drain the pending pairs before reading flags or collateral (SPEC.md: a read reflects
+        """Drain the pending pairs before reading flags or collateral (docs/spec.md: a read reflects
         every batch acknowledged before it); a database that fails is a 503."""
         if self.judge is None:
             return

@@ -1,4 +1,4 @@
-"""The `surblocage-collector` commands (SPEC.md): serve, migrate, export.
+"""The `surblocage-collector` commands (docs/spec.md): serve, migrate, export.
 
 Exit status: 0 on success, 1 on a runtime failure, 2 on bad usage or configuration, with one line
 on standard error that names the argument, file or key at fault (never a traceback).
@@ -251,7 +251,7 @@ def _export_reader(args: argparse.Namespace) -> Any:
 
 
 def _judged_flags(db: Any, chosen: dict[str, Any]) -> list[dict[str, Any]]:
-    """The flags after judging what batches left pending (SPEC.md: flags reflect every
+    """The flags after judging what batches left pending (docs/spec.md: flags reflect every
     acknowledged batch, whichever collector process acknowledged it)."""
     from collector import judge
 

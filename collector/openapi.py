@@ -236,7 +236,7 @@ def _dashboard() -> dict[str, Any]:
 def _others() -> dict[str, Any]:
     return {
         "/api/v1/watchlist": _get(
-            "the watchlist probes measure (SPEC.md format)",
+            "the watchlist probes measure (docs/spec.md format)",
             _ok("the watchlist", _ref("Watchlist")),
             responses=_errors(_404="this collector serves no watchlist"),
         ),

@@ -1,9 +1,9 @@
 """The collector's block-page matcher: probe.fingerprints' answers, remembered by what was asked.
 
 Contract: answers exactly what the wrapped FingerprintSet answers (its matching is pure: the
-same observed values give the same signature). Issue 7: recomputing every verdict matched each
+same observed values give the same signature). Recomputing every verdict matched each
 record against every signature, parsing each DNS answer as an address once per address
-signature: about two thirds of ``verdict.decide``'s time (docs/benchmarks.md §3.5). The values
+signature: about two thirds of ``verdict.decide``'s time (docs/benchmarks.md §5). The values
 repeat: a service resolves to the same addresses, serves the same certificate and mostly the
 same page to every probe of a network; so each distinct question is asked of the set once.
 """

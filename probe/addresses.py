@@ -1,4 +1,4 @@
-"""The one address policy (SPEC.md --allow-network): which addresses are public, which may be
+"""The one address policy (docs/spec.md --allow-network): which addresses are public, which may be
 dialled; pure. The probe's flow, the collector's control and the census all ask it.
 
 Non-public: private, loopback, link-local, shared (CGNAT), multicast, reserved, unspecified,
@@ -110,7 +110,7 @@ def _public(addr: Address, embedded: tuple[ipaddress.IPv4Address, ...]) -> bool:
 @functools.lru_cache(maxsize=8192)
 def _facts(text: str) -> _Facts:
     # Remembered: the collector judges the same CDN addresses record after record, and each
-    # answer is checked against the tables above (docs/benchmarks.md §3.7).
+    # answer is checked against the tables above (docs/benchmarks.md §5).
     try:
         addr = ipaddress.ip_address(text)
     except ValueError:

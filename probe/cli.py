@@ -1,4 +1,4 @@
-"""The `surblocage-probe` commands (SPEC.md): argument parsing, configuration, output, exit codes.
+"""The `surblocage-probe` commands (docs/spec.md): argument parsing, configuration, output, exit codes.
 
 Exit status: 0 on success, 1 on a runtime failure, 2 on bad usage or configuration, with one line
 on standard error that names the argument, file or key at fault (never a traceback).
@@ -34,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
         description=(
             "Measure how services are reached from this line, layer by layer (DNS, TCP, TLS, "
             "HTTP), "
-            "and tell which layer interferes. See SPEC.md for the record and the verdicts."
+            "and tell which layer interferes. See docs/spec.md for the record and the verdicts."
         ),
     )
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -68,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def add_daemon_commands(sub: Any) -> None:
-    """Add `run`, `register` and `status` (SPEC.md) to the command parsers."""
+    """Add `run`, `register` and `status` (docs/spec.md) to the command parsers."""
     _add_run(sub)
     _add_register(sub)
     _add_status(sub)
@@ -145,7 +145,7 @@ def _add_state_options(p: argparse.ArgumentParser) -> None:
 
 
 def add_measuring_options(p: argparse.ArgumentParser) -> None:
-    """Add the options every measuring command accepts (SPEC.md), each also a config key."""
+    """Add the options every measuring command accepts (docs/spec.md), each also a config key."""
     g = p.add_argument_group("measuring options (each also settable in --config)")
     g.add_argument(
         "--config", metavar="FILE", help="YAML configuration (configs/probe.example.yaml)"

@@ -1,4 +1,4 @@
-"""The schema-1 measurement record (SPEC.md): dataclasses, JSON round trip, strict validation.
+"""The schema-1 measurement record (docs/spec.md): dataclasses, JSON round trip, strict validation.
 
 Standard library only. A failed measurement is data (a failure string in a result); a record that
 does not follow the schema is a `MalformedRecord`, whose message names the field at fault

@@ -3,7 +3,7 @@
 It also sets the gauges the findings drive, between the findings (collector/judge/findings.py,
 in worker threads) and the metrics (in the event loop). A batch is acknowledged once stored (its
 pairs marked in the same transaction); the judge runs after, in the background, many batches at
-once; and every reader of flags or collateral drains first, so that SPEC.md's "reflects every
+once; and every reader of flags or collateral drains first, so that docs/spec.md's "reflects every
 batch acknowledged before the request" holds, across processes too (the marks are in the shared
 database).
 """

@@ -82,7 +82,7 @@ class Findings:
 
     def query_flags(self, **chosen: Any) -> list[dict[str, Any]]:
         """Return the flags matching the filters (the keywords of ``flags.query``), latest seen
-        first (SPEC.md shape, plus id, category, closed_at); ``since``/``until`` keep those in
+        first (docs/spec.md shape, plus id, category, closed_at); ``since``/``until`` keep those in
         force during [since, until). Raise ValueError naming a bad filter."""
         return self.store.read(functools.partial(flags.query, **chosen))
 

@@ -138,7 +138,7 @@ def _flag_item(row: Any) -> dict[str, Any]:
     return flag_view(_flag(row), row.id)
 
 
-# What GET /api/v1/flags shows of a flag, in this order (SPEC.md, plus category and closed_at).
+# What GET /api/v1/flags shows of a flag, in this order (docs/spec.md, plus category and closed_at).
 VIEW = (
     "asn", "network", "service", "category", "method", "state", "first_seen", "last_seen",
     "closed_at", "probes", "confidence", "evidence",
@@ -146,7 +146,7 @@ VIEW = (
 
 
 def flag_view(f: Flag, fid: str | None = None) -> dict[str, Any]:
-    """A flag as GET /api/v1/flags shows it (SPEC.md), plus id, category and closed_at."""
+    """A flag as GET /api/v1/flags shows it (docs/spec.md), plus id, category and closed_at."""
     view: dict[str, Any] = {"id": fid or flag_id(f)}
     for name in VIEW:
         value = getattr(f, name)

@@ -1,6 +1,6 @@
 """Many rows through one statement, cheaply: compiled once per dialect, times encoded once.
 
-Issue 7: SQLAlchemy's executemany runs its bind processors on every value of every row (about
+SQLAlchemy's executemany runs its bind processors on every value of every row (about
 half of what noting a batch's addresses and looks cost). Here a statement is compiled once per
 dialect and handed to the driver with plain parameters; the one value that needs processing,
 an aware time (schema.UTCDateTime), is encoded as UTCDateTime would: on SQLite the fixed-width

@@ -113,7 +113,7 @@ class MeasurementRow:
         the probe itself concluded, kept beside the collector's. ``submitted`` is the record as
         the probe sent it, already validated into ``m``: stored as sent (keys a newer probe
         adds are kept) with the verdict and probe block replaced, instead of ``m`` encoded
-        again (docs/benchmarks.md §3.5: validating and encoding again were a quarter of ingest).
+        again (docs/benchmarks.md §5: validating and encoding again were a quarter of ingest).
         """
         if m.verdict is None:
             raise ValueError("verdict: the collector's verdict is missing")
@@ -185,7 +185,7 @@ def insert(conn: sa.Connection, rows: Sequence[MeasurementRow]) -> InsertOutcome
     # Ascending id order: concurrent batches that overlap take their row locks in the same
     # order on PostgreSQL, so they wait for each other instead of deadlocking.
     # shallow: dataclasses.asdict would deep-copy every nested list of each document, the
-    # largest single cost of ingest (docs/benchmarks.md §3.4)
+    # largest single cost of ingest (docs/benchmarks.md §5)
     params = [_params(distinct[key]) for key in sorted(distinct)]
     stmt: sa.Insert
     if conn.dialect.name == "postgresql":

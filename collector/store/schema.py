@@ -58,7 +58,7 @@ class JSONText(sa.TypeDecorator[dict[str, Any]]):
 
     Not PostgreSQL's jsonb: it rejects ``\\u0000``, which a probe may legitimately report in a
     page title, and it would reorder keys. Encoded and decoded by msgspec, in C (ingest stores
-    thousands a second, docs/benchmarks.md §3.7): compact, UTF-8 unescaped, as json.dumps with
+    thousands a second, docs/benchmarks.md §5): compact, UTF-8 unescaped, as json.dumps with
     ``separators=(",", ":"), ensure_ascii=False`` writes it but for the spelling of some floats
     (``1.5e-7`` for ``1.5e-07``), which read back the same.
     """
@@ -201,7 +201,7 @@ sa.Index(
 sa.Index(None, measurements.c.probe_id, measurements.c.started_at, measurements.c.id)
 # "blocked by method M on network N" (the research API's asn filter): without it PostgreSQL
 # scans status/method and filters by asn (298-404 ms at the 99th percentile at 10 M records,
-# docs/benchmarks.md §4; revision 0005)
+# docs/benchmarks.md §5; revision 0005)
 sa.Index(
     None,
     measurements.c.asn,

@@ -89,7 +89,7 @@ class Store:
 
         On SQLite, batches that arrive while another is being written wait for the writer's
         turn and are then stored together, in one transaction (group commit: one sync to disk
-        for all, docs/benchmarks.md §3.7); each still gets its own outcome, as if stored alone.
+        for all, docs/benchmarks.md §3.3); each still gets its own outcome, as if stored alone.
         """
         if self._group is None:
             return self.write(self._store_batch, rows, seen)

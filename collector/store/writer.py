@@ -3,11 +3,11 @@ that wait for it (group commit).
 
 SQLite lets one transaction write at a time. Left to SQLite, a writer that finds the file
 locked polls it in the busy handler, sleeping up to 100 ms a try, and leaves the lock idle
-meanwhile (issue 7: batch p99 above 2 s with one process, 1.4 s with two). Here writers take
+meanwhile (measured: batch p99 above 2 s with one process, 1.4 s with two). Here writers take
 turns on a lock the kernel hands over as soon as it is released: a thread lock for the threads
 of one process, then an ``flock`` on ``<database>-writer`` for the collector processes sharing
 the file. While a turn is taken, batches that arrive wait together; the next thread to get the
-turn stores them all in one transaction, one sync to disk for all (docs/benchmarks.md §3.7).
+turn stores them all in one transaction, one sync to disk for all (docs/benchmarks.md §3.3).
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ Revises: 0004
 Create Date: 2026-11-29
 
 Revision 0003 put it on (network, status, method, started_at, id), but the research API's
-network filter is ``asn`` (SPEC.md); the query of docs/benchmarks.md §4 (`asn=&status=&method=
+network filter is ``asn`` (SPEC.md); the query of docs/benchmarks.md §5 (`asn=&status=&method=
 &since=`) could not use it, and stayed at a 404 ms p99 at 10 M records on PostgreSQL. This one
 leads with asn; 0003's is dropped, since nothing else read by it (the judge reads blocked records
 by (service, asn, network, status, started_at, id), and a `network=` page has its own
