@@ -1,4 +1,4 @@
-"""HTTP in and out only: parse, call the control, store or analysis, answer JSON (docs/spec.md API)."""
+"""HTTP in and out only: parse, call the control, store or judge, answer JSON (docs/spec.md)."""
 
 from __future__ import annotations
 
@@ -129,7 +129,7 @@ async def get_collateral(request: web.Request) -> web.Response:
 
 
 async def get_whoami(request: web.Request) -> web.Response:
-    """The network the collector will record for this caller (the line's identity: its ASN and network name).
+    """The network the collector will record for this caller: its ASN and network name.
 
     Answered from the ASN database for the caller's address; the address itself is neither
     echoed, stored nor logged.

@@ -1,4 +1,4 @@
-"""The `surblocage-probe` commands (docs/spec.md): argument parsing, configuration, output, exit codes.
+"""The `surblocage-probe` commands (docs/spec.md): arguments, configuration, output, exit codes.
 
 Exit status: 0 on success, 1 on a runtime failure, 2 on bad usage or configuration, with one line
 on standard error that names the argument, file or key at fault (never a traceback).

@@ -1,4 +1,4 @@
-"""The only place an exception or a DNS rcode becomes a failure string (docs/spec.md "Failure strings").
+"""The only place an exception or a DNS rcode becomes a failure string (docs/spec.md, failures).
 
 The strings are OONI's, so researchers' tools read them. ``classify`` unwraps aiohttp's wrappers
 first (they subclass OSError, lab.md §9), then decides by type and errno; whatever it does not

@@ -1,4 +1,4 @@
-"""Record + control + fingerprints -> verdict (docs/spec.md "Verdicts"); pure, shared with the collector.
+"""Record + control + fingerprints -> verdict (docs/spec.md, verdicts); pure, shared by both.
 
 The walk follows OONI Web Connectivity (ooni-reference.md §1.5) with these differences, each for
 fewer false positives or for the French cases OONI cannot confirm:

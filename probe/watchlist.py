@@ -1,4 +1,4 @@
-"""The watchlist (docs/spec.md "The watchlist"): YAML or JSON -> validated services -> targets; pure.
+"""The watchlist (docs/spec.md): YAML or JSON -> validated services -> targets; pure.
 
 The probe and the collector both read it, and a watchlist fetched from the network is untrusted
 input (DESIGN.md "Safety of volunteers"): only http/https URLs, no user info, a valid port, and no
@@ -166,7 +166,7 @@ def _host(host: str, allow_networks: Sequence[Network]) -> str:
         ip = ipaddress.ip_address(host)
     except ValueError:
         return _domain(host)
-    # loopback and unspecified are never measured, whatever is allowed (docs/spec.md --allow-network)
+    # loopback and unspecified are never measured, whatever is allowed (--allow-network)
     if addresses.always_anomalous(host):
         raise ValueError(f"{host} is a loopback or unspecified address")
     if not addresses.is_connectable(host, allow_networks):
