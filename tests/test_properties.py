@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import pathlib
-import tempfile
 from typing import Any
 
 import yaml
@@ -20,7 +19,7 @@ from probe import config, fingerprints, verdict, watchlist
 from probe.record import MalformedRecord, Measurement, Verdict
 from probe.settings import ConfigError
 from tests.support import records
-from tests.support.hostile import JSON, YAML, mutated
+from tests.support.hostile import JSON, YAML, loaded_or_refused, mutated
 
 BOUNDED = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -59,14 +58,6 @@ def test_the_verdict_is_total(value: Any, control: Any) -> None:
         assert dataclasses.replace(v) == v  # a Verdict that passed its own checks
 
 
-def _written(data: Any, suffix: str = ".yaml") -> pathlib.Path:
-    """``data`` written to a temporary YAML file (raw text when it is a string)."""
-    handle = tempfile.NamedTemporaryFile("w", suffix=suffix, delete=False, encoding="utf-8")
-    with handle:
-        handle.write(data if isinstance(data, str) else yaml.safe_dump(data))
-    return pathlib.Path(handle.name)
-
-
 def _dotted(keys: list[str], values: list[Any]) -> dict[str, Any]:
     """Nest dotted keys as a YAML file spells them ({"a": {"b": v}}); a clash keeps the first."""
     out: dict[str, Any] = {}
@@ -89,15 +80,8 @@ def config_files(known: list[str], example: Any) -> st.SearchStrategy[Any]:
 @BOUNDED
 @given(config_files(list(config.KEYS), PROBE_CONFIG))
 def test_the_probe_config_loads_or_says_why_not(data: Any) -> None:
-    path = _written(data)
-    try:
-        cfg = config.load_config(path, environ={})
-    except ConfigError as e:
-        assert str(e)
-    else:
-        assert isinstance(cfg, config.ProbeConfig)
-    finally:
-        path.unlink()
+    cfg = loaded_or_refused(data, lambda p: config.load_config(p, environ={}), ConfigError)
+    assert cfg is None or isinstance(cfg, config.ProbeConfig)
 
 
 @BOUNDED
@@ -115,15 +99,8 @@ def test_the_watchlist_loads_or_says_why_not(data: Any) -> None:
 @BOUNDED
 @given(mutated(FINGERPRINTS) | JSON | st.text(max_size=60))
 def test_the_fingerprints_load_or_say_why_not(data: Any) -> None:
-    path = _written(data)
-    try:
-        fps = fingerprints.load_fingerprints(path)
-    except fingerprints.FingerprintError as e:
-        assert str(path) in str(e)
-    else:
-        assert isinstance(fps, fingerprints.FingerprintSet)
-    finally:
-        path.unlink()
+    fps = loaded_or_refused(data, fingerprints.load_fingerprints, fingerprints.FingerprintError)
+    assert fps is None or isinstance(fps, fingerprints.FingerprintSet)
 
 
 @BOUNDED
@@ -131,12 +108,7 @@ def test_the_fingerprints_load_or_say_why_not(data: Any) -> None:
 def test_ooni_csv_fingerprints_load_or_say_why_not(rows: list[list[str]]) -> None:
     header = ",".join(fingerprints.OONI_COLUMNS)
     body = "\n".join(",".join(f'"{c}"' for c in (r or [""])) for r in rows)
-    path = _written(f"{header}\n{body}\n", suffix=".csv")
-    try:
-        fps = fingerprints.load_fingerprints(path)
-    except fingerprints.FingerprintError as e:
-        assert str(path) in str(e)
-    else:
-        assert isinstance(fps, fingerprints.FingerprintSet)
-    finally:
-        path.unlink()
+    text = f"{header}\n{body}\n"
+    load, error = fingerprints.load_fingerprints, fingerprints.FingerprintError
+    fps = loaded_or_refused(text, load, error, suffix=".csv")
+    assert fps is None or isinstance(fps, fingerprints.FingerprintSet)

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import datetime
 import json
-import pathlib
-import tempfile
 from typing import Any
 
 import yaml
@@ -18,7 +16,7 @@ from collector.store.probes import ProbeRow
 from probe import fingerprints
 from probe.settings import ConfigError
 from tests.collector.harness import ROOT, record
-from tests.support.hostile import JSON, YAML, mutated
+from tests.support.hostile import JSON, YAML, loaded_or_refused, mutated
 from tests.test_properties import config_files
 
 BOUNDED = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -64,18 +62,8 @@ def test_the_fast_and_the_plain_record_parsers_agree(value: Any) -> None:
 @BOUNDED
 @given(config_files(list(config.KEYS), COLLECTOR_CONFIG))
 def test_the_collector_config_loads_or_says_why_not(data: Any) -> None:
-    handle = tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False, encoding="utf-8")
-    with handle:
-        handle.write(data if isinstance(data, str) else yaml.safe_dump(data))
-    path = pathlib.Path(handle.name)
-    try:
-        cfg = config.load_config(str(path), environ={})
-    except ConfigError as e:
-        assert str(e)
-    else:
-        assert isinstance(cfg, config.CollectorConfig)
-    finally:
-        path.unlink()
+    cfg = loaded_or_refused(data, lambda p: config.load_config(str(p), environ={}), ConfigError)
+    assert cfg is None or isinstance(cfg, config.CollectorConfig)
 
 
 @BOUNDED

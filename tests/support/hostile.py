@@ -3,8 +3,12 @@ part replaced by anything."""
 
 from __future__ import annotations
 
+import pathlib
+import tempfile
+from collections.abc import Callable
 from typing import Any
 
+import yaml
 from hypothesis import strategies as st
 
 # bounded, so that a property runs a few hundred examples in seconds
@@ -55,3 +59,21 @@ def _like(value: Any) -> st.SearchStrategy[Any]:
     if isinstance(value, str):
         return st.text(max_size=30) | st.just(value + "x") | st.just(value[:1])
     return st.nothing()
+
+
+def loaded_or_refused(
+    data: Any, load: Callable[[pathlib.Path], Any], error: type[Exception], suffix: str = ".yaml"
+) -> Any:
+    """``load`` of a file holding ``data`` (as YAML, or as is when it is text): its result, or
+    None when it raised ``error`` naming the file; any other exception fails the property."""
+    handle = tempfile.NamedTemporaryFile("w", suffix=suffix, delete=False, encoding="utf-8")
+    with handle:
+        handle.write(data if isinstance(data, str) else yaml.safe_dump(data))
+    path = pathlib.Path(handle.name)
+    try:
+        return load(path)
+    except error as e:
+        assert path.name in str(e)
+        return None
+    finally:
+        path.unlink()
