@@ -10,6 +10,7 @@ about 20 keys, so unknown keys are ignored until an object holds MAX_KEYS, then 
 from __future__ import annotations
 
 import codecs
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -65,27 +66,42 @@ def decode_json(raw: bytes) -> Any:
         raise BodyError(400, f"body: not valid JSON ({e})") from None
     except RecursionError:
         raise BodyError(400, f"body: nested deeper than {MAX_DEPTH} levels") from None
-    check_bounds(value)
+    check_bounds(value, integers=_LONG_DIGITS.search(raw) is not None)
     return value
 
 
-def check_bounds(value: Any) -> None:
-    """Raise BodyError (400) if ``value`` is nested too deep, holds an integer past 64 bits or
-    an object of more than MAX_KEYS keys. Iterative: the depth it checks cannot overflow it."""
-    low, high = INT_RANGE
-    stack = [(value, 0)]
-    while stack:
-        v, depth = stack.pop()
-        if isinstance(v, dict):
-            if len(v) > MAX_KEYS:
-                raise BodyError(400, f"body: an object has more than {MAX_KEYS} keys")
-            children: Any = v.values()
-        elif isinstance(v, list):
-            children = v
-        else:
-            if type(v) is int and not low <= v <= high:
-                raise BodyError(400, "body: a number of more than 64 bits")
-            continue
-        if depth >= MAX_DEPTH:
+# an integer past 64 bits has 20 digits or more: without such a run of digits anywhere in the
+# body (strings included), no integer needs a look
+_LONG_DIGITS = re.compile(rb"[0-9]{20}")
+
+
+def check_bounds(value: Any, integers: bool = True) -> None:
+    """Raise BodyError (400) if ``value`` is nested deeper than MAX_DEPTH, holds an object of
+    more than MAX_KEYS keys or (when ``integers``) an integer past 64 bits.
+
+    Level by level, without recursion: the depth it checks cannot overflow it.
+    """
+    level, depth = [value], 0
+    if integers:
+        _check_integers(level)
+    while level:
+        children: list[Any] = []
+        for v in level:
+            if type(v) is dict:
+                if len(v) > MAX_KEYS:
+                    raise BodyError(400, f"body: an object has more than {MAX_KEYS} keys")
+                children.extend(v.values())
+            elif type(v) is list:
+                children.extend(v)
+        if integers:
+            _check_integers(children)
+        level = [c for c in children if type(c) is dict or type(c) is list]
+        depth += 1
+        if level and depth >= MAX_DEPTH:
             raise BodyError(400, f"body: nested deeper than {MAX_DEPTH} levels")
-        stack.extend((c, depth + 1) for c in children if isinstance(c, dict | list | int))
+
+
+def _check_integers(values: list[Any]) -> None:
+    low, high = INT_RANGE
+    if any(type(v) is int and not low <= v <= high for v in values):
+        raise BodyError(400, "body: a number of more than 64 bits")

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from collector import bodies
 from tests.collector.harness import Collector, count, record, running
 from tests.collector.test_bad_input import LIMITS, check_answer
 
@@ -251,3 +252,26 @@ async def test_encodings_aiohttp_cannot_read_are_refused(sqlite_url: str, coding
         async with c.client.post(PROBES, data=b"{}", headers=headers) as r:
             assert r.status in (400, 415), await r.text()
         assert c.store.list_probes() == []
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        (b"[" * 33 + b"]" * 33, "body: nested deeper than 32"),
+        (b"1" + b"0" * 25, "body: a number of more than 64 bits"),
+        (b'{"a": [1, {"b": -18446744073709551616}]}', "body: a number of more than 64 bits"),
+        (json.dumps({f"k{i}": 0 for i in range(65)}).encode(), "body: an object has more"),
+    ],
+)
+def test_the_bounds_refuse(raw: bytes, message: str) -> None:
+    with pytest.raises(bodies.BodyError) as refused:
+        bodies.decode_json(raw)
+    assert (refused.value.status, refused.value.message[: len(message)]) == (400, message)
+
+
+def test_the_bounds_take_what_is_inside_them() -> None:
+    inside = b"[" * 32 + b"]" * 32
+    assert bodies.decode_json(inside) is not None
+    numbers = b'[18446744073709551615, -9223372036854775808, "123456789012345678901234"]'
+    assert bodies.decode_json(numbers)[0] == 2**64 - 1
+    assert len(bodies.decode_json(json.dumps({f"k{i}": 0 for i in range(64)}).encode())) == 64
