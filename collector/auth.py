@@ -33,7 +33,8 @@ def bearer_token(header: str | None) -> str | None:
     if not header:
         return None
     scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+    # a token is URL-safe base64: a header of other bytes cannot hold one (nor be hashed as text)
+    if scheme.lower() != "bearer" or not token.strip() or not token.isascii():
         return None
     return token.strip()
 

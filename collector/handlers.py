@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import datetime
 import functools
-import json
 import logging
 import time
 from collections.abc import Sequence
@@ -14,11 +13,12 @@ from typing import Any
 
 import msgspec
 import prometheus_client
-from aiohttp import web
+from aiohttp import http_exceptions, web
 
-from collector import auth, export, ingest, openapi
+from collector import auth, bodies, export, ingest, openapi
 from collector import control as control_mod
 from collector.store import MeasurementQuery, ProbeSeen, StoreError, StoreUnavailable, filters
+from collector.store.schema import MAX_ASN
 from probe import logs
 from probe.record import encode
 
@@ -40,21 +40,29 @@ class Problem(Exception):
 
 
 async def read_body(request: web.Request) -> bytes:
-    """Return the request's body, or raise a Problem (413) when it is past the limit."""
+    """Return the request's body, decoded from gzip or deflate; raise a Problem when it is not
+    JSON or encoded otherwise (415), not the encoding it claims (400), or past the limit (413)."""
     try:
+        bodies.check_headers(request.headers)
         return await request.read()
+    except bodies.BodyError as e:
+        raise Problem(e.status, e.message) from None
     except web.HTTPRequestEntityTooLarge:
         limit = request.app[STATE].config.max_body_bytes
         raise Problem(413, f"body: larger than the limit of {limit} bytes") from None
+    except (http_exceptions.ContentEncodingError, web.RequestPayloadError):
+        coding = request.headers.get("Content-Encoding", "").strip().lower()
+        raise Problem(400, f"body: not valid {coding}") from None
 
 
 async def read_json(request: web.Request) -> Any:
-    """Return the request's JSON body, or raise a Problem (400, 413) naming what is wrong."""
+    """Return the request's JSON body within the bounds of collector/bodies.py, or raise a
+    Problem (400, 413, 415) naming what is wrong."""
     raw = await read_body(request)
     try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as e:
-        raise Problem(400, f"body: not valid JSON ({e})") from None
+        return bodies.decode_json(raw)
+    except bodies.BodyError as e:
+        raise Problem(e.status, e.message) from None
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -181,9 +189,14 @@ async def post_probes(request: web.Request) -> web.Response:
     asn, network = body.get("asn"), body.get("network")
     if asn is not None and (isinstance(asn, bool) or not isinstance(asn, int) or asn <= 0):
         return error(400, "asn: expected a positive integer")
+    if asn is not None and asn > MAX_ASN:
+        return error(400, f"asn: expected a positive integer up to {MAX_ASN} (32 bits)")
+    key = body.get("enrollment_key")
+    if key is not None and not isinstance(key, str):
+        return error(400, "enrollment_key: expected a string")
     if network is not None and (not isinstance(network, str) or not 0 < len(network) <= 64):
         return error(400, "network: expected a name of 1 to 64 characters")
-    if not auth.enrollment_ok(state.config.enrollment_key, body.get("enrollment_key")):
+    if not auth.enrollment_ok(state.config.enrollment_key, key):
         return error(403, "enrollment_key: missing or wrong; this collector is not open")
     probe_id, token = auth.new_probe_id(), auth.new_token()
     now = datetime.datetime.now(datetime.UTC)
@@ -221,8 +234,8 @@ async def post_measurements(request: web.Request) -> web.Response:
         raw = await read_body(request)
         looked_up = state.lookup_network(_source(request))  # the address is dropped after this
         rows = await state.prepare_batch(raw, probe, looked_up)
-    except Problem:
-        state.metrics.reject("too_large")
+    except Problem as e:
+        state.metrics.reject("too_large" if e.status == 413 else "malformed_json")
         raise
     except ingest.BatchError as e:
         state.metrics.reject(e.reason)

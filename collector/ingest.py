@@ -6,7 +6,6 @@ and the field (``records[3].dns[0].rcode: expected a string``), so nothing is ha
 
 from __future__ import annotations
 
-import codecs
 import dataclasses
 import datetime
 from collections.abc import Callable
@@ -14,6 +13,7 @@ from typing import Any
 
 import msgspec
 
+from collector import bodies
 from collector.store import MeasurementRow
 from collector.store.probes import ProbeRow
 from probe import verdict
@@ -49,19 +49,13 @@ def prepare_batch(
     return prepare_rows(records, probe, looked_up, fingerprints, asn_of, submitted=body["records"])
 
 
-# JSON as RFC 8259 has it, decoded in C: UTF-8 only, and no NaN, Infinity, number past a double
-# or unpaired surrogate (json.loads took them, and the store could not hold the last).
-_JSON = msgspec.json.Decoder()
-
-
 def decode_body(raw: bytes) -> Any:
-    """The submitted body as plain values (dicts, lists...); BatchError if it is not JSON."""
-    if raw.startswith(codecs.BOM_UTF8):  # RFC 8259 section 8.1: a parser may ignore it
-        raw = raw[len(codecs.BOM_UTF8) :]
+    """The submitted body as plain values (dicts, lists...); BatchError if it is not JSON or
+    past the bounds of collector/bodies.py (depth, integer size, keys an object)."""
     try:
-        return _JSON.decode(raw)
-    except (msgspec.DecodeError, UnicodeDecodeError) as e:
-        raise BatchError(400, f"body: not valid JSON ({e})", "malformed_json") from None
+        return bodies.decode_json(raw)
+    except bodies.BodyError as e:
+        raise BatchError(e.status, e.message, "malformed_json") from None
 
 
 def parse_record(data: Any) -> Measurement:

@@ -105,9 +105,13 @@ def _post(
             "summary": summary,
             **extra,
             "requestBody": {"required": required, **_content(_ref(body))},
-            "responses": {answer[0]: answer[1], **errors},
+            "responses": {answer[0]: answer[1], **errors, **UNSUPPORTED_BODY},
         }
     }
+
+
+# every POST takes JSON only (collector/bodies.py), plain or in gzip or deflate
+UNSUPPORTED_BODY = _errors(_415="a body that is not application/json, or another Content-Encoding")
 
 
 def _probes() -> dict[str, Any]:

@@ -9,19 +9,31 @@ from __future__ import annotations
 import datetime
 import time
 
+# the times a record, a cursor or a query may name: wide of every real one, and far enough from
+# datetime's own ends (years 1 and 9999) that no offset or window arithmetic overflows
+EARLIEST = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
+LATEST = datetime.datetime(9000, 1, 1, tzinfo=datetime.UTC)
+
 
 class MissingZone(ValueError):
     """A time that parses but says no zone: RFC 3339 requires one (a local time is ambiguous)."""
 
 
 def parse_rfc3339(text: str) -> datetime.datetime:
-    """Parse an RFC 3339 time with its zone ("Z" or an offset); raise ValueError, or MissingZone."""
+    """Parse an RFC 3339 time with its zone ("Z" or an offset) between EARLIEST and LATEST;
+    raise ValueError, or MissingZone."""
     try:
         parsed = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
     except (ValueError, TypeError, AttributeError):
         raise ValueError(f"{text!r} is not an RFC 3339 time") from None
     if parsed.tzinfo is None:
         raise MissingZone(f"{text!r} has no time zone")
+    try:
+        utc = parsed.astimezone(datetime.UTC)
+    except OverflowError:  # year 1 with a positive offset, year 9999 with a negative one
+        utc = None
+    if utc is None or not EARLIEST <= utc < LATEST:
+        raise ValueError(f"{text!r} is out of range ({EARLIEST.year} to {LATEST.year - 1})")
     return parsed
 
 

@@ -187,6 +187,8 @@ def where(
 def _whole_number(name: str, text: str) -> int:
     if not (text.isascii() and text.isdigit()):
         raise ValueError(f"{name}: expected a whole number, got {text!r}")
+    if len(text) > 20:  # past 64 bits; and int() of thousands of digits costs quadratic time
+        raise ValueError(f"{name}: expected a whole number of at most 20 digits")
     return int(text)
 
 

@@ -18,6 +18,7 @@ import sqlalchemy as sa
 
 from collector.store import filters
 from collector.store.schema import UTC, measurements
+from probe.times import parse_rfc3339
 
 DEFAULT_LIMIT = 100
 ORDER = (measurements.c.started_at, measurements.c.id)
@@ -84,8 +85,8 @@ def decode_cursor(cursor: str) -> tuple[datetime.datetime, str]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         started, record_id = json.loads(raw)
-        position = datetime.datetime.fromisoformat(started), record_id
-    except (binascii.Error, ValueError, TypeError):
+        position = parse_rfc3339(started), record_id
+    except (binascii.Error, ValueError, TypeError, RecursionError):
         raise ValueError("cursor: not a cursor this API gave out") from None
     if position[0].tzinfo is None or not isinstance(record_id, str) or "\x00" in record_id:
         raise ValueError("cursor: not a cursor this API gave out")

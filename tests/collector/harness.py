@@ -79,7 +79,7 @@ class Collector:
 
     async def submit(self, token: str, body: Any) -> tuple[int, Any]:
         """Submit a batch (a JSON value, or raw bytes); return (status, decoded answer)."""
-        headers = {"Authorization": f"Bearer {token}"}
+        headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
         kw = {"data": body} if isinstance(body, bytes) else {"json": body}
         async with self.client.post("/api/v1/measurements", headers=headers, **kw) as r:
             return r.status, await r.json()

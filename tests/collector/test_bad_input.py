@@ -162,7 +162,8 @@ async def test_bad_submission(loaded: tuple[Collector, str, str], case: str) -> 
     if callable(body):
         body = body(other)
     kw = {"data": body} if isinstance(body, bytes) else {"json": body}
-    async with c.client.post(MEASUREMENTS, headers=_headers(auth, token), **kw) as r:
+    headers = {**_headers(auth, token), "Content-Type": "application/json"}
+    async with c.client.post(MEASUREMENTS, headers=headers, **kw) as r:
         await check_answer(r, status, message)
     nothing_stored(c)
 
@@ -181,7 +182,8 @@ async def test_bad_registration(loaded: tuple[Collector, str, str], case: str) -
     c, _, _ = loaded
     body, status, message = REGISTRATIONS[case]
     kw = {"data": body} if isinstance(body, bytes) else {"json": body}
-    async with c.client.post("/api/v1/probes", **kw) as r:
+    headers = {"Content-Type": "application/json"}
+    async with c.client.post("/api/v1/probes", headers=headers, **kw) as r:
         await check_answer(r, status, message)
     nothing_stored(c)
 

@@ -83,6 +83,8 @@ def bearer(token: str) -> dict[str, str]:
 
 
 async def ask(c: Collector, method: str, path: str, **kw: Any) -> tuple[int, str, bytes]:
+    if "data" in kw:  # raw bytes, sent as the JSON they claim to be
+        kw["headers"] = {"Content-Type": "application/json", **kw.get("headers", {})}
     async with c.client.request(method, path, **kw) as r:
         return r.status, r.content_type, await r.read()
 
@@ -108,6 +110,7 @@ def claim(s: Stage) -> dict[str, Any]:
 Scenario = Callable[[Stage], Awaitable[tuple[int, str, bytes]]]
 MEASUREMENTS, CONTROL = "/api/v1/measurements", "/api/v1/control"
 TARGETS = {"targets": [{"url": "https://www.canalplus.com/"}]}
+PLAIN = {"Content-Type": "text/plain"}
 # (path, method, documented status) -> a request that must get exactly that status
 SCENARIOS: dict[tuple[str, str, str], Scenario] = {
     ("/healthz", "get", "200"): lambda s: ask(s.main, "GET", "/healthz"),
@@ -116,6 +119,9 @@ SCENARIOS: dict[tuple[str, str, str], Scenario] = {
     ("/api/v1/probes", "post", "400"): lambda s: ask(s.main, "POST", "/api/v1/probes", data=b"{"),
     ("/api/v1/probes", "post", "403"): lambda s: ask(s.enrolled, "POST", "/api/v1/probes"),
     ("/api/v1/probes", "post", "413"): lambda s: ask(s.main, "POST", "/api/v1/probes", data=BIG),
+    ("/api/v1/probes", "post", "415"): lambda s: ask(
+        s.main, "POST", "/api/v1/probes", data=b"{}", headers=PLAIN
+    ),
     ("/api/v1/probes", "post", "429"): limited_register,
     ("/api/v1/probes", "post", "503"): lambda s: ask(s.down, "POST", "/api/v1/probes", json={}),
     (MEASUREMENTS, "post", "200"): lambda s: ask(
@@ -131,6 +137,9 @@ SCENARIOS: dict[tuple[str, str, str], Scenario] = {
     (MEASUREMENTS, "post", "413"): lambda s: ask(
         s.main, "POST", MEASUREMENTS, data=BIG, headers=bearer(s.token)
     ),
+    (MEASUREMENTS, "post", "415"): lambda s: ask(
+        s.main, "POST", MEASUREMENTS, data=b"{}", headers={**bearer(s.token), **PLAIN}
+    ),
     (MEASUREMENTS, "post", "429"): limited_submit,
     (MEASUREMENTS, "post", "503"): lambda s: ask(
         s.down, "POST", MEASUREMENTS, json=batch([1]), headers=bearer(s.token)
@@ -145,6 +154,9 @@ SCENARIOS: dict[tuple[str, str, str], Scenario] = {
     (CONTROL, "post", "400"): lambda s: ask(s.main, "POST", CONTROL, json={"targets": []}),
     (CONTROL, "post", "404"): lambda s: ask(s.down, "POST", CONTROL, json=TARGETS),
     (CONTROL, "post", "413"): lambda s: ask(s.main, "POST", CONTROL, data=BIG),
+    (CONTROL, "post", "415"): lambda s: ask(
+        s.main, "POST", CONTROL, data=b"{}", headers={"Content-Encoding": "compress"}
+    ),
     ("/api/v1/watchlist", "get", "200"): lambda s: ask(s.main, "GET", "/api/v1/watchlist"),
     ("/api/v1/watchlist", "get", "404"): lambda s: ask(s.down, "GET", "/api/v1/watchlist"),
     ("/api/v1/flags", "get", "200"): lambda s: ask(s.main, "GET", "/api/v1/flags?state=open"),

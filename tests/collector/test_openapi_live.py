@@ -80,6 +80,9 @@ async def test_findings_and_records_validate(filled: tuple[Collector, str]) -> N
     assert row["services"] == sorted(SERVICES)
 
 
+JSON = "application/json"
+
+
 async def test_the_other_answers_validate(filled: tuple[Collector, str]) -> None:
     c, _ = filled
     assert valid("/healthz", "get", *await answer(c, "GET", "/healthz"))["status"] == "ok"
@@ -96,12 +99,18 @@ async def test_the_other_answers_validate(filled: tuple[Collector, str]) -> None
     errors = [
         ("/api/v1/flags", "get", "GET", {"params": {"state": "maybe"}}),
         ("/api/v1/measurements", "get", "GET", {"params": {"colour": "blue"}}),
-        ("/api/v1/probes", "post", "POST", {"data": b"{"}),
+        ("/api/v1/probes", "post", "POST", {"data": b"{", "headers": {"Content-Type": JSON}}),
+        (
+            "/api/v1/probes",
+            "post",
+            "POST",
+            {"data": b"{", "headers": {"Content-Type": "text/plain"}},
+        ),
         ("/api/v1/measurements", "post", "POST", {"json": batch([3])}),
     ]
     for path, method, verb, kw in errors:
         status, error = await answer(c, verb, path, **kw)
-        assert status in ("400", "401")
+        assert status in ("400", "401", "415")
         assert valid(path, method, status, error)["error"]
 
 
