@@ -120,6 +120,7 @@ class SpoolConfig:
 @dataclass(frozen=True)
 class UploadConfig:
     batch_size: int = 100
+    quarantine_after: int = 5  # refusals in a row, with the same status, that set a record aside
 
 
 @dataclass(frozen=True)
@@ -351,6 +352,7 @@ KEYS = settings.Table(
         Key("spool.max_records", kinds.number(1, 10**9, whole=True)),
         Key("spool.max_age_days", kinds.positive),
         Key("upload.batch_size", kinds.number(1, 10_000, whole=True)),
+        Key("upload.quarantine_after", kinds.number(1, 1000, whole=True)),
         Key("log.format", kinds.choice(*logs.FORMATS)),
         Key("log.level", kinds.choice(*logs.LEVELS)),
         Key("fingerprints", kinds.files, path=True),

@@ -93,6 +93,8 @@ async def _with_daemon(
     cfg = plan.config
     lock = identity.lock_state_dir(cfg.state_dir)
     spool = Spool.in_state_dir(cfg.state_dir, cfg.spool.max_records, cfg.spool.max_age_days)
+    if spool.released:
+        logs.event("quarantined records sent again by this version", count=spool.released)
     try:
         client = CollectorClient(
             _control_url(cfg), software=plan.probe.software, base_url=cfg.collector.url
@@ -121,6 +123,7 @@ def _daemon(plan: Plan, spool: Spool, client: CollectorClient) -> Daemon:
             ident,
             cfg.upload.batch_size,
             Backoff(cap_seconds=plan.retry_max_seconds),
+            cfg.upload.quarantine_after,
         )
     control = client if _control_url(cfg) else None
     source = client if collector else None

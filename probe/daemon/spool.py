@@ -3,7 +3,9 @@
 SQLite in the state dir (WAL, synchronous=FULL: a commit survives a power cut). Records leave in
 the order they came (oldest first). Past ``max_records`` or ``max_age_days`` the oldest are
 dropped and counted; a record the collector refuses for good is moved to the quarantine table and
-counted. The counters persist with the records, so `status` shows them after a restart.
+counted, and goes back into the outbox when another version of the probe opens the spool (the
+refusal may have been a bug of the version that measured it). The counters persist with the
+records, so `status` shows them after a restart.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from probe import __version__
 from probe.record import Measurement
 from probe.times import rfc3339
 
@@ -34,7 +37,12 @@ CREATE TABLE IF NOT EXISTS quarantine (
     spooled_at REAL NOT NULL,
     quarantined_at REAL NOT NULL,
     reason TEXT NOT NULL,
-    body TEXT NOT NULL);
+    body TEXT NOT NULL,
+    version TEXT NOT NULL DEFAULT '');
+CREATE TABLE IF NOT EXISTS strikes (
+    id TEXT PRIMARY KEY,
+    status INTEGER NOT NULL,
+    count INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS facts (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
@@ -56,6 +64,7 @@ class SpoolStats:
     dropped_old: int
     quarantined: int
     delivered: int
+    quarantine_held: int
     last_upload_at: str | None
 
 
@@ -68,15 +77,20 @@ class Spool:
         max_records: int = 100_000,
         max_age_days: float = 30.0,
         clock: Callable[[], float] = time.time,
+        version: str = __version__,
     ) -> None:
         self.path, self.max_records = path, max_records
         self.max_age_seconds = max_age_days * 86400.0
-        self.clock = clock
+        self.clock, self.version = clock, version
         self._db = sqlite3.connect(path, isolation_level=None)  # transactions are explicit
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")  # WAL+NORMAL may lose the last commits
         self._db.execute("PRAGMA busy_timeout=5000")
         self._db.executescript(SCHEMA)  # each CREATE ... IF NOT EXISTS is atomic by itself
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(quarantine)")}
+        if "version" not in columns:  # a spool from before quarantined records kept a version
+            self._db.execute("ALTER TABLE quarantine ADD COLUMN version TEXT NOT NULL DEFAULT ''")
+        self.released = self._release_quarantine()
 
     @classmethod
     def in_state_dir(cls, state_dir: Path, max_records: int, max_age_days: float) -> Spool:
@@ -131,17 +145,41 @@ class Spool:
                 (name, n),
             )
 
-    def peek(self, limit: int) -> list[Spooled]:
-        """Return up to ``limit`` records, oldest first, without removing them."""
+    def peek(self, limit: int, skip: Sequence[str] = ()) -> list[Spooled]:
+        """Return up to ``limit`` records, oldest first, without removing them (nor ``skip``)."""
+        marks = ",".join("?" * len(skip))
         rows = self._db.execute(
-            "SELECT id, body FROM records ORDER BY seq LIMIT ?", (limit,)
+            f"SELECT id, body FROM records WHERE id NOT IN ({marks}) ORDER BY seq LIMIT ?",
+            (*skip, limit),
         ).fetchall()
         return [Spooled(i, b) for i, b in rows]
+
+    def strike(self, record_id: str, status: int) -> int:
+        """Count one more refusal of a record with ``status``; return how many in a row.
+
+        A refusal with another status starts the count again: only the same answer, again and
+        again, says the record itself is at fault.
+        """
+        with self._transaction() as db:
+            db.execute(
+                "INSERT INTO strikes (id, status, count) VALUES (?, ?, 1) ON CONFLICT(id) DO "
+                "UPDATE SET count = CASE WHEN status = excluded.status THEN count + 1 ELSE 1 END, "
+                "status = excluded.status",
+                (record_id, status),
+            )
+            (n,) = db.execute("SELECT count FROM strikes WHERE id = ?", (record_id,)).fetchone()
+        return int(n)
+
+    def strikes(self, record_id: str) -> int:
+        """Return how many times in a row the collector refused this record (0: never)."""
+        row = self._db.execute("SELECT count FROM strikes WHERE id = ?", (record_id,)).fetchone()
+        return int(row[0]) if row else 0
 
     def acknowledge(self, ids: Sequence[str]) -> None:
         """Remove records the collector acknowledged (2xx), and note the time of the upload."""
         with self._transaction() as db:
             gone = _delete(db, "records", ids)
+            _delete(db, "strikes", ids)
             self._count(db, "delivered", gone)
             db.execute(
                 "INSERT OR REPLACE INTO facts (name, value) VALUES ('last_upload_at', ?)",
@@ -153,18 +191,31 @@ class Spool:
         marks = ",".join("?" * len(ids))
         with self._transaction() as db:
             db.execute(
-                "INSERT INTO quarantine (id, spooled_at, quarantined_at, reason, body) "
-                f"SELECT id, spooled_at, ?, ?, body FROM records WHERE id IN ({marks}) "
+                "INSERT INTO quarantine (id, spooled_at, quarantined_at, reason, body, version) "
+                f"SELECT id, spooled_at, ?, ?, body, ? FROM records WHERE id IN ({marks}) "
                 "ORDER BY seq",
-                (self.clock(), reason[:500], *ids),
+                (self.clock(), reason[:500], self.version, *ids),
             )
             moved = _delete(db, "records", ids)
+            _delete(db, "strikes", ids)
             self._count(db, "quarantined", moved)
             db.execute(
                 "DELETE FROM quarantine WHERE seq <= (SELECT MAX(seq) FROM quarantine) - ?",
                 (QUARANTINE_MAX,),
             )
             return moved
+
+    def _release_quarantine(self) -> int:
+        """Put back in the outbox what another version of the probe quarantined; return how many."""
+        with self._transaction() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO records (id, spooled_at, body) SELECT id, spooled_at, body "
+                "FROM quarantine WHERE version != ? ORDER BY seq",
+                (self.version,),
+            )
+            return int(
+                db.execute("DELETE FROM quarantine WHERE version != ?", (self.version,)).rowcount
+            )
 
     def quarantined(self) -> list[tuple[str, str]]:
         """Return the (id, reason) of the quarantined records, oldest first."""
@@ -187,11 +238,13 @@ def read_stats(db: sqlite3.Connection) -> SpoolStats:
     """Return the figures `status` shows, from an open spool database."""
     depth, oldest = db.execute("SELECT COUNT(*), MIN(spooled_at) FROM records").fetchone()
     counters = dict(db.execute("SELECT name, value FROM counters").fetchall())
+    (held,) = db.execute("SELECT COUNT(*) FROM quarantine").fetchone()
     facts = dict(db.execute("SELECT name, value FROM facts").fetchall())
     return SpoolStats(
         depth=int(depth),
         oldest_spooled_at=None if oldest is None else rfc3339(oldest, "seconds"),
         last_upload_at=facts.get("last_upload_at"),
+        quarantine_held=int(held),
         **{name: int(counters.get(name, 0)) for name in COUNTERS},
     )
 

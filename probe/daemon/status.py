@@ -171,8 +171,8 @@ def _spool_text(sp: dict[str, Any] | None) -> str:
     dropped = sp["dropped_full"] + sp["dropped_old"]
     text = (
         f"{sp['depth']} records waiting, {dropped} dropped (spool full {sp['dropped_full']}, "
-        f"too old {sp['dropped_old']}), {sp['quarantined']} quarantined, "
-        f"{sp['delivered']} delivered"
+        f"too old {sp['dropped_old']}), {sp['quarantined']} quarantined "
+        f"({sp.get('quarantine_held', 0)} kept), {sp['delivered']} delivered"
     )
     return text + ("" if sp["as_of"] == "now" else f" (as of {sp['as_of']})")
 

@@ -106,3 +106,49 @@ def test_status_reads_the_figures_without_writing(path: Path) -> None:
     assert stats is not None
     assert (stats.depth, stats.dropped_full) == (1, 1)
     assert stats_readonly(path.with_name("absent.db")) is None
+
+
+def test_strikes_count_the_same_refusal_in_a_row(path: Path) -> None:
+    spool = Spool(path)
+    spool.add(measurement(1))
+    rid = measurement(1).id
+    assert [spool.strike(rid, 500) for _ in range(3)] == [1, 2, 3]
+    assert spool.strike(rid, 400) == 1  # another answer: the count starts again
+    assert spool.strikes(rid) == 1
+    spool.acknowledge([rid])
+    assert spool.strikes(rid) == 0
+
+
+def test_quarantined_records_go_back_to_the_outbox_with_a_new_version(path: Path) -> None:
+    spool = Spool(path, version="1.0")
+    for n in range(3):
+        spool.add(measurement(n))
+    spool.quarantine([measurement(1).id], "HTTP 500: boom")
+    spool.close()
+    same = Spool(path, version="1.0")
+    assert same.released == 0 and same.stats().quarantine_held == 1
+    same.close()
+    upgraded = Spool(path, version="1.1")
+    assert upgraded.released == 1
+    assert sorted(s.id for s in upgraded.peek(10)) == sorted(measurement(n).id for n in range(3))
+    assert upgraded.quarantined() == []
+    assert Measurement.from_json(upgraded.peek(10)[-1].body) == measurement(1)
+
+
+def test_a_spool_from_before_versioned_quarantine_opens(path: Path) -> None:
+    db = sqlite3.connect(path)
+    db.executescript(
+        "CREATE TABLE quarantine (seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL, "
+        "spooled_at REAL NOT NULL, quarantined_at REAL NOT NULL, reason TEXT NOT NULL, "
+        "body TEXT NOT NULL);"
+    )
+    db.execute(
+        "INSERT INTO quarantine (id, spooled_at, quarantined_at, reason, body) "
+        "VALUES (?, 1, 2, 'HTTP 400', ?)",
+        (measurement(7).id, measurement(7).to_json()),
+    )
+    db.commit()
+    db.close()
+    spool = Spool(path)
+    assert spool.released == 1  # quarantined by an older probe: tried again
+    assert [s.id for s in spool.peek(10)] == [measurement(7).id]
