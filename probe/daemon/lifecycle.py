@@ -10,6 +10,7 @@ heartbeat says "stopped", and a log line says which signal stopped it.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 from collections.abc import Awaitable, Callable
@@ -95,6 +96,15 @@ async def _with_daemon(
     spool = Spool.in_state_dir(cfg.state_dir, cfg.spool.max_records, cfg.spool.max_age_days)
     if spool.released:
         logs.event("quarantined records sent again by this version", count=spool.released)
+    if spool.rescue is not None:
+        r = spool.rescue
+        logs.event(
+            "spool damaged: moved aside, its readable records salvaged",
+            logging.ERROR,
+            why=r.why,
+            moved_to=r.moved_to,
+            salvaged=len(r.records),
+        )
     try:
         client = CollectorClient(
             _control_url(cfg), software=plan.probe.software, base_url=cfg.collector.url

@@ -11,6 +11,7 @@ records, so `status` shows them after a restart.
 from __future__ import annotations
 
 import contextlib
+import json
 import sqlite3
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from probe import __version__
+from probe.daemon import salvage
 from probe.record import Measurement
 from probe.times import rfc3339
 
@@ -66,6 +68,7 @@ class SpoolStats:
     delivered: int
     quarantine_held: int
     last_upload_at: str | None
+    salvage: dict[str, object] | None = None  # the last damaged spool moved aside, if any
 
 
 class Spool:
@@ -82,6 +85,7 @@ class Spool:
         self.path, self.max_records = path, max_records
         self.max_age_seconds = max_age_days * 86400.0
         self.clock, self.version = clock, version
+        self.rescue = salvage.check(path, clock())  # a damaged file is moved aside, never reused
         self._db = sqlite3.connect(path, isolation_level=None)  # transactions are explicit
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")  # WAL+NORMAL may lose the last commits
@@ -91,6 +95,8 @@ class Spool:
         if "version" not in columns:  # a spool from before quarantined records kept a version
             self._db.execute("ALTER TABLE quarantine ADD COLUMN version TEXT NOT NULL DEFAULT ''")
         self.released = self._release_quarantine()
+        if self.rescue is not None:
+            self._take(self.rescue)
 
     @classmethod
     def in_state_dir(cls, state_dir: Path, max_records: int, max_age_days: float) -> Spool:
@@ -205,6 +211,25 @@ class Spool:
             )
             return moved
 
+    def _take(self, rescue: salvage.Rescue) -> None:
+        """Spool again what was read from a damaged file, and note the repair for `status`."""
+        note = {
+            "at": rfc3339(self.clock(), "seconds"),
+            "why": rescue.why[:200],
+            "moved_to": rescue.moved_to,
+            "salvaged": len(rescue.records),
+        }
+        oldest_first = sorted(rescue.records, key=lambda r: r[1])
+        with self._transaction() as db:
+            db.executemany(
+                "INSERT OR IGNORE INTO records (id, spooled_at, body) VALUES (?, ?, ?)",
+                oldest_first,
+            )
+            db.execute(
+                "INSERT OR REPLACE INTO facts (name, value) VALUES ('salvage', ?)",
+                (json.dumps(note),),
+            )
+
     def _release_quarantine(self) -> int:
         """Put back in the outbox what another version of the probe quarantined; return how many."""
         with self._transaction() as db:
@@ -245,6 +270,7 @@ def read_stats(db: sqlite3.Connection) -> SpoolStats:
         oldest_spooled_at=None if oldest is None else rfc3339(oldest, "seconds"),
         last_upload_at=facts.get("last_upload_at"),
         quarantine_held=int(held),
+        salvage=json.loads(facts["salvage"]) if "salvage" in facts else None,
         **{name: int(counters.get(name, 0)) for name in COUNTERS},
     )
 

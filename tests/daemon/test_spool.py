@@ -152,3 +152,52 @@ def test_a_spool_from_before_versioned_quarantine_opens(path: Path) -> None:
     spool = Spool(path)
     assert spool.released == 1  # quarantined by an older probe: tried again
     assert [s.id for s in spool.peek(10)] == [measurement(7).id]
+
+
+def spool_of(path: Path, n: int) -> list[str]:
+    """Write a spool of ``n`` records, all on disk (no log left); return their ids."""
+    spool = Spool(path)
+    for i in range(n):
+        spool.add(measurement(i))
+    spool.close()  # the last connection's close checkpoints the log into the file
+    assert not path.with_name("spool.db-wal").exists()
+    return [measurement(i).id for i in range(n)]
+
+
+def test_a_truncated_spool_is_moved_aside_and_its_readable_records_salvaged(path: Path) -> None:
+    ids = spool_of(path, 2000)
+    whole = path.read_bytes()
+    cut = len(whole) // 2
+    path.write_bytes(whole[:cut])
+    texts = {measurement(n).id: measurement(n).to_json().encode() for n in range(len(ids))}
+    readable = {i for i in ids if texts[i] in whole[:cut]}
+    assert len(readable) > 500  # the half that is left holds many whole records
+    spool = Spool(path, clock=Clock())
+    got = {s.id for s in spool.peek(5000)}
+    assert readable <= got <= set(ids)  # none of the readable ones lost, nothing invented
+    aside = path.with_name("spool.db.corrupt-20270115T080000Z")
+    assert aside.read_bytes() == whole[:cut]  # the damaged file is kept as it was
+    note = spool.stats().salvage
+    assert note is not None
+    assert (note["moved_to"], note["salvaged"]) == (str(aside), len(got))
+    assert "malformed" in str(note["why"])
+    assert stats_readonly(path) == spool.stats()  # `status` reads the note too
+
+
+def test_a_zero_byte_spool_is_moved_aside_and_reported(path: Path) -> None:
+    path.write_bytes(b"")
+    spool = Spool(path, clock=Clock())
+    aside = path.with_name("spool.db.corrupt-20270115T080000Z")
+    assert aside.exists() and aside.stat().st_size == 0
+    note = spool.stats().salvage
+    assert note == {"at": "2027-01-15T08:00:00Z", "why": "zero bytes",
+                    "moved_to": str(aside), "salvaged": 0}  # fmt: skip
+    spool.add(measurement(1))
+    assert spool.depth() == 1
+
+
+def test_a_sound_spool_is_not_touched(path: Path) -> None:
+    spool_of(path, 3)
+    spool = Spool(path)
+    assert spool.rescue is None and spool.stats().salvage is None and spool.depth() == 3
+    assert [p.name for p in path.parent.iterdir() if "corrupt" in p.name] == []
