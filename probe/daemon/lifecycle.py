@@ -96,6 +96,13 @@ async def _with_daemon(
     spool = Spool.in_state_dir(cfg.state_dir, cfg.spool.max_records, cfg.spool.max_age_days)
     if spool.released:
         logs.event("quarantined records sent again by this version", count=spool.released)
+    if spool.disk_full:
+        logs.event(
+            "disk full: records spooled still leave; new ones are counted, not stored",
+            logging.ERROR,
+            spooled=spool.depth(),
+            state_dir=str(cfg.state_dir),
+        )
     if spool.rescue is not None:
         r = spool.rescue
         logs.event(
@@ -205,6 +212,8 @@ async def _once(daemon: Daemon, progress: Progress) -> tuple[int, str]:
         f"{r.measured} of {r.targets} targets measured, {r.blocked} blocked, "
         f"{r.skipped_budget} skipped (budget); records {where}"
     )
+    if r.not_stored:
+        return 1, f"surblocage-probe: disk full: {r.not_stored} records not stored; {line}"
     return (0, line) if r.outcome == "done" else (1, f"surblocage-probe: cycle {r.outcome}; {line}")
 
 

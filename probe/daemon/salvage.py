@@ -21,6 +21,7 @@ from pathlib import Path
 from probe.record import MalformedRecord, Measurement
 
 SIDE_FILES = ("-wal", "-shm")
+DAMAGED = (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB)  # not: full, busy, read-only, I/O
 
 
 @dataclass(frozen=True)
@@ -51,14 +52,13 @@ def check(path: Path, now: float) -> Rescue | None:
 
 def _damage(path: Path) -> str | None:
     """Return what SQLite says is wrong with the file, or None when its check finds nothing."""
-    try:
-        db = sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True)
-    except sqlite3.Error as e:
-        return str(e)
+    db = sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True)
     try:
         rows = db.execute("PRAGMA quick_check").fetchall()
     except sqlite3.DatabaseError as e:
-        return str(e)
+        if getattr(e, "sqlite_errorcode", 0) & 0xFF in DAMAGED:
+            return str(e)
+        return None  # a full disk, a lock: no sign of damage, no reason to move the file
     finally:
         db.close()
     return None if rows == [("ok",)] else "; ".join(str(r[0]) for r in rows[:3])

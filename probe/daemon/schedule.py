@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime
+import errno
 import logging
 import math
 import os
@@ -85,7 +86,24 @@ class Heartbeat:
             "spool": dataclasses.asdict(self.spool.stats()),
             **self.about,
         }
-        identity.write_private(self.path, identity.json_bytes(doc))
+        data = identity.json_bytes(doc)
+        try:
+            identity.write_private(self.path, data)
+        except OSError as e:
+            if e.errno != errno.ENOSPC or not self.path.exists():
+                raise
+            _overwrite(self.path, data)
+
+
+def _overwrite(path: Path, data: bytes) -> None:
+    """Write ``data`` over the file in place: on a full disk, its own blocks are all there is.
+
+    Not atomic (a reader may catch it half-written), which `status` survives: it is only for
+    when the atomic way cannot be had. The heartbeat is far smaller than one block.
+    """
+    with path.open("r+b") as f:
+        f.write(data)
+        f.truncate()
 
 
 class Watchdog:

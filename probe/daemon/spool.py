@@ -11,6 +11,7 @@ records, so `status` shows them after a restart.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import sqlite3
 import time
@@ -25,7 +26,7 @@ from probe.times import rfc3339
 
 SPOOL_FILE = "spool.db"
 QUARANTINE_MAX = 1000  # kept for an operator to look at; older ones go first
-COUNTERS = ("dropped_full", "dropped_old", "quarantined", "delivered")
+COUNTERS = ("dropped_full", "dropped_old", "quarantined", "delivered", "not_stored")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS records (
@@ -67,8 +68,18 @@ class SpoolStats:
     quarantined: int
     delivered: int
     quarantine_held: int
+    not_stored: int  # records measured that a full disk kept out of the spool
     last_upload_at: str | None
     salvage: dict[str, object] | None = None  # the last damaged spool moved aside, if any
+
+
+class SpoolFull(Exception):
+    """The disk is full: the record was not stored (it is counted)."""
+
+
+def disk_full(e: sqlite3.Error) -> bool:
+    """Tell whether SQLite failed for want of space (SQLITE_FULL, or an I/O error writing)."""
+    return getattr(e, "sqlite_errorcode", 0) & 0xFF in (sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR)
 
 
 class Spool:
@@ -86,15 +97,23 @@ class Spool:
         self.max_age_seconds = max_age_days * 86400.0
         self.clock, self.version = clock, version
         self.rescue = salvage.check(path, clock())  # a damaged file is moved aside, never reused
-        self._db = sqlite3.connect(path, isolation_level=None)  # transactions are explicit
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")  # WAL+NORMAL may lose the last commits
-        self._db.execute("PRAGMA busy_timeout=5000")
+        # what a full disk kept from being written: counted, and written with the next commit
+        self.unstored, self.gone = 0, set[str]()
+        self.disk_full = False
+        try:
+            self._db = _connect(path, exclusive=False)
+        except sqlite3.OperationalError as e:
+            if not disk_full(e):
+                raise
+            # no room for the shared-memory index: keep it in this process's memory instead
+            self._db, self.disk_full = _connect(path, exclusive=True), True
         self._db.executescript(SCHEMA)  # each CREATE ... IF NOT EXISTS is atomic by itself
         columns = {row[1] for row in self._db.execute("PRAGMA table_info(quarantine)")}
         if "version" not in columns:  # a spool from before quarantined records kept a version
             self._db.execute("ALTER TABLE quarantine ADD COLUMN version TEXT NOT NULL DEFAULT ''")
-        self.released = self._release_quarantine()
+        self.released = 0
+        with self._full_disk_waits():
+            self.released = self._release_quarantine()
         if self.rescue is not None:
             self._take(self.rescue)
 
@@ -107,27 +126,56 @@ class Spool:
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """One transaction, carrying what a full disk kept back (it leaves memory on commit)."""
         self._db.execute("BEGIN IMMEDIATE")
         try:
+            if self.gone:
+                self._count(self._db, "delivered", _delete(self._db, "records", list(self.gone)))
+            self._count(self._db, "not_stored", self.unstored)
             yield self._db
-        except BaseException:
-            self._db.execute("ROLLBACK")
+            self._db.execute("COMMIT")
+        except BaseException as e:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+            if isinstance(e, sqlite3.OperationalError) and disk_full(e):
+                self.disk_full = True
             raise
-        self._db.execute("COMMIT")
+        self.unstored, self.gone, self.disk_full = 0, set(), False
 
     def add(self, m: Measurement) -> tuple[int, int]:
-        """Commit ``m`` durably; return how many old records the caps dropped (full, old)."""
-        with self._transaction() as db:
-            db.execute(
-                "INSERT OR IGNORE INTO records (id, spooled_at, body) VALUES (?, ?, ?)",
-                (m.id, self.clock(), m.to_json()),
-            )
-            return self._enforce_caps(db)
+        """Commit ``m`` durably; return how many old records the caps dropped (full, old).
+
+        On a full disk, count it and raise SpoolFull: the measurements go on, and the records
+        already spooled still leave.
+        """
+        try:
+            with self._transaction() as db:
+                db.execute(
+                    "INSERT OR IGNORE INTO records (id, spooled_at, body) VALUES (?, ?, ?)",
+                    (m.id, self.clock(), m.to_json()),
+                )
+                return self._enforce_caps(db)
+        except sqlite3.OperationalError as e:
+            if not disk_full(e):
+                raise
+            self.unstored += 1
+            raise SpoolFull(f"disk full: {self.unstored} records not stored") from None
 
     def prune(self) -> tuple[int, int]:
         """Drop what is past the caps now (age moves on while the collector is away)."""
-        with self._transaction() as db:
-            return self._enforce_caps(db)
+        with self._full_disk_waits():
+            with self._transaction() as db:
+                return self._enforce_caps(db)
+        return 0, 0
+
+    @contextlib.contextmanager
+    def _full_disk_waits(self) -> Iterator[None]:
+        """Let a write that a full disk refused wait for the next one (nothing is lost by it)."""
+        try:
+            yield
+        except sqlite3.OperationalError as e:
+            if not disk_full(e):
+                raise
 
     def _enforce_caps(self, db: sqlite3.Connection) -> tuple[int, int]:
         cutoff = self.clock() - self.max_age_seconds
@@ -154,6 +202,8 @@ class Spool:
     def peek(self, limit: int, skip: Sequence[str] = ()) -> list[Spooled]:
         """Return up to ``limit`` records, oldest first, without removing them (nor ``skip``)."""
         marks = ",".join("?" * len(skip))
+        skip = (*skip, *self.gone)
+        marks = ",".join("?" * len(skip))
         rows = self._db.execute(
             f"SELECT id, body FROM records WHERE id NOT IN ({marks}) ORDER BY seq LIMIT ?",
             (*skip, limit),
@@ -166,7 +216,7 @@ class Spool:
         A refusal with another status starts the count again: only the same answer, again and
         again, says the record itself is at fault.
         """
-        with self._transaction() as db:
+        with self._full_disk_waits(), self._transaction() as db:
             db.execute(
                 "INSERT INTO strikes (id, status, count) VALUES (?, ?, 1) ON CONFLICT(id) DO "
                 "UPDATE SET count = CASE WHEN status = excluded.status THEN count + 1 ELSE 1 END, "
@@ -174,7 +224,8 @@ class Spool:
                 (record_id, status),
             )
             (n,) = db.execute("SELECT count FROM strikes WHERE id = ?", (record_id,)).fetchone()
-        return int(n)
+            return int(n)
+        return 0
 
     def strikes(self, record_id: str) -> int:
         """Return how many times in a row the collector refused this record (0: never)."""
@@ -182,11 +233,14 @@ class Spool:
         return int(row[0]) if row else 0
 
     def acknowledge(self, ids: Sequence[str]) -> None:
-        """Remove records the collector acknowledged (2xx), and note the time of the upload."""
-        with self._transaction() as db:
-            gone = _delete(db, "records", ids)
+        """Remove records the collector acknowledged (2xx), and note the time of the upload.
+
+        On a full disk they leave in memory only: peek skips them, the next commit removes
+        them, and if the process dies first they are sent again (the collector ignores them).
+        """
+        self.gone.update(ids)  # the transaction deletes them first, and counts them delivered
+        with self._full_disk_waits(), self._transaction() as db:
             _delete(db, "strikes", ids)
-            self._count(db, "delivered", gone)
             db.execute(
                 "INSERT OR REPLACE INTO facts (name, value) VALUES ('last_upload_at', ?)",
                 (rfc3339(self.clock(), "seconds"),),
@@ -195,7 +249,7 @@ class Spool:
     def quarantine(self, ids: Sequence[str], reason: str) -> int:
         """Move records the collector refuses for good aside; return how many moved."""
         marks = ",".join("?" * len(ids))
-        with self._transaction() as db:
+        with self._full_disk_waits(), self._transaction() as db:
             db.execute(
                 "INSERT INTO quarantine (id, spooled_at, quarantined_at, reason, body, version) "
                 f"SELECT id, spooled_at, ?, ?, body, ? FROM records WHERE id IN ({marks}) "
@@ -210,6 +264,7 @@ class Spool:
                 (QUARANTINE_MAX,),
             )
             return moved
+        return 0
 
     def _take(self, rescue: salvage.Rescue) -> None:
         """Spool again what was read from a damaged file, and note the repair for `status`."""
@@ -248,10 +303,31 @@ class Spool:
 
     def depth(self) -> int:
         (n,) = self._db.execute("SELECT COUNT(*) FROM records").fetchone()
-        return int(n)
+        return max(0, int(n) - len(self.gone))
 
     def stats(self) -> SpoolStats:
-        return read_stats(self._db)
+        """The figures `status` shows, with what a full disk holds back in memory."""
+        s = read_stats(self._db)
+        return dataclasses.replace(
+            s,
+            depth=s.depth - len(self.gone),
+            delivered=s.delivered + len(self.gone),
+            not_stored=s.not_stored + self.unstored,
+        )
+
+
+def _connect(path: Path, exclusive: bool) -> sqlite3.Connection:
+    db = sqlite3.connect(path, isolation_level=None)  # transactions are explicit
+    try:
+        if exclusive:  # set before the first access: the WAL index then lives in memory
+            db.execute("PRAGMA locking_mode=EXCLUSIVE")
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=FULL")  # WAL+NORMAL may lose the last commits
+        db.execute("PRAGMA busy_timeout=5000")
+    except BaseException:
+        db.close()
+        raise
+    return db
 
 
 def _delete(db: sqlite3.Connection, table: str, ids: Sequence[str]) -> int:

@@ -94,9 +94,14 @@ def _spool(state_dir: Path, beat: dict[str, Any]) -> dict[str, Any] | None:
     if mine:
         try:
             stats = spool.stats_readonly(path)
+        except sqlite3.OperationalError:
+            stats = None  # held by `run` alone (a full disk): its last heartbeat says more
         except sqlite3.DatabaseError as e:  # `run` moves it aside and salvages it when it starts
             return {"unreadable": str(e)}
-        return dict(dataclasses.asdict(stats), as_of="now") if stats else None
+        if stats is not None:
+            fresh = dict(dataclasses.asdict(stats), as_of="now")
+            held_back = (beat.get("spool") or {}).get("not_stored", 0)  # counted in memory
+            return dict(fresh, not_stored=max(fresh["not_stored"], held_back))
     snapshot = beat.get("spool")
     return dict(snapshot, as_of=beat.get("beat_at")) if snapshot else None
 
@@ -180,6 +185,8 @@ def _spool_text(sp: dict[str, Any] | None) -> str:
         f"too old {sp['dropped_old']}), {sp['quarantined']} quarantined "
         f"({sp.get('quarantine_held', 0)} kept), {sp['delivered']} delivered"
     )
+    if sp.get("not_stored"):
+        text += f", {sp['not_stored']} measured but not stored (disk full)"
     text += "" if sp["as_of"] == "now" else f" (as of {sp['as_of']})"
     note = sp.get("salvage")
     if note:
