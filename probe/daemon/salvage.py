@@ -67,7 +67,10 @@ def _damage(path: Path) -> str | None:
 def _readable(aside: Path) -> Iterator[tuple[str, float, str]]:
     """Yield each valid record once: through SQLite's scan, else from the pages themselves."""
     seen: set[str] = set()
-    for rid, at, body in (*_scanned(aside), *_from_pages(aside)):
+    pages = _from_pages(aside)
+    # SQLite deletes the log of an empty file on opening it, read-only or not: keep it whole
+    scanned = _scanned(aside) if aside.stat().st_size else []
+    for rid, at, body in (*scanned, *pages):
         if rid not in seen and _valid(rid, body):
             seen.add(rid)
             yield rid, at, body
@@ -85,7 +88,11 @@ def _valid(rid: object, body: object) -> bool:
 def _scanned(aside: Path) -> list[tuple[str, float, str]]:
     """The rows SQLite can still read in order, up to the first error."""
     rows: list[tuple[str, float, str]] = []
-    with contextlib.suppress(sqlite3.Error), contextlib.closing(sqlite3.connect(aside)) as db:
+    uri = aside.resolve().as_uri() + "?mode=ro"  # the damaged file stays as it was found
+    with (
+        contextlib.suppress(sqlite3.Error),
+        contextlib.closing(sqlite3.connect(uri, uri=True)) as db,
+    ):
         for table in ("records", "quarantine"):  # a quarantined record is tried again
             for row in db.execute(f"SELECT id, spooled_at, body FROM {table} ORDER BY seq"):
                 rows.append(row)

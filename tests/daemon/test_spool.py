@@ -201,3 +201,27 @@ def test_a_sound_spool_is_not_touched(path: Path) -> None:
     spool = Spool(path)
     assert spool.rescue is None and spool.stats().salvage is None and spool.depth() == 3
     assert [p.name for p in path.parent.iterdir() if "corrupt" in p.name] == []
+
+
+def test_a_zero_byte_spool_beside_its_log_gives_back_the_records_of_the_log(
+    tmp_path: Path,
+) -> None:
+    live = tmp_path / "live" / "spool.db"
+    live.parent.mkdir()
+    spool = Spool(live)
+    for n in range(200):
+        spool.add(measurement(n))
+    log = live.with_name("spool.db-wal").read_bytes()  # as a crash leaves it: not checkpointed
+    path = tmp_path / "spool.db"
+    path.write_bytes(b"")
+    path.with_name("spool.db-wal").write_bytes(log)
+    in_log = {measurement(n).id for n in range(200) if measurement(n).to_json().encode() in log}
+    assert len(in_log) > 100
+    repaired = Spool(path, clock=Clock())
+    assert {s.id for s in repaired.peek(500)} >= in_log
+    aside = path.with_name("spool.db.corrupt-20270115T080000Z")
+    assert aside.with_name(aside.name + "-wal").read_bytes() == log  # kept, not replayed
+    assert repaired.stats().salvage == {
+        "at": "2027-01-15T08:00:00Z", "why": "zero bytes", "moved_to": str(aside),
+        "salvaged": repaired.depth(),
+    }  # fmt: skip
