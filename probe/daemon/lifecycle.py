@@ -94,6 +94,20 @@ async def _with_daemon(
     cfg = plan.config
     lock = identity.lock_state_dir(cfg.state_dir)
     spool = Spool.in_state_dir(cfg.state_dir, cfg.spool.max_records, cfg.spool.max_age_days)
+    _tell_what_the_spool_found(spool)
+    try:
+        client = CollectorClient(
+            _control_url(cfg), software=plan.probe.software, base_url=cfg.collector.url
+        )
+        async with client:
+            return await body(_daemon(plan, spool, client))
+    finally:
+        spool.close()
+        os.close(lock)
+
+
+def _tell_what_the_spool_found(spool: Spool) -> None:
+    """Log what opening the spool found: a damaged file, a full disk, a quarantine let out."""
     if spool.released:
         logs.event("quarantined records sent again by this version", count=spool.released)
     if spool.disk_full:
@@ -101,7 +115,7 @@ async def _with_daemon(
             "disk full: records spooled still leave; new ones are counted, not stored",
             logging.ERROR,
             spooled=spool.depth(),
-            state_dir=str(cfg.state_dir),
+            state_dir=str(spool.path.parent),
         )
     if spool.rescue is not None:
         r = spool.rescue
@@ -112,15 +126,6 @@ async def _with_daemon(
             moved_to=r.moved_to,
             salvaged=len(r.records),
         )
-    try:
-        client = CollectorClient(
-            _control_url(cfg), software=plan.probe.software, base_url=cfg.collector.url
-        )
-        async with client:
-            return await body(_daemon(plan, spool, client))
-    finally:
-        spool.close()
-        os.close(lock)
 
 
 def _daemon(plan: Plan, spool: Spool, client: CollectorClient) -> Daemon:
