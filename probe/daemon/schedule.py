@@ -90,9 +90,12 @@ class Heartbeat:
         try:
             identity.write_private(self.path, data)
         except OSError as e:
-            if e.errno != errno.ENOSPC or not self.path.exists():
+            if e.errno != errno.ENOSPC:
                 raise
-            _overwrite(self.path, data)
+            try:
+                _overwrite(self.path, data)
+            except OSError as again:  # no heartbeat beats a daemon stopped by a full disk
+                logs.event("heartbeat not written", logging.WARNING, why=again.strerror)
 
 
 def _overwrite(path: Path, data: bytes) -> None:
@@ -101,7 +104,7 @@ def _overwrite(path: Path, data: bytes) -> None:
     Not atomic (a reader may catch it half-written), which `status` survives: it is only for
     when the atomic way cannot be had. The heartbeat is far smaller than one block.
     """
-    with path.open("r+b") as f:
+    with path.open("r+b") as f:  # FileNotFoundError when there is none yet: nothing to reuse
         f.write(data)
         f.truncate()
 
