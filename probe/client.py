@@ -24,9 +24,9 @@ CONTROL_PATH = "/api/v1/control"
 class CollectorUnavailable(Exception):
     """The collector did not take the request; nothing happened, try again later."""
 
-    def __init__(self, why: str) -> None:
+    def __init__(self, why: str, status: int | None = None) -> None:
         super().__init__(why)
-        self.why = why
+        self.why, self.status = why, status  # status: the HTTP status, when there was one
 
 
 class CollectorRefused(Exception):
@@ -144,7 +144,7 @@ class CollectorClient:
         if 400 <= status < 500 and status != 429:
             raise CollectorRefused(status, _error_of(text))
         if not 200 <= status < 300:
-            raise CollectorUnavailable(f"HTTP {status}: {_error_of(text)}")
+            raise CollectorUnavailable(f"HTTP {status}: {_error_of(text)}", status)
         try:
             return json.loads(text)
         except ValueError:

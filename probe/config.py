@@ -14,6 +14,7 @@ import datetime
 import ipaddress
 import os
 import re
+import urllib.parse
 import zoneinfo
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -57,6 +58,7 @@ class BusyWindow:
 @dataclass(frozen=True)
 class CollectorConfig:
     url: str | None = None
+    allow_insecure: bool = False  # http:// to a host that is not loopback
 
 
 @dataclass(frozen=True)
@@ -118,6 +120,7 @@ class SpoolConfig:
 @dataclass(frozen=True)
 class UploadConfig:
     batch_size: int = 100
+    quarantine_after: int = 5  # refusals in a row, with the same status, that set a record aside
 
 
 @dataclass(frozen=True)
@@ -171,6 +174,8 @@ def _derive(values: settings.Values) -> None:
     collector = checked.get("collector.url")
     if collector and "control.url" not in checked:
         checked["control.url"] = collector.rstrip("/") + "/api/v1/control"
+    if collector and not checked.get("collector.allow_insecure") and not secure_enough(collector):
+        raise values.error("collector.url", INSECURE)
     checked.setdefault("watchlist", "collector" if collector else str(PACKAGED_WATCHLIST))
     if checked["watchlist"] == "collector" and not collector:
         raise values.error("watchlist", "'collector' needs collector.url")
@@ -179,6 +184,26 @@ def _derive(values: settings.Values) -> None:
     interval = checked.get("schedule.interval_seconds", schedule.interval_seconds)
     if checked.get("schedule.jitter_seconds", schedule.jitter_seconds) >= interval:
         raise values.error("schedule.jitter_seconds", "must be less than schedule.interval_seconds")
+
+
+INSECURE = (
+    "http:// would send the probe's token and records in clear to a host that is not loopback: "
+    "use https://, or set collector.allow_insecure: true"
+)
+
+
+def secure_enough(url: str) -> bool:
+    """Tell whether ``url`` is https, or http to this machine (loopback: nothing on the wire)."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme != "http":
+        return True
+    host = (parts.hostname or "").rstrip(".").lower()
+    if host == "localhost" or host.endswith(".localhost"):  # RFC 6761: always loopback
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _build(values: dict[str, Any], source: str | None) -> ProbeConfig:
@@ -304,6 +329,7 @@ KEYS = settings.Table(
     [
         Key("state_dir", lambda v: Path(kinds.text(v)), path=True),
         Key("collector.url", kinds.url),
+        Key("collector.allow_insecure", kinds.boolean),
         Key("control.url", kinds.url),
         Key("control.enabled", kinds.boolean),
         Key("watchlist", _watchlist, path=True, words=("collector",)),
@@ -326,6 +352,7 @@ KEYS = settings.Table(
         Key("spool.max_records", kinds.number(1, 10**9, whole=True)),
         Key("spool.max_age_days", kinds.positive),
         Key("upload.batch_size", kinds.number(1, 10_000, whole=True)),
+        Key("upload.quarantine_after", kinds.number(1, 1000, whole=True)),
         Key("log.format", kinds.choice(*logs.FORMATS)),
         Key("log.level", kinds.choice(*logs.LEVELS)),
         Key("fingerprints", kinds.files, path=True),

@@ -19,7 +19,7 @@ from typing import Any
 from probe import logs, watchlist
 from probe.client import CollectorClient, CollectorRefused, CollectorUnavailable
 from probe.daemon import identity
-from probe.daemon.spool import Spool
+from probe.daemon.spool import Spool, SpoolFull
 from probe.record import Measurement, Target
 from probe.runner import Runner, TargetSkipped
 
@@ -48,6 +48,7 @@ class CycleReport:
     skipped_budget: int = 0
     bytes_estimated: int = 0
     dropped: int = 0
+    not_stored: int = 0  # measured, but a full disk kept them out of the spool
     watchlist: str = ""
     outcome: str = "running"  # done, abandoned (past its deadline), interrupted, no_watchlist
     finished_at: str | None = None
@@ -120,8 +121,13 @@ class Cycle:
         await self.runner.each(targets, dns_only, lambda _, m: self._keep(m, report), gate)
 
     def _keep(self, m: Measurement, report: CycleReport) -> None:
-        full, old = self.spool.add(m)  # synchronous: a cancellation cannot cut it in half
         report.measured += 1
+        try:
+            full, old = self.spool.add(m)  # synchronous: a cancellation cannot cut it in half
+        except SpoolFull as e:  # measuring goes on: the space may come back, uploads free none
+            report.not_stored += 1
+            logs.event("record not stored", logging.ERROR, id=m.id, why=str(e))
+            return
         report.bytes_estimated += estimated_bytes(m)
         status = m.verdict.status if m.verdict else None
         report.blocked += status == "blocked"

@@ -4,11 +4,16 @@ A record leaves the spool only once the collector acknowledged its batch. Resubm
 harmless (the collector is idempotent by record id), so any doubt (a timeout, a kill -9 between
 the collector's commit and ours) means "send again". Refusals are sorted by what can fix them:
 
-- network failures, 429, 5xx, other surprises: try again later, after an exponential backoff
-  with jitter (reset by the first success);
-- 400, 403, 413, 422 on a batch: a record is at fault (or the batch is too big). The batch is
-  halved until the record at fault is alone, then that one record is quarantined (moved aside
-  and counted); the good records around it are delivered;
+- network failures, 429, other surprises: try again later, after an exponential backoff with
+  jitter (reset by the first success);
+- any other 4xx, or a 5xx: a record may be at fault (or the batch is too big). The batch is
+  halved until the record at fault is alone (and grows back, doubling, with each success). A
+  record refused alone is set aside (a suspect) while the records after it are sent: when the
+  collector takes them, the refusal counts against each suspect (a strike); a second record
+  refused alone in a row means a backoff first (the collector may be failing for everyone, and
+  then nothing it takes later will count for long: a record it takes loses its strikes). A
+  record refused ``quarantine_after`` times in a row with the same status is quarantined (moved
+  aside, kept, counted, sent again by the next version of the probe), so the rest moves;
 - 401 (the collector does not know our token) or a refused registration: retrying will not help
   and re-registering on our own could hide a collector that lost its database, so the records
   stay in the spool, an error is logged at every attempt (at the longest interval) and the
@@ -31,7 +36,7 @@ from probe.client import CollectorClient, CollectorRefused, CollectorUnavailable
 from probe.daemon import identity
 from probe.daemon.spool import Spool, Spooled
 
-POISON = (400, 403, 413, 422)
+QUARANTINE_AFTER = 5
 LOG = logging.getLogger("surblocage.probe.delivery")
 
 
@@ -95,11 +100,16 @@ class Delivery:
         ident: identity.Identity | None = None,
         batch_size: int = 100,
         backoff: Backoff | None = None,
+        quarantine_after: int = QUARANTINE_AFTER,
     ) -> None:
         self.spool, self.client, self.enrollment = spool, client, enrollment
         self.identity = ident
         self.batch_size = self.limit = batch_size
         self.backoff = backoff or Backoff()
+        self.quarantine_after = quarantine_after
+        # records refused alone -> (status, why): kept aside until the collector takes another
+        # record, which says the refusal was about them and not about the collector's health
+        self.suspects: dict[str, tuple[int, str]] = {}
 
     async def _identity(self) -> identity.Identity:
         if self.identity is None:
@@ -108,7 +118,7 @@ class Delivery:
 
     async def upload_once(self) -> int:
         """Submit the oldest batch; return how many records it delivered (0 while isolating)."""
-        batch = self.spool.peek(self.limit)
+        batch = self._next_batch()
         if not batch:
             return 0
         ident = await self._identity()
@@ -121,9 +131,12 @@ class Delivery:
                     f"the collector refuses our token ({e.why}); records stay spooled: "
                     "run `surblocage-probe register --force` if the collector was reset"
                 ) from None
-            if e.status not in POISON:
-                raise CollectorUnavailable(str(e)) from None
-            self._isolate(batch, e)
+            self._isolate(batch, e.status, str(e))
+            return 0
+        except CollectorUnavailable as e:
+            if e.status is None or e.status < 500:
+                raise
+            self._isolate(batch, e.status, str(e))
             return 0
         self.spool.acknowledge([s.id for s in batch])
         _log(
@@ -134,16 +147,40 @@ class Delivery:
             duplicates=ack.duplicates,
             spooled=self.spool.depth(),
         )
+        self.limit = min(self.batch_size, self.limit * 2)
+        self._convict()
         return len(batch)
 
-    def _isolate(self, batch: list[Spooled], e: CollectorRefused) -> None:
+    def _next_batch(self) -> list[Spooled]:
+        """The oldest records but the suspects; a record refused before goes alone."""
+        batch = self.spool.peek(self.limit, skip=tuple(self.suspects))
+        if not batch and self.suspects:
+            self.suspects.clear()  # nothing else to compare them with: retry after a backoff
+            raise CollectorUnavailable("only records the collector refused are left")
+        if batch and self.spool.strikes(batch[0].id):
+            return batch[:1]
+        return batch
+
+    def _isolate(self, batch: list[Spooled], status: int, why: str) -> None:
+        """Halve a refused batch; set a record refused alone aside, as a suspect."""
         if len(batch) > 1:
             self.limit = max(1, len(batch) // 2)
-            _log(logging.DEBUG, "batch refused, halving it", records=len(batch), why=str(e))
+            _log(logging.DEBUG, "batch refused, halving it", records=len(batch), why=why)
             return
-        self.spool.quarantine([batch[0].id], str(e))
+        self.suspects[batch[0].id] = (status, why)
         self.limit = self.batch_size
-        _log(logging.ERROR, "record quarantined", id=batch[0].id, why=str(e))
+        _log(logging.WARNING, "record refused, set aside", id=batch[0].id, why=why)
+        if len(self.suspects) > 1:  # refused alone twice in a row: maybe every record is
+            raise CollectorUnavailable(f"records refused one after the other ({why})", status)
+
+    def _convict(self) -> None:
+        """The collector took other records: count a strike against each suspect."""
+        for record_id, (status, why) in self.suspects.items():
+            strikes = self.spool.strike(record_id, status)
+            if strikes >= self.quarantine_after:
+                self.spool.quarantine([record_id], why)
+                _log(logging.ERROR, "record quarantined", id=record_id, why=why, times=strikes)
+        self.suspects.clear()
 
     async def drain(self) -> None:
         """Upload until the spool is empty; raise on the first failure that needs a wait."""

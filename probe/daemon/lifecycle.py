@@ -10,6 +10,7 @@ heartbeat says "stopped", and a log line says which signal stopped it.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 from collections.abc import Awaitable, Callable
@@ -93,6 +94,7 @@ async def _with_daemon(
     cfg = plan.config
     lock = identity.lock_state_dir(cfg.state_dir)
     spool = Spool.in_state_dir(cfg.state_dir, cfg.spool.max_records, cfg.spool.max_age_days)
+    _tell_what_the_spool_found(spool)
     try:
         client = CollectorClient(
             _control_url(cfg), software=plan.probe.software, base_url=cfg.collector.url
@@ -102,6 +104,28 @@ async def _with_daemon(
     finally:
         spool.close()
         os.close(lock)
+
+
+def _tell_what_the_spool_found(spool: Spool) -> None:
+    """Log what opening the spool found: a damaged file, a full disk, a quarantine let out."""
+    if spool.released:
+        logs.event("quarantined records sent again by this version", count=spool.released)
+    if spool.disk_full:
+        logs.event(
+            "disk full: records spooled still leave; new ones are counted, not stored",
+            logging.ERROR,
+            spooled=spool.depth(),
+            state_dir=str(spool.path.parent),
+        )
+    if spool.rescue is not None:
+        r = spool.rescue
+        logs.event(
+            "spool damaged: moved aside, its readable records salvaged",
+            logging.ERROR,
+            why=r.why,
+            moved_to=r.moved_to,
+            salvaged=len(r.records),
+        )
 
 
 def _daemon(plan: Plan, spool: Spool, client: CollectorClient) -> Daemon:
@@ -121,6 +145,7 @@ def _daemon(plan: Plan, spool: Spool, client: CollectorClient) -> Daemon:
             ident,
             cfg.upload.batch_size,
             Backoff(cap_seconds=plan.retry_max_seconds),
+            cfg.upload.quarantine_after,
         )
     control = client if _control_url(cfg) else None
     source = client if collector else None
@@ -192,6 +217,8 @@ async def _once(daemon: Daemon, progress: Progress) -> tuple[int, str]:
         f"{r.measured} of {r.targets} targets measured, {r.blocked} blocked, "
         f"{r.skipped_budget} skipped (budget); records {where}"
     )
+    if r.not_stored:
+        return 1, f"surblocage-probe: disk full: {r.not_stored} records not stored; {line}"
     return (0, line) if r.outcome == "done" else (1, f"surblocage-probe: cycle {r.outcome}; {line}")
 
 

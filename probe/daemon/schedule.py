@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime
+import errno
 import logging
 import math
 import os
@@ -85,7 +86,27 @@ class Heartbeat:
             "spool": dataclasses.asdict(self.spool.stats()),
             **self.about,
         }
-        identity.write_private(self.path, identity.json_bytes(doc))
+        data = identity.json_bytes(doc)
+        try:
+            identity.write_private(self.path, data)
+        except OSError as e:
+            if e.errno != errno.ENOSPC:
+                raise
+            try:
+                _overwrite(self.path, data)
+            except OSError as again:  # no heartbeat beats a daemon stopped by a full disk
+                logs.event("heartbeat not written", logging.WARNING, why=again.strerror)
+
+
+def _overwrite(path: Path, data: bytes) -> None:
+    """Write ``data`` over the file in place: on a full disk, its own blocks are all there is.
+
+    Not atomic (a reader may catch it half-written), which `status` survives: it is only for
+    when the atomic way cannot be had. The heartbeat is far smaller than one block.
+    """
+    with path.open("r+b") as f:  # FileNotFoundError when there is none yet: nothing to reuse
+        f.write(data)
+        f.truncate()
 
 
 class Watchdog:

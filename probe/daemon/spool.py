@@ -3,24 +3,32 @@
 SQLite in the state dir (WAL, synchronous=FULL: a commit survives a power cut). Records leave in
 the order they came (oldest first). Past ``max_records`` or ``max_age_days`` the oldest are
 dropped and counted; a record the collector refuses for good is moved to the quarantine table and
-counted. The counters persist with the records, so `status` shows them after a restart.
+counted, and goes back into the outbox when another version of the probe opens the spool (the
+refusal may have been a bug of the version that measured it). The counters persist with the
+records, so `status` shows them after a restart.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import json
 import sqlite3
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from probe import __version__
+from probe.daemon import salvage
+from probe.daemon.spool_stats import SpoolStats as SpoolStats
+from probe.daemon.spool_stats import read_stats as read_stats
+from probe.daemon.spool_stats import stats_readonly as stats_readonly
 from probe.record import Measurement
 from probe.times import rfc3339
 
 SPOOL_FILE = "spool.db"
 QUARANTINE_MAX = 1000  # kept for an operator to look at; older ones go first
-COUNTERS = ("dropped_full", "dropped_old", "quarantined", "delivered")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS records (
@@ -34,7 +42,12 @@ CREATE TABLE IF NOT EXISTS quarantine (
     spooled_at REAL NOT NULL,
     quarantined_at REAL NOT NULL,
     reason TEXT NOT NULL,
-    body TEXT NOT NULL);
+    body TEXT NOT NULL,
+    version TEXT NOT NULL DEFAULT '');
+CREATE TABLE IF NOT EXISTS strikes (
+    id TEXT PRIMARY KEY,
+    status INTEGER NOT NULL,
+    count INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS facts (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
@@ -48,15 +61,13 @@ class Spooled:
     body: str
 
 
-@dataclass(frozen=True)
-class SpoolStats:
-    depth: int
-    oldest_spooled_at: str | None
-    dropped_full: int
-    dropped_old: int
-    quarantined: int
-    delivered: int
-    last_upload_at: str | None
+class SpoolFull(Exception):
+    """The disk is full: the record was not stored (it is counted)."""
+
+
+def disk_full(e: sqlite3.Error) -> bool:
+    """Tell whether SQLite failed for want of space (SQLITE_FULL, or an I/O error writing)."""
+    return getattr(e, "sqlite_errorcode", 0) & 0xFF in (sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR)
 
 
 class Spool:
@@ -68,15 +79,31 @@ class Spool:
         max_records: int = 100_000,
         max_age_days: float = 30.0,
         clock: Callable[[], float] = time.time,
+        version: str = __version__,
     ) -> None:
         self.path, self.max_records = path, max_records
         self.max_age_seconds = max_age_days * 86400.0
-        self.clock = clock
-        self._db = sqlite3.connect(path, isolation_level=None)  # transactions are explicit
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")  # WAL+NORMAL may lose the last commits
-        self._db.execute("PRAGMA busy_timeout=5000")
+        self.clock, self.version = clock, version
+        self.rescue = salvage.check(path, clock())  # a damaged file is moved aside, never reused
+        # what a full disk kept from being written: counted, and written with the next commit
+        self.unstored, self.gone = 0, set[str]()
+        self.disk_full = False
+        try:
+            self._db = _connect(path, exclusive=False)
+        except sqlite3.OperationalError as e:
+            if not disk_full(e):
+                raise
+            # no room for the shared-memory index: keep it in this process's memory instead
+            self._db, self.disk_full = _connect(path, exclusive=True), True
         self._db.executescript(SCHEMA)  # each CREATE ... IF NOT EXISTS is atomic by itself
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(quarantine)")}
+        if "version" not in columns:  # a spool from before quarantined records kept a version
+            self._db.execute("ALTER TABLE quarantine ADD COLUMN version TEXT NOT NULL DEFAULT ''")
+        self.released = 0
+        with self._full_disk_waits():
+            self.released = self._release_quarantine()
+        if self.rescue is not None:
+            self._take(self.rescue)
 
     @classmethod
     def in_state_dir(cls, state_dir: Path, max_records: int, max_age_days: float) -> Spool:
@@ -87,27 +114,56 @@ class Spool:
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """One transaction, carrying what a full disk kept back (it leaves memory on commit)."""
         self._db.execute("BEGIN IMMEDIATE")
         try:
+            if self.gone:
+                self._count(self._db, "delivered", _delete(self._db, "records", list(self.gone)))
+            self._count(self._db, "not_stored", self.unstored)
             yield self._db
-        except BaseException:
-            self._db.execute("ROLLBACK")
+            self._db.execute("COMMIT")
+        except BaseException as e:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+            if isinstance(e, sqlite3.OperationalError) and disk_full(e):
+                self.disk_full = True
             raise
-        self._db.execute("COMMIT")
+        self.unstored, self.gone, self.disk_full = 0, set(), False
 
     def add(self, m: Measurement) -> tuple[int, int]:
-        """Commit ``m`` durably; return how many old records the caps dropped (full, old)."""
-        with self._transaction() as db:
-            db.execute(
-                "INSERT OR IGNORE INTO records (id, spooled_at, body) VALUES (?, ?, ?)",
-                (m.id, self.clock(), m.to_json()),
-            )
-            return self._enforce_caps(db)
+        """Commit ``m`` durably; return how many old records the caps dropped (full, old).
+
+        On a full disk, count it and raise SpoolFull: the measurements go on, and the records
+        already spooled still leave.
+        """
+        try:
+            with self._transaction() as db:
+                db.execute(
+                    "INSERT OR IGNORE INTO records (id, spooled_at, body) VALUES (?, ?, ?)",
+                    (m.id, self.clock(), m.to_json()),
+                )
+                return self._enforce_caps(db)
+        except sqlite3.OperationalError as e:
+            if not disk_full(e):
+                raise
+            self.unstored += 1
+            raise SpoolFull(f"disk full: {self.unstored} records not stored") from None
 
     def prune(self) -> tuple[int, int]:
         """Drop what is past the caps now (age moves on while the collector is away)."""
-        with self._transaction() as db:
-            return self._enforce_caps(db)
+        with self._full_disk_waits():
+            with self._transaction() as db:
+                return self._enforce_caps(db)
+        return 0, 0
+
+    @contextlib.contextmanager
+    def _full_disk_waits(self) -> Iterator[None]:
+        """Let a write that a full disk refused wait for the next one (nothing is lost by it)."""
+        try:
+            yield
+        except sqlite3.OperationalError as e:
+            if not disk_full(e):
+                raise
 
     def _enforce_caps(self, db: sqlite3.Connection) -> tuple[int, int]:
         cutoff = self.clock() - self.max_age_seconds
@@ -131,18 +187,48 @@ class Spool:
                 (name, n),
             )
 
-    def peek(self, limit: int) -> list[Spooled]:
-        """Return up to ``limit`` records, oldest first, without removing them."""
+    def peek(self, limit: int, skip: Sequence[str] = ()) -> list[Spooled]:
+        """Return up to ``limit`` records, oldest first, without removing them (nor ``skip``)."""
+        marks = ",".join("?" * len(skip))
+        skip = (*skip, *self.gone)
+        marks = ",".join("?" * len(skip))
         rows = self._db.execute(
-            "SELECT id, body FROM records ORDER BY seq LIMIT ?", (limit,)
+            f"SELECT id, body FROM records WHERE id NOT IN ({marks}) ORDER BY seq LIMIT ?",
+            (*skip, limit),
         ).fetchall()
         return [Spooled(i, b) for i, b in rows]
 
+    def strike(self, record_id: str, status: int) -> int:
+        """Count one more refusal of a record with ``status``; return how many in a row.
+
+        A refusal with another status starts the count again: only the same answer, again and
+        again, says the record itself is at fault.
+        """
+        with self._full_disk_waits(), self._transaction() as db:
+            db.execute(
+                "INSERT INTO strikes (id, status, count) VALUES (?, ?, 1) ON CONFLICT(id) DO "
+                "UPDATE SET count = CASE WHEN status = excluded.status THEN count + 1 ELSE 1 END, "
+                "status = excluded.status",
+                (record_id, status),
+            )
+            (n,) = db.execute("SELECT count FROM strikes WHERE id = ?", (record_id,)).fetchone()
+            return int(n)
+        return 0
+
+    def strikes(self, record_id: str) -> int:
+        """Return how many times in a row the collector refused this record (0: never)."""
+        row = self._db.execute("SELECT count FROM strikes WHERE id = ?", (record_id,)).fetchone()
+        return int(row[0]) if row else 0
+
     def acknowledge(self, ids: Sequence[str]) -> None:
-        """Remove records the collector acknowledged (2xx), and note the time of the upload."""
-        with self._transaction() as db:
-            gone = _delete(db, "records", ids)
-            self._count(db, "delivered", gone)
+        """Remove records the collector acknowledged (2xx), and note the time of the upload.
+
+        On a full disk they leave in memory only: peek skips them, the next commit removes
+        them, and if the process dies first they are sent again (the collector ignores them).
+        """
+        self.gone.update(ids)  # the transaction deletes them first, and counts them delivered
+        with self._full_disk_waits(), self._transaction() as db:
+            _delete(db, "strikes", ids)
             db.execute(
                 "INSERT OR REPLACE INTO facts (name, value) VALUES ('last_upload_at', ?)",
                 (rfc3339(self.clock(), "seconds"),),
@@ -151,20 +237,53 @@ class Spool:
     def quarantine(self, ids: Sequence[str], reason: str) -> int:
         """Move records the collector refuses for good aside; return how many moved."""
         marks = ",".join("?" * len(ids))
-        with self._transaction() as db:
+        with self._full_disk_waits(), self._transaction() as db:
             db.execute(
-                "INSERT INTO quarantine (id, spooled_at, quarantined_at, reason, body) "
-                f"SELECT id, spooled_at, ?, ?, body FROM records WHERE id IN ({marks}) "
+                "INSERT INTO quarantine (id, spooled_at, quarantined_at, reason, body, version) "
+                f"SELECT id, spooled_at, ?, ?, body, ? FROM records WHERE id IN ({marks}) "
                 "ORDER BY seq",
-                (self.clock(), reason[:500], *ids),
+                (self.clock(), reason[:500], self.version, *ids),
             )
             moved = _delete(db, "records", ids)
+            _delete(db, "strikes", ids)
             self._count(db, "quarantined", moved)
             db.execute(
                 "DELETE FROM quarantine WHERE seq <= (SELECT MAX(seq) FROM quarantine) - ?",
                 (QUARANTINE_MAX,),
             )
             return moved
+        return 0
+
+    def _take(self, rescue: salvage.Rescue) -> None:
+        """Spool again what was read from a damaged file, and note the repair for `status`."""
+        note = {
+            "at": rfc3339(self.clock(), "seconds"),
+            "why": rescue.why[:200],
+            "moved_to": rescue.moved_to,
+            "salvaged": len(rescue.records),
+        }
+        oldest_first = sorted(rescue.records, key=lambda r: r[1])
+        with self._transaction() as db:
+            db.executemany(
+                "INSERT OR IGNORE INTO records (id, spooled_at, body) VALUES (?, ?, ?)",
+                oldest_first,
+            )
+            db.execute(
+                "INSERT OR REPLACE INTO facts (name, value) VALUES ('salvage', ?)",
+                (json.dumps(note),),
+            )
+
+    def _release_quarantine(self) -> int:
+        """Put back in the outbox what another version of the probe quarantined; return how many."""
+        with self._transaction() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO records (id, spooled_at, body) SELECT id, spooled_at, body "
+                "FROM quarantine WHERE version != ? ORDER BY seq",
+                (self.version,),
+            )
+            return int(
+                db.execute("DELETE FROM quarantine WHERE version != ?", (self.version,)).rowcount
+            )
 
     def quarantined(self) -> list[tuple[str, str]]:
         """Return the (id, reason) of the quarantined records, oldest first."""
@@ -172,36 +291,33 @@ class Spool:
 
     def depth(self) -> int:
         (n,) = self._db.execute("SELECT COUNT(*) FROM records").fetchone()
-        return int(n)
+        return max(0, int(n) - len(self.gone))
 
     def stats(self) -> SpoolStats:
-        return read_stats(self._db)
+        """The figures `status` shows, with what a full disk holds back in memory."""
+        s = read_stats(self._db)
+        return dataclasses.replace(
+            s,
+            depth=s.depth - len(self.gone),
+            delivered=s.delivered + len(self.gone),
+            not_stored=s.not_stored + self.unstored,
+        )
+
+
+def _connect(path: Path, exclusive: bool) -> sqlite3.Connection:
+    db = sqlite3.connect(path, isolation_level=None)  # transactions are explicit
+    try:
+        if exclusive:  # set before the first access: the WAL index then lives in memory
+            db.execute("PRAGMA locking_mode=EXCLUSIVE")
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=FULL")  # WAL+NORMAL may lose the last commits
+        db.execute("PRAGMA busy_timeout=5000")
+    except BaseException:
+        db.close()
+        raise
+    return db
 
 
 def _delete(db: sqlite3.Connection, table: str, ids: Sequence[str]) -> int:
     marks = ",".join("?" * len(ids))
     return db.execute(f"DELETE FROM {table} WHERE id IN ({marks})", tuple(ids)).rowcount
-
-
-def read_stats(db: sqlite3.Connection) -> SpoolStats:
-    """Return the figures `status` shows, from an open spool database."""
-    depth, oldest = db.execute("SELECT COUNT(*), MIN(spooled_at) FROM records").fetchone()
-    counters = dict(db.execute("SELECT name, value FROM counters").fetchall())
-    facts = dict(db.execute("SELECT name, value FROM facts").fetchall())
-    return SpoolStats(
-        depth=int(depth),
-        oldest_spooled_at=None if oldest is None else rfc3339(oldest, "seconds"),
-        last_upload_at=facts.get("last_upload_at"),
-        **{name: int(counters.get(name, 0)) for name in COUNTERS},
-    )
-
-
-def stats_readonly(path: Path) -> SpoolStats | None:
-    """Read a spool's figures without writing to it (None when there is no spool)."""
-    if not path.exists():
-        return None
-    db = sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True)
-    try:
-        return read_stats(db)
-    finally:
-        db.close()

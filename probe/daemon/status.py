@@ -12,6 +12,7 @@ import dataclasses
 import datetime
 import fcntl
 import os
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -91,8 +92,16 @@ def _spool(state_dir: Path, beat: dict[str, Any]) -> dict[str, Any] | None:
     except OSError:
         mine = False
     if mine:
-        stats = spool.stats_readonly(path)
-        return dict(dataclasses.asdict(stats), as_of="now") if stats else None
+        try:
+            stats = spool.stats_readonly(path)
+        except sqlite3.OperationalError:
+            stats = None  # held by `run` alone (a full disk): its last heartbeat says more
+        except sqlite3.DatabaseError as e:  # `run` moves it aside and salvages it when it starts
+            return {"unreadable": str(e)}
+        if stats is not None:
+            fresh = dict(dataclasses.asdict(stats), as_of="now")
+            held_back = (beat.get("spool") or {}).get("not_stored", 0)  # counted in memory
+            return dict(fresh, not_stored=max(fresh["not_stored"], held_back))
     snapshot = beat.get("spool")
     return dict(snapshot, as_of=beat.get("beat_at")) if snapshot else None
 
@@ -168,13 +177,24 @@ def _cycle_text(c: dict[str, Any] | None) -> str:
 def _spool_text(sp: dict[str, Any] | None) -> str:
     if sp is None:
         return "empty (no spool yet)"
+    if "unreadable" in sp:
+        return f"damaged ({sp['unreadable']}): `run` will move it aside and salvage its records"
     dropped = sp["dropped_full"] + sp["dropped_old"]
     text = (
         f"{sp['depth']} records waiting, {dropped} dropped (spool full {sp['dropped_full']}, "
-        f"too old {sp['dropped_old']}), {sp['quarantined']} quarantined, "
-        f"{sp['delivered']} delivered"
+        f"too old {sp['dropped_old']}), {sp['quarantined']} quarantined "
+        f"({sp.get('quarantine_held', 0)} kept), {sp['delivered']} delivered"
     )
-    return text + ("" if sp["as_of"] == "now" else f" (as of {sp['as_of']})")
+    if sp.get("not_stored"):
+        text += f", {sp['not_stored']} measured but not stored (disk full)"
+    text += "" if sp["as_of"] == "now" else f" (as of {sp['as_of']})"
+    note = sp.get("salvage")
+    if note:
+        text += (
+            f"; damaged spool moved aside at {note['at']} ({note['why']}): {note['moved_to']}, "
+            f"{note['salvaged']} records salvaged"
+        )
+    return text
 
 
 def _collector_text(c: dict[str, Any]) -> str:

@@ -31,12 +31,14 @@ async def uploader_for(
 ) -> AsyncIterator[Callable[..., Awaitable[Delivery]]]:
     clients: list[CollectorClient] = []
 
-    async def make(url: str, batch_size: int = 100, key: str | None = None) -> Delivery:
+    async def make(
+        url: str, batch_size: int = 100, key: str | None = None, quarantine_after: int = 5
+    ) -> Delivery:
         client = await CollectorClient(base_url=url, timeout_seconds=5).__aenter__()
         clients.append(client)
         enrollment = Enrollment(tmp_path / "state", url, asn=3215, network="Orange", key=key)
         ident = identity.load_identity(enrollment.state_dir)
-        return Delivery(spool, client, enrollment, ident, batch_size)
+        return Delivery(spool, client, enrollment, ident, batch_size, None, quarantine_after)
 
     yield make
     for c in clients:
@@ -81,7 +83,7 @@ async def test_a_bad_record_is_isolated_and_quarantined_the_rest_delivered(
 ) -> None:
     for n in range(9):
         spool.add(malformed(n) if n == 5 else measurement(n))
-    up = await uploader_for(collector.url, batch_size=4)
+    up = await uploader_for(collector.url, batch_size=4, quarantine_after=1)
     await up.drain()
     assert spool.depth() == 0
     assert sorted(collector.ids()) == sorted(measurement(n).id for n in range(9) if n != 5)
@@ -179,3 +181,100 @@ def test_backoff_doubles_with_jitter_up_to_its_cap_and_resets() -> None:
     assert b.failed() == 3.75
     low, high = Backoff(5, 60, rand=lambda: 0.0), Backoff(5, 60, rand=lambda: 1.0)
     assert (low.failed(), high.failed()) == (2.5, 5.0)
+
+
+class StandIn:
+    """A collector stand-in on loopback: refuses every batch holding a record of ``poison``
+    with ``status``, takes the others, and remembers what it took."""
+
+    def __init__(self, poison: set[str], status: int = 500) -> None:
+        self.poison, self.status = poison, status
+        self.taken: list[str] = []
+        self.app = web.Application()
+        self.app.router.add_post("/api/v1/measurements", self.submit)
+
+    async def submit(self, request: web.Request) -> web.Response:
+        ids = [r["id"] for r in (await request.json())["records"]]
+        if self.poison & set(ids) or "*" in self.poison:
+            return web.json_response({"error": "boom"}, status=self.status)
+        self.taken += ids
+        n = len(ids)
+        return web.json_response({"accepted": n, "inserted": n, "duplicates": 0})
+
+
+@pytest.fixture
+async def stand_in_for(
+    tmp_path: Path, uploader_for: Any
+) -> AsyncIterator[Callable[..., Awaitable[tuple[StandIn, Delivery]]]]:
+    servers: list[test_utils.TestServer] = []
+
+    async def make(poison: set[str], status: int = 500, **kw: Any) -> tuple[StandIn, Delivery]:
+        stand_in = StandIn(poison, status)
+        server = test_utils.TestServer(stand_in.app, host="127.0.0.1")
+        await server.start_server()
+        servers.append(server)
+        url = str(server.make_url("")).rstrip("/")
+        identity.save_identity(tmp_path / "state", "p-1", "token", url)
+        return stand_in, await uploader_for(url, **kw)
+
+    yield make
+    for s in servers:
+        await s.close()
+
+
+async def drain_through_refusals(up: Delivery, attempts: int = 200) -> int:
+    """Drain as `run` does, without its waits; return how many attempts ended in a refusal."""
+    refused = 0
+    for _ in range(attempts):
+        try:
+            await up.drain()
+            return refused
+        except CollectorUnavailable:
+            refused += 1
+    return refused
+
+
+@pytest.mark.parametrize("status", [500, 400])
+async def test_a_record_refused_again_and_again_is_quarantined_and_the_rest_delivered(
+    spool: Spool, stand_in_for: Any, caplog: Any, status: int
+) -> None:
+    for n in range(40):
+        spool.add(measurement(n))
+    poison = measurement(3).id
+    stand_in, up = await stand_in_for({poison}, status, batch_size=4)
+    with caplog.at_level(logging.INFO, logger="surblocage.probe"):
+        await drain_through_refusals(up)
+    assert spool.depth() == 0
+    assert sorted(stand_in.taken) == sorted(measurement(n).id for n in range(40) if n != 3)
+    assert len(stand_in.taken) == 39  # each record taken once
+    [(qid, why)] = spool.quarantined()
+    assert (qid, why) == (poison, f"HTTP {status}: boom")
+    assert (spool.stats().quarantined, spool.stats().quarantine_held) == (1, 1)
+    [line] = [r for r in caplog.records if r.getMessage() == "record quarantined"]
+    assert line.fields == {"id": poison, "why": f"HTTP {status}: boom", "times": 5}  # type: ignore[attr-defined]
+
+
+async def test_a_collector_failing_for_everyone_quarantines_nothing(
+    spool: Spool, stand_in_for: Any
+) -> None:
+    for n in range(12):
+        spool.add(measurement(n))
+    stand_in, up = await stand_in_for({"*"}, 503, batch_size=4)
+    assert await drain_through_refusals(up, attempts=30) == 30
+    assert spool.depth() == 12 and spool.stats().quarantined == 0
+    stand_in.poison.clear()  # the collector is back
+    assert await drain_through_refusals(up) == 0
+    assert sorted(stand_in.taken) == sorted(measurement(n).id for n in range(12))
+    assert spool.stats().quarantined == 0
+
+
+async def test_two_poison_records_side_by_side_are_both_quarantined(
+    spool: Spool, stand_in_for: Any
+) -> None:
+    for n in range(60):
+        spool.add(measurement(n))
+    poison = {measurement(4).id, measurement(5).id}
+    stand_in, up = await stand_in_for(poison, 422, batch_size=8)
+    await drain_through_refusals(up)
+    assert {i for i, _ in spool.quarantined()} == poison
+    assert len(stand_in.taken) == 58 and spool.depth() == 0

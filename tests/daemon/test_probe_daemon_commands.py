@@ -164,8 +164,8 @@ def test_status_text_of_a_busy_probe() -> None:
         "resolver": "192.168.1.1",
         "last_cycle": {"started_at": "2026-11-28T19:59:00Z", "outcome": "done", "targets": 40,
                        "measured": 38, "blocked": 3, "skipped_budget": 2},
-        "spool": {"depth": 12, "dropped_full": 5, "dropped_old": 1, "quarantined": 1,
-                  "delivered": 900, "last_upload_at": "2026-11-28T19:59:30Z",
+        "spool": {"depth": 12, "dropped_full": 5, "dropped_old": 1, "quarantined": 2,
+                  "quarantine_held": 1, "delivered": 900, "last_upload_at": "2026-11-28T19:59:30Z",
                   "as_of": "2026-11-28T20:00:00Z"},
         "collector": {"url": "https://c.example", "reachable": False,
                       "why": "generic_timeout_error"},
@@ -179,8 +179,8 @@ def test_status_text_of_a_busy_probe() -> None:
         "resolver tested: 192.168.1.1",
         "last cycle:      2026-11-28T19:59:00Z done: 40 targets, 38 measured, 3 blocked, "
         "2 skipped (budget)",
-        "spool:           12 records waiting, 6 dropped (spool full 5, too old 1), 1 quarantined, "
-        "900 delivered (as of 2026-11-28T20:00:00Z)",
+        "spool:           12 records waiting, 6 dropped (spool full 5, too old 1), 2 quarantined "
+        "(1 kept), 900 delivered (as of 2026-11-28T20:00:00Z)",
         "last upload:     2026-11-28T19:59:30Z",
         "collector:       https://c.example unreachable (generic_timeout_error)",
     ]
