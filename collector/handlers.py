@@ -16,7 +16,7 @@ import msgspec
 import prometheus_client
 from aiohttp import web
 
-from collector import auth, export, ingest, openapi
+from collector import auth, export, ingest, openapi, peers
 from collector import control as control_mod
 from collector.store import MeasurementQuery, ProbeSeen, StoreError, StoreUnavailable, filters
 from probe import logs
@@ -39,18 +39,33 @@ class Problem(Exception):
         self.status, self.message = status, message
 
 
-async def read_body(request: web.Request) -> bytes:
-    """Return the request's body, or raise a Problem (413) when it is past the limit."""
+async def read_body(request: web.Request, limit: int | None = None) -> bytes:
+    """Return the request's body, at most ``limit`` bytes (default: limits.max_body_bytes) read
+    within server.body_timeout_seconds; raise a Problem (413, 408) otherwise."""
+    config = request.app[STATE].config
+    limit = config.max_body_bytes if limit is None else limit
+    too_large = Problem(413, f"body: larger than the limit of {limit} bytes")
+    if request.content_length is not None and request.content_length > limit:
+        raise too_large
+    chunks, size = [], 0
     try:
-        return await request.read()
-    except web.HTTPRequestEntityTooLarge:
-        limit = request.app[STATE].config.max_body_bytes
-        raise Problem(413, f"body: larger than the limit of {limit} bytes") from None
+        async with asyncio.timeout(config.body_timeout_seconds):
+            async for chunk in request.content.iter_chunked(64 * 1024):
+                size += len(chunk)
+                if size > limit:
+                    raise too_large
+                chunks.append(chunk)
+    except TimeoutError:
+        # a client dribbling its body would hold the connection (and a worker) for ever
+        if request.transport is not None:
+            request.transport.close()
+        raise Problem(408, "body: not received in time") from None
+    return b"".join(chunks)
 
 
-async def read_json(request: web.Request) -> Any:
-    """Return the request's JSON body, or raise a Problem (400, 413) naming what is wrong."""
-    raw = await read_body(request)
+async def read_json(request: web.Request, limit: int | None = None) -> Any:
+    """Return the request's JSON body, or raise a Problem (400, 408, 413) naming what is wrong."""
+    raw = await read_body(request, limit)
     try:
         return json.loads(raw)
     except (ValueError, UnicodeDecodeError) as e:
@@ -77,10 +92,19 @@ async def get_openapi(request: web.Request) -> web.Response:
 
 
 async def post_control(request: web.Request) -> web.Response:
+    """Measure targets from the collector's vantage, for a registered probe (or anyone, when
+    control.public is set), within the per-caller and global rate limits."""
     state = request.app[STATE]
     if state.control is None:
         return error(404, "this collector runs no control vantage")
-    body = await read_json(request)
+    if state.config.control_public:
+        if not state.control_caller_limiter.allow(peers.rate_key(_source(request))):
+            raise _rate_limited(state, "too many control requests from this address")
+    else:
+        await _authenticated(request, state.control_caller_limiter)
+    if not state.control_limiter.allow("control"):
+        raise _rate_limited(state, "the control is busy; try again later")
+    body = await read_json(request, state.config.max_control_bytes)
     try:
         targets = control_mod.parse_request(
             body,
@@ -141,7 +165,7 @@ async def get_whoami(request: web.Request) -> web.Response:
             "this collector has no ASN database: declare the network in the "
             "probe's config (network.asn, network.name)",
         )
-    found = state.lookup_network(request.remote or "")
+    found = state.lookup_network(_source(request))
     if found is None:
         return error(404, "the ASN database does not know this network")
     return web.json_response({"asn": found[0], "network": found[1]})
@@ -158,8 +182,20 @@ async def get_metrics(request: web.Request) -> web.Response:
 
 
 def _source(request: web.Request) -> str:
-    """The submitting address: used for one ASN lookup and a rate-limit key, never kept."""
-    return request.remote or ""
+    """The client's address (behind server.trusted_proxies, the one they name): used for one
+    ASN lookup and a rate-limit key, never kept."""
+    state = request.app[STATE]
+    return peers.client_address(request.remote or "", request.headers, state.trusted_proxies)
+
+
+def _source_allowed(request: web.Request) -> bool:
+    """Take one request from the client's budget (its address, or its /64 for IPv6)."""
+    return bool(request.app[STATE].source_limiter.allow(peers.rate_key(_source(request))))
+
+
+def _rate_limited(state: Any, message: str) -> Problem:
+    state.metrics.reject("rate_limited")
+    return Problem(429, message)
 
 
 async def _store_call(state: Any, fn: Any, *args: Any) -> Any:
@@ -173,9 +209,10 @@ async def _store_call(state: Any, fn: Any, *args: Any) -> Any:
 
 async def post_probes(request: web.Request) -> web.Response:
     state = request.app[STATE]
-    if not state.source_limiter.allow(_source(request)):
+    if not _source_allowed(request):
         return error(429, "too many registrations from this address; try again later")
-    body = await read_json(request) if request.can_read_body else {}
+    limit = state.config.max_registration_bytes
+    body = await read_json(request, limit) if request.can_read_body else {}
     if not isinstance(body, dict):
         return error(400, "body: expected an object")
     asn, network = body.get("asn"), body.get("network")
@@ -194,7 +231,9 @@ async def post_probes(request: web.Request) -> web.Response:
     return web.json_response({"probe_id": probe_id, "token": token}, status=201)
 
 
-async def _authenticated(request: web.Request) -> Any:
+async def _authenticated(request: web.Request, limiter: Any = None) -> Any:
+    """The probe whose token the request carries, within ``limiter`` (default: the probe's
+    submission limit); raise a Problem (401, 429) otherwise."""
     state = request.app[STATE]
     token = auth.bearer_token(request.headers.get("Authorization"))
     if token is None:
@@ -204,17 +243,15 @@ async def _authenticated(request: web.Request) -> Any:
     if probe is None:
         state.metrics.reject("auth")
         raise Problem(401, "Authorization: unknown token")
-    if not state.probe_limiter.allow(probe.id):
-        state.metrics.reject("rate_limited")
-        raise Problem(429, f"probe {probe.id}: too many submissions; slow down")
+    if not (limiter or state.probe_limiter).allow(probe.id):
+        raise _rate_limited(state, f"probe {probe.id}: too many requests; slow down")
     return probe
 
 
 async def post_measurements(request: web.Request) -> web.Response:
     state = request.app[STATE]
-    if not state.source_limiter.allow(_source(request)):
-        state.metrics.reject("rate_limited")
-        return error(429, "too many requests from this address; try again later")
+    if not _source_allowed(request):
+        raise _rate_limited(state, "too many requests from this address; try again later")
     probe = await _authenticated(request)
     logs.event("batch receiving", logging.DEBUG, probe_id=probe.id)
     try:

@@ -114,8 +114,8 @@ def _probes() -> dict[str, Any]:
     errors = _errors(
         _400="malformed JSON or a bad field (named)",
         _403="enrollment_key missing or wrong",
-        _413="body larger than limits.max_body_bytes",
-        _429="too many registrations from this address",
+        _413="body larger than limits.max_registration_bytes",
+        _429="too many registrations from this address (an IPv6 address: its /64)",
     )
     return _post(
         "register a probe (open, or gated by the configured enrollment key)",
@@ -180,9 +180,12 @@ def _control() -> dict[str, Any]:
         ("200", _ok("one control a target, in order", _ref("Controls"))),
         _errors(
             _400="malformed JSON or a bad target (named)",
+            _401="missing, unknown or expired bearer token (unless control.public)",
             _404="this collector runs no control vantage",
-            _413="body larger than limits.max_body_bytes",
+            _413="body larger than limits.max_control_bytes",
+            _429="too many control requests from this probe, or in all",
         ),
+        security=[{"bearer": []}],
     )
 
 

@@ -19,6 +19,9 @@ from probe import failures
 from probe.record import Control, MalformedRecord, decode
 
 CONTROL_PATH = "/api/v1/control"
+CONTROL_NEEDS_TOKEN = (
+    "the collector's control serves registered probes only: run `surblocage-probe register`"
+)
 
 
 class CollectorUnavailable(Exception):
@@ -59,6 +62,15 @@ class CollectorClient:
         self._timeout = aiohttp.ClientTimeout(total=timeout_seconds)
         self._headers = {"User-Agent": software}
         self._session: aiohttp.ClientSession | None = None
+        self._control_token: str | None = None
+        # why the control refused us for good (no token, and the collector wants one)
+        self.control_refused: str | None = None
+
+    def use_token(self, token: str, collector_url: str) -> None:
+        """Send ``token`` (issued by ``collector_url``) with control requests, if the control is
+        that collector's: a token is a secret, never shown to another service."""
+        if self.control_url == collector_url.rstrip("/") + CONTROL_PATH:
+            self._control_token = token
 
     async def __aenter__(self) -> CollectorClient:
         self._session = aiohttp.ClientSession(timeout=self._timeout, headers=self._headers)
@@ -72,10 +84,16 @@ class CollectorClient:
         """Ask the collector to measure ``url`` from its vantage; a failure is a Control too."""
         assert self._session is not None, "use CollectorClient in 'async with'"
         assert self.control_url is not None, "no control endpoint"
+        if self.control_refused is not None:
+            return Control(failure=failures.unknown_text(self.control_refused))
         body = {"targets": [{"url": url, "addresses": list(addresses)}]}
+        token = self._control_token
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
         try:
-            async with self._session.post(self.control_url, json=body) as resp:
+            async with self._session.post(self.control_url, json=body, headers=headers) as resp:
                 text = await resp.text()
+                if resp.status == 401 and token is None:
+                    self.control_refused = CONTROL_NEEDS_TOKEN
                 if resp.status != 200:
                     return Control(
                         failure=failures.unknown_text(

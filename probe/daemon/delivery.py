@@ -98,12 +98,15 @@ class Delivery:
     ) -> None:
         self.spool, self.client, self.enrollment = spool, client, enrollment
         self.identity = ident
+        if ident is not None:
+            client.use_token(ident.token, ident.collector)
         self.batch_size = self.limit = batch_size
         self.backoff = backoff or Backoff()
 
     async def _identity(self) -> identity.Identity:
         if self.identity is None:
             self.identity = await register(self.client, self.enrollment)
+            self.client.use_token(self.identity.token, self.identity.collector)
         return self.identity
 
     async def upload_once(self) -> int:

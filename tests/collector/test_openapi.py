@@ -71,7 +71,11 @@ async def stage(tmp_path: pathlib.Path, asn_file: str) -> AsyncIterator[Stage]:
         dead = stack.enter_context(open_store(DEAD_DATABASE))
         down = await stack.enter_async_context(running(urls[1], store=dead))
         limited = await stack.enter_async_context(
-            running(urls[2], **{"limits.rate_per_source_per_minute": 1})
+            running(
+                urls[2],
+                control=control,
+                **{"limits.rate_per_source_per_minute": 1, "control.rate_per_probe_per_minute": 1},
+            )
         )
         _, token = await main.register()
         other, _ = await main.register()
@@ -97,6 +101,13 @@ async def limited_submit(s: Stage) -> tuple[int, str, bytes]:
 async def limited_register(s: Stage) -> tuple[int, str, bytes]:
     await s.limited.register()
     return await ask(s.limited, "POST", "/api/v1/probes", json={})
+
+
+async def limited_control(s: Stage) -> tuple[int, str, bytes]:
+    """A probe's second control request in a minute, past control.rate_per_probe_per_minute."""
+    _, token = await s.limited.register()
+    await ask(s.limited, "POST", CONTROL, json=TARGETS, headers=bearer(token))
+    return await ask(s.limited, "POST", CONTROL, json=TARGETS, headers=bearer(token))
 
 
 def claim(s: Stage) -> dict[str, Any]:
@@ -141,10 +152,18 @@ SCENARIOS: dict[tuple[str, str, str], Scenario] = {
     ("/api/v1/export", "get", "200"): lambda s: ask(s.main, "GET", "/api/v1/export?format=csv"),
     ("/api/v1/export", "get", "400"): lambda s: ask(s.main, "GET", "/api/v1/export?format=x"),
     ("/api/v1/export", "get", "503"): lambda s: ask(s.down, "GET", "/api/v1/export"),
-    (CONTROL, "post", "200"): lambda s: ask(s.main, "POST", CONTROL, json=TARGETS),
-    (CONTROL, "post", "400"): lambda s: ask(s.main, "POST", CONTROL, json={"targets": []}),
+    (CONTROL, "post", "200"): lambda s: ask(
+        s.main, "POST", CONTROL, json=TARGETS, headers=bearer(s.token)
+    ),
+    (CONTROL, "post", "400"): lambda s: ask(
+        s.main, "POST", CONTROL, json={"targets": []}, headers=bearer(s.token)
+    ),
+    (CONTROL, "post", "401"): lambda s: ask(s.main, "POST", CONTROL, json=TARGETS),
     (CONTROL, "post", "404"): lambda s: ask(s.down, "POST", CONTROL, json=TARGETS),
-    (CONTROL, "post", "413"): lambda s: ask(s.main, "POST", CONTROL, data=BIG),
+    (CONTROL, "post", "413"): lambda s: ask(
+        s.main, "POST", CONTROL, data=BIG, headers=bearer(s.token)
+    ),
+    (CONTROL, "post", "429"): limited_control,
     ("/api/v1/watchlist", "get", "200"): lambda s: ask(s.main, "GET", "/api/v1/watchlist"),
     ("/api/v1/watchlist", "get", "404"): lambda s: ask(s.down, "GET", "/api/v1/watchlist"),
     ("/api/v1/flags", "get", "200"): lambda s: ask(s.main, "GET", "/api/v1/flags?state=open"),

@@ -1,0 +1,77 @@
+"""`check` against a collector whose control serves registered probes only: with the state dir's
+identity it sends the probe's token; without one it says so in one line and goes on."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import pathlib
+import sys
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from collector.control import ControlVantage
+from probe.daemon import identity
+from probe.flow import FlowOptions
+from probe.record import HTTPResult, Measurement, new_id
+from tests.collector.harness import Collector, running
+from tests.test_probe_check_cli import ROOT, closed_udp_port
+
+
+class FakeFlow:
+    """The control's step composer, faked at its seam: no network is measured."""
+
+    addresses_ignored = 0
+
+    async def measure(self, target: Any, probe: Any, **_: Any) -> Measurement:
+        http = HTTPResult(target.url, None, 1.0, status=200, title="ok")
+        return Measurement(new_id(), probe, target, "2026-03-01T20:00:00Z", 1.0, http=http)
+
+
+@pytest.fixture
+async def collector(sqlite_url: str) -> AsyncIterator[Collector]:
+    control = ControlVantage(FlowOptions(resolver="127.0.0.1"), flow=FakeFlow())  # type: ignore[arg-type]
+    async with running(sqlite_url, control=control) as c:
+        yield c
+
+
+async def check(collector: Collector, state_dir: pathlib.Path) -> tuple[int, dict[str, Any], str]:
+    """Run `check` on one domain (a dead resolver: quick); return status, record, stderr."""
+    url = str(collector.client.make_url("/api/v1/control"))
+    argv = [
+        "check", "--json", "--quiet", "--timeout", "1", "--control", url,
+        "--resolver", f"127.0.0.1:{closed_udp_port()}", "--state-dir", str(state_dir), "a.fr",
+    ]  # fmt: skip
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "probe", *argv, cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode is not None
+    return proc.returncode, json.loads(out), err.decode()
+
+
+async def test_check_without_an_identity_says_the_control_needs_a_registered_probe(
+    collector: Collector, tmp_path: pathlib.Path
+) -> None:
+    code, record, err = await check(collector, tmp_path / "state")
+    assert code == 0, err
+    [line] = err.strip().splitlines()
+    assert "surblocage-probe register" in line and "without a control" in line
+    assert "HTTP 401" in record["control"]["failure"]
+    assert record["verdict"]["status"] == "inconclusive"
+
+
+async def test_check_with_an_identity_sends_its_token_to_its_collectors_control(
+    collector: Collector, tmp_path: pathlib.Path
+) -> None:
+    probe_id, token = await collector.register()
+    base = str(collector.client.make_url("/"))
+    identity.save_identity(tmp_path / "state", probe_id, token, base)
+    code, record, err = await check(collector, tmp_path / "state")
+    assert code == 0, err
+    assert err == ""
+    assert record["control"]["failure"] is None
+    assert record["control"]["http"]["status"] == 200
