@@ -140,7 +140,10 @@ async def json_errors(request: web.Request, handler: Any) -> web.StreamResponse:
     try:
         return await handler(request)
     except handlers.Problem as e:
-        return handlers.error(e.status, e.message)
+        answer = handlers.error(e.status, e.message)
+        if e.close:
+            answer.force_close()
+        return answer
     except web.HTTPException as e:
         if e.content_type == "application/json" or e.status < 400:
             raise

@@ -34,9 +34,10 @@ def error(status: int, message: str) -> web.Response:
 class Problem(Exception):
     """Bad input: answered as {"error": message} with a 4xx status by the app's middleware."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, close: bool = False) -> None:
         super().__init__(message)
         self.status, self.message = status, message
+        self.close = close  # end the connection after the answer
 
 
 async def read_body(request: web.Request, limit: int | None = None) -> bytes:
@@ -56,10 +57,8 @@ async def read_body(request: web.Request, limit: int | None = None) -> bytes:
                     raise too_large
                 chunks.append(chunk)
     except TimeoutError:
-        # a client dribbling its body would hold the connection (and a worker) for ever
-        if request.transport is not None:
-            request.transport.close()
-        raise Problem(408, "body: not received in time") from None
+        # a client dribbling its body would hold the connection for ever: answer, then close
+        raise Problem(408, "body: not received in time", close=True) from None
     return b"".join(chunks)
 
 

@@ -196,6 +196,16 @@ class _Guarded(asyncio.Protocol):
         self.inner.resume_writing()
 
 
+# How long aiohttp reads (and drops) the rest of a body a handler left unread, before closing:
+# its default of 10 s let a refused client (a 413, a 408) dribble on for that long.
+LINGERING_SECONDS = 1.0
+
+
+def runner(app: web.Application, **options: Any) -> web.AppRunner:
+    """aiohttp's runner for ``app`` as the collector serves it."""
+    return web.AppRunner(app, lingering_time=LINGERING_SECONDS, **options)
+
+
 class GuardedSite(web.TCPSite):
     """aiohttp's TCP site, its connections behind a ConnectionGuard."""
 
