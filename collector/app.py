@@ -206,6 +206,7 @@ def hide_addresses() -> None:
 ROUTES = [
     ("GET", "/healthz", handlers.healthz),
     ("POST", "/api/v1/probes", handlers.post_probes),
+    ("POST", "/api/v1/probes/{probe_id}/token", handlers.post_token),
     ("POST", "/api/v1/measurements", handlers.post_measurements),
     ("GET", "/api/v1/measurements", handlers.get_measurements),
     ("GET", "/api/v1/export", handlers.get_export),

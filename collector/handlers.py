@@ -21,6 +21,7 @@ from collector import control as control_mod
 from collector.store import MeasurementQuery, ProbeSeen, StoreError, StoreUnavailable, filters
 from probe import logs
 from probe.record import encode
+from probe.times import rfc3339
 
 STATE: web.AppKey[Any] = web.AppKey("state")
 _JSON = msgspec.json.Encoder()
@@ -223,11 +224,39 @@ async def post_probes(request: web.Request) -> web.Response:
         return error(403, "enrollment_key: missing or wrong; this collector is not open")
     probe_id, token = auth.new_probe_id(), auth.new_token()
     now = datetime.datetime.now(datetime.UTC)
+    expires = now + datetime.timedelta(seconds=state.config.token_ttl_seconds)
+    hashed = auth.hash_token(token)
     await _store_call(
-        state, state.store.register_probe, probe_id, auth.hash_token(token), asn, network, now
+        state, state.store.register_probe, probe_id, hashed, asn, network, now, expires
     )
     logs.event("probe registered", probe_id=probe_id)
-    return web.json_response({"probe_id": probe_id, "token": token}, status=201)
+    return web.json_response(_token_answer(probe_id, token, expires), status=201)
+
+
+def _token_answer(probe_id: str, token: str, expires: datetime.datetime) -> dict[str, str]:
+    return {"probe_id": probe_id, "token": token, "expires_at": rfc3339(expires, "seconds")}
+
+
+async def post_token(request: web.Request) -> web.Response:
+    """Renew a probe's token: a new one for auth.token_ttl; the one given stays valid for
+    auth.token_grace (never past its own expiry), for requests already on their way."""
+    state = request.app[STATE]
+    probe = await _authenticated(request)
+    if request.match_info["probe_id"] != probe.id:
+        return error(403, "probe_id: not the probe this token belongs to")
+    given = auth.hash_token(auth.bearer_token(request.headers.get("Authorization")) or "")
+    now = datetime.datetime.now(datetime.UTC)
+    grace_end = now + datetime.timedelta(seconds=state.config.token_grace_seconds)
+    given_expiry = min(probe.expires_at(given) or grace_end, grace_end)
+    token = auth.new_token()
+    expires = now + datetime.timedelta(seconds=state.config.token_ttl_seconds)
+    renew = state.store.renew_token
+    if not await _store_call(
+        state, renew, probe.id, given, auth.hash_token(token), expires, given_expiry
+    ):
+        return error(401, "Authorization: this token was replaced meanwhile")
+    logs.event("probe token renewed", probe_id=probe.id)
+    return web.json_response(_token_answer(probe.id, token, expires))
 
 
 async def _authenticated(request: web.Request, limiter: Any = None) -> Any:
@@ -238,10 +267,19 @@ async def _authenticated(request: web.Request, limiter: Any = None) -> Any:
     if token is None:
         state.metrics.reject("auth")
         raise Problem(401, "Authorization: expected 'Bearer <token>' from POST /api/v1/probes")
-    probe = await _store_call(state, state.store.probe_by_token_hash, auth.hash_token(token))
+    hashed = auth.hash_token(token)
+    probe = await _store_call(state, state.store.probe_by_token_hash, hashed)
     if probe is None:
         state.metrics.reject("auth")
         raise Problem(401, "Authorization: unknown token")
+    expires = probe.expires_at(hashed)
+    if expires is not None and expires <= datetime.datetime.now(datetime.UTC):
+        state.metrics.reject("auth")
+        raise Problem(
+            401,
+            f"Authorization: token expired at {rfc3339(expires, 'seconds')}; a probe renews "
+            "it before (POST /api/v1/probes/{id}/token), or registers again",
+        )
     if not (limiter or state.probe_limiter).allow(probe.id):
         raise _rate_limited(state, f"probe {probe.id}: too many requests; slow down")
     return probe

@@ -126,10 +126,34 @@ def _probes() -> dict[str, Any]:
     )
 
 
+def _token() -> dict[str, Any]:
+    errors = _errors(
+        _401="missing, unknown or expired bearer token",
+        _403="the token is another probe's",
+        _429="too many requests from this probe",
+    )
+    probe_id = {
+        "name": "probe_id",
+        "in": "path",
+        "required": True,
+        "description": "the probe whose token is renewed (the bearer token's own)",
+        "schema": {"type": "string"},
+    }
+    return {
+        "post": {
+            "summary": "renew the probe's token before it expires: a new token; the one given "
+            "stays valid for auth.token_grace, never past its own expiry",
+            "parameters": [probe_id],
+            "security": [{"bearer": []}],
+            "responses": {"200": _ok("renewed", _ref("Renewed")), **errors, **DB_DOWN},
+        }
+    }
+
+
 def _measurements() -> dict[str, Any]:
     errors = _errors(
         _400="malformed JSON, or a record and field at fault (named)",
-        _401="missing or unknown bearer token",
+        _401="missing, unknown or expired bearer token",
         _403="a record claims another probe",
         _413="body or batch larger than the limits",
         _429="too many submissions from this probe or address",
@@ -266,6 +290,7 @@ def _document() -> dict[str, Any]:
         "paths": {
             "/healthz": _health(),
             "/api/v1/probes": _probes(),
+            "/api/v1/probes/{probe_id}/token": _token(),
             "/api/v1/measurements": _measurements(),
             "/api/v1/export": _export(),
             "/api/v1/control": _control(),

@@ -74,7 +74,11 @@ async def stage(tmp_path: pathlib.Path, asn_file: str) -> AsyncIterator[Stage]:
             running(
                 urls[2],
                 control=control,
-                **{"limits.rate_per_source_per_minute": 1, "control.rate_per_probe_per_minute": 1},
+                **{
+                    "limits.rate_per_source_per_minute": 1,
+                    "limits.rate_per_probe_per_minute": 1,
+                    "control.rate_per_probe_per_minute": 1,
+                },
             )
         )
         _, token = await main.register()
@@ -110,6 +114,23 @@ async def limited_control(s: Stage) -> tuple[int, str, bytes]:
     return await ask(s.limited, "POST", CONTROL, json=TARGETS, headers=bearer(token))
 
 
+async def renew(c: Collector, token: str, probe_id: str) -> tuple[int, str, bytes]:
+    return await ask(c, "POST", f"/api/v1/probes/{probe_id}/token", headers=bearer(token))
+
+
+async def renew_own(s: Stage) -> tuple[int, str, bytes]:
+    probe_id, token = await s.main.register()
+    return await renew(s.main, token, probe_id)
+
+
+async def limited_renew(s: Stage) -> tuple[int, str, bytes]:
+    """A probe's second request in a minute, past limits.rate_per_probe_per_minute."""
+    probe_id, token = await s.limited.register()
+    status, _, body = await renew(s.limited, token, probe_id)
+    assert status == 200, body
+    return await renew(s.limited, json.loads(body)["token"], probe_id)
+
+
 def claim(s: Stage) -> dict[str, Any]:
     r = record(7)
     r["probe"]["id"] = s.other_probe
@@ -118,6 +139,7 @@ def claim(s: Stage) -> dict[str, Any]:
 
 Scenario = Callable[[Stage], Awaitable[tuple[int, str, bytes]]]
 MEASUREMENTS, CONTROL = "/api/v1/measurements", "/api/v1/control"
+TOKEN = "/api/v1/probes/{probe_id}/token"
 TARGETS = {"targets": [{"url": "https://www.canalplus.com/"}]}
 # (path, method, documented status) -> a request that must get exactly that status
 SCENARIOS: dict[tuple[str, str, str], Scenario] = {
@@ -129,6 +151,11 @@ SCENARIOS: dict[tuple[str, str, str], Scenario] = {
     ("/api/v1/probes", "post", "413"): lambda s: ask(s.main, "POST", "/api/v1/probes", data=BIG),
     ("/api/v1/probes", "post", "429"): limited_register,
     ("/api/v1/probes", "post", "503"): lambda s: ask(s.down, "POST", "/api/v1/probes", json={}),
+    (TOKEN, "post", "200"): renew_own,
+    (TOKEN, "post", "401"): lambda s: renew(s.main, "unknown", s.other_probe),
+    (TOKEN, "post", "403"): lambda s: renew(s.main, s.token, s.other_probe),
+    (TOKEN, "post", "429"): limited_renew,
+    (TOKEN, "post", "503"): lambda s: renew(s.down, s.token, s.other_probe),
     (MEASUREMENTS, "post", "200"): lambda s: ask(
         s.main, "POST", MEASUREMENTS, json=batch([1, 2]), headers=bearer(s.token)
     ),
