@@ -106,14 +106,16 @@ class CollectorClient:
 
     async def register(
         self, asn: int | None, network: str | None, enrollment_key: str | None
-    ) -> tuple[str, str]:
-        """Register a new probe (POST /api/v1/probes); return its (probe_id, token)."""
+    ) -> Issued:
+        """Register a new probe (POST /api/v1/probes); return its id and token."""
         body = {"asn": asn, "network": network, "enrollment_key": enrollment_key}
         doc = await self._call("POST", "/api/v1/probes", {k: v for k, v in body.items() if v})
-        try:
-            return text_field(doc, "probe_id"), text_field(doc, "token")
-        except (TypeError, KeyError, ValueError) as e:
-            raise CollectorUnavailable(f"malformed registration answer ({e})") from None
+        return _issued(doc, "registration")
+
+    async def renew(self, probe_id: str, token: str) -> Issued:
+        """Renew a probe's token before it expires (POST /api/v1/probes/{id}/token)."""
+        doc = await self._call("POST", f"/api/v1/probes/{probe_id}/token", None, token)
+        return _issued(doc, "renewal")
 
     async def submit(self, token: str, records: Sequence[dict[str, Any]]) -> Ack:
         """Submit one batch (POST /api/v1/measurements); return the collector's acknowledgement."""
@@ -167,6 +169,24 @@ class CollectorClient:
             return json.loads(text)
         except ValueError:
             raise CollectorUnavailable(f"HTTP {status} without a JSON answer") from None
+
+
+@dataclass(frozen=True)
+class Issued:
+    """A token the collector issued: to whom, and until when (None: a collector whose tokens
+    never expire)."""
+
+    probe_id: str
+    token: str
+    expires_at: str | None = None
+
+
+def _issued(doc: Any, what: str) -> Issued:
+    try:
+        expires = text_field(doc, "expires_at") if "expires_at" in doc else None
+        return Issued(text_field(doc, "probe_id"), text_field(doc, "token"), expires)
+    except (TypeError, KeyError, ValueError) as e:
+        raise CollectorUnavailable(f"malformed {what} answer ({e})") from None
 
 
 def text_field(doc: Any, key: str) -> str:
