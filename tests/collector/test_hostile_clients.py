@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import pathlib
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -18,6 +19,7 @@ from collector.app import build_app
 from collector.config import load_config
 from collector.judge import open_store
 from tests.collector.harness import FAST
+from tests.support.collector_process import CollectorProcess, write_config
 
 QUICK = {"server.header_timeout_seconds": 0.5, "server.body_timeout_seconds": 0.5}
 
@@ -169,3 +171,16 @@ class _Headers:
 
     def getall(self, name: str, default: list[str]) -> list[str]:
         return self.values.get(name, default)
+
+
+async def test_the_serve_process_cuts_a_client_dribbling_its_headers(
+    sqlite_url: str, tmp_path: pathlib.Path
+) -> None:
+    server = {"header_timeout_seconds": 0.5, "max_connections_per_client": 2}
+    config = write_config(tmp_path / "collector.json", server=server)
+    proc = CollectorProcess(sqlite_url, tmp_path / "stderr.log", "--config", config)
+    try:
+        held, _ = await dribble(proc.port, b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ", 5.0)
+    finally:
+        proc.stop()
+    assert held < 2.0
