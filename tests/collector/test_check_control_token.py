@@ -15,19 +15,8 @@ import pytest
 from collector.control import ControlVantage
 from probe.daemon import identity
 from probe.flow import FlowOptions
-from probe.record import HTTPResult, Measurement, new_id
-from tests.collector.harness import Collector, running
+from tests.collector.harness import Collector, FakeFlow, running
 from tests.test_probe_check_cli import ROOT, closed_udp_port
-
-
-class FakeFlow:
-    """The control's step composer, faked at its seam: no network is measured."""
-
-    addresses_ignored = 0
-
-    async def measure(self, target: Any, probe: Any, **_: Any) -> Measurement:
-        http = HTTPResult(target.url, None, 1.0, status=200, title="ok")
-        return Measurement(new_id(), probe, target, "2026-03-01T20:00:00Z", 1.0, http=http)
 
 
 @pytest.fixture

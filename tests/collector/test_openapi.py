@@ -19,22 +19,20 @@ from collector.judge import open_store
 from collector.store import migrate
 from collector.store.query import decode_cursor
 from probe.flow import FlowOptions
-from probe.record import CATEGORIES, STATUSES, HTTPResult, Measurement, new_id
-from tests.collector.harness import ROOT, Collector, answer_validator, batch, record, running
+from probe.record import CATEGORIES, STATUSES
+from tests.collector.harness import (
+    ROOT,
+    Collector,
+    FakeFlow,
+    answer_validator,
+    batch,
+    record,
+    running,
+)
 from tests.collector.test_api import DEAD_DATABASE
 
 DOC = openapi.document()
 BIG = b'{"x": "' + b"x" * 70_000 + b'"}'
-
-
-class FakeFlow:
-    """The control's step composer, faked at its seam: no network is measured."""
-
-    addresses_ignored = 0
-
-    async def measure(self, target: Any, probe: Any, **_: Any) -> Measurement:
-        http = HTTPResult(target.url, None, 1.0, status=200, title="ok")
-        return Measurement(new_id(), probe, target, "2026-03-01T20:00:00Z", 1.0, http=http)
 
 
 @dataclasses.dataclass
