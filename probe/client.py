@@ -71,6 +71,7 @@ class CollectorClient:
         that collector's: a token is a secret, never shown to another service."""
         if self.control_url == collector_url.rstrip("/") + CONTROL_PATH:
             self._control_token = token
+            self.control_refused = None  # registered since: ask again
 
     async def __aenter__(self) -> CollectorClient:
         self._session = aiohttp.ClientSession(timeout=self._timeout, headers=self._headers)

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from collector.control import ControlVantage
+from probe.client import CollectorClient
 from probe.daemon import identity
 from probe.flow import FlowOptions
 from tests.collector.harness import Collector, FakeFlow, running
@@ -64,3 +65,29 @@ async def test_check_with_an_identity_sends_its_token_to_its_collectors_control(
     assert err == ""
     assert record["control"]["failure"] is None
     assert record["control"]["http"]["status"] == 200
+
+
+async def test_a_daemon_refused_before_registering_asks_the_control_again_once_registered(
+    collector: Collector,
+) -> None:
+    base = str(collector.client.make_url("/")).rstrip("/")
+    async with CollectorClient(f"{base}/api/v1/control", base_url=base) as client:
+        refused = await client.control("https://a.fr/", [])
+        again = await client.control("https://a.fr/", [])  # not asked: refused for good
+        _, token = await collector.register()
+        client.use_token(token, base)
+        served = await client.control("https://a.fr/", [])
+    assert refused.failure is not None and "HTTP 401" in refused.failure
+    assert again.failure is not None and "registered probes only" in again.failure
+    assert served.failure is None and served.http is not None and served.http.status == 200
+
+
+async def test_a_token_is_never_sent_to_another_collectors_control(
+    collector: Collector,
+) -> None:
+    base = str(collector.client.make_url("/")).rstrip("/")
+    async with CollectorClient(f"{base}/api/v1/control", base_url=base) as client:
+        _, token = await collector.register()
+        client.use_token(token, "https://elsewhere.example")
+        refused = await client.control("https://a.fr/", [])
+    assert refused.failure is not None and "HTTP 401" in refused.failure
