@@ -52,6 +52,14 @@ class Registration(msgspec.Struct):
 class Registered(Answer):
     probe_id: str
     token: Annotated[str, msgspec.Meta(description="the bearer token; shown once")]
+    expires_at: Annotated[
+        str, msgspec.Meta(description="RFC 3339: when the token expires; renew it before")
+    ]
+
+
+class Renewed(Registered):
+    """The answer of POST /api/v1/probes/{probe_id}/token: the probe's new token; the one
+    given stays valid for auth.token_grace (never past its own expiry)."""
 
 
 class Batch(Answer):
@@ -143,7 +151,7 @@ class Controls(Answer):
 
 # the types whose schemas the document holds (and those they refer to)
 TYPES = (
-    Error, Health, Registration, Registered, Batch, Stored, MeasurementPage, Flags,
+    Error, Health, Registration, Registered, Renewed, Batch, Stored, MeasurementPage, Flags,
     CollateralAddresses, Whoami, ControlRequest, Controls, watchlist.Watchlist,
 )  # fmt: skip
 

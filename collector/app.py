@@ -17,7 +17,7 @@ import prometheus_client
 from aiohttp import web
 
 from collector import control as control_mod
-from collector import dashboard, handlers, ingest, signatures
+from collector import dashboard, handlers, ingest, peers, signatures
 from collector.asn import AsnDatabase
 from collector.auth import RateLimiter
 from collector.config import CollectorConfig
@@ -92,6 +92,12 @@ class State:
     watchlist_doc: dict[str, Any] | None = None
     probe_limiter: RateLimiter = dataclasses.field(default_factory=lambda: RateLimiter(120))
     source_limiter: RateLimiter = dataclasses.field(default_factory=lambda: RateLimiter(600))
+    control_caller_limiter: RateLimiter = dataclasses.field(default_factory=lambda: RateLimiter(60))
+    control_limiter: RateLimiter = dataclasses.field(default_factory=lambda: RateLimiter(600))
+    trusted_proxies: tuple[peers.Network, ...] = ()
+    guard: peers.ConnectionGuard = dataclasses.field(
+        default_factory=lambda: peers.ConnectionGuard(10.0, 1024, 32)
+    )
     inflight: InFlight = dataclasses.field(default_factory=InFlight)
     findings: Findings | None = None
     judge: Judge | None = None
@@ -134,7 +140,10 @@ async def json_errors(request: web.Request, handler: Any) -> web.StreamResponse:
     try:
         return await handler(request)
     except handlers.Problem as e:
-        return handlers.error(e.status, e.message)
+        answer = handlers.error(e.status, e.message)
+        if e.close:
+            answer.force_close()
+        return answer
     except web.HTTPException as e:
         if e.content_type == "application/json" or e.status < 400:
             raise
@@ -197,6 +206,7 @@ def hide_addresses() -> None:
 ROUTES = [
     ("GET", "/healthz", handlers.healthz),
     ("POST", "/api/v1/probes", handlers.post_probes),
+    ("POST", "/api/v1/probes/{probe_id}/token", handlers.post_token),
     ("POST", "/api/v1/measurements", handlers.post_measurements),
     ("GET", "/api/v1/measurements", handlers.get_measurements),
     ("GET", "/api/v1/export", handlers.get_export),
@@ -223,9 +233,7 @@ def build_app(
     may hold the background judge back (readers still judge what is pending)."""
     registry = registry or prometheus_client.CollectorRegistry()
     if control is None and cfg.control_enabled:
-        control = ControlVantage(
-            control_mod.control_options(cfg), cfg.control_concurrency, cfg.control_cache_seconds
-        )
+        control = control_mod.vantage(cfg)
     fps = fingerprints.default_fingerprints()
     if cfg.fingerprints:
         fps = fps.merge(fingerprints.load_fingerprints(*cfg.fingerprints))
@@ -240,12 +248,18 @@ def build_app(
         asn_db=AsnDatabase(cfg.asn_database) if cfg.asn_database else None,
         probe_limiter=RateLimiter(cfg.rate_per_probe_per_minute),
         source_limiter=RateLimiter(cfg.rate_per_source_per_minute),
+        control_caller_limiter=RateLimiter(cfg.control_rate_per_probe_per_minute),
+        control_limiter=RateLimiter(cfg.control_rate_per_minute),
+        trusted_proxies=peers.networks(cfg.trusted_proxies),
+        guard=peers.ConnectionGuard(
+            cfg.header_timeout_seconds, cfg.max_connections, cfg.max_connections_per_client
+        ),
     )
     if cfg.watchlist:
         state.watchlist = watchlist_mod.load_watchlist(cfg.watchlist)
         state.watchlist_doc = watchlist_mod.watchlist_to_dict(state.watchlist)
     app = web.Application(
-        middlewares=[state.inflight.middleware, access_log, json_errors],
+        middlewares=[state.guard.middleware, state.inflight.middleware, access_log, json_errors],
         client_max_size=cfg.max_body_bytes,
     )
     app[handlers.STATE] = state

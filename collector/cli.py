@@ -18,10 +18,8 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from aiohttp import web
-
 from collector import app as app_mod
-from collector import config, export, export_flags, handlers
+from collector import config, export, export_flags, handlers, peers
 from collector.store import MeasurementQuery, StoreUnavailable, filters
 from probe import __version__, logs
 from probe.settings import Parser, UsageError, add_off_switch, overrides_from
@@ -151,9 +149,10 @@ async def cmd_serve(args: argparse.Namespace) -> int:
     db = open_database(cfg.database_url)
     application = app_mod.build_app(cfg, store=db)
     host, _, port = cfg.listen.rpartition(":")
-    runner = web.AppRunner(application, access_log=None, shutdown_timeout=5.0)
+    runner = peers.runner(application, access_log=None, shutdown_timeout=5.0)
     await runner.setup()
-    site = web.TCPSite(runner, host.strip("[]"), int(port))
+    guard = application[handlers.STATE].guard
+    site = peers.GuardedSite(runner, host.strip("[]"), int(port), guard)
     await site.start()
     app_mod.tune_gc()
     bound = " ".join(_hostport(a) for a in runner.addresses)

@@ -30,6 +30,13 @@ class CollectorConfig:
     control_concurrency: int = 16
     control_cache_seconds: float = 60.0
     control_max_targets: int = 20
+    control_public: bool = False
+    control_rate_per_probe_per_minute: int = 60
+    control_rate_per_minute: int = 600
+    control_addresses_per_family: int = 8
+    control_connections_per_request: int = 32
+    control_connections_in_flight: int = 256
+    control_dials_per_request: int = 512
     ca_file: str | None = None
     allow_networks: tuple[str, ...] = ()
     asn_database: str | None = None
@@ -38,6 +45,15 @@ class CollectorConfig:
     max_batch_records: int = 1000
     rate_per_probe_per_minute: int = 120
     rate_per_source_per_minute: int = 600
+    header_timeout_seconds: float = 10.0
+    body_timeout_seconds: float = 30.0
+    max_connections: int = 1024
+    max_connections_per_client: int = 32
+    max_registration_bytes: int = 4096
+    max_control_bytes: int = 64 * 1024
+    trusted_proxies: tuple[str, ...] = ()
+    token_ttl_seconds: float = 30 * 24 * 3600
+    token_grace_seconds: float = 24 * 3600
     silent_after_seconds: float = 2 * 3600
     log_format: str = "text"
     log_level: str = "info"
@@ -87,10 +103,26 @@ KEYS = settings.Table(
         Key("control.concurrency", _count),
         Key("control.cache_seconds", kinds.number(0)),
         Key("control.max_targets", _count),
+        Key("control.public", kinds.boolean),
+        Key("control.rate_per_probe_per_minute", _count),
+        Key("control.rate_per_minute", _count),
+        Key("control.addresses_per_family", _count),
+        Key("control.connections_per_request", _count),
+        Key("control.connections_in_flight", _count),
+        Key("control.dials_per_request", _count),
         Key("tls.ca_file", kinds.file, attr="ca_file"),
         Key("network.allow_networks", _networks, attr="allow_networks"),
         Key("asn.database", kinds.file),
         Key("auth.enrollment_key", kinds.text, attr="enrollment_key"),
+        Key("auth.token_ttl", kinds.positive, attr="token_ttl_seconds"),
+        Key("auth.token_grace", kinds.number(0), attr="token_grace_seconds"),
+        Key("server.header_timeout_seconds", kinds.positive, attr="header_timeout_seconds"),
+        Key("server.body_timeout_seconds", kinds.positive, attr="body_timeout_seconds"),
+        Key("server.max_connections", _count, attr="max_connections"),
+        Key("server.max_connections_per_client", _count, attr="max_connections_per_client"),
+        Key("server.trusted_proxies", _networks, attr="trusted_proxies"),
+        Key("limits.max_registration_bytes", _count, attr="max_registration_bytes"),
+        Key("limits.max_control_bytes", _count, attr="max_control_bytes"),
         Key("limits.max_body_bytes", _count, attr="max_body_bytes"),
         Key("limits.max_batch_records", _count, attr="max_batch_records"),
         Key("limits.rate_per_probe_per_minute", _count, attr="rate_per_probe_per_minute"),

@@ -32,6 +32,7 @@ from probe.flow import DEFAULT_STEPS, Flow, FlowOptions, Steps
 from probe.record import Control, Measurement, ProbeInfo, Target
 from probe.watchlist import Watchlist, normalize_url
 
+# The defaults of the control.* caps (configs/collector.example.yaml).
 # Addresses dialled per name and family, the first in answer order (as many again of those the
 # probe reports): one name with 1,000 A records made one request open 1,000 connections.
 MAX_ADDRESSES_PER_FAMILY = 8
@@ -59,11 +60,26 @@ def control_options(cfg: CollectorConfig) -> FlowOptions:
     return FlowOptions(resolver=ip, resolver_port=port, ca_file=cfg.ca_file, allow_networks=nets)
 
 
-def bounded(options: FlowOptions) -> FlowOptions:
+def vantage(cfg: CollectorConfig) -> ControlVantage:
+    """The control vantage ``cfg`` describes, within its caps."""
+    return ControlVantage(
+        control_options(cfg),
+        cfg.control_concurrency,
+        cfg.control_cache_seconds,
+        connections_per_request=cfg.control_connections_per_request,
+        connections_in_flight=cfg.control_connections_in_flight,
+        dials_per_request=cfg.control_dials_per_request,
+        addresses_per_family=cfg.control_addresses_per_family,
+    )
+
+
+def bounded(
+    options: FlowOptions, addresses_per_family: int = MAX_ADDRESSES_PER_FAMILY
+) -> FlowOptions:
     """Return ``options`` within the control's bounds, whatever the caller set."""
     return dataclasses.replace(
         options,
-        addresses_per_family=MAX_ADDRESSES_PER_FAMILY,
+        addresses_per_family=addresses_per_family,
         redirect_ports=PORTS,
         body_cap_bytes=min(options.body_cap_bytes, BODY_CAP_BYTES),
     )
@@ -241,8 +257,9 @@ class ControlVantage:
         connections_per_request: int = MAX_CONNECTIONS_PER_REQUEST,
         connections_in_flight: int = MAX_CONNECTIONS_IN_FLIGHT,
         dials_per_request: int = MAX_DIALS_PER_REQUEST,
+        addresses_per_family: int = MAX_ADDRESSES_PER_FAMILY,
     ) -> None:
-        self.options = bounded(options)
+        self.options = bounded(options, addresses_per_family)
         self.steps = steps
         self.flow = flow  # a composer given whole (tests at the seam): used as it is
         self.connections_per_request = connections_per_request

@@ -15,12 +15,13 @@ import msgspec
 import prometheus_client
 from aiohttp import http_exceptions, web
 
-from collector import auth, bodies, export, ingest, openapi
+from collector import auth, bodies, export, ingest, openapi, peers
 from collector import control as control_mod
 from collector.store import MeasurementQuery, ProbeSeen, StoreError, StoreUnavailable, filters
 from collector.store.schema import MAX_ASN
 from probe import logs
 from probe.record import encode
+from probe.times import rfc3339
 
 STATE: web.AppKey[Any] = web.AppKey("state")
 _JSON = msgspec.json.Encoder()
@@ -34,31 +35,47 @@ def error(status: int, message: str) -> web.Response:
 class Problem(Exception):
     """Bad input: answered as {"error": message} with a 4xx status by the app's middleware."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, close: bool = False) -> None:
         super().__init__(message)
         self.status, self.message = status, message
+        self.close = close  # end the connection after the answer
 
 
-async def read_body(request: web.Request) -> bytes:
-    """Return the request's body, decoded from gzip or deflate; raise a Problem when it is not
-    JSON or encoded otherwise (415), not the encoding it claims (400), or past the limit (413)."""
+async def read_body(request: web.Request, limit: int | None = None) -> bytes:
+    """Return the request's body, decoded from gzip or deflate, at most ``limit`` bytes decoded
+    (default: limits.max_body_bytes) read within server.body_timeout_seconds; raise a Problem
+    when it is not JSON or encoded otherwise (415), not the encoding it claims (400), past the
+    limit (413) or too slow (408)."""
+    config = request.app[STATE].config
+    limit = config.max_body_bytes if limit is None else limit
+    too_large = Problem(413, f"body: larger than the limit of {limit} bytes")
+    if request.content_length is not None and request.content_length > limit:
+        raise too_large
     try:
         bodies.check_headers(request.headers)
-        return await request.read()
     except bodies.BodyError as e:
         raise Problem(e.status, e.message) from None
-    except web.HTTPRequestEntityTooLarge:
-        limit = request.app[STATE].config.max_body_bytes
-        raise Problem(413, f"body: larger than the limit of {limit} bytes") from None
+    chunks, size = [], 0
+    try:
+        async with asyncio.timeout(config.body_timeout_seconds):
+            async for chunk in request.content.iter_chunked(64 * 1024):
+                size += len(chunk)
+                if size > limit:
+                    raise too_large
+                chunks.append(chunk)
+    except TimeoutError:
+        # a client dribbling its body would hold the connection for ever: answer, then close
+        raise Problem(408, "body: not received in time", close=True) from None
     except (http_exceptions.ContentEncodingError, web.RequestPayloadError):
         coding = request.headers.get("Content-Encoding", "").strip().lower()
         raise Problem(400, f"body: not valid {coding}") from None
+    return b"".join(chunks)
 
 
-async def read_json(request: web.Request) -> Any:
+async def read_json(request: web.Request, limit: int | None = None) -> Any:
     """Return the request's JSON body within the bounds of collector/bodies.py, or raise a
-    Problem (400, 413, 415) naming what is wrong."""
-    raw = await read_body(request)
+    Problem (400, 408, 413, 415) naming what is wrong."""
+    raw = await read_body(request, limit)
     try:
         return bodies.decode_json(raw)
     except bodies.BodyError as e:
@@ -85,10 +102,19 @@ async def get_openapi(request: web.Request) -> web.Response:
 
 
 async def post_control(request: web.Request) -> web.Response:
+    """Measure targets from the collector's vantage, for a registered probe (or anyone, when
+    control.public is set), within the per-caller and global rate limits."""
     state = request.app[STATE]
     if state.control is None:
         return error(404, "this collector runs no control vantage")
-    body = await read_json(request)
+    if state.config.control_public:
+        if not state.control_caller_limiter.allow(peers.rate_key(_source(request))):
+            raise _rate_limited(state, "too many control requests from this address")
+    else:
+        await _authenticated(request, state.control_caller_limiter)
+    if not state.control_limiter.allow("control"):
+        raise _rate_limited(state, "the control is busy; try again later")
+    body = await read_json(request, state.config.max_control_bytes)
     try:
         targets = control_mod.parse_request(
             body,
@@ -149,7 +175,7 @@ async def get_whoami(request: web.Request) -> web.Response:
             "this collector has no ASN database: declare the network in the "
             "probe's config (network.asn, network.name)",
         )
-    found = state.lookup_network(request.remote or "")
+    found = state.lookup_network(_source(request))
     if found is None:
         return error(404, "the ASN database does not know this network")
     return web.json_response({"asn": found[0], "network": found[1]})
@@ -166,8 +192,20 @@ async def get_metrics(request: web.Request) -> web.Response:
 
 
 def _source(request: web.Request) -> str:
-    """The submitting address: used for one ASN lookup and a rate-limit key, never kept."""
-    return request.remote or ""
+    """The client's address (behind server.trusted_proxies, the one they name): used for one
+    ASN lookup and a rate-limit key, never kept."""
+    state = request.app[STATE]
+    return peers.client_address(request.remote or "", request.headers, state.trusted_proxies)
+
+
+def _source_allowed(request: web.Request) -> bool:
+    """Take one request from the client's budget (its address, or its /64 for IPv6)."""
+    return bool(request.app[STATE].source_limiter.allow(peers.rate_key(_source(request))))
+
+
+def _rate_limited(state: Any, message: str) -> Problem:
+    state.metrics.reject("rate_limited")
+    return Problem(429, message)
 
 
 async def _store_call(state: Any, fn: Any, *args: Any) -> Any:
@@ -181,9 +219,10 @@ async def _store_call(state: Any, fn: Any, *args: Any) -> Any:
 
 async def post_probes(request: web.Request) -> web.Response:
     state = request.app[STATE]
-    if not state.source_limiter.allow(_source(request)):
+    if not _source_allowed(request):
         return error(429, "too many registrations from this address; try again later")
-    body = await read_json(request) if request.can_read_body else {}
+    limit = state.config.max_registration_bytes
+    body = await read_json(request, limit) if request.can_read_body else {}
     if not isinstance(body, dict):
         return error(400, "body: expected an object")
     asn, network = body.get("asn"), body.get("network")
@@ -200,34 +239,71 @@ async def post_probes(request: web.Request) -> web.Response:
         return error(403, "enrollment_key: missing or wrong; this collector is not open")
     probe_id, token = auth.new_probe_id(), auth.new_token()
     now = datetime.datetime.now(datetime.UTC)
+    expires = now + datetime.timedelta(seconds=state.config.token_ttl_seconds)
+    hashed = auth.hash_token(token)
     await _store_call(
-        state, state.store.register_probe, probe_id, auth.hash_token(token), asn, network, now
+        state, state.store.register_probe, probe_id, hashed, asn, network, now, expires
     )
     logs.event("probe registered", probe_id=probe_id)
-    return web.json_response({"probe_id": probe_id, "token": token}, status=201)
+    return web.json_response(_token_answer(probe_id, token, expires), status=201)
 
 
-async def _authenticated(request: web.Request) -> Any:
+def _token_answer(probe_id: str, token: str, expires: datetime.datetime) -> dict[str, str]:
+    return {"probe_id": probe_id, "token": token, "expires_at": rfc3339(expires, "seconds")}
+
+
+async def post_token(request: web.Request) -> web.Response:
+    """Renew a probe's token: a new one for auth.token_ttl; the one given stays valid for
+    auth.token_grace (never past its own expiry), for requests already on their way."""
+    state = request.app[STATE]
+    probe = await _authenticated(request)
+    if request.match_info["probe_id"] != probe.id:
+        return error(403, "probe_id: not the probe this token belongs to")
+    given = auth.hash_token(auth.bearer_token(request.headers.get("Authorization")) or "")
+    now = datetime.datetime.now(datetime.UTC)
+    grace_end = now + datetime.timedelta(seconds=state.config.token_grace_seconds)
+    given_expiry = min(probe.expires_at(given) or grace_end, grace_end)
+    token = auth.new_token()
+    expires = now + datetime.timedelta(seconds=state.config.token_ttl_seconds)
+    renew = state.store.renew_token
+    if not await _store_call(
+        state, renew, probe.id, given, auth.hash_token(token), expires, given_expiry
+    ):
+        return error(401, "Authorization: this token was replaced meanwhile")
+    logs.event("probe token renewed", probe_id=probe.id)
+    return web.json_response(_token_answer(probe.id, token, expires))
+
+
+async def _authenticated(request: web.Request, limiter: Any = None) -> Any:
+    """The probe whose token the request carries, within ``limiter`` (default: the probe's
+    submission limit); raise a Problem (401, 429) otherwise."""
     state = request.app[STATE]
     token = auth.bearer_token(request.headers.get("Authorization"))
     if token is None:
         state.metrics.reject("auth")
         raise Problem(401, "Authorization: expected 'Bearer <token>' from POST /api/v1/probes")
-    probe = await _store_call(state, state.store.probe_by_token_hash, auth.hash_token(token))
+    hashed = auth.hash_token(token)
+    probe = await _store_call(state, state.store.probe_by_token_hash, hashed)
     if probe is None:
         state.metrics.reject("auth")
         raise Problem(401, "Authorization: unknown token")
-    if not state.probe_limiter.allow(probe.id):
-        state.metrics.reject("rate_limited")
-        raise Problem(429, f"probe {probe.id}: too many submissions; slow down")
+    expires = probe.expires_at(hashed)
+    if expires is not None and expires <= datetime.datetime.now(datetime.UTC):
+        state.metrics.reject("auth")
+        raise Problem(
+            401,
+            f"Authorization: token expired at {rfc3339(expires, 'seconds')}; a probe renews "
+            "it before (POST /api/v1/probes/{id}/token), or registers again",
+        )
+    if not (limiter or state.probe_limiter).allow(probe.id):
+        raise _rate_limited(state, f"probe {probe.id}: too many requests; slow down")
     return probe
 
 
 async def post_measurements(request: web.Request) -> web.Response:
     state = request.app[STATE]
-    if not state.source_limiter.allow(_source(request)):
-        state.metrics.reject("rate_limited")
-        return error(429, "too many requests from this address; try again later")
+    if not _source_allowed(request):
+        raise _rate_limited(state, "too many requests from this address; try again later")
     probe = await _authenticated(request)
     logs.event("batch receiving", logging.DEBUG, probe_id=probe.id)
     try:

@@ -118,8 +118,8 @@ def _probes() -> dict[str, Any]:
     errors = _errors(
         _400="malformed JSON or a bad field (named)",
         _403="enrollment_key missing or wrong",
-        _413="body larger than limits.max_body_bytes",
-        _429="too many registrations from this address",
+        _413="body larger than limits.max_registration_bytes",
+        _429="too many registrations from this address (an IPv6 address: its /64)",
     )
     return _post(
         "register a probe (open, or gated by the configured enrollment key)",
@@ -130,10 +130,34 @@ def _probes() -> dict[str, Any]:
     )
 
 
+def _token() -> dict[str, Any]:
+    errors = _errors(
+        _401="missing, unknown or expired bearer token",
+        _403="the token is another probe's",
+        _429="too many requests from this probe",
+    )
+    probe_id = {
+        "name": "probe_id",
+        "in": "path",
+        "required": True,
+        "description": "the probe whose token is renewed (the bearer token's own)",
+        "schema": {"type": "string"},
+    }
+    return {
+        "post": {
+            "summary": "renew the probe's token before it expires: a new token; the one given "
+            "stays valid for auth.token_grace, never past its own expiry",
+            "parameters": [probe_id],
+            "security": [{"bearer": []}],
+            "responses": {"200": _ok("renewed", _ref("Renewed")), **errors, **DB_DOWN},
+        }
+    }
+
+
 def _measurements() -> dict[str, Any]:
     errors = _errors(
         _400="malformed JSON, or a record and field at fault (named)",
-        _401="missing or unknown bearer token",
+        _401="missing, unknown or expired bearer token",
         _403="a record claims another probe",
         _413="body or batch larger than the limits",
         _429="too many submissions from this probe or address",
@@ -184,9 +208,12 @@ def _control() -> dict[str, Any]:
         ("200", _ok("one control a target, in order", _ref("Controls"))),
         _errors(
             _400="malformed JSON or a bad target (named)",
+            _401="missing, unknown or expired bearer token (unless control.public)",
             _404="this collector runs no control vantage",
-            _413="body larger than limits.max_body_bytes",
+            _413="body larger than limits.max_control_bytes",
+            _429="too many control requests from this probe, or in all",
         ),
+        security=[{"bearer": []}],
     )
 
 
@@ -267,6 +294,7 @@ def _document() -> dict[str, Any]:
         "paths": {
             "/healthz": _health(),
             "/api/v1/probes": _probes(),
+            "/api/v1/probes/{probe_id}/token": _token(),
             "/api/v1/measurements": _measurements(),
             "/api/v1/export": _export(),
             "/api/v1/control": _control(),

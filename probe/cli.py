@@ -277,6 +277,9 @@ async def cmd_check(args: argparse.Namespace) -> int:
     control_url = cfg.control.url if cfg.control.enabled else None
     progress = Progress(len(targets), quiet=args.quiet)
     client = CollectorClient(control_url) if control_url else None
+    ident = _identity_if_any(cfg.state_dir)
+    if client is not None and ident is not None:
+        client.use_token(ident.token, ident.collector)
     runner = Runner(Flow(opts), probe_info(cfg, opts), client, fps, cfg.concurrency)
     if client is not None:
         async with client:
@@ -284,12 +287,23 @@ async def cmd_check(args: argparse.Namespace) -> int:
     else:
         records = await runner.run(targets, dns_only, progress.update)
     progress.close()
+    if client is not None and client.control_refused is not None:
+        print(f"{PROG}: {client.control_refused}; measured without a control", file=sys.stderr)
     if args.json:
         for m in records:
             print(m.to_json())
     else:
         print(render_table(records, use_colour(sys.stdout)))
     return 0
+
+
+def _identity_if_any(state_dir: Any) -> identity.Identity | None:
+    """The probe's identity, for its token; `check` needs none, so an unreadable state dir is
+    no identity."""
+    try:
+        return identity.load_identity(state_dir)
+    except identity.StateError:
+        return None
 
 
 async def cmd_run(args: argparse.Namespace) -> int:

@@ -19,6 +19,9 @@ from probe import failures
 from probe.record import Control, MalformedRecord, decode
 
 CONTROL_PATH = "/api/v1/control"
+CONTROL_NEEDS_TOKEN = (
+    "the collector's control serves registered probes only: run `surblocage-probe register`"
+)
 
 
 class CollectorUnavailable(Exception):
@@ -59,6 +62,16 @@ class CollectorClient:
         self._timeout = aiohttp.ClientTimeout(total=timeout_seconds)
         self._headers = {"User-Agent": software}
         self._session: aiohttp.ClientSession | None = None
+        self._control_token: str | None = None
+        # why the control refused us for good (no token, and the collector wants one)
+        self.control_refused: str | None = None
+
+    def use_token(self, token: str, collector_url: str) -> None:
+        """Send ``token`` (issued by ``collector_url``) with control requests, if the control is
+        that collector's: a token is a secret, never shown to another service."""
+        if self.control_url == collector_url.rstrip("/") + CONTROL_PATH:
+            self._control_token = token
+            self.control_refused = None  # registered since: ask again
 
     async def __aenter__(self) -> CollectorClient:
         self._session = aiohttp.ClientSession(timeout=self._timeout, headers=self._headers)
@@ -72,10 +85,16 @@ class CollectorClient:
         """Ask the collector to measure ``url`` from its vantage; a failure is a Control too."""
         assert self._session is not None, "use CollectorClient in 'async with'"
         assert self.control_url is not None, "no control endpoint"
+        if self.control_refused is not None:
+            return Control(failure=failures.unknown_text(self.control_refused))
         body = {"targets": [{"url": url, "addresses": list(addresses)}]}
+        token = self._control_token
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
         try:
-            async with self._session.post(self.control_url, json=body) as resp:
+            async with self._session.post(self.control_url, json=body, headers=headers) as resp:
                 text = await resp.text()
+                if resp.status == 401 and token is None:
+                    self.control_refused = CONTROL_NEEDS_TOKEN
                 if resp.status != 200:
                     return Control(
                         failure=failures.unknown_text(
@@ -88,14 +107,16 @@ class CollectorClient:
 
     async def register(
         self, asn: int | None, network: str | None, enrollment_key: str | None
-    ) -> tuple[str, str]:
-        """Register a new probe (POST /api/v1/probes); return its (probe_id, token)."""
+    ) -> Issued:
+        """Register a new probe (POST /api/v1/probes); return its id and token."""
         body = {"asn": asn, "network": network, "enrollment_key": enrollment_key}
         doc = await self._call("POST", "/api/v1/probes", {k: v for k, v in body.items() if v})
-        try:
-            return text_field(doc, "probe_id"), text_field(doc, "token")
-        except (TypeError, KeyError, ValueError) as e:
-            raise CollectorUnavailable(f"malformed registration answer ({e})") from None
+        return _issued(doc, "registration")
+
+    async def renew(self, probe_id: str, token: str) -> Issued:
+        """Renew a probe's token before it expires (POST /api/v1/probes/{id}/token)."""
+        doc = await self._call("POST", f"/api/v1/probes/{probe_id}/token", None, token)
+        return _issued(doc, "renewal")
 
     async def submit(self, token: str, records: Sequence[dict[str, Any]]) -> Ack:
         """Submit one batch (POST /api/v1/measurements); return the collector's acknowledgement."""
@@ -149,6 +170,24 @@ class CollectorClient:
             return json.loads(text)
         except ValueError:
             raise CollectorUnavailable(f"HTTP {status} without a JSON answer") from None
+
+
+@dataclass(frozen=True)
+class Issued:
+    """A token the collector issued: to whom, and until when (None: a collector whose tokens
+    never expire)."""
+
+    probe_id: str
+    token: str
+    expires_at: str | None = None
+
+
+def _issued(doc: Any, what: str) -> Issued:
+    try:
+        expires = text_field(doc, "expires_at") if "expires_at" in doc else None
+        return Issued(text_field(doc, "probe_id"), text_field(doc, "token"), expires)
+    except (TypeError, KeyError, ValueError) as e:
+        raise CollectorUnavailable(f"malformed {what} answer ({e})") from None
 
 
 def text_field(doc: Any, key: str) -> str:

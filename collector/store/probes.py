@@ -28,6 +28,16 @@ class ProbeRow:
     last_seen_at: datetime.datetime | None = None
     last_asn: int | None = None
     last_network: str | None = None
+    token_expires_at: datetime.datetime | None = None
+    old_token_hash: str | None = None
+    old_token_expires_at: datetime.datetime | None = None
+
+    def expires_at(self, token_hash: str) -> datetime.datetime | None:
+        """When the token hashed ``token_hash`` (this probe's, or its predecessor) expires;
+        None for a token without expiry."""
+        if token_hash == self.token_hash:
+            return self.token_expires_at
+        return self.old_token_expires_at
 
 
 def register(
@@ -37,6 +47,7 @@ def register(
     declared_asn: int | None,
     declared_network: str | None,
     now: datetime.datetime,
+    token_expires_at: datetime.datetime | None = None,
 ) -> ProbeRow:
     """Insert a probe; raise ValueError if its id or token hash is already registered."""
     for name, value in (
@@ -47,13 +58,16 @@ def register(
         check_text(name, value)
     check_asn("declared_asn", declared_asn)
     check_time("now", now)
-    row = ProbeRow(probe_id, token_hash, now, declared_asn, declared_network)
+    row = ProbeRow(
+        probe_id, token_hash, now, declared_asn, declared_network, token_expires_at=token_expires_at
+    )
     values = {
         "id": probe_id,
         "token_hash": token_hash,
         "created_at": now,
         "declared_asn": declared_asn,
         "declared_network": declared_network,
+        "token_expires_at": token_expires_at,
     }
     try:
         conn.execute(sa.insert(probes).values(values))
@@ -63,10 +77,37 @@ def register(
 
 
 def by_token_hash(conn: sa.Connection, token_hash: str) -> ProbeRow | None:
-    """Return the probe holding this token hash, or None."""
+    """Return the probe holding this token hash (as its token or its predecessor), or None."""
     check_text("token_hash", token_hash)
-    found = conn.execute(sa.select(probes).where(probes.c.token_hash == token_hash)).first()
+    held = sa.or_(probes.c.token_hash == token_hash, probes.c.old_token_hash == token_hash)
+    found = conn.execute(sa.select(probes).where(held)).first()
     return _probe(found) if found else None
+
+
+def renew_token(
+    conn: sa.Connection,
+    probe_id: str,
+    given_hash: str,
+    new_hash: str,
+    expires_at: datetime.datetime,
+    given_expires_at: datetime.datetime | None,
+) -> bool:
+    """Give a probe a new token; the one given (``given_hash``) stays valid until
+    ``given_expires_at``. False if the probe no longer holds ``given_hash``."""
+    check_text("token_hash", new_hash)
+    check_time("expires_at", expires_at)
+    held = sa.or_(probes.c.token_hash == given_hash, probes.c.old_token_hash == given_hash)
+    result = conn.execute(
+        sa.update(probes)
+        .where(probes.c.id == probe_id, held)
+        .values(
+            token_hash=new_hash,
+            token_expires_at=expires_at,
+            old_token_hash=given_hash,
+            old_token_expires_at=given_expires_at,
+        )
+    )
+    return result.rowcount == 1
 
 
 def by_id(conn: sa.Connection, probe_id: str) -> ProbeRow | None:

@@ -158,6 +158,10 @@ probes = sa.Table(
     sa.Column("last_seen_at", UTCDateTime),
     sa.Column("last_asn", sa.BigInteger),
     sa.Column("last_network", sa.Text),
+    # a token expires; a renewed token's predecessor stays valid until old_token_expires_at
+    sa.Column("token_expires_at", UTCDateTime),
+    sa.Column("old_token_hash", sa.Text, unique=True),
+    sa.Column("old_token_expires_at", UTCDateTime),
 )
 
 measurements = sa.Table(

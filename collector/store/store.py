@@ -200,10 +200,27 @@ class Store:
         declared_asn: int | None,
         declared_network: str | None,
         now: datetime.datetime,
+        token_expires_at: datetime.datetime | None = None,
     ) -> ProbeRow:
         """Register a probe; ValueError if the id or token hash is taken."""
         with self._writing() as conn:
-            return probes.register(conn, probe_id, token_hash, declared_asn, declared_network, now)
+            return probes.register(
+                conn, probe_id, token_hash, declared_asn, declared_network, now, token_expires_at
+            )
+
+    def renew_token(
+        self,
+        probe_id: str,
+        given_hash: str,
+        new_hash: str,
+        expires_at: datetime.datetime,
+        given_expires_at: datetime.datetime | None,
+    ) -> bool:
+        """Give a probe a new token (collector.store.probes.renew_token)."""
+        with self._writing() as conn:
+            return probes.renew_token(
+                conn, probe_id, given_hash, new_hash, expires_at, given_expires_at
+            )
 
     def probe_by_token_hash(self, token_hash: str) -> ProbeRow | None:
         """Return the probe holding this token hash, or None."""

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
 import json
 import logging
 import random
@@ -81,11 +82,28 @@ class Enrollment:
 async def register(client: CollectorClient, e: Enrollment) -> identity.Identity:
     """Register with the collector and keep the new identity in the state dir."""
     try:
-        probe_id, token = await client.register(e.asn, e.network, e.key)
+        issued = await client.register(e.asn, e.network, e.key)
     except CollectorRefused as refused:
         raise OperatorMustAct(f"registration refused ({refused})") from None
-    ident = identity.save_identity(e.state_dir, probe_id, token, e.collector)
-    _log(logging.INFO, "registered", probe_id=probe_id, collector=e.collector)
+    ident = identity.save_identity(
+        e.state_dir, issued.probe_id, issued.token, e.collector, issued.expires_at
+    )
+    _log(logging.INFO, "registered", probe_id=issued.probe_id, collector=e.collector)
+    return ident
+
+
+async def renewed(
+    client: CollectorClient, state_dir: Path, ident: identity.Identity
+) -> identity.Identity:
+    """Renew the identity's token and keep the new one; on a failure, log it and keep the old
+    (half its life is left for the next tries)."""
+    try:
+        issued = await client.renew(ident.probe_id, ident.token)
+    except (CollectorUnavailable, CollectorRefused) as e:
+        _log(logging.WARNING, "token renewal failed", why=str(e), expires=ident.token_expires_at)
+        return ident
+    ident = identity.save_renewed(state_dir, ident, issued.token, issued.expires_at)
+    _log(logging.INFO, "token renewed", probe_id=ident.probe_id, expires=ident.token_expires_at)
     return ident
 
 
@@ -104,6 +122,8 @@ class Delivery:
     ) -> None:
         self.spool, self.client, self.enrollment = spool, client, enrollment
         self.identity = ident
+        if ident is not None:
+            client.use_token(ident.token, ident.collector)
         self.batch_size = self.limit = batch_size
         self.backoff = backoff or Backoff()
         self.quarantine_after = quarantine_after
@@ -114,6 +134,10 @@ class Delivery:
     async def _identity(self) -> identity.Identity:
         if self.identity is None:
             self.identity = await register(self.client, self.enrollment)
+            self.client.use_token(self.identity.token, self.identity.collector)
+        if self.identity.needs_renewal(datetime.datetime.now(datetime.UTC)):
+            self.identity = await renewed(self.client, self.enrollment.state_dir, self.identity)
+            self.client.use_token(self.identity.token, self.identity.collector)
         return self.identity
 
     async def upload_once(self) -> int:

@@ -7,6 +7,7 @@ content, never half of one. The token is a secret: it is never logged or printed
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import fcntl
 import json
@@ -16,9 +17,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from probe import times
 from probe.client import text_field
 
 IDENTITY_FILE = "identity.json"
+OPTIONAL = ("token_expires_at", "token_issued_at")  # absent from identities before expiry
 LOCK_FILE = "lock"
 
 
@@ -34,6 +37,17 @@ class Identity:
     token: str
     collector: str
     registered_at: str
+    token_expires_at: str | None = None  # None: the collector's tokens never expire
+    token_issued_at: str | None = None  # None: at registration
+
+    def needs_renewal(self, now: datetime.datetime) -> bool:
+        """Tell whether the token is past half its life: time to renew it, with the other
+        half left for retries."""
+        if self.token_expires_at is None:
+            return False
+        issued = times.parse_rfc3339(self.token_issued_at or self.registered_at)
+        expires = times.parse_rfc3339(self.token_expires_at)
+        return now >= issued + (expires - issued) / 2
 
     def serves(self, collector_url: str | None) -> bool:
         """Tell whether this identity was issued by ``collector_url``."""
@@ -115,25 +129,41 @@ def load_identity(state_dir: Path) -> Identity | None:
     if data is None:
         return None
     try:
-        return Identity(
+        optional = {k: text_field(data, k) for k in OPTIONAL if data.get(k) is not None}
+        ident = Identity(
             probe_id=text_field(data, "probe_id"),
             token=text_field(data, "token"),
             collector=text_field(data, "collector"),
             registered_at=text_field(data, "registered_at"),
+            **optional,
         )
-    except (TypeError, KeyError, ValueError) as e:
+        ident.needs_renewal(datetime.datetime.now(datetime.UTC))  # its times parse
+        return ident
+    except (TypeError, KeyError, ValueError, AttributeError) as e:
         raise StateError(f"{path}: {e}; remove it and run `surblocage-probe register`") from None
 
 
-def save_identity(state_dir: Path, probe_id: str, token: str, collector: str) -> Identity:
+def save_identity(
+    state_dir: Path, probe_id: str, token: str, collector: str, expires_at: str | None = None
+) -> Identity:
     """Write a new identity to ``state_dir`` (0600, atomically) and return it."""
-    now = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
-    ident = Identity(probe_id, token, collector.rstrip("/"), now.replace("+00:00", "Z"))
-    doc = {
-        "probe_id": ident.probe_id,
-        "token": ident.token,
-        "collector": ident.collector,
-        "registered_at": ident.registered_at,
-    }
-    write_private(ensure_state_dir(state_dir) / IDENTITY_FILE, json_bytes(doc))
+    now = times.rfc3339(datetime.datetime.now(datetime.UTC), "seconds")
+    ident = Identity(probe_id, token, collector.rstrip("/"), now, expires_at, now)
+    _write_identity(state_dir, ident)
     return ident
+
+
+def save_renewed(state_dir: Path, ident: Identity, token: str, expires_at: str | None) -> Identity:
+    """Keep a renewed token in place of the identity's (atomically: the old or the new token
+    is on disk, never neither) and return the new identity."""
+    now = times.rfc3339(datetime.datetime.now(datetime.UTC), "seconds")
+    renewed = dataclasses.replace(
+        ident, token=token, token_expires_at=expires_at, token_issued_at=now
+    )
+    _write_identity(state_dir, renewed)
+    return renewed
+
+
+def _write_identity(state_dir: Path, ident: Identity) -> None:
+    doc = {k: v for k, v in dataclasses.asdict(ident).items() if v is not None}
+    write_private(ensure_state_dir(state_dir) / IDENTITY_FILE, json_bytes(doc))

@@ -21,6 +21,7 @@ from collector.app import build_app
 from collector.config import load_config
 from collector.judge import open_store
 from collector.store import MeasurementQuery, Store
+from probe.record import HTTPResult, Measurement, new_id
 from tests.support import records
 from tests.support.collector_process import ROOT as ROOT  # re-exported
 from tests.support.collector_process import CollectorProcess as CollectorProcess  # re-exported
@@ -32,6 +33,16 @@ FAST = {
     "limits.rate_per_source_per_minute": 1_000_000,
 }
 record_id = records.record_id
+
+
+class FakeFlow:
+    """The control's step composer, faked at its seam: no network is measured."""
+
+    addresses_ignored = 0
+
+    async def measure(self, target: Any, probe: Any, **_: Any) -> Measurement:
+        http = HTTPResult(target.url, None, 1.0, status=200, title="ok")
+        return Measurement(new_id(), probe, target, "2026-03-01T20:00:00Z", 1.0, http=http)
 
 
 def record(n: int, **fields: Any) -> dict[str, Any]:

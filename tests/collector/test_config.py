@@ -32,12 +32,15 @@ def test_example_file_loads_with_the_defaults() -> None:
         (
             "colour: blue\n",
             "colour: unknown key (known: listen, database, watchlist, fingerprints, control, "
-            "tls, network, asn, auth, limits, probes, log)",
+            "tls, network, asn, auth, server, limits, probes, log)",
         ),
         (
             "control:\n  colour: blue\n",
             "control.colour: unknown key (known: control.resolver, control.enabled, "
-            "control.concurrency, control.cache_seconds, control.max_targets)",
+            "control.concurrency, control.cache_seconds, control.max_targets, control.public, "
+            "control.rate_per_probe_per_minute, control.rate_per_minute, "
+            "control.addresses_per_family, control.connections_per_request, "
+            "control.connections_in_flight, control.dials_per_request)",
         ),
         ("control: [1, 2]\n", "control: expected a mapping of keys"),
         ("listen: [unclosed\n", "line 2: not valid YAML"),

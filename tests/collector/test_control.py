@@ -121,13 +121,15 @@ class Stage:
     web: Web
     other: Web  # a second web server, on a port no watchlist URL names
     watchlist: str
+    token: str = ""  # a registered probe's: the control serves probes only
 
     def url(self, name: str, path: str = "/page") -> str:
         return _url(self.web, name, path)
 
-    async def ask(self, *targets: dict[str, Any]) -> tuple[int, Any]:
+    async def ask(self, *targets: dict[str, Any], token: str | None = None) -> tuple[int, Any]:
         body = {"targets": list(targets)}
-        async with self.collector.client.post("/api/v1/control", json=body) as r:
+        headers = {"Authorization": f"Bearer {self.token if token is None else token}"}
+        async with self.collector.client.post("/api/v1/control", json=body, headers=headers) as r:
             return r.status, json.loads(await r.read())
 
     async def control(self, url: str, addresses: list[str] | None = None) -> dict[str, Any]:
@@ -194,7 +196,8 @@ async def stage(sqlite_url: str, tmp_path: pathlib.Path) -> AsyncIterator[Stage]
     try:
         first = Stage(None, dns, web, other, watchlist)  # type: ignore[arg-type]
         async with running(sqlite_url, control=first.vantage(), watchlist=watchlist) as c:
-            yield dataclasses.replace(first, collector=c)
+            _, token = await c.register()
+            yield dataclasses.replace(first, collector=c, token=token)
     finally:
         for server in (web_server, other_server):
             server.close()
@@ -366,3 +369,40 @@ async def test_addresses_dialled_per_request_are_capped_all_told(
     dialled = [len(c["control"]["tcp"]) for c in answer["controls"]]
     assert sum(dialled) == 100
     assert "surblocage_control_addresses_ignored_total 60.0" in metrics
+
+
+async def test_the_control_refuses_a_request_without_a_probe_token(stage: Stage) -> None:
+    for token in ("", "not-a-token"):
+        status, answer = await stage.ask({"url": stage.url("page.control.test")}, token=token)
+        assert status == 401
+        assert answer["error"].startswith("Authorization: ")
+    assert stage.web.accepted == 0  # nothing measured for a stranger
+
+
+async def test_a_public_control_serves_a_request_without_a_token(
+    stage: Stage, sqlite_url: str
+) -> None:
+    public = {"control.public": True}
+    async with running(
+        sqlite_url, control=stage.vantage(), watchlist=stage.watchlist, **public
+    ) as collector:
+        anyone = dataclasses.replace(stage, collector=collector)
+        status, answer = await anyone.ask({"url": stage.url("page.control.test")}, token="")
+    assert status == 200
+    assert answer["controls"][0]["control"]["http"]["status"] == 200
+
+
+async def test_control_requests_are_limited_per_probe_and_in_all(
+    stage: Stage, sqlite_url: str
+) -> None:
+    limits = {"control.rate_per_probe_per_minute": 2, "control.rate_per_minute": 3}
+    async with running(
+        sqlite_url, control=stage.vantage(), watchlist=stage.watchlist, **limits
+    ) as collector:
+        limited = dataclasses.replace(stage, collector=collector)
+        _, other = await collector.register()
+        target = {"url": stage.url("page.control.test")}
+        first = [(await limited.ask(target))[0] for _ in range(3)]
+        second = [(await limited.ask(target, token=other))[0] for _ in range(2)]
+    assert first == [200, 200, 429]  # this probe's two a minute
+    assert second == [200, 429]  # the collector's three a minute, the refused one not counted

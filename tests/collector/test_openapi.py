@@ -19,22 +19,20 @@ from collector.judge import open_store
 from collector.store import migrate
 from collector.store.query import decode_cursor
 from probe.flow import FlowOptions
-from probe.record import CATEGORIES, STATUSES, HTTPResult, Measurement, new_id
-from tests.collector.harness import ROOT, Collector, answer_validator, batch, record, running
+from probe.record import CATEGORIES, STATUSES
+from tests.collector.harness import (
+    ROOT,
+    Collector,
+    FakeFlow,
+    answer_validator,
+    batch,
+    record,
+    running,
+)
 from tests.collector.test_api import DEAD_DATABASE
 
 DOC = openapi.document()
 BIG = b'{"x": "' + b"x" * 70_000 + b'"}'
-
-
-class FakeFlow:
-    """The control's step composer, faked at its seam: no network is measured."""
-
-    addresses_ignored = 0
-
-    async def measure(self, target: Any, probe: Any, **_: Any) -> Measurement:
-        http = HTTPResult(target.url, None, 1.0, status=200, title="ok")
-        return Measurement(new_id(), probe, target, "2026-03-01T20:00:00Z", 1.0, http=http)
 
 
 @dataclasses.dataclass
@@ -71,7 +69,15 @@ async def stage(tmp_path: pathlib.Path, asn_file: str) -> AsyncIterator[Stage]:
         dead = stack.enter_context(open_store(DEAD_DATABASE))
         down = await stack.enter_async_context(running(urls[1], store=dead))
         limited = await stack.enter_async_context(
-            running(urls[2], **{"limits.rate_per_source_per_minute": 1})
+            running(
+                urls[2],
+                control=control,
+                **{
+                    "limits.rate_per_source_per_minute": 1,
+                    "limits.rate_per_probe_per_minute": 1,
+                    "control.rate_per_probe_per_minute": 1,
+                },
+            )
         )
         _, token = await main.register()
         other, _ = await main.register()
@@ -101,6 +107,30 @@ async def limited_register(s: Stage) -> tuple[int, str, bytes]:
     return await ask(s.limited, "POST", "/api/v1/probes", json={})
 
 
+async def limited_control(s: Stage) -> tuple[int, str, bytes]:
+    """A probe's second control request in a minute, past control.rate_per_probe_per_minute."""
+    _, token = await s.limited.register()
+    await ask(s.limited, "POST", CONTROL, json=TARGETS, headers=bearer(token))
+    return await ask(s.limited, "POST", CONTROL, json=TARGETS, headers=bearer(token))
+
+
+async def renew(c: Collector, token: str, probe_id: str) -> tuple[int, str, bytes]:
+    return await ask(c, "POST", f"/api/v1/probes/{probe_id}/token", headers=bearer(token))
+
+
+async def renew_own(s: Stage) -> tuple[int, str, bytes]:
+    probe_id, token = await s.main.register()
+    return await renew(s.main, token, probe_id)
+
+
+async def limited_renew(s: Stage) -> tuple[int, str, bytes]:
+    """A probe's second request in a minute, past limits.rate_per_probe_per_minute."""
+    probe_id, token = await s.limited.register()
+    status, _, body = await renew(s.limited, token, probe_id)
+    assert status == 200, body
+    return await renew(s.limited, json.loads(body)["token"], probe_id)
+
+
 def claim(s: Stage) -> dict[str, Any]:
     r = record(7)
     r["probe"]["id"] = s.other_probe
@@ -109,6 +139,7 @@ def claim(s: Stage) -> dict[str, Any]:
 
 Scenario = Callable[[Stage], Awaitable[tuple[int, str, bytes]]]
 MEASUREMENTS, CONTROL = "/api/v1/measurements", "/api/v1/control"
+TOKEN = "/api/v1/probes/{probe_id}/token"
 TARGETS = {"targets": [{"url": "https://www.canalplus.com/"}]}
 PLAIN = {"Content-Type": "text/plain"}
 # (path, method, documented status) -> a request that must get exactly that status
@@ -124,6 +155,11 @@ SCENARIOS: dict[tuple[str, str, str], Scenario] = {
     ),
     ("/api/v1/probes", "post", "429"): limited_register,
     ("/api/v1/probes", "post", "503"): lambda s: ask(s.down, "POST", "/api/v1/probes", json={}),
+    (TOKEN, "post", "200"): renew_own,
+    (TOKEN, "post", "401"): lambda s: renew(s.main, "unknown", s.other_probe),
+    (TOKEN, "post", "403"): lambda s: renew(s.main, s.token, s.other_probe),
+    (TOKEN, "post", "429"): limited_renew,
+    (TOKEN, "post", "503"): lambda s: renew(s.down, s.token, s.other_probe),
     (MEASUREMENTS, "post", "200"): lambda s: ask(
         s.main, "POST", MEASUREMENTS, json=batch([1, 2]), headers=bearer(s.token)
     ),
@@ -150,13 +186,25 @@ SCENARIOS: dict[tuple[str, str, str], Scenario] = {
     ("/api/v1/export", "get", "200"): lambda s: ask(s.main, "GET", "/api/v1/export?format=csv"),
     ("/api/v1/export", "get", "400"): lambda s: ask(s.main, "GET", "/api/v1/export?format=x"),
     ("/api/v1/export", "get", "503"): lambda s: ask(s.down, "GET", "/api/v1/export"),
-    (CONTROL, "post", "200"): lambda s: ask(s.main, "POST", CONTROL, json=TARGETS),
-    (CONTROL, "post", "400"): lambda s: ask(s.main, "POST", CONTROL, json={"targets": []}),
-    (CONTROL, "post", "404"): lambda s: ask(s.down, "POST", CONTROL, json=TARGETS),
-    (CONTROL, "post", "413"): lambda s: ask(s.main, "POST", CONTROL, data=BIG),
-    (CONTROL, "post", "415"): lambda s: ask(
-        s.main, "POST", CONTROL, data=b"{}", headers={"Content-Encoding": "compress"}
+    (CONTROL, "post", "200"): lambda s: ask(
+        s.main, "POST", CONTROL, json=TARGETS, headers=bearer(s.token)
     ),
+    (CONTROL, "post", "400"): lambda s: ask(
+        s.main, "POST", CONTROL, json={"targets": []}, headers=bearer(s.token)
+    ),
+    (CONTROL, "post", "401"): lambda s: ask(s.main, "POST", CONTROL, json=TARGETS),
+    (CONTROL, "post", "404"): lambda s: ask(s.down, "POST", CONTROL, json=TARGETS),
+    (CONTROL, "post", "413"): lambda s: ask(
+        s.main, "POST", CONTROL, data=BIG, headers=bearer(s.token)
+    ),
+    (CONTROL, "post", "415"): lambda s: ask(
+        s.main,
+        "POST",
+        CONTROL,
+        data=b"{}",
+        headers={"Content-Encoding": "compress", **bearer(s.token)},
+    ),
+    (CONTROL, "post", "429"): limited_control,
     ("/api/v1/watchlist", "get", "200"): lambda s: ask(s.main, "GET", "/api/v1/watchlist"),
     ("/api/v1/watchlist", "get", "404"): lambda s: ask(s.down, "GET", "/api/v1/watchlist"),
     ("/api/v1/flags", "get", "200"): lambda s: ask(s.main, "GET", "/api/v1/flags?state=open"),

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
+import datetime
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -10,10 +13,11 @@ from typing import Any
 import pytest
 from aiohttp import test_utils, web
 
-from probe.client import CollectorClient, CollectorUnavailable
+from probe.client import CollectorClient, CollectorRefused, CollectorUnavailable
 from probe.daemon import identity
 from probe.daemon.delivery import Backoff, Delivery, Enrollment, OperatorMustAct
 from probe.daemon.spool import Spool
+from probe.times import rfc3339
 from tests.daemon.conftest import InProcessCollector
 from tests.daemon.harness import free_port
 from tests.support.records import malformed
@@ -278,3 +282,32 @@ async def test_two_poison_records_side_by_side_are_both_quarantined(
     await drain_through_refusals(up)
     assert {i for i, _ in spool.quarantined()} == poison
     assert len(stand_in.taken) == 58 and spool.depth() == 0
+async def test_a_token_past_half_its_life_is_renewed_and_kept_before_delivering(
+    make_collector: Any, spool: Spool, uploader_for: Any, tmp_path: Path
+) -> None:
+    c = await make_collector(**{"auth.token_ttl": 3600, "auth.token_grace": 0.01})
+    state = tmp_path / "state"
+    spool.add(measurement(1))
+    up = await uploader_for(c.url)
+    assert await up.upload_once() == 1  # registers: a fresh token, not renewed
+    first = identity.load_identity(state)
+    assert first is not None and first.token_expires_at is not None
+    assert not first.needs_renewal(datetime.datetime.now(datetime.UTC))
+    # as if issued an hour before it: more than half its life gone, it is due for renewal
+    half_gone = datetime.datetime.now(datetime.UTC) - datetime.timedelta(hours=1)
+    aged = dataclasses.replace(first, token_issued_at=rfc3339(half_gone, "seconds"))
+    up.identity = aged
+    spool.add(measurement(2))
+    assert await up.upload_once() == 1
+    renewed = identity.load_identity(state)
+    assert renewed is not None and renewed.probe_id == first.probe_id
+    assert renewed.token != first.token
+    assert renewed.token_issued_at != aged.token_issued_at
+    assert sorted(c.ids(probe_id=first.probe_id)) == sorted(measurement(n).id for n in (1, 2))
+    await asyncio.sleep(0.05)  # past the grace: only the renewed token is good
+    refused = await CollectorClient(base_url=c.url, timeout_seconds=5).__aenter__()
+    try:
+        with pytest.raises(CollectorRefused, match="HTTP 401"):
+            await refused.submit(first.token, [])
+    finally:
+        await refused.__aexit__()

@@ -8,6 +8,7 @@ few: the others must come out `ok` there). The expectations live in tests/lab/pl
 from __future__ import annotations
 
 import json
+import os
 import pathlib
 import sys
 from collections.abc import Iterator
@@ -22,6 +23,8 @@ from tests.lab.technique import Technique
 from tests.lab.topology import FINGERPRINTS, Lab
 
 COLLECTOR = str(pathlib.Path(sys.executable).with_name("surblocage-collector"))
+# the lab's probes run `check` without registering: the lab's control serves anyone
+PUBLIC_CONTROL = {**os.environ, "SURBLOCAGE_COLLECTOR_CONTROL_PUBLIC": "true"}
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +35,8 @@ def control(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]
         COLLECTOR, "serve", "--listen", f"{lab.collector_addr}:{lab.collector_port}",
         "--db", f"sqlite:///{db}", "--resolver", lab.auth_dns, "--ca-file", lab.ca_file,
         "--allow-network", lab.allow_network,
-    ], name="collector", ready_tcp=(lab.collector_addr, lab.collector_port))  # fmt: skip
+    ], name="collector", ready_tcp=(lab.collector_addr, lab.collector_port),
+        env=PUBLIC_CONTROL)  # fmt: skip
     yield lab.control_url
     lab.stop(running)
 

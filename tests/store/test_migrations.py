@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import multiprocessing
 import pathlib
 import socket
@@ -34,7 +35,7 @@ TABLES = {
     "blocked_addresses",
     "pending_pairs",
 }
-REVISIONS = ["0001", "0002", "0003", "0004", "0005"]
+REVISIONS = ["0001", "0002", "0003", "0004", "0005", "0006"]
 # Public addresses of watched services (collateral damage), never a submitter's address.
 SERVICE_ADDRESS_COLUMNS = {("service_addresses", "ip"), ("blocked_addresses", "ip")}
 
@@ -102,8 +103,26 @@ def test_check_schema_on_a_newer_database_says_so(db_url: str) -> None:
             store.check_schema()
 
 
-def test_head_is_revision_0005() -> None:
-    assert head_revisions() == {"0005"}
+def test_head_is_revision_0006() -> None:
+    assert head_revisions() == {"0006"}
+
+
+def test_tokens_issued_before_expiry_existed_expire_one_default_ttl_after_the_upgrade(
+    db_url: str,
+) -> None:
+    with open_store(db_url) as store:
+        with store.engine.begin() as conn:
+            alembic.command.upgrade(alembic_config(conn), "0005")
+            conn.execute(
+                sa.text("INSERT INTO probes (id, token_hash, created_at) VALUES ('p-1', 'h', :t)"),
+                {"t": datetime.datetime(2026, 1, 1)},
+            )
+    assert migrate(db_url) == ["0006"]
+    with open_store(db_url) as store:
+        [probe] = store.list_probes()
+    expected = datetime.datetime.now(datetime.UTC) + datetime.timedelta(days=30)
+    assert probe.token_expires_at is not None
+    assert abs(probe.token_expires_at - expected) < datetime.timedelta(minutes=5)
 
 
 def test_a_store_on_an_unmigrated_database_is_unavailable_not_a_crash(db_url: str) -> None:
