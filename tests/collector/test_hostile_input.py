@@ -18,7 +18,10 @@ from tests.collector.test_bad_input import LIMITS, check_answer
 MEASUREMENTS = "/api/v1/measurements"
 PROBES = "/api/v1/probes"
 CONTROL = "/api/v1/control"
-DEEP = b"[" * 20_000 + b"]" * 20_000  # under the body limit of the registrations
+DEEP = b"[" * 20_000 + b"]" * 20_000  # under the body limit of the batches and the control
+# a thousand levels: under the registrations' 4 KiB, and deep enough to have crashed a recursive
+# decoder
+DEEP_SMALL = b"[" * 1_000 + b"]" * 1_000
 DEEP_OBJECT = b'{"records": ' + DEEP + b"}"
 HUGE_NUMBER = "1" + "0" * 399  # 400 digits
 
@@ -171,7 +174,7 @@ REGISTRATIONS: dict[str, tuple[Any, dict[str, str], int, str]] = {
     "asn_past_64_bits": ({"asn": 2**70}, {}, 400, "body: a number of more than 64 bits"),
     "asn_past_32_bits": ({"asn": 2**40}, {}, 400, "asn: expected a positive integer up to"),
     "asn_400_digits": (f'{{"asn": {HUGE_NUMBER}}}'.encode(), {}, 400, "body: a number of more"),
-    "deep_nesting": (DEEP, {}, 400, "body: nested deeper than"),
+    "deep_nesting": (DEEP_SMALL, {}, 400, "body: nested deeper than"),
     "enrollment_key_a_number": ({"enrollment_key": 5}, {}, 400, "enrollment_key: expected a"),
     "enrollment_key_a_list": ({"enrollment_key": ["x"]}, {}, 400, "enrollment_key: expected a"),
     "text_plain": (b"{}", {"Content-Type": "text/plain"}, 415, "Content-Type: expected"),
