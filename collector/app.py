@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import datetime
 import gc
 import logging
 import re
@@ -113,7 +114,13 @@ class State:
         """A submitted body -> rows to store (collector.ingest.prepare_batch); BatchError if
         refused. The seam where the per-record work could go to other processes."""
         return ingest.prepare_batch(
-            raw, self.config.max_batch_records, probe, looked_up, self.fingerprints, self.asn_of
+            raw,
+            self.config.max_batch_records,
+            probe,
+            looked_up,
+            self.fingerprints,
+            self.asn_of,
+            max_age=datetime.timedelta(seconds=self.config.max_record_age_seconds),
         )
 
     async def judged(self) -> None:

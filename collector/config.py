@@ -39,6 +39,9 @@ class CollectorConfig:
     rate_per_probe_per_minute: int = 120
     rate_per_source_per_minute: int = 600
     silent_after_seconds: float = 2 * 3600
+    max_record_age_seconds: float = 7 * 86400
+    min_probe_age_seconds: float = 3600.0
+    min_networks: int = 1
     log_format: str = "text"
     log_level: str = "info"
 
@@ -96,6 +99,9 @@ KEYS = settings.Table(
         Key("limits.rate_per_probe_per_minute", _count, attr="rate_per_probe_per_minute"),
         Key("limits.rate_per_source_per_minute", _count, attr="rate_per_source_per_minute"),
         Key("probes.silent_after_seconds", kinds.positive, attr="silent_after_seconds"),
+        Key("ingest.max_record_age_seconds", kinds.positive, attr="max_record_age_seconds"),
+        Key("flags.min_probe_age_seconds", kinds.number(0), attr="min_probe_age_seconds"),
+        Key("flags.min_networks", _count, attr="min_networks"),
         Key("log.format", kinds.choice(*logs.FORMATS)),
         Key("log.level", kinds.choice(*logs.LEVELS)),
     ],

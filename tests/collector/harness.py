@@ -30,6 +30,9 @@ FAST = {
     "control.enabled": False,
     "limits.rate_per_probe_per_minute": 1_000_000,
     "limits.rate_per_source_per_minute": 1_000_000,
+    # the suite's records are dated in the past, from probes registered a moment before
+    "ingest.max_record_age_seconds": 3650 * 86400,
+    "flags.min_probe_age_seconds": 0,
 }
 record_id = records.record_id
 

@@ -101,6 +101,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
                     "tls": {"ca_file": lab.ca_file},
                     "network": {"allow_networks": [lab.allow_network]},
                     "asn": {"database": str(tmp / "asn.mmdb")},
+                    # the lab's probes register a moment before they measure
+                    "flags": {"min_probe_age_seconds": 0},
                 }
             )
         )
