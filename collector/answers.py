@@ -93,6 +93,10 @@ class Flag(Answer):
     last_seen: Time
     closed_at: Time | None
     probes: Annotated[list[str], msgspec.Meta(description="probe ids")]
+    networks: Annotated[
+        int,
+        msgspec.Meta(ge=1, description="distinct source networks of registration among the probes"),
+    ]
     confidence: Annotated[float, msgspec.Meta(ge=0, le=1)]
     evidence: Annotated[list[str], msgspec.Meta(description="record ids")]
 

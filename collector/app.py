@@ -24,6 +24,7 @@ from collector.auth import RateLimiter
 from collector.config import CollectorConfig
 from collector.control import ControlVantage
 from collector.judge import Findings, Judge, refresh_metrics
+from collector.judge.rules import Policy
 from collector.metrics import Metrics
 from collector.store import StoreUnavailable
 from probe import fingerprints, logs
@@ -95,6 +96,7 @@ class State:
     source_limiter: RateLimiter = dataclasses.field(default_factory=lambda: RateLimiter(600))
     inflight: InFlight = dataclasses.field(default_factory=InFlight)
     findings: Findings | None = None
+    source_key: str | None = None  # the key of the source networks' hashes, read once
     judge: Judge | None = None
 
     def lookup_network(self, address: str) -> tuple[int, str | None] | None:
@@ -259,7 +261,7 @@ def build_app(
     for method, path, handler in ROUTES:
         app.router.add_route(method, path, handler)
     if store is not None:
-        state.findings = Findings(store)
+        state.findings = Findings(store, flag_policy(cfg))
         state.judge = Judge(state.findings, state.metrics)
         app.cleanup_ctx.append(_metrics_refresher)
         if judge_in_background:
@@ -269,6 +271,11 @@ def build_app(
 
 
 METRICS_REFRESH_SECONDS = 30.0
+
+
+def flag_policy(cfg: CollectorConfig) -> Policy:
+    """The support a flag needs, from the `flags.*` keys."""
+    return Policy(datetime.timedelta(seconds=cfg.min_probe_age_seconds), cfg.min_networks)
 
 
 async def _metrics_refresher(app: web.Application) -> AsyncIterator[None]:

@@ -16,7 +16,7 @@ import msgspec
 import prometheus_client
 from aiohttp import web
 
-from collector import auth, export, ingest, openapi
+from collector import auth, export, ingest, openapi, sources
 from collector import control as control_mod
 from collector.store import MeasurementQuery, ProbeSeen, StoreError, StoreUnavailable, filters
 from probe import logs
@@ -187,11 +187,21 @@ async def post_probes(request: web.Request) -> web.Response:
         return error(403, "enrollment_key: missing or wrong; this collector is not open")
     probe_id, token = auth.new_probe_id(), auth.new_token()
     now = datetime.datetime.now(datetime.UTC)
+    source = await _source_network(state, _source(request))
     await _store_call(
-        state, state.store.register_probe, probe_id, auth.hash_token(token), asn, network, now
+        state,
+        state.store.register_probe,
+        *(probe_id, auth.hash_token(token), asn, network, now, source),
     )
     logs.event("probe registered", probe_id=probe_id)
     return web.json_response({"probe_id": probe_id, "token": token}, status=201)
+
+
+async def _source_network(state: Any, address: str) -> str | None:
+    """The source network a probe registers from (collector/sources.py): what the flags count."""
+    if state.source_key is None:
+        state.source_key = await _store_call(state, state.store.key, sources.KEY_NAME)
+    return sources.source_of(address, state.source_key, state.asn_of(address))
 
 
 async def _authenticated(request: web.Request) -> Any:
@@ -204,6 +214,9 @@ async def _authenticated(request: web.Request) -> Any:
     if probe is None:
         state.metrics.reject("auth")
         raise Problem(401, "Authorization: unknown token")
+    if probe.revoked_at is not None:
+        state.metrics.reject("auth")
+        raise Problem(401, "Authorization: this probe was revoked by the collector's operator")
     if not state.probe_limiter.allow(probe.id):
         state.metrics.reject("rate_limited")
         raise Problem(429, f"probe {probe.id}: too many submissions; slow down")

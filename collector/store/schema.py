@@ -158,6 +158,21 @@ probes = sa.Table(
     sa.Column("last_seen_at", UTCDateTime),
     sa.Column("last_asn", sa.BigInteger),
     sa.Column("last_network", sa.Text),
+    # The network a probe registered from, as the flags count sources: its ASN, or a keyed hash
+    # of its /24 or /48 (collector/sources.py); never the address. Null: registered before.
+    sa.Column("source", sa.Text),
+    # Set by the operator (`surblocage-collector probes revoke`): the token is refused and the
+    # probe's records count in no flag.
+    sa.Column("revoked_at", UTCDateTime),
+)
+
+# The collector's own secrets, by name: the key of the source hashes, made once, shared by every
+# process of the database.
+collector_keys = sa.Table(
+    "collector_keys",
+    metadata,
+    sa.Column("name", sa.Text, primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
 )
 
 measurements = sa.Table(
@@ -244,6 +259,8 @@ flags = sa.Table(
     sa.Column("confidence", sa.Float, nullable=False),
     sa.Column("evidence", JSONList, nullable=False),
     sa.Column("fingerprinted", sa.Boolean, nullable=False),
+    # distinct source networks of registration among the supporting probes
+    sa.Column("networks", sa.Integer, nullable=False, server_default="1"),
 )
 # The current flags of a (network, service) pair, read under the pair's lock at every batch.
 sa.Index(None, flags.c.network_key, flags.c.service, flags.c.method, flags.c.first_seen)

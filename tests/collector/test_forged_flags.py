@@ -3,10 +3,31 @@
 from __future__ import annotations
 
 import datetime
+from typing import Any
 
-from tests.collector.harness import batch, count, running
+import pytest
+import sqlalchemy as sa
+
+from collector import cli
+from collector.store.schema import probes
+from probe import record as rec
+from tests.collector.harness import Collector, answer_validator, batch, count, record, running
 
 UTC = datetime.UTC
+VALID_FLAGS = answer_validator("/api/v1/flags", "get", "200")
+DOMAIN = "www.canalplus.com"
+
+
+def nxdomain(n: int, seconds: int) -> dict[str, Any]:
+    """A batch of one unfingerprinted DNS block (NXDOMAIN where the control resolves), dated
+    ``seconds`` after ten minutes ago (the judge weighs the last two days)."""
+    when = datetime.datetime.now(UTC) - datetime.timedelta(minutes=10, seconds=-seconds)
+    answer = rec.DNSResult("9.9.9.9", "A", None, 5, "NOERROR", ["104.16.1.1"], name=DOMAIN)
+    failed = rec.DNSResult("192.168.1.1", "A", "dns_nxdomain_error", 3, "NXDOMAIN", name=DOMAIN)
+    fields = {"dns": [failed], "tcp": [], "tls": [], "http": None}
+    return {"records": [record(n, started_at=when, control=rec.Control(dns=[answer]), **fields)]}
+
+
 WEEK = {"ingest.max_record_age_seconds": 7 * 86400}
 
 
@@ -38,3 +59,53 @@ async def test_a_record_older_than_the_retention_window_is_refused(sqlite_url: s
         status, answer = await c.submit(token, batch([2], started_at=fresh))
         assert status == 200, answer
         assert count(c.store) == 1
+
+
+async def flags_of(c: Collector) -> list[dict[str, Any]]:
+    async with c.client.get("/api/v1/flags") as r:
+        assert r.status == 200, await r.text()
+        answer = await r.json()
+    VALID_FLAGS.validate(answer)
+    flags: list[dict[str, Any]] = answer["flags"]
+    return flags
+
+
+async def test_probes_registered_from_one_subnet_are_one_source(sqlite_url: str) -> None:
+    async with running(sqlite_url) as c:
+        tokens = [(await c.register())[1] for _ in range(3)]
+        for i, token in enumerate(tokens):  # one look each, in one cycle
+            status, _ = await c.submit(token, nxdomain(i, i))
+            assert status == 200
+        assert await flags_of(c) == []
+        # the address is never stored; the source is a keyed hash of its /24
+        found = {p.source for p in c.store.list_probes()}
+        assert len(found) == 1
+        [source] = found
+        assert source is not None and source.startswith("net:") and "127.0.0" not in source
+
+
+async def test_a_revoked_probe_is_refused_and_its_flag_closes(
+    sqlite_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    async with running(sqlite_url) as c:
+        ids = {}
+        for name, n in (("a", 1), ("b", 2)):
+            probe_id, token = await c.register()
+            ids[name] = (probe_id, token)
+            # two sources: make b's registration come from another network
+            if name == "b":
+                c.store.write(_move, probe_id, "net:elsewhere")
+            assert (await c.submit(token, nxdomain(n, n)))[0] == 200
+        [flag] = await flags_of(c)
+        assert (flag["state"], flag["networks"], len(flag["probes"])) == ("open", 2, 2)
+        assert cli.main(["probes", "revoke", ids["b"][0], "--db", sqlite_url]) == 0
+        assert f"probe {ids['b'][0]} revoked; 1 flag pair(s)" in capsys.readouterr().out
+        status, answer = await c.submit(ids["b"][1], nxdomain(3, 3))
+        assert status == 401 and "revoked" in answer["error"]
+        [flag] = await flags_of(c)
+        assert flag["state"] == "closed"
+    assert cli.main(["probes", "revoke", "p-nobody", "--db", sqlite_url]) == 1
+
+
+def _move(conn: sa.Connection, probe_id: str, source: str) -> None:
+    conn.execute(sa.update(probes).where(probes.c.id == probe_id).values(source=source))

@@ -33,8 +33,9 @@ TABLES = {
     "service_addresses",
     "blocked_addresses",
     "pending_pairs",
+    "collector_keys",
 }
-REVISIONS = ["0001", "0002", "0003", "0004", "0005"]
+REVISIONS = ["0001", "0002", "0003", "0004", "0005", "0006"]
 # Public addresses of watched services (collateral damage), never a submitter's address.
 SERVICE_ADDRESS_COLUMNS = {("service_addresses", "ip"), ("blocked_addresses", "ip")}
 
@@ -102,8 +103,8 @@ def test_check_schema_on_a_newer_database_says_so(db_url: str) -> None:
             store.check_schema()
 
 
-def test_head_is_revision_0005() -> None:
-    assert head_revisions() == {"0005"}
+def test_head_is_revision_0006() -> None:
+    assert head_revisions() == {"0006"}
 
 
 def test_a_store_on_an_unmigrated_database_is_unavailable_not_a_crash(db_url: str) -> None:
