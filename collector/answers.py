@@ -97,6 +97,13 @@ class Flag(Answer):
         int,
         msgspec.Meta(ge=1, description="distinct source networks of registration among the probes"),
     ]
+    control: Annotated[
+        Literal["collector", "probe"],
+        msgspec.Meta(
+            description="collector: the collector's own control reached the service before "
+            "the flag opened; probe: only the probes' controls say it is up"
+        ),
+    ]
     confidence: Annotated[float, msgspec.Meta(ge=0, le=1)]
     evidence: Annotated[list[str], msgspec.Meta(description="record ids")]
 

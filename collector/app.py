@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import dataclasses
 import datetime
+import functools
 import gc
 import logging
 import re
@@ -22,7 +23,7 @@ from collector import dashboard, handlers, ingest, signatures
 from collector.asn import AsnDatabase
 from collector.auth import RateLimiter
 from collector.config import CollectorConfig
-from collector.control import ControlVantage
+from collector.control import ControlTarget, ControlVantage
 from collector.judge import Findings, Judge, refresh_metrics
 from collector.judge.rules import Policy
 from collector.metrics import Metrics
@@ -262,7 +263,8 @@ def build_app(
         app.router.add_route(method, path, handler)
     if store is not None:
         state.findings = Findings(store, flag_policy(cfg))
-        state.judge = Judge(state.findings, state.metrics)
+        verify = functools.partial(_verify_service, state)
+        state.judge = Judge(state.findings, state.metrics, verify)
         app.cleanup_ctx.append(_metrics_refresher)
         if judge_in_background:
             app.cleanup_ctx.append(_background_judge)
@@ -271,6 +273,20 @@ def build_app(
 
 
 METRICS_REFRESH_SECONDS = 30.0
+
+
+async def _verify_service(state: State, service: str) -> bool | None:
+    """Whether the collector's own control vantage reaches ``service`` (its first watchlist
+    URL), cached as every control is; None when it cannot tell."""
+    found = state.watchlist.service(service) if state.watchlist is not None else None
+    if state.control is None or found is None or not found.urls:
+        return None
+    try:
+        answer = await state.control.measure([ControlTarget(found.urls[0], ())])
+    except Exception as e:  # a failed check withdraws nothing: the flag rests on the probes
+        logs.event("the control could not check a flag", logging.WARNING, error=repr(e))
+        return None
+    return control_mod.reaches(answer.controls[0])
 
 
 def flag_policy(cfg: CollectorConfig) -> Policy:

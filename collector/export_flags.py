@@ -32,6 +32,7 @@ COLUMNS = (
     Column("probes", lambda flag: len(flag["probes"]), "int32", required=True),
     Column("probe_ids", lambda flag: list(flag["probes"]), "strings"),
     Column("networks", _key("networks"), "int32"),
+    Column("control", _key("control")),
     Column("confidence", _key("confidence"), "float64"),
     Column("evidence", lambda flag: list(flag["evidence"]), "strings"),
 )

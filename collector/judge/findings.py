@@ -91,6 +91,10 @@ class Findings:
         probe."""
         return self.store.write(_revoke, probe_id, now)
 
+    def settle(self, flag: Flag, reached: bool) -> None:
+        """Settle a newly opened flag on the collector's own control (``flags.settle``)."""
+        self.store.write(flags.settle, flags.flag_id(flag), reached)
+
     def pending_count(self) -> int:
         """Return how many marks wait for the judge (a pair marked by n batches counts n)."""
         return self.store.read(pending.count)

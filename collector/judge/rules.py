@@ -49,6 +49,9 @@ class Flag:
     fingerprinted: bool = False
     closed_at: datetime.datetime | None = None
     networks: int = 1  # distinct source networks of registration among ``probes``
+    # whose control the flag rests on: "collector" once the collector's own control vantage
+    # reached the service, "probe" while only the probes' controls say it is up
+    control: str = "probe"
 
     @property
     def key(self) -> tuple[int | None, str | None, str, str]:
@@ -193,7 +196,8 @@ def _judge(
         return flag
     first = ev.records[0]
     times = [o.started_at for o in ev.records]
-    prev_first = flag.first_seen if flag is not None and flag.state == "open" else None
+    held = flag if flag is not None and flag.state == "open" else None
+    prev_first = held.first_seen if held is not None else None
     return Flag(
         asn=first.asn,
         network=first.network,
@@ -208,6 +212,7 @@ def _judge(
         evidence=tuple(o.record_id for o in ev.records[-MAX_EVIDENCE:]),
         fingerprinted=fingerprinted,
         networks=len(sources),
+        control=held.control if held is not None else "probe",
     )
 
 

@@ -261,6 +261,9 @@ flags = sa.Table(
     sa.Column("fingerprinted", sa.Boolean, nullable=False),
     # distinct source networks of registration among the supporting probes
     sa.Column("networks", sa.Integer, nullable=False, server_default="1"),
+    # "collector": the collector's control vantage reached the service before the flag opened;
+    # "probe": only the probes' own controls did (no vantage, or no URL for the service)
+    sa.Column("control", sa.Text, nullable=False, server_default="probe"),
 )
 # The current flags of a (network, service) pair, read under the pair's lock at every batch.
 sa.Index(None, flags.c.network_key, flags.c.service, flags.c.method, flags.c.first_seen)

@@ -9,13 +9,24 @@ import pytest
 import sqlalchemy as sa
 
 from collector import cli
+from collector.control import ControlVantage
 from collector.store.schema import probes
 from probe import record as rec
-from tests.collector.harness import Collector, answer_validator, batch, count, record, running
+from probe.flow import FlowOptions
+from tests.collector.harness import (
+    ROOT,
+    Collector,
+    answer_validator,
+    batch,
+    count,
+    record,
+    running,
+)
 
 UTC = datetime.UTC
 VALID_FLAGS = answer_validator("/api/v1/flags", "get", "200")
 DOMAIN = "www.canalplus.com"
+WATCHLIST = str(ROOT / "configs" / "watchlist.yaml")
 
 
 def nxdomain(n: int, seconds: int) -> dict[str, Any]:
@@ -109,3 +120,51 @@ async def test_a_revoked_probe_is_refused_and_its_flag_closes(
 
 def _move(conn: sa.Connection, probe_id: str, source: str) -> None:
     conn.execute(sa.update(probes).where(probes.c.id == probe_id).values(source=source))
+
+
+class Vantage:
+    """The control's step composer faked at its seam: the service answers, or not at all."""
+
+    addresses_ignored = 0
+
+    def __init__(self, reached: bool) -> None:
+        self.reached = reached
+        self.asked: list[str] = []
+
+    async def measure(self, target: Any, probe: Any, **_: Any) -> rec.Measurement:
+        self.asked.append(target.url)
+        failure = None if self.reached else "generic_timeout_error"
+        http = rec.HTTPResult(target.url, failure, 1.0, status=200 if self.reached else None)
+        return rec.Measurement(rec.new_id(), probe, target, "2026-03-01T20:00:00Z", 1.0, http=http)
+
+
+async def two_sources_blocked(c: Collector) -> None:
+    """Two probes of two source networks submit a DNS block of mycanal."""
+    for n in (1, 2):
+        probe_id, token = await c.register()
+        c.store.write(_move, probe_id, f"net:{n}")
+        assert (await c.submit(token, nxdomain(n, n)))[0] == 200
+
+
+@pytest.mark.parametrize("reached", [True, False])
+async def test_a_flag_opens_only_if_the_collectors_own_control_reaches_the_service(
+    sqlite_url: str, reached: bool
+) -> None:
+    flow = Vantage(reached)
+    control = ControlVantage(FlowOptions(resolver="127.0.0.1"), flow=flow)  # type: ignore[arg-type]
+    async with running(sqlite_url, control=control, watchlist=WATCHLIST) as c:
+        await two_sources_blocked(c)
+        found = await flags_of(c)
+        assert flow.asked  # the collector measured from its own vantage
+        if reached:
+            assert [(f["state"], f["control"]) for f in found] == [("open", "collector")]
+        else:  # the probes' controls said up, the collector's says down: no flag
+            assert found == []
+
+
+async def test_without_a_control_vantage_a_flag_rests_on_the_probes_control(
+    sqlite_url: str,
+) -> None:
+    async with running(sqlite_url, watchlist=WATCHLIST) as c:
+        await two_sources_blocked(c)
+        assert [(f["state"], f["control"]) for f in await flags_of(c)] == [("open", "probe")]

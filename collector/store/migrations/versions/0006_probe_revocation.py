@@ -6,8 +6,9 @@ Create Date: 2026-12-06
 
 A probe's source network (a keyed hash of the /24 or /48 it registered from, or its ASN) and the
 time the operator revoked it; the key of those hashes; and each flag's count of distinct source
-networks. Probes registered before have no source: each counts as its own. Flags stored before
-count one network.
+networks, and whose control it rests on (the collector's, or only the probes'). Probes
+registered before have no source: each counts as its own. Flags stored before count one
+network and rest on the probes' controls.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ def upgrade() -> None:
         batch.add_column(sa.Column("revoked_at", TIME))
     with op.batch_alter_table("flags") as batch:
         batch.add_column(sa.Column("networks", sa.Integer, nullable=False, server_default="1"))
+        batch.add_column(sa.Column("control", sa.Text, nullable=False, server_default="probe"))
     op.create_table(
         "collector_keys",
         sa.Column("name", sa.Text, nullable=False),
@@ -40,6 +42,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table("collector_keys")
     with op.batch_alter_table("flags") as batch:
+        batch.drop_column("control")
         batch.drop_column("networks")
     with op.batch_alter_table("probes") as batch:
         batch.drop_column("revoked_at")
