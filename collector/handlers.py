@@ -201,7 +201,8 @@ async def _source_network(state: Any, address: str) -> str | None:
     """The source network a probe registers from (collector/sources.py): what the flags count."""
     if state.source_key is None:
         state.source_key = await _store_call(state, state.store.key, sources.KEY_NAME)
-    return sources.source_of(address, state.source_key, state.asn_of(address))
+    cfg = state.config
+    return sources.source_of(address, state.source_key, cfg.source_prefix_v4, cfg.source_prefix_v6)
 
 
 async def _authenticated(request: web.Request) -> Any:

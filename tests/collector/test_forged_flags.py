@@ -6,11 +6,9 @@ import datetime
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
 
 from collector import cli
 from collector.control import ControlVantage
-from collector.store.schema import probes
 from probe import record as rec
 from probe.flow import FlowOptions
 from tests.collector.harness import (
@@ -83,7 +81,7 @@ async def flags_of(c: Collector) -> list[dict[str, Any]]:
 
 async def test_probes_registered_from_one_subnet_are_one_source(sqlite_url: str) -> None:
     async with running(sqlite_url) as c:
-        tokens = [(await c.register())[1] for _ in range(3)]
+        tokens = [(await c.register(own_network=False))[1] for _ in range(3)]
         for i, token in enumerate(tokens):  # one look each, in one cycle
             status, _ = await c.submit(token, nxdomain(i, i))
             assert status == 200
@@ -101,11 +99,8 @@ async def test_a_revoked_probe_is_refused_and_its_flag_closes(
     async with running(sqlite_url) as c:
         ids = {}
         for name, n in (("a", 1), ("b", 2)):
-            probe_id, token = await c.register()
+            probe_id, token = await c.register()  # two probes, two source networks
             ids[name] = (probe_id, token)
-            # two sources: make b's registration come from another network
-            if name == "b":
-                c.store.write(_move, probe_id, "net:elsewhere")
             assert (await c.submit(token, nxdomain(n, n)))[0] == 200
         [flag] = await flags_of(c)
         assert (flag["state"], flag["networks"], len(flag["probes"])) == ("open", 2, 2)
@@ -116,10 +111,6 @@ async def test_a_revoked_probe_is_refused_and_its_flag_closes(
         [flag] = await flags_of(c)
         assert flag["state"] == "closed"
     assert cli.main(["probes", "revoke", "p-nobody", "--db", sqlite_url]) == 1
-
-
-def _move(conn: sa.Connection, probe_id: str, source: str) -> None:
-    conn.execute(sa.update(probes).where(probes.c.id == probe_id).values(source=source))
 
 
 class Vantage:
@@ -141,8 +132,7 @@ class Vantage:
 async def two_sources_blocked(c: Collector) -> None:
     """Two probes of two source networks submit a DNS block of mycanal."""
     for n in (1, 2):
-        probe_id, token = await c.register()
-        c.store.write(_move, probe_id, f"net:{n}")
+        _, token = await c.register()
         assert (await c.submit(token, nxdomain(n, n)))[0] == 200
 
 
