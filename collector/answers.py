@@ -101,6 +101,17 @@ class Flag(Answer):
     last_seen: Time
     closed_at: Time | None
     probes: Annotated[list[str], msgspec.Meta(description="probe ids")]
+    networks: Annotated[
+        int,
+        msgspec.Meta(ge=1, description="distinct source networks of registration among the probes"),
+    ]
+    control: Annotated[
+        Literal["collector", "probe"],
+        msgspec.Meta(
+            description="collector: the collector's own control reached the service before "
+            "the flag opened; probe: only the probes' controls say it is up"
+        ),
+    ]
     confidence: Annotated[float, msgspec.Meta(ge=0, le=1)]
     evidence: Annotated[list[str], msgspec.Meta(description="record ids")]
 

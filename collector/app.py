@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import datetime
+import functools
 import gc
 import logging
 import re
@@ -21,8 +23,9 @@ from collector import dashboard, handlers, ingest, peers, signatures
 from collector.asn import AsnDatabase
 from collector.auth import RateLimiter
 from collector.config import CollectorConfig
-from collector.control import ControlVantage
+from collector.control import ControlTarget, ControlVantage
 from collector.judge import Findings, Judge, refresh_metrics
+from collector.judge.rules import Policy
 from collector.metrics import Metrics
 from collector.store import StoreUnavailable
 from probe import fingerprints, logs
@@ -100,6 +103,7 @@ class State:
     )
     inflight: InFlight = dataclasses.field(default_factory=InFlight)
     findings: Findings | None = None
+    source_key: str | None = None  # the key of the source networks' hashes, read once
     judge: Judge | None = None
 
     def lookup_network(self, address: str) -> tuple[int, str | None] | None:
@@ -119,7 +123,13 @@ class State:
         """A submitted body -> rows to store (collector.ingest.prepare_batch); BatchError if
         refused. The seam where the per-record work could go to other processes."""
         return ingest.prepare_batch(
-            raw, self.config.max_batch_records, probe, looked_up, self.fingerprints, self.asn_of
+            raw,
+            self.config.max_batch_records,
+            probe,
+            looked_up,
+            self.fingerprints,
+            self.asn_of,
+            max_age=datetime.timedelta(seconds=self.config.max_record_age_seconds),
         )
 
     async def judged(self) -> None:
@@ -266,8 +276,9 @@ def build_app(
     for method, path, handler in ROUTES:
         app.router.add_route(method, path, handler)
     if store is not None:
-        state.findings = Findings(store)
-        state.judge = Judge(state.findings, state.metrics)
+        state.findings = Findings(store, flag_policy(cfg))
+        verify = functools.partial(_verify_service, state)
+        state.judge = Judge(state.findings, state.metrics, verify)
         app.cleanup_ctx.append(_metrics_refresher)
         if judge_in_background:
             app.cleanup_ctx.append(_background_judge)
@@ -276,6 +287,25 @@ def build_app(
 
 
 METRICS_REFRESH_SECONDS = 30.0
+
+
+async def _verify_service(state: State, service: str) -> bool | None:
+    """Whether the collector's own control vantage reaches ``service`` (its first watchlist
+    URL), cached as every control is; None when it cannot tell."""
+    found = state.watchlist.service(service) if state.watchlist is not None else None
+    if state.control is None or found is None or not found.urls:
+        return None
+    try:
+        answer = await state.control.measure([ControlTarget(found.urls[0], ())])
+    except Exception as e:  # a failed check withdraws nothing: the flag rests on the probes
+        logs.event("the control could not check a flag", logging.WARNING, error=repr(e))
+        return None
+    return control_mod.reaches(answer.controls[0])
+
+
+def flag_policy(cfg: CollectorConfig) -> Policy:
+    """The support a flag needs, from the `flags.*` keys."""
+    return Policy(datetime.timedelta(seconds=cfg.min_probe_age_seconds), cfg.min_networks)
 
 
 async def _metrics_refresher(app: web.Application) -> AsyncIterator[None]:

@@ -59,6 +59,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--log-level", choices=logs.LEVELS, help="(log.level)")
     migrate = sub.add_parser("migrate", help="create or upgrade the database schema")
     _common(migrate)
+    probes = sub.add_parser("probes", help="manage registered probes")
+    verbs = probes.add_subparsers(dest="verb", metavar="VERB", required=True, parser_class=Parser)
+    revoke = verbs.add_parser(
+        "revoke", help="refuse a probe's token and drop its records from the flags"
+    )
+    _common(revoke)
+    revoke.add_argument("probe_id", metavar="ID", help="the probe's id (p-...)")
     _export_parser(sub)
     return p
 
@@ -240,28 +247,28 @@ def export_filters(args: argparse.Namespace) -> dict[str, Any]:
         raise UsageError(f"argument --{name.replace('_', '-')}: {why}") from None
 
 
-def _export_reader(args: argparse.Namespace) -> Any:
+def _export_reader(args: argparse.Namespace, cfg: config.CollectorConfig) -> Any:
     """Check the filters against --what; return what reads the items from an open store."""
     chosen = export_filters(args)
     if args.what == "flags":
-        return functools.partial(_judged_flags, chosen=chosen)
+        return functools.partial(_judged_flags, chosen=chosen, policy=app_mod.flag_policy(cfg))
     q = MeasurementQuery(**chosen)
     return lambda db: db.iter_measurements(q)
 
 
-def _judged_flags(db: Any, chosen: dict[str, Any]) -> list[dict[str, Any]]:
+def _judged_flags(db: Any, chosen: dict[str, Any], policy: Any) -> list[dict[str, Any]]:
     """The flags after judging what batches left pending (docs/spec.md: flags reflect every
     acknowledged batch, whichever collector process acknowledged it)."""
     from collector import judge
 
-    findings = judge.Findings(db)
+    findings = judge.Findings(db, policy)
     findings.judge_pending(datetime.datetime.now(datetime.UTC))
     return list(findings.query_flags(**chosen))
 
 
 def cmd_export(args: argparse.Namespace) -> int:
     cfg = load_config(args)
-    read = _export_reader(args)
+    read = _export_reader(args, cfg)
     if args.format == "parquet":
         try:
             export.check_parquet()
@@ -311,6 +318,22 @@ def _progress(noun: str, written: int) -> None:
     print(f"\r{written} {noun} written", end="", file=sys.stderr, flush=True)
 
 
+def cmd_probes(args: argparse.Namespace) -> int:
+    """`probes revoke ID`: the probe's token is refused from now on, and the flags it supported
+    are judged again without its records (at the next judgement: a read, or a batch)."""
+    from collector import judge
+
+    cfg = load_config(args)
+    with open_for_reading(cfg.database_url) as db:
+        now = datetime.datetime.now(datetime.UTC)
+        pairs = judge.Findings(db, app_mod.flag_policy(cfg)).revoke(args.probe_id, now)
+    if pairs is None:
+        print(f"{PROG}: error: no probe {args.probe_id!r}", file=sys.stderr)
+        return 1
+    print(f"probe {args.probe_id} revoked; {pairs} flag pair(s) to judge again")
+    return 0
+
+
 ASYNC_COMMANDS = {"serve": cmd_serve, "migrate": cmd_migrate}
 
 
@@ -324,6 +347,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
         if args.command == "export":  # synchronous: reads the store chunk by chunk, no loop
             return cmd_export(args)
+        if args.command == "probes":
+            return cmd_probes(args)
         return asyncio.run(ASYNC_COMMANDS[args.command](args))
     except (UsageError, config.ConfigError) as e:
         print(f"{PROG}: error: {e}", file=sys.stderr)

@@ -55,6 +55,11 @@ class CollectorConfig:
     token_ttl_seconds: float = 30 * 24 * 3600
     token_grace_seconds: float = 24 * 3600
     silent_after_seconds: float = 2 * 3600
+    max_record_age_seconds: float = 7 * 86400
+    min_probe_age_seconds: float = 3600.0
+    min_networks: int = 1
+    source_prefix_v4: int = 24
+    source_prefix_v6: int = 48
     log_format: str = "text"
     log_level: str = "info"
 
@@ -128,6 +133,11 @@ KEYS = settings.Table(
         Key("limits.rate_per_probe_per_minute", _count, attr="rate_per_probe_per_minute"),
         Key("limits.rate_per_source_per_minute", _count, attr="rate_per_source_per_minute"),
         Key("probes.silent_after_seconds", kinds.positive, attr="silent_after_seconds"),
+        Key("ingest.max_record_age_seconds", kinds.positive, attr="max_record_age_seconds"),
+        Key("flags.min_probe_age_seconds", kinds.number(0), attr="min_probe_age_seconds"),
+        Key("flags.min_networks", _count, attr="min_networks"),
+        Key("flags.source_prefix_v4", kinds.number(8, 32, whole=True), attr="source_prefix_v4"),
+        Key("flags.source_prefix_v6", kinds.number(16, 128, whole=True), attr="source_prefix_v6"),
         Key("log.format", kinds.choice(*logs.FORMATS)),
         Key("log.level", kinds.choice(*logs.LEVELS)),
     ],

@@ -320,6 +320,13 @@ def to_control(m: Measurement) -> Control:
     )
 
 
+def reaches(c: Control) -> bool:
+    """Whether a control reached its service: an HTTP answer, or without HTTP a connection."""
+    if c.http is not None:
+        return c.http.failure is None
+    return any(t.failure is None for t in c.tcp)
+
+
 def _target(url: str) -> Target:
     host = urllib.parse.urlsplit(url).hostname or ""
     return Target(service="control", url=url, domain=host, category="control")

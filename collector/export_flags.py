@@ -2,7 +2,8 @@
 
 Contract: flags arrive as ``Findings.query_flags`` gives them (GET /api/v1/flags' shape, latest
 seen first). JSON Lines writes each flag as it is; CSV has the fixed columns ``COLUMNS``, where
-``probes`` is a count and ``probe_ids`` and ``evidence`` are space-separated ids; Parquet has
+``probes`` is a count (``networks`` the count of their distinct source networks) and
+``probe_ids`` and ``evidence`` are space-separated ids; Parquet has
 the same columns, typed, with ``probe_ids`` and ``evidence`` as lists of strings.
 """
 
@@ -30,6 +31,8 @@ COLUMNS = (
     Column("closed_at", _key("closed_at"), "time"),
     Column("probes", lambda flag: len(flag["probes"]), "int32", required=True),
     Column("probe_ids", lambda flag: list(flag["probes"]), "strings"),
+    Column("networks", _key("networks"), "int32"),
+    Column("control", _key("control")),
     Column("confidence", _key("confidence"), "float64"),
     Column("evidence", lambda flag: list(flag["evidence"]), "strings"),
 )

@@ -15,7 +15,7 @@ import msgspec
 import prometheus_client
 from aiohttp import http_exceptions, web
 
-from collector import auth, bodies, export, ingest, openapi, peers
+from collector import auth, bodies, export, ingest, openapi, peers, sources
 from collector import control as control_mod
 from collector.store import MeasurementQuery, ProbeSeen, StoreError, StoreUnavailable, filters
 from collector.store.schema import MAX_ASN
@@ -240,12 +240,26 @@ async def post_probes(request: web.Request) -> web.Response:
     probe_id, token = auth.new_probe_id(), auth.new_token()
     now = datetime.datetime.now(datetime.UTC)
     expires = now + datetime.timedelta(seconds=state.config.token_ttl_seconds)
-    hashed = auth.hash_token(token)
+    source = await _source_network(state, _source(request))
     await _store_call(
-        state, state.store.register_probe, probe_id, hashed, asn, network, now, expires
+        state,
+        functools.partial(
+            state.store.register_probe,
+            *(probe_id, auth.hash_token(token), asn, network, now),
+            token_expires_at=expires,
+            source=source,
+        ),
     )
     logs.event("probe registered", probe_id=probe_id)
     return web.json_response(_token_answer(probe_id, token, expires), status=201)
+
+
+async def _source_network(state: Any, address: str) -> str | None:
+    """The source network a probe registers from (collector/sources.py): what the flags count."""
+    if state.source_key is None:
+        state.source_key = await _store_call(state, state.store.key, sources.KEY_NAME)
+    cfg = state.config
+    return sources.source_of(address, state.source_key, cfg.source_prefix_v4, cfg.source_prefix_v6)
 
 
 def _token_answer(probe_id: str, token: str, expires: datetime.datetime) -> dict[str, str]:
@@ -287,6 +301,9 @@ async def _authenticated(request: web.Request, limiter: Any = None) -> Any:
     if probe is None:
         state.metrics.reject("auth")
         raise Problem(401, "Authorization: unknown token")
+    if probe.revoked_at is not None:
+        state.metrics.reject("auth")
+        raise Problem(401, "Authorization: this probe was revoked by the collector's operator")
     expires = probe.expires_at(hashed)
     if expires is not None and expires <= datetime.datetime.now(datetime.UTC):
         state.metrics.reject("auth")

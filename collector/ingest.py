@@ -21,6 +21,12 @@ from probe.record import SCHEMA, MalformedRecord, Measurement, check_semantics
 
 AsnLookup = Callable[[str], int | None]
 
+# A probe's clock may run a little ahead of the collector's; further ahead is a forged date
+# (a record from 2099 would keep its flag open for as long as its sender liked).
+MAX_CLOCK_AHEAD = datetime.timedelta(minutes=5)
+# Records older than this are refused: the default of `ingest.max_record_age`.
+MAX_RECORD_AGE = datetime.timedelta(days=7)
+
 
 class BatchError(ValueError):
     """A batch refused whole; ``status`` is the HTTP status to answer (400, 403, 413)."""
@@ -41,12 +47,41 @@ def prepare_batch(
     looked_up: tuple[int, str | None] | None,
     fingerprints: verdict.Fingerprints,
     asn_of: AsnLookup | None = None,
+    max_age: datetime.timedelta = MAX_RECORD_AGE,
 ) -> list[MeasurementRow]:
     """A submitted body -> the rows to store: decode, validate (``parse_batch``), recompute the
-    verdicts (``prepare_rows``); BatchError for what is refused, bad JSON included."""
+    verdicts (``prepare_rows``), refuse dates out of range (``check_dates``); BatchError for
+    what is refused, bad JSON included."""
     body = decode_body(raw)
     records = parse_batch(body, max_records, probe.id)
-    return prepare_rows(records, probe, looked_up, fingerprints, asn_of, submitted=body["records"])
+    now = datetime.datetime.now(datetime.UTC)
+    rows = prepare_rows(
+        records, probe, looked_up, fingerprints, asn_of, now=now, submitted=body["records"]
+    )
+    check_dates(rows, now, max_age)
+    return rows
+
+
+def check_dates(
+    rows: list[MeasurementRow], now: datetime.datetime, max_age: datetime.timedelta
+) -> None:
+    """Refuse a batch with a record started more than MAX_CLOCK_AHEAD after ``now`` or more
+    than ``max_age`` before it: the flags weigh records by their dates."""
+    for i, row in enumerate(rows):
+        if row.started_at > now + MAX_CLOCK_AHEAD:
+            raise BatchError(
+                400,
+                f"records[{i}].started_at: {row.started_at.isoformat()} is in the future "
+                f"(more than {MAX_CLOCK_AHEAD} after the collector's clock)",
+                "schema",
+            )
+        if row.started_at < now - max_age:
+            raise BatchError(
+                400,
+                f"records[{i}].started_at: {row.started_at.isoformat()} is older than "
+                f"the collector keeps ({max_age})",
+                "schema",
+            )
 
 
 def decode_body(raw: bytes) -> Any:

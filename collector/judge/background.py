@@ -6,6 +6,12 @@ pairs marked in the same transaction); the judge runs after, in the background, 
 once; and every reader of flags or collateral drains first, so that docs/spec.md's "reflects every
 batch acknowledged before the request" holds, across processes too (the marks are in the shared
 database).
+
+A flag the judge opens is settled on the collector's own control before it counts as opened
+(``verify``, given by the app: the control vantage, cached): the probes' controls are the
+probes' word, and a hostile probe can forge them. Reached, the flag rests on the collector's
+control; not reached, it is withdrawn; no vantage or no URL for the service, it stays open on
+the probes' controls (``control: "probe"``).
 """
 
 from __future__ import annotations
@@ -14,9 +20,11 @@ import asyncio
 import contextlib
 import datetime
 import logging
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from collector.judge.findings import Findings
+from collector.judge.rules import Flag
 from collector.metrics import Metrics
 from collector.store import StoreUnavailable
 from probe import logs
@@ -27,14 +35,18 @@ JUDGE_PAUSE_SECONDS = 1.0
 # After a failed pass (the database unavailable): the marks stay, the judge tries again.
 JUDGE_RETRY_SECONDS = 5.0
 
+Verify = Callable[[str], Awaitable[bool | None]]
+"""service id -> the collector's own control reached it (True), did not (False), or cannot
+tell (None: no control vantage, no URL for the service, the measurement failed)."""
+
 
 class Judge:
     """Drains the pending pairs of one collector process: in the background after batches,
     and for a reader before it reads. One pass at a time in this process (across processes,
     the judgement serialises judges of a pair)."""
 
-    def __init__(self, findings: Findings, metrics: Metrics) -> None:
-        self.findings, self.metrics = findings, metrics
+    def __init__(self, findings: Findings, metrics: Metrics, verify: Verify | None = None) -> None:
+        self.findings, self.metrics, self.verify = findings, metrics, verify
         self._one_pass = asyncio.Lock()
         self._wake = asyncio.Event()
         self._wake.set()  # marks left by a stopped or crashed process are judged at start
@@ -53,13 +65,31 @@ class Judge:
             now = datetime.datetime.now(datetime.UTC)
             with self.metrics.time_store("flags"):
                 judged = await asyncio.to_thread(self.findings.judge_pending, now)
-            for flag in judged.opened:
+            for flag in await self._settled(judged.opened):
                 self.metrics.flag_opened(flag.network, flag.method)
             if judged.pairs:
                 series, collateral = await asyncio.to_thread(_findings_snapshot, self.findings)
                 self.metrics.set_flags(series)
                 self.metrics.set_collateral(collateral)
             return int(judged.pairs)
+
+    async def _settled(self, opened: Sequence[Flag]) -> list[Flag]:
+        """Settle the flags just opened on the collector's control; return those that stay
+        opened (a flag opened and closed in one pass is not measured again)."""
+        if self.verify is None:
+            return list(opened)
+        kept, reached_of = [], {}
+        for flag in opened:
+            if flag.state == "open":
+                if flag.service not in reached_of:
+                    reached_of[flag.service] = await self.verify(flag.service)
+                reached = reached_of[flag.service]
+                if reached is not None:
+                    await asyncio.to_thread(self.findings.settle, flag, reached)
+                if reached is False:
+                    continue
+            kept.append(flag)
+        return kept
 
     async def run(self, stop: asyncio.Event) -> None:
         """Drain after batches until ``stop`` is set; a failed pass is logged and tried again."""

@@ -17,8 +17,8 @@ import sqlalchemy as sa
 
 from collector import store as store_mod
 from collector.judge import addresses, flags, judgement, pending
-from collector.judge.rules import Flag
-from collector.store import MeasurementRow, Store
+from collector.judge.rules import DEFAULT_POLICY, Flag, Policy
+from collector.store import MeasurementRow, Store, probes
 
 
 def note(conn: sa.Connection, rows: Sequence[MeasurementRow]) -> None:
@@ -44,16 +44,22 @@ class Judged:
     opened: list[Flag]
 
 
+def _revoke(conn: sa.Connection, probe_id: str, now: datetime.datetime) -> int | None:
+    if not probes.revoke(conn, probe_id, now):
+        return None
+    return pending.mark_pairs(conn, flags.open_pairs_of(conn, probe_id), f"revoke:{probe_id}", now)
+
+
 class Findings:
     """The flags and collateral of one store (opened by ``open_store``)."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, policy: Policy = DEFAULT_POLICY) -> None:
         if store.on_new_rows is not note:
             raise ValueError(
                 "the store was not opened by collector.judge.open_store: "
                 "the batches it stores would leave nothing for the judge"
             )
-        self.store = store
+        self.store, self.policy = store, policy
 
     def judge_pending(self, now: datetime.datetime) -> Judged:
         """Judge every pair marked before this call, chunk by chunk; return what was done.
@@ -68,13 +74,26 @@ class Findings:
         upto = self.store.read(pending.latest)
         done = Judged(0, 0, [])
         while upto is not None:
-            chunk = self.store.write(judgement.judge_chunk, now, upto)
+            chunk = self.store.write(
+                judgement.judge_chunk, now, upto, judgement.CHUNK_ROWS, self.policy
+            )
             done = Judged(
                 done.taken + chunk.taken, done.pairs + chunk.pairs, done.opened + chunk.opened
             )
             if chunk.taken < judgement.CHUNK_ROWS:
                 break
         return done
+
+    def revoke(self, probe_id: str, now: datetime.datetime) -> int | None:
+        """Revoke a probe: its token is refused and its records count in no flag; the pairs
+        of the open flags it supports are marked for judgement again (a flag it alone
+        supported closes at the next judgement). Return how many pairs, None if no such
+        probe."""
+        return self.store.write(_revoke, probe_id, now)
+
+    def settle(self, flag: Flag, reached: bool) -> None:
+        """Settle a newly opened flag on the collector's own control (``flags.settle``)."""
+        self.store.write(flags.settle, flags.flag_id(flag), reached)
 
     def pending_count(self) -> int:
         """Return how many marks wait for the judge (a pair marked by n batches counts n)."""

@@ -141,7 +141,7 @@ def _flag_item(row: Any) -> dict[str, Any]:
 # What GET /api/v1/flags shows of a flag, in this order (docs/spec.md, plus category and closed_at).
 VIEW = (
     "asn", "network", "service", "category", "method", "state", "first_seen", "last_seen",
-    "closed_at", "probes", "confidence", "evidence",
+    "closed_at", "probes", "networks", "control", "confidence", "evidence",
 )  # fmt: skip
 
 
@@ -154,6 +154,27 @@ def flag_view(f: Flag, fid: str | None = None) -> dict[str, Any]:
             value = rfc3339(value)
         view[name] = list(value) if name in _LISTS else value
     return view
+
+
+def settle(conn: sa.Connection, fid: str, reached: bool) -> None:
+    """Settle a newly opened flag on the collector's own control: the service reached, the
+    flag rests on the collector's control; not reached (down for everybody, or a forged
+    control), the flag is withdrawn: the open row deleted, the pair's history left as it was."""
+    c = flags.c
+    if reached:
+        conn.execute(sa.update(flags).where(c.id == fid).values(control="collector"))
+    else:
+        conn.execute(sa.delete(flags).where(c.id == fid, c.state == "open"))
+
+
+def open_pairs_of(conn: sa.Connection, probe_id: str) -> list[Pair]:
+    """Return the pairs of the open flags ``probe_id`` supports."""
+    c = flags.c
+    stmt = sa.select(c.asn, c.network, c.service, c.probes).where(c.state == "open")
+    return sorted(
+        {(r.asn, r.network, r.service) for r in conn.execute(stmt) if probe_id in r.probes},
+        key=_pair_order,
+    )
 
 
 def open_series(conn: sa.Connection) -> list[tuple[str | None, str, str, str]]:

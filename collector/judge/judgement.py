@@ -25,8 +25,9 @@ from collector import observation
 from collector.judge import flags, pending
 from collector.judge.looks import store as looks_store
 from collector.judge.pending import Pair
-from collector.judge.rules import Flag, evaluate
+from collector.judge.rules import DEFAULT_POLICY, Flag, Policy, Standing, evaluate
 from collector.observation import Observation
+from collector.store import probes
 from collector.store.schema import check_time, latest_looks, measurements, network_key
 
 # The evidence a pair is judged on: records of the last two days, the latest blocked ones at most.
@@ -47,7 +48,11 @@ class Chunk:
 
 
 def judge_chunk(
-    conn: sa.Connection, now: datetime.datetime, upto: int, limit: int = CHUNK_ROWS
+    conn: sa.Connection,
+    now: datetime.datetime,
+    upto: int,
+    limit: int = CHUNK_ROWS,
+    policy: Policy = DEFAULT_POLICY,
 ) -> Chunk:
     """Judge the oldest pending rows (``seq <= upto``, ``limit`` at most) and delete them."""
     check_time("now", now)
@@ -58,7 +63,7 @@ def judge_chunk(
     if conn.dialect.name == "postgresql":
         flags.lock_pairs(conn, sorted({m.pair for m in taken}, key=_order))
         taken = pending.still_waiting(conn, taken)  # what another judge did meanwhile is done
-    opened = judge(conn, taken, now) if taken else []
+    opened = judge(conn, taken, now, policy) if taken else []
     pending.delete(conn, taken)
     return Chunk(count, len({m.pair for m in taken}), opened)
 
@@ -67,16 +72,23 @@ def _order(pair: Pair) -> tuple[str, str]:
     return network_key(pair[0], pair[1]), pair[2]
 
 
-def judge(conn: sa.Connection, marks: Sequence[pending.Mark], now: datetime.datetime) -> list[Flag]:
+def judge(
+    conn: sa.Connection,
+    marks: Sequence[pending.Mark],
+    now: datetime.datetime,
+    policy: Policy = DEFAULT_POLICY,
+) -> list[Flag]:
     """Judge the marked pairs batch after batch, in the order the batches were stored, as if
     each had been judged on its own: its looks applied, then its pairs weighed on the
-    records received up to it. The observations are read once for all; returns the flags
-    newly opened (a flag opened and closed within the chunk counts: it was opened)."""
+    records received up to it (and the probes' standing then). The observations are read
+    once for all; returns the flags newly opened (a flag opened and closed within the chunk
+    counts: it was opened)."""
     since = now - WINDOW
     pairs = sorted({m.pair for m in marks}, key=_order)
-    state = _State(flags.current(conn, pairs))
+    state = _State(flags.current(conn, pairs), policy)
     looks = _looks(conn, {p[2] for p in pairs}, since)
     blocked = _blocked(conn, pairs, since)
+    state.standings = _standings(conn, looks, blocked, state)
     opened: list[Flag] = []
     for batch in _batches(marks):
         for m in batch:
@@ -86,7 +98,8 @@ def judge(conn: sa.Connection, marks: Sequence[pending.Mark], now: datetime.date
         for pair in sorted({m.pair for m in batch}, key=_order):
             key = network_key(pair[0], pair[1])
             seen = [o for r, o in blocked.get(pair, ()) if r <= received]
-            opened += state.judged(pair, _weighed(seen, looks.get(pair[2], {}), key))
+            weighed = _weighed(seen, looks.get(pair[2], {}), key)
+            opened += state.judged(pair, weighed, received)
     flags.write(conn, *state.changes())
     looks_store(conn, [m.look for m in marks if m.look is not None])
     return opened
@@ -135,19 +148,21 @@ def _weighed(
 class _State:
     """The flags of the judged pairs as the chunk goes, and what to write at its end."""
 
-    def __init__(self, stored: dict[Pair, list[Flag]]) -> None:
+    def __init__(self, stored: dict[Pair, list[Flag]], policy: Policy) -> None:
+        self.policy = policy
+        self.standings: dict[str, Standing] = {}
         self.stored = {flags.flag_id(f): f for held in stored.values() for f in held}
         self.current = {p: {f.method: f for f in held} for p, held in stored.items()}
         self.now: dict[str, Flag] = dict(self.stored)
 
-    def judged(
-        self, pair: Pair, weighed: tuple[list[Observation], list[Observation]]
-    ) -> list[Flag]:
-        """Judge ``pair`` again; keep its flags; return those this judgement opened."""
+    def judged(self, pair: Pair, weighed: Weighed, at: datetime.datetime) -> list[Flag]:
+        """Judge ``pair`` again as of ``at``; keep its flags; return those this judgement
+        opened."""
         mine, others = weighed
         held = self.current[pair]
         opened = []
-        for f in evaluate(mine, list(held.values()), others):
+        found = evaluate(mine, list(held.values()), others, self.standings, self.policy, at)
+        for f in found:
             fid = flags.flag_id(f)
             before = self.now.get(fid)
             if f.state == "open" and (before is None or before.state != "open"):
@@ -161,6 +176,22 @@ class _State:
         new = [f for fid, f in self.now.items() if fid not in self.stored]
         changed = [f for fid, f in self.now.items() if fid in self.stored and self.stored[fid] != f]
         return new, changed
+
+
+def _standings(
+    conn: sa.Connection,
+    looks: Looks,
+    blocked: dict[Pair, list[tuple[datetime.datetime, Observation]]],
+    state: _State,
+) -> dict[str, Standing]:
+    """Return the standing of every registered probe the chunk weighs or its flags name."""
+    ids = {p for held in looks.values() for (_, p) in held}
+    ids |= {o.probe_id for found in blocked.values() for _, o in found}
+    ids |= {p for f in state.now.values() for p in f.probes}
+    return {
+        pid: Standing(row.source or f"probe:{pid}", row.created_at, row.revoked_at is not None)
+        for pid, row in probes.of_ids(conn, ids).items()
+    }
 
 
 def _looks(conn: sa.Connection, services: set[str], since: datetime.datetime) -> Looks:

@@ -83,6 +83,21 @@ def _values(
     return values
 
 
+def mark_pairs(
+    conn: sa.Connection, pairs: Sequence[Pair], batch: str, now: datetime.datetime
+) -> int:
+    """Mark ``pairs`` for judgement again without a new look (a probe revoked: the flags it
+    supported are weighed without it); ``batch`` names the cause. Return how many."""
+    marks = [
+        dict.fromkeys(observation.NAMES)
+        | {"batch": batch, "network_key": network_key(a, n), "service": s, "received_at": now}
+        for a, n, s in sorted(set(pairs), key=lambda p: (network_key(p[0], p[1]), p[2]))
+    ]
+    if marks:
+        bulk.executemany(conn, "mark pending_pairs", lambda _: _MARK, marks)
+    return len(marks)
+
+
 def latest(conn: sa.Connection) -> int | None:
     """Return the highest ``seq`` marked and not yet judged, or None when nothing waits."""
     found = conn.execute(_LATEST).scalar()

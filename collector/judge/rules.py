@@ -8,6 +8,11 @@ since T, seen by k probes". The rules (DESIGN.md):
   network, or the same probe in a second cycle with no peer contradicting it;
 - a failure that every measured network shares alike is an outage, never a flag;
 - a flag closes when the network's probes reach the service again.
+Agreement counts sources, not records (docs/security.md): a probe's records count only once it
+has been registered for ``Policy.min_probe_age`` and while it is not revoked, and probes that
+registered from one source network (``Standing.source``) count as one probe; a flag needs
+``Policy.min_networks`` sources. A flag some revoked probe supported, and that the others no
+longer open, closes.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import itertools
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from collector.observation import Observation
@@ -43,10 +48,60 @@ class Flag:
     evidence: tuple[str, ...]
     fingerprinted: bool = False
     closed_at: datetime.datetime | None = None
+    networks: int = 1  # distinct source networks of registration among ``probes``
+    # whose control the flag rests on: "collector" once the collector's own control vantage
+    # reached the service, "probe" while only the probes' controls say it is up
+    control: str = "probe"
 
     @property
     def key(self) -> tuple[int | None, str | None, str, str]:
         return self.asn, self.network, self.service, self.method
+
+
+@dataclass(frozen=True)
+class Standing:
+    """What the judge knows of a registered probe: its source network, when it registered,
+    whether the operator revoked it."""
+
+    source: str
+    registered_at: datetime.datetime | None = None
+    revoked: bool = False
+
+
+@dataclass(frozen=True)
+class Policy:
+    """How much independent support a flag needs (the `flags.*` configuration keys)."""
+
+    min_probe_age: datetime.timedelta = datetime.timedelta(hours=1)
+    min_networks: int = 1
+
+
+DEFAULT_POLICY = Policy()
+
+
+class _Vetting:
+    """The standing of each probe, as of ``at``: a probe the judge does not know (records
+    written without a registration: imports, tests) is its own source, aged, not revoked."""
+
+    def __init__(
+        self, standings: Mapping[str, Standing], policy: Policy, at: datetime.datetime | None
+    ) -> None:
+        self.standings, self.policy, self.at = standings, policy, at
+
+    def of(self, probe_id: str) -> Standing:
+        return self.standings.get(probe_id) or Standing(f"probe:{probe_id}")
+
+    def revoked(self, probe_id: str) -> bool:
+        return self.of(probe_id).revoked
+
+    def aged(self, probe_id: str) -> bool:
+        registered = self.of(probe_id).registered_at
+        if registered is None or self.at is None:
+            return True
+        return registered + self.policy.min_probe_age <= self.at
+
+    def sources(self, probe_ids: Iterable[str]) -> set[str]:
+        return {self.of(p).source for p in probe_ids}
 
 
 def confidence(probes: int, cycles: int, fingerprinted: bool) -> float:
@@ -76,17 +131,25 @@ def evaluate(
     observations: Sequence[Observation],
     current: Iterable[Flag],
     other_networks: Sequence[Observation] = (),
+    standings: Mapping[str, Standing] | None = None,
+    policy: Policy = DEFAULT_POLICY,
+    at: datetime.datetime | None = None,
 ) -> list[Flag]:
     """Return the flags of one (network, service) after ``observations`` (its recent records).
 
     ``current`` are the flags stored for that pair; ``other_networks`` the same service's recent
-    records on other networks (to tell a network's block from an outage everybody shares).
+    records on other networks (to tell a network's block from an outage everybody shares);
+    ``standings`` the registered probes among them, weighed by ``policy`` as of ``at`` (the
+    time of judgement; None: every probe counts as aged).
     """
+    vetting = _Vetting(standings or {}, policy, at)
+    observations = [o for o in observations if not vetting.revoked(o.probe_id)]
+    other_networks = [o for o in other_networks if not vetting.revoked(o.probe_id)]
     flags = {f.method: f for f in current}
     latest = _latest_per_probe(observations)
     methods = {o.method for o in observations if o.status == "blocked" and o.method}
     for method in sorted(methods):
-        flag = _judge(method, observations, latest, flags.get(method), other_networks)
+        flag = _judge(method, observations, latest, flags.get(method), other_networks, vetting)
         if flag is not None:
             flags[method] = flag
     for method, flag in list(flags.items()):
@@ -94,6 +157,10 @@ def evaluate(
             flags[method] = dataclasses.replace(
                 flag, state="closed", closed_at=max(o.started_at for o in latest.values())
             )
+        elif flag.state == "open" and any(vetting.revoked(p) for p in flag.probes):
+            # its support was a revoked probe's, and the others' evidence does not open it
+            closed_at = max(at or flag.last_seen, flag.last_seen)
+            flags[method] = dataclasses.replace(flag, state="closed", closed_at=closed_at)
     return sorted(flags.values(), key=lambda f: f.method)
 
 
@@ -103,30 +170,34 @@ def _judge(
     latest: dict[str, Observation],
     flag: Flag | None,
     others: Sequence[Observation],
+    vetting: _Vetting,
 ) -> Flag | None:
     since = flag.closed_at if flag is not None and flag.state == "closed" else None
-    ev = _Evidence(
-        [
-            o
-            for o in obs
-            if o.status == "blocked"
-            and o.method == method
-            and (since is None or o.started_at > since)
-        ]
-    )
-    if not ev.records:
+    blocked = [
+        o
+        for o in obs
+        if o.status == "blocked" and o.method == method and (since is None or o.started_at > since)
+    ]
+    if not blocked:
         return None
-    fingerprinted = any(o.blockpage for o in ev.records)
-    contradicted = any(o.status == "ok" for p, o in latest.items() if p not in ev.probes())
+    contradicted = any(
+        o.status == "ok" for p, o in latest.items() if p not in {b.probe_id for b in blocked}
+    )
     still = [o for o in latest.values() if o.status == "blocked" and o.method == method]
     if not still:
         return None  # the probes no longer see this block
-    opens = fingerprinted or len(ev.probes()) >= 2 or (ev.cycles() >= 2 and not contradicted)
+    ev = _Evidence([o for o in blocked if vetting.aged(o.probe_id)])  # the records that count
+    sources = vetting.sources(ev.probes())
+    fingerprinted = any(o.blockpage for o in ev.records)
+    opens = len(sources) >= vetting.policy.min_networks and (
+        fingerprinted or len(sources) >= 2 or (ev.cycles() >= 2 and not contradicted)
+    )
     if not opens or (not fingerprinted and _everywhere(method, ev.records, others)):
         return flag
     first = ev.records[0]
     times = [o.started_at for o in ev.records]
-    prev_first = flag.first_seen if flag is not None and flag.state == "open" else None
+    held = flag if flag is not None and flag.state == "open" else None
+    prev_first = held.first_seen if held is not None else None
     return Flag(
         asn=first.asn,
         network=first.network,
@@ -137,9 +208,11 @@ def _judge(
         first_seen=prev_first or min(times),
         last_seen=max(times),
         probes=tuple(sorted(ev.probes())),
-        confidence=confidence(len(ev.probes()), ev.cycles(), fingerprinted),
+        confidence=confidence(len(sources), ev.cycles(), fingerprinted),
         evidence=tuple(o.record_id for o in ev.records[-MAX_EVIDENCE:]),
         fingerprinted=fingerprinted,
+        networks=len(sources),
+        control=held.control if held is not None else "probe",
     )
 
 

@@ -162,6 +162,21 @@ probes = sa.Table(
     sa.Column("token_expires_at", UTCDateTime),
     sa.Column("old_token_hash", sa.Text, unique=True),
     sa.Column("old_token_expires_at", UTCDateTime),
+    # The network a probe registered from, as the flags count sources: its ASN, or a keyed hash
+    # of its /24 or /48 (collector/sources.py); never the address. Null: registered before.
+    sa.Column("source", sa.Text),
+    # Set by the operator (`surblocage-collector probes revoke`): the token is refused and the
+    # probe's records count in no flag.
+    sa.Column("revoked_at", UTCDateTime),
+)
+
+# The collector's own secrets, by name: the key of the source hashes, made once, shared by every
+# process of the database.
+collector_keys = sa.Table(
+    "collector_keys",
+    metadata,
+    sa.Column("name", sa.Text, primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
 )
 
 measurements = sa.Table(
@@ -248,6 +263,11 @@ flags = sa.Table(
     sa.Column("confidence", sa.Float, nullable=False),
     sa.Column("evidence", JSONList, nullable=False),
     sa.Column("fingerprinted", sa.Boolean, nullable=False),
+    # distinct source networks of registration among the supporting probes
+    sa.Column("networks", sa.Integer, nullable=False, server_default="1"),
+    # "collector": the collector's control vantage reached the service before the flag opened;
+    # "probe": only the probes' own controls did (no vantage, or no URL for the service)
+    sa.Column("control", sa.Text, nullable=False, server_default="probe"),
 )
 # The current flags of a (network, service) pair, read under the pair's lock at every batch.
 sa.Index(None, flags.c.network_key, flags.c.service, flags.c.method, flags.c.first_seen)

@@ -200,12 +200,21 @@ class Store:
         declared_asn: int | None,
         declared_network: str | None,
         now: datetime.datetime,
+        *,
         token_expires_at: datetime.datetime | None = None,
+        source: str | None = None,
     ) -> ProbeRow:
         """Register a probe; ValueError if the id or token hash is taken."""
         with self._writing() as conn:
             return probes.register(
-                conn, probe_id, token_hash, declared_asn, declared_network, now, token_expires_at
+                conn,
+                probe_id,
+                token_hash,
+                declared_asn,
+                declared_network,
+                now,
+                token_expires_at,
+                source,
             )
 
     def renew_token(
@@ -221,6 +230,11 @@ class Store:
             return probes.renew_token(
                 conn, probe_id, given_hash, new_hash, expires_at, given_expires_at
             )
+
+    def key(self, name: str) -> str:
+        """Return the collector's secret ``name``, made on first use (store.probes.key)."""
+        with self._writing() as conn:
+            return probes.key(conn, name)
 
     def probe_by_token_hash(self, token_hash: str) -> ProbeRow | None:
         """Return the probe holding this token hash, or None."""

@@ -14,6 +14,7 @@ from typing import Any
 import aiohttp
 import jsonschema
 import prometheus_client
+import sqlalchemy as sa
 from aiohttp import test_utils
 
 from collector import openapi
@@ -21,6 +22,7 @@ from collector.app import build_app
 from collector.config import load_config
 from collector.judge import open_store
 from collector.store import MeasurementQuery, Store
+from collector.store.schema import probes
 from probe.record import HTTPResult, Measurement, new_id
 from tests.support import records
 from tests.support.collector_process import ROOT as ROOT  # re-exported
@@ -31,6 +33,9 @@ FAST = {
     "control.enabled": False,
     "limits.rate_per_probe_per_minute": 1_000_000,
     "limits.rate_per_source_per_minute": 1_000_000,
+    # the suite's records are dated in the past, from probes registered a moment before
+    "ingest.max_record_age_seconds": 3650 * 86400,
+    "flags.min_probe_age_seconds": 0,
 }
 record_id = records.record_id
 
@@ -81,11 +86,15 @@ class Collector:
     store: Store
     app: Any
 
-    async def register(self, **body: Any) -> tuple[str, str]:
-        """Register a probe; return (probe_id, token)."""
+    async def register(self, own_network: bool = True, **body: Any) -> tuple[str, str]:
+        """Register a probe; return (probe_id, token). Every test client registers from
+        127.0.0.1, one source network for the flags; ``own_network`` gives the probe a source
+        of its own, as a probe on another machine would have."""
         async with self.client.post("/api/v1/probes", json=body) as r:
             assert r.status == 201, await r.text()
             answer = await r.json()
+        if own_network:
+            self.store.write(move_probe, answer["probe_id"], f"net:test-{answer['probe_id']}")
         return answer["probe_id"], answer["token"]
 
     async def submit(self, token: str, body: Any) -> tuple[int, Any]:
@@ -108,6 +117,11 @@ class Collector:
             cursor = page["next_cursor"]
             if cursor is None:
                 return items
+
+
+def move_probe(conn: sa.Connection, probe_id: str, source: str) -> None:
+    """Set the source network a probe registered from (tests: every client is on loopback)."""
+    conn.execute(sa.update(probes).where(probes.c.id == probe_id).values(source=source))
 
 
 @contextlib.asynccontextmanager

@@ -38,6 +38,8 @@ HEADER = [
     "closed_at",
     "probes",
     "probe_ids",
+    "networks",
+    "control",
     "confidence",
     "evidence",
 ]
@@ -84,7 +86,7 @@ def csv_row(f: dict[str, Any]) -> list[str]:
     """The CSV row the export promises for a flag of the API, built without the exporter."""
     texts = [f[k] for k in ("id", "asn", "network", "service", "category", "method", "state")]
     times = [f["first_seen"], f["last_seen"], f["closed_at"] or ""]
-    ids = [str(len(f["probes"])), " ".join(f["probes"])]
+    ids = [str(len(f["probes"])), " ".join(f["probes"]), str(f["networks"]), f["control"]]
     return [*map(str, texts), *times, *ids, str(f["confidence"]), " ".join(f["evidence"])]
 
 

@@ -282,6 +282,8 @@ async def test_two_poison_records_side_by_side_are_both_quarantined(
     await drain_through_refusals(up)
     assert {i for i, _ in spool.quarantined()} == poison
     assert len(stand_in.taken) == 58 and spool.depth() == 0
+
+
 async def test_a_token_past_half_its_life_is_renewed_and_kept_before_delivering(
     make_collector: Any, spool: Spool, uploader_for: Any, tmp_path: Path
 ) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime
 import itertools
 
-from collector.judge.rules import Flag, confidence, evaluate
+from collector.judge.rules import Flag, Standing, confidence, evaluate
 from collector.observation import Observation
 
 T0 = datetime.datetime(2026, 11, 28, 20, 0, tzinfo=datetime.UTC)
@@ -129,3 +129,29 @@ def test_confidence_grows_with_probes_cycles_and_fingerprints() -> None:
     ]
     assert values == sorted(values) and len(set(values)) == 4
     assert all(0 <= v <= 1 for v in values)
+
+
+def test_probes_of_one_source_network_are_one_probe() -> None:
+    one = {p: Standing("net:a") for p in ("p1", "p2", "p3")}
+    looks = [obs(p, i, "blocked", "dns") for i, p in enumerate(("p1", "p2", "p3"))]
+    assert evaluate(looks, [], standings=one) == []
+    two = one | {"p3": Standing("net:b")}
+    [flag] = evaluate(looks, [], standings=two)
+    assert (flag.state, flag.networks, flag.confidence) == ("open", 2, confidence(2, 1, False))
+
+
+def test_a_probe_younger_than_a_cycle_does_not_count() -> None:
+    at = T0 + datetime.timedelta(minutes=5)
+    young = {"p2": Standing("net:b", registered_at=T0 - datetime.timedelta(minutes=30))}
+    looks = [obs("p1", 0, "blocked", "dns"), obs("p2", 1, "blocked", "dns")]
+    assert evaluate(looks, [], standings=young, at=at) == []
+    later = at + datetime.timedelta(minutes=30)
+    assert open_flags(evaluate(looks, [], standings=young, at=later)) == [("dns", ("p1", "p2"))]
+
+
+def test_a_flag_resting_on_a_revoked_probe_closes() -> None:
+    looks = [obs("p1", 0, "blocked", "dns"), obs("p2", 1, "blocked", "dns")]
+    [flag] = evaluate(looks, [])
+    at = T0 + datetime.timedelta(minutes=9)
+    [after] = evaluate(looks, [flag], standings={"p2": Standing("net:b", revoked=True)}, at=at)
+    assert (after.state, after.closed_at) == ("closed", at)

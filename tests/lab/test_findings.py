@@ -102,6 +102,12 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
                     "tls": {"ca_file": lab.ca_file},
                     "network": {"allow_networks": [lab.allow_network]},
                     "asn": {"database": str(tmp / "asn.mmdb")},
+                    # the lab's probes register a moment before they measure, two to a LAN
+                    "flags": {
+                        "min_probe_age_seconds": 0,
+                        "source_prefix_v4": 32,
+                        "source_prefix_v6": 128,
+                    },
                 }
             )
         )

@@ -7,6 +7,7 @@ finds it again, as after a restart of the real service.
 from __future__ import annotations
 
 import json
+import os
 import pathlib
 import re
 import signal
@@ -20,6 +21,11 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 PATIENCE_SECONDS = 60.0  # a liveness bound for starting and stopping, not a timing assertion
 # urllib would use $http_proxy: the tests talk to loopback only
 OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+# The suites' records are dated in the past, from probes registered a moment before.
+ENVIRONMENT = {
+    "SURBLOCAGE_COLLECTOR_INGEST_MAX_RECORD_AGE_SECONDS": str(3650 * 86400),
+    "SURBLOCAGE_COLLECTOR_FLAGS_MIN_PROBE_AGE_SECONDS": "0",
+}
 
 
 class CollectorProcess:
@@ -38,7 +44,12 @@ class CollectorProcess:
         argv += ["--listen", f"127.0.0.1:{self.port}", "--no-control", *self.args]
         with open(self.log, "ab") as err:
             self.proc = subprocess.Popen(
-                argv, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err
+                argv,
+                cwd=ROOT,
+                env=ENVIRONMENT | dict(os.environ),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=err,
             )
         self.port = self._wait_for_port(logged)
         self.url = f"http://127.0.0.1:{self.port}"
