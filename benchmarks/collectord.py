@@ -75,8 +75,11 @@ def free_port() -> int:
 class Collector:
     """One `surblocage-collector serve` process on 127.0.0.1 (a context manager)."""
 
-    def __init__(self, url: str, workdir: pathlib.Path, variant: str | None = None) -> None:
+    def __init__(
+        self, url: str, workdir: pathlib.Path, variant: str | None = None, config: str = CONFIG
+    ) -> None:
         self.url = url
+        self.config = config  # the YAML it serves with
         self.variant = variant  # a what-if of benchmarks/collector_variants.py
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
@@ -85,7 +88,7 @@ class Collector:
 
     def __enter__(self) -> Collector:
         config = self.workdir / f"collector-{self.port}.yaml"
-        config.write_text(CONFIG)
+        config.write_text(self.config)
         log = (self.workdir / f"collector-{self.port}.log").open("wb")
         argv = [COLLECTOR, "serve", "--config", str(config), "--db", self.url,
                 "--listen", f"127.0.0.1:{self.port}"]  # fmt: skip
