@@ -10,7 +10,7 @@ rate and body limits raised far above what the run sends, so the run measures ca
 throttling. Then ``--probes`` probes register (POST /api/v1/probes, each its own token and probe
 id, probe i posting to collector i mod K) and, for ``--seconds``, each posts batches of
 ``--batch`` records every ``--interval`` seconds with jitter (benchmarks/loadgen.py), from
-``--workers`` generator processes. Printed per run: records/s acknowledged, offered, batch latency
+``--workers`` generator processes. Printed per run: records/s acknowledged and sent, batch latency
 p50/p99/max (every batch, answered or not), answers by status, CPU of the collectors and of the
 generator, how late the generator's event loop ran; then the check that every acknowledged record
 is stored exactly once and nothing beyond what was sent is stored: PASS or FAIL.
@@ -106,7 +106,7 @@ def figures_of(done: dict[str, Any], seconds: float, cpu: float) -> dict[str, An
     lag = [x * 1000 for x in done["lag"]] or [0.0]
     return {
         "rate": len(done["acked"]) / wall,
-        "offered": len(done["sent"]) / wall,
+        "sent": len(done["sent"]) / wall,
         "p50": figures.percentile(lat, 50),
         "p99": figures.percentile(lat, 99),
         "max": max(lat),
@@ -143,8 +143,8 @@ def one_run(kind: str, args: argparse.Namespace, workdir: pathlib.Path, i: int) 
 
 def print_run(label: str, i: int, r: dict[str, Any]) -> None:
     errors = ", ".join(f"{k}: {v}" for k, v in sorted(r["errors"].items())) or "none"
-    print(f"   {label} run {i + 1}: {r['rate']:.0f} records/s acknowledged (offered "
-          f"{r['offered']:.0f}), batch p50 {r['p50']:.0f} ms p99 {r['p99']:.0f} ms max "
+    print(f"   {label} run {i + 1}: {r['rate']:.0f} records/s acknowledged (sent "
+          f"{r['sent']:.0f}), batch p50 {r['p50']:.0f} ms p99 {r['p99']:.0f} ms max "
           f"{r['max']:.0f} ms, {r['batches']} batches, errors {errors}; collector CPU "
           f"{r['collector_cpu']:.2f} cores, generator {r['generator_cpu']:.2f} of a core, "
           f"loop lag p99 {r['lag_p99']:.0f} ms; {figures.load()}")  # fmt: skip

@@ -2,12 +2,12 @@
 
 A probe here is a registered token, its probe id, its network (records.NETWORKS) and the
 collector it posts to. It sends one batch at a time, as the probe's uploader does: the next one is
-due ``interval`` x U(0.5, 1.5) seconds after the previous due time, and a probe that fell behind
-sends at once (never two batches in flight). Bodies are built from a few templates per network
-(records.make_record, serialised once) with a fresh record id each, so building one costs a few
-string replacements and the generator's CPU goes to HTTP. One process drives its share of probes
-through one aiohttp session with a bounded connection pool; a ticker measures how late its event
-loop runs, so a saturated generator shows itself.
+due ``interval`` x U(0.5, 1.5) seconds after the previous due time; a probe that fell behind sends
+at once (never two batches in flight) until the run's end, then waits for its last answer.
+Bodies are built from a few templates per network (records.make_record, serialised once) with a
+fresh record id each: a few string replacements, so the generator's CPU goes to HTTP. One
+process drives its share of probes through one aiohttp session with a bounded connection pool;
+a ticker measures how late its event loop runs, so a saturated generator shows itself.
 """
 
 from __future__ import annotations
@@ -127,7 +127,8 @@ async def probe_loop(
 ) -> None:
     rng = random.Random(f"{job.seed} {p.probe_id}")
     due = job.start + rng.uniform(0, job.interval)  # the first batches spread over one interval
-    while due < job.start + job.seconds:
+    end = job.start + job.seconds
+    while due < end and time.time() < end:  # behind schedule, it sends what it can until the end
         await asyncio.sleep(max(0.0, due - time.time()))
         data, ids = body(rng, texts, p.probe_id, job.batch)
         await post(session, p, data, ids, t)
