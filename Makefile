@@ -70,4 +70,5 @@ bench: $(LABSTAMP)
 	$(BIN)/python -m benchmarks.probe_cycle
 	$(BIN)/python -m benchmarks.blackbox
 	$(BIN)/python -m benchmarks.ingest
+	$(BIN)/python -m benchmarks.load
 	$(BIN)/python -m benchmarks.store_scale --backend sqlite

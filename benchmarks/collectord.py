@@ -34,6 +34,11 @@ control:
 limits:
   rate_per_probe_per_minute: 100000000
   rate_per_source_per_minute: 100000000
+server:
+  max_connections: 100000
+  max_connections_per_client: 100000
+ingest:
+  max_record_age_seconds: 315360000
 """
 
 
@@ -75,8 +80,11 @@ def free_port() -> int:
 class Collector:
     """One `surblocage-collector serve` process on 127.0.0.1 (a context manager)."""
 
-    def __init__(self, url: str, workdir: pathlib.Path, variant: str | None = None) -> None:
+    def __init__(
+        self, url: str, workdir: pathlib.Path, variant: str | None = None, config: str = CONFIG
+    ) -> None:
         self.url = url
+        self.config = config  # the YAML it serves with
         self.variant = variant  # a what-if of benchmarks/collector_variants.py
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
@@ -85,7 +93,7 @@ class Collector:
 
     def __enter__(self) -> Collector:
         config = self.workdir / f"collector-{self.port}.yaml"
-        config.write_text(CONFIG)
+        config.write_text(self.config)
         log = (self.workdir / f"collector-{self.port}.log").open("wb")
         argv = [COLLECTOR, "serve", "--config", str(config), "--db", self.url,
                 "--listen", f"127.0.0.1:{self.port}"]  # fmt: skip
