@@ -110,7 +110,7 @@ def _public(addr: Address, embedded: tuple[ipaddress.IPv4Address, ...]) -> bool:
 @functools.lru_cache(maxsize=8192)
 def _facts(text: str) -> _Facts:
     # Remembered: the collector judges the same CDN addresses record after record, and each
-    # answer is checked against the tables above (docs/benchmarks.md §5).
+    # answer is checked against the tables above (a measured share of ingest, revision 08bfe5d).
     try:
         addr = ipaddress.ip_address(text)
     except ValueError:
