@@ -168,7 +168,8 @@ async def json_errors(request: web.Request, handler: Any) -> web.StreamResponse:
 
 @web.middleware
 async def access_log(request: web.Request, handler: Any) -> web.StreamResponse:
-    """Log each request's route, status and duration: never the client's address or query."""
+    """Log and count each request's route, status and duration: never the client's address or
+    query (the route is the pattern matched, not the path asked)."""
     t0, status = time.perf_counter(), 500
     try:
         response = await handler(request)
@@ -179,10 +180,13 @@ async def access_log(request: web.Request, handler: Any) -> web.StreamResponse:
         raise
     finally:
         resource = request.match_info.route.resource
-        route = resource.canonical if resource is not None else "-"
+        route = resource.canonical if resource is not None else None
         level = logging.DEBUG if route in QUIET_ROUTES else logging.INFO
         ms = round(elapsed_ms(t0), 1)
-        logs.event("request", level, method=request.method, route=route, status=status, ms=ms)
+        shown = route or "-"
+        logs.event("request", level, method=request.method, route=shown, status=status, ms=ms)
+        metrics = request.app[handlers.STATE].metrics
+        metrics.observe_request(route, request.method, status, ms / 1000)
 
 
 QUIET_ROUTES = frozenset({"/metrics", "/healthz"})  # scraped every few seconds

@@ -42,6 +42,10 @@ NAME_MAX_CHARS = 64
 
 # A control measurement runs DNS, TCP, TLS and HTTP from the collector, up to the step timeouts.
 CONTROL_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0)
+# HTTP requests: from a cached page (a millisecond) to a streamed export (a minute or more).
+HTTP_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+HTTP_METHODS = ("GET", "HEAD", "POST", "OPTIONS")  # any other method is counted as "other"
+UNMATCHED = "unmatched"  # the route label of a request no route matched: never its path
 STORE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 _DOT_QUAD = re.compile(r"\d{1,3}(?:\.\d{1,3}){3}")
@@ -94,6 +98,7 @@ class Metrics:
         self._define_analysis(registry)
         self._define_probes(registry)
         self._define_latency(registry)
+        self._define_http(registry)
         self.build_info = prometheus_client.Gauge(
             "surblocage_build_info",
             "Always 1; the version label says which collector version runs.",
@@ -158,6 +163,25 @@ class Metrics:
             ["network"],
             registry=registry,
         )
+
+    def _define_http(self, registry: prometheus_client.CollectorRegistry) -> None:
+        # Labels are bounded: a route is one of the app's patterns (or "unmatched"), a method one
+        # of HTTP_METHODS (or "other"), a code one of HTTP's three-digit codes.
+        self.http_requests = prometheus_client.Counter(
+            "surblocage_http_requests_total",
+            "HTTP requests answered, by route pattern, method and status code.",
+            ["route", "method", "code"],
+            registry=registry,
+        )
+        self.http_duration = prometheus_client.Histogram(
+            "surblocage_http_request_duration_seconds",
+            "Time from a request's arrival at the app to its answer, by route pattern.",
+            ["route"],
+            buckets=HTTP_BUCKETS,
+            registry=registry,
+        )
+        # process_cpu_seconds_total, process_resident_memory_bytes, process_open_fds...
+        prometheus_client.ProcessCollector(registry=registry)
 
     def _define_latency(self, registry: prometheus_client.CollectorRegistry) -> None:
         self.control_requests = prometheus_client.Counter(
@@ -275,6 +299,14 @@ class Metrics:
         """Count one control measurement and its duration."""
         self.control_requests.labels(CONTROL_STATUSES[0] if ok else CONTROL_STATUSES[1]).inc()
         self.control_duration.observe(seconds)
+
+    def observe_request(self, route: str | None, method: str, status: int, seconds: float) -> None:
+        """Count one HTTP request by its route's pattern (never the path asked), method and
+        status code, and observe its duration."""
+        route = route or UNMATCHED
+        method = method if method in HTTP_METHODS else OTHER
+        self.http_requests.labels(route, method, str(status)).inc()
+        self.http_duration.labels(route).observe(seconds)
 
     def observe_store(self, operation: str, seconds: float) -> None:
         """Record the duration of one store operation."""
