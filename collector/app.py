@@ -28,7 +28,7 @@ from collector.judge import Findings, Judge, refresh_metrics
 from collector.judge.rules import Policy
 from collector.metrics import Metrics
 from collector.store import StoreUnavailable
-from probe import fingerprints, logs
+from probe import addresses, fingerprints, logs
 from probe import watchlist as watchlist_mod
 from probe.times import elapsed_ms
 
@@ -264,7 +264,7 @@ def build_app(
         source_limiter=RateLimiter(cfg.rate_per_source_per_minute),
         control_caller_limiter=RateLimiter(cfg.control_rate_per_probe_per_minute),
         control_limiter=RateLimiter(cfg.control_rate_per_minute),
-        trusted_proxies=peers.networks(cfg.trusted_proxies),
+        trusted_proxies=addresses.networks(cfg.trusted_proxies),
         guard=peers.ConnectionGuard(
             cfg.header_timeout_seconds, cfg.max_connections, cfg.max_connections_per_client
         ),

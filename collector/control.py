@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from collector.config import CollectorConfig
-from probe import __version__
+from probe import __version__, addresses
 from probe import config as probe_config
 from probe.addresses import Network
 from probe.flow import DEFAULT_STEPS, Flow, FlowOptions, Steps
@@ -56,7 +56,7 @@ MAX_ADDRESSES_PER_TARGET = 32
 def control_options(cfg: CollectorConfig) -> FlowOptions:
     """The control vantage measures like a probe, through the collector's own resolver."""
     ip, port = probe_config.parse_resolver(cfg.control_resolver or probe_config.system_resolver())
-    nets = tuple(ipaddress.ip_network(n, strict=False) for n in cfg.allow_networks)
+    nets = addresses.networks(cfg.allow_networks)
     return FlowOptions(resolver=ip, resolver_port=port, ca_file=cfg.ca_file, allow_networks=nets)
 
 

@@ -15,6 +15,8 @@ from typing import Any
 
 from aiohttp import web
 
+from probe import addresses
+
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
@@ -32,23 +34,11 @@ def rate_key(address: str) -> str:
     return str(ip)
 
 
-def networks(cidrs: Iterable[str]) -> tuple[Network, ...]:
-    return tuple(ipaddress.ip_network(c, strict=False) for c in cidrs)
-
-
-def _inside(address: str, trusted: Sequence[Network]) -> bool:
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return False
-    return any(ip.version == n.version and ip in n for n in trusted)
-
-
 def client_address(peer: str, headers: Any, trusted: Sequence[Network]) -> str:
     """The client's address: ``peer`` itself, unless ``peer`` is a trusted proxy; then the
     right-most hop of ``Forwarded: for=`` (RFC 7239) or ``X-Forwarded-For`` that is not a
     trusted proxy. Headers from any other peer are ignored: anyone can write them."""
-    if not trusted or not _inside(peer, trusted):
+    if not trusted or not addresses.within(peer, trusted):
         return peer
     hops = _forwarded_for(headers.getall("Forwarded", []))
     if not hops:
@@ -56,7 +46,7 @@ def client_address(peer: str, headers: Any, trusted: Sequence[Network]) -> str:
     for hop in reversed(hops):
         if not _valid(hop):
             return peer  # a hop the proxies did not write: trust nothing before it
-        if not _inside(hop, trusted):
+        if not addresses.within(hop, trusted):
             return hop
     return hops[0] if hops else peer
 

@@ -135,15 +135,26 @@ def is_public(text: str) -> bool:
     return _facts(text).public
 
 
+def networks(cidrs: Iterable[str]) -> tuple[Network, ...]:
+    """Parse CIDR texts already checked (a config's), host bits allowed."""
+    return tuple(ipaddress.ip_network(c, strict=False) for c in cidrs)
+
+
+def within(text: str, nets: Iterable[Network]) -> bool:
+    """Tell whether ``text`` is an address inside one of ``nets``; False for what is not one."""
+    try:
+        addr = ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return any(addr.version == n.version and addr in n for n in nets)
+
+
 def is_connectable(text: str, allow_networks: Iterable[Network] = ()) -> bool:
     """Tell whether a probe may connect to ``text``: public, or inside an allowed network."""
     facts = _facts(text)
     if facts.anomalous:
         return False
-    if facts.public:
-        return True
-    addr = ipaddress.ip_address(text)
-    return any(addr.version == n.version and addr in n for n in allow_networks)
+    return facts.public or within(text, allow_networks)
 
 
 def select(

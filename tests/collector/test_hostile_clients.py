@@ -18,6 +18,7 @@ from collector import handlers, peers
 from collector.app import build_app
 from collector.config import load_config
 from collector.judge import open_store
+from probe import addresses
 from tests.collector.harness import FAST
 from tests.support.collector_process import CollectorProcess, write_config
 
@@ -158,7 +159,7 @@ async def test_forwarded_addresses_count_only_from_a_trusted_proxy(sqlite_url: s
 
 
 def test_a_forged_hop_before_the_proxy_is_not_taken_for_the_client() -> None:
-    trusted = peers.networks(["10.0.0.0/8"])
+    trusted = addresses.networks(["10.0.0.0/8"])
     headers = _Headers({"X-Forwarded-For": ["203.0.113.9, 198.51.100.4, 10.0.0.2"]})
     # the client wrote 203.0.113.9 itself; the proxies saw 198.51.100.4
     assert peers.client_address("10.0.0.1", headers, trusted) == "198.51.100.4"
