@@ -108,7 +108,7 @@ async def post_control(request: web.Request) -> web.Response:
     if state.control is None:
         return error(404, "this collector runs no control vantage")
     if state.config.control_public:
-        if not state.control_caller_limiter.allow(peers.rate_key(_source(request))):
+        if not _source_allowed(request, state.control_caller_limiter):
             raise _rate_limited(state, "too many control requests from this address")
     else:
         await _authenticated(request, state.control_caller_limiter)
@@ -198,9 +198,11 @@ def _source(request: web.Request) -> str:
     return peers.client_address(request.remote or "", request.headers, state.trusted_proxies)
 
 
-def _source_allowed(request: web.Request) -> bool:
-    """Take one request from the client's budget (its address, or its /64 for IPv6)."""
-    return bool(request.app[STATE].source_limiter.allow(peers.rate_key(_source(request))))
+def _source_allowed(request: web.Request, limiter: Any = None) -> bool:
+    """Take one request from the client's budget in ``limiter`` (default: the per-address
+    limit), counted by its address, or its /64 for IPv6."""
+    limiter = limiter or request.app[STATE].source_limiter
+    return bool(limiter.allow(peers.rate_key(_source(request))))
 
 
 def _rate_limited(state: Any, message: str) -> Problem:

@@ -23,15 +23,10 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 def rate_key(address: str) -> str:
     """The key a client's limits count under: an IPv4 address itself, an IPv6 address its /64
     (one subscriber line gets a whole /64, so counting per address would not limit it)."""
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
+    prefix = addresses.prefix_of(address, 32, 64)
+    if prefix is None:
         return address
-    if isinstance(ip, ipaddress.IPv6Address):
-        if ip.ipv4_mapped is not None:
-            return str(ip.ipv4_mapped)
-        return str(ipaddress.IPv6Network((ip, 64), strict=False))
-    return str(ip)
+    return str(prefix.network_address) if prefix.version == 4 else str(prefix)
 
 
 def client_address(peer: str, headers: Any, trusted: Sequence[Network]) -> str:

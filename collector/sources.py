@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import ipaddress
+
+from probe import addresses
 
 # The name of the hash key among the collector's secrets (store.probes.key).
 KEY_NAME = "source_network"
@@ -22,13 +23,8 @@ def source_of(
 ) -> str | None:
     """Return the source network of ``address``: the keyed hash of its prefix; None when the
     address is not an IP address (a Unix socket)."""
-    try:
-        ip = ipaddress.ip_address(address.split("%", 1)[0])
-    except ValueError:
+    prefix = addresses.prefix_of(address, prefix_v4, prefix_v6)
+    if prefix is None:
         return None
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    length = prefix_v4 if ip.version == 4 else prefix_v6
-    prefix = ipaddress.ip_network(f"{ip}/{length}", strict=False)
     digest = hmac.new(key.encode(), str(prefix).encode(), hashlib.sha256).hexdigest()
     return f"net:{digest[:32]}"

@@ -140,6 +140,19 @@ def networks(cidrs: Iterable[str]) -> tuple[Network, ...]:
     return tuple(ipaddress.ip_network(c, strict=False) for c in cidrs)
 
 
+def prefix_of(text: str, v4_length: int, v6_length: int) -> Network | None:
+    """Return the network of ``v4_length`` or ``v6_length`` bits holding the address ``text``
+    (an IPv4-mapped IPv6 address as its IPv4 one, a zone dropped); None for what is not one."""
+    try:
+        addr = ipaddress.ip_address(text.split("%", 1)[0])
+    except ValueError:
+        return None
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+        addr = addr.ipv4_mapped
+    length = v4_length if addr.version == 4 else v6_length
+    return ipaddress.ip_network((addr, length), strict=False)
+
+
 def within(text: str, nets: Iterable[Network]) -> bool:
     """Tell whether ``text`` is an address inside one of ``nets``; False for what is not one."""
     try:
