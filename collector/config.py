@@ -60,6 +60,13 @@ class CollectorConfig:
     min_networks: int = 1
     source_prefix_v4: int = 24
     source_prefix_v6: int = 48
+    census_enabled: bool = True
+    census_refresh_seconds: float = 24 * 3600
+    census_qps: float = 100.0
+    census_resolver: str | None = None  # None: control.resolver, else the system's
+    census_addresses_per_cycle: int = 2000
+    census_vantage_max_age_seconds: float = 3600.0
+    census_vantage_rate: float = 50.0
     log_format: str = "text"
     log_level: str = "info"
 
@@ -138,6 +145,13 @@ KEYS = settings.Table(
         Key("flags.min_networks", _count, attr="min_networks"),
         Key("flags.source_prefix_v4", kinds.number(8, 32, whole=True), attr="source_prefix_v4"),
         Key("flags.source_prefix_v6", kinds.number(16, 128, whole=True), attr="source_prefix_v6"),
+        Key("census.enabled", kinds.boolean),
+        Key("census.refresh", kinds.positive, attr="census_refresh_seconds"),
+        Key("census.qps", kinds.positive),
+        Key("census.resolver", kinds.resolver),
+        Key("census.addresses_per_cycle", kinds.number(1, 100_000, whole=True)),
+        Key("census.vantage_max_age_seconds", kinds.positive),
+        Key("census.vantage_rate", kinds.positive),
         Key("log.format", kinds.choice(*logs.FORMATS)),
         Key("log.level", kinds.choice(*logs.LEVELS)),
     ],

@@ -124,6 +124,15 @@ class UploadConfig:
 
 
 @dataclass(frozen=True)
+class CensusConfig:
+    """The sweep of the addresses the collector publishes (GET /api/v1/addresses)."""
+
+    enabled: bool = True
+    rate: float = 20.0  # new connections a second
+    max_addresses: int = 2000
+
+
+@dataclass(frozen=True)
 class LogConfig:
     format: str = "text"
     level: str = "info"
@@ -144,6 +153,7 @@ class ProbeConfig:
     budget: BudgetConfig = field(default_factory=BudgetConfig)
     spool: SpoolConfig = field(default_factory=SpoolConfig)
     upload: UploadConfig = field(default_factory=UploadConfig)
+    census: CensusConfig = field(default_factory=CensusConfig)
     log: LogConfig = field(default_factory=LogConfig)
     fingerprints: tuple[str, ...] = ()  # signature files added to the packaged ones
     source: str | None = None  # the file this was read from
@@ -152,7 +162,8 @@ class ProbeConfig:
 SECTIONS: dict[str, type] = {
     "collector": CollectorConfig, "control": ControlConfig, "dns": DNSConfig, "tls": TLSConfig,
     "network": NetworkConfig, "timeouts": TimeoutsConfig, "schedule": ScheduleConfig,
-    "budget": BudgetConfig, "spool": SpoolConfig, "upload": UploadConfig, "log": LogConfig,
+    "budget": BudgetConfig, "spool": SpoolConfig, "upload": UploadConfig,
+    "census": CensusConfig, "log": LogConfig,
 }  # fmt: skip
 
 
@@ -353,6 +364,9 @@ KEYS = settings.Table(
         Key("spool.max_age_days", kinds.positive),
         Key("upload.batch_size", kinds.number(1, 10_000, whole=True)),
         Key("upload.quarantine_after", kinds.number(1, 1000, whole=True)),
+        Key("census.enabled", kinds.boolean),
+        Key("census.rate", kinds.number(0.1, 1000)),
+        Key("census.max_addresses", kinds.number(1, 100_000, whole=True)),
         Key("log.format", kinds.choice(*logs.FORMATS)),
         Key("log.level", kinds.choice(*logs.LEVELS)),
         Key("fingerprints", kinds.files, path=True),

@@ -358,3 +358,110 @@ pending_pairs = sa.Table(
     sa.Column("received_at", UTCDateTime, nullable=False),
     *observation_columns(nullable=True, leave_out=("service",)),
 )
+
+# The collateral census (collector/census). The domain index: every name imported (Tranco-style
+# lists), its rank, and whether blocking orders target it (``intended``: counted apart from the
+# collateral). ``resolved_at`` is the latest resolution from the collector's vantage (null: never
+# resolved); an address is a domain's current one while its row's ``last_seen`` equals that time.
+# Names get integer ids: a million names, and the address rows that point at them, stay small.
+domains = sa.Table(
+    "domains",
+    metadata,
+    sa.Column(
+        "id",
+        sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+        primary_key=True,
+        autoincrement=True,
+    ),
+    sa.Column("name", sa.Text, nullable=False, unique=True),
+    sa.Column("rank", sa.BigInteger),
+    sa.Column("intended", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("added_at", UTCDateTime, nullable=False),
+    sa.Column("resolved_at", UTCDateTime),
+)
+# The refresh resolves the names resolved longest ago first (never resolved: first of all).
+sa.Index(None, domains.c.resolved_at)
+
+# Address <-> domain as the collector's resolutions saw it: a census of last month stays true
+# after the names move. One row a (domain, address), widened at each resolution that answers it.
+domain_addresses = sa.Table(
+    "domain_addresses",
+    metadata,
+    sa.Column("domain_id", sa.BigInteger, primary_key=True),
+    sa.Column("ip", sa.Text, primary_key=True),
+    sa.Column("first_seen", UTCDateTime, nullable=False),
+    sa.Column("last_seen", UTCDateTime, nullable=False),
+)
+# "every domain on these addresses", the census's one big read
+sa.Index(None, domain_addresses.c.ip, domain_addresses.c.domain_id, domain_addresses.c.last_seen)
+
+# Sweeps: a probe's compact look at the published addresses (one entry an address: TCP, then TLS
+# with the given SNI, then with a neutral SNI), stored as sent. ``judged_at`` null: not judged
+# yet by the address judge (collector/census).
+sweeps = sa.Table(
+    "sweeps",
+    metadata,
+    sa.Column("id", sa.Text, primary_key=True),
+    sa.Column("probe_id", sa.Text, nullable=False),
+    sa.Column("received_at", UTCDateTime, nullable=False),
+    sa.Column("started_at", UTCDateTime, nullable=False),
+    sa.Column("asn", sa.BigInteger),
+    sa.Column("network", sa.Text),
+    sa.Column("entries", sa.Integer, nullable=False),
+    sa.Column("judged_at", UTCDateTime),
+    sa.Column("doc", JSONText, nullable=False),
+)
+sa.Index(None, sweeps.c.probe_id, sweeps.c.started_at)
+sa.Index(None, sweeps.c.judged_at, sweeps.c.received_at)
+
+# The collector's own look at each published address (TCP, then TLS with the SNI or a neutral
+# one): an address unreachable from here as well is down, not blocked. ``failure`` null:
+# reachable.
+address_vantage = sa.Table(
+    "address_vantage",
+    metadata,
+    sa.Column("ip", sa.Text, primary_key=True),
+    sa.Column("sni", sa.Text),
+    sa.Column("checked_at", UTCDateTime, nullable=False),
+    sa.Column("failure", sa.Text),
+)
+
+# Address flags: an address blocked on a network (by TCP, or TLS cut for every name), with the
+# lifecycle of the service flags (collector/judge/rules.py). ``evidence`` holds sweep ids. A
+# reopened flag is a new row; the current one of (network, ip, method) has the latest first_seen.
+address_flags = sa.Table(
+    "address_flags",
+    metadata,
+    sa.Column("id", sa.Text, primary_key=True),
+    sa.Column("network_key", sa.Text, nullable=False),
+    sa.Column("asn", sa.BigInteger),
+    sa.Column("network", sa.Text),
+    sa.Column("ip", sa.Text, nullable=False),
+    sa.Column("method", sa.Text, nullable=False),
+    sa.Column("state", sa.Text, nullable=False),
+    sa.Column("first_seen", UTCDateTime, nullable=False),
+    sa.Column("last_seen", UTCDateTime, nullable=False),
+    sa.Column("closed_at", UTCDateTime),
+    sa.Column("probes", JSONList, nullable=False),
+    sa.Column("confidence", sa.Float, nullable=False),
+    sa.Column("evidence", JSONList, nullable=False),
+    sa.Column("networks", sa.Integer, nullable=False, server_default="1"),
+)
+sa.Index(
+    None,
+    address_flags.c.network_key,
+    address_flags.c.ip,
+    address_flags.c.method,
+    address_flags.c.first_seen,
+)
+sa.Index(
+    "ix_address_flags_open_once",
+    address_flags.c.network_key,
+    address_flags.c.ip,
+    address_flags.c.method,
+    unique=True,
+    sqlite_where=address_flags.c.state == "open",
+    postgresql_where=address_flags.c.state == "open",
+)
+sa.Index(None, address_flags.c.state, address_flags.c.network_key)
+sa.Index(None, address_flags.c.ip, address_flags.c.first_seen)

@@ -35,10 +35,22 @@ TABLES = {
     "blocked_addresses",
     "pending_pairs",
     "collector_keys",
+    "domains",
+    "domain_addresses",
+    "sweeps",
+    "address_vantage",
+    "address_flags",
 }
-REVISIONS = ["0001", "0002", "0003", "0004", "0005", "0006", "0007"]
-# Public addresses of watched services (collateral damage), never a submitter's address.
-SERVICE_ADDRESS_COLUMNS = {("service_addresses", "ip"), ("blocked_addresses", "ip")}
+REVISIONS = ["0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008"]
+# Public addresses of watched services and of indexed domains (collateral damage, the census),
+# never a submitter's address.
+SERVICE_ADDRESS_COLUMNS = {
+    ("service_addresses", "ip"),
+    ("blocked_addresses", "ip"),
+    ("domain_addresses", "ip"),
+    ("address_vantage", "ip"),
+    ("address_flags", "ip"),
+}
 
 
 def table_names(url: str) -> set[str]:
@@ -104,8 +116,8 @@ def test_check_schema_on_a_newer_database_says_so(db_url: str) -> None:
             store.check_schema()
 
 
-def test_head_is_revision_0007() -> None:
-    assert head_revisions() == {"0007"}
+def test_head_is_revision_0008() -> None:
+    assert head_revisions() == {"0008"}
 
 
 def test_tokens_issued_before_expiry_existed_expire_one_default_ttl_after_the_upgrade(
@@ -118,7 +130,7 @@ def test_tokens_issued_before_expiry_existed_expire_one_default_ttl_after_the_up
                 sa.text("INSERT INTO probes (id, token_hash, created_at) VALUES ('p-1', 'h', :t)"),
                 {"t": datetime.datetime(2026, 1, 1)},
             )
-    assert migrate(db_url) == ["0006", "0007"]
+    assert migrate(db_url) == ["0006", "0007", "0008"]
     with open_store(db_url) as store:
         [probe] = store.list_probes()
     expected = datetime.datetime.now(datetime.UTC) + datetime.timedelta(days=30)
