@@ -76,7 +76,11 @@ def test_no_bound_admits_a_version_with_a_known_vulnerability(name):
 
 @pytest.mark.parametrize(
     "lock, extras",
-    [("lock.txt", ("dev", "lab")), ("lock-dev.txt", ("dev",)), ("lock-runtime.txt", ("collector", "parquet"))],
+    [
+        ("lock.txt", ("dev", "lab")),
+        ("lock-dev.txt", ("dev",)),
+        ("lock-runtime.txt", ("collector", "parquet")),
+    ],
 )
 def test_the_lock_pins_every_requirement_within_its_bounds(lock, extras):
     pinned = pins(LOCKS[lock])
