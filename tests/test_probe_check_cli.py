@@ -158,7 +158,7 @@ def test_a_control_that_answers_404_is_asked_once_and_named() -> None:
     asked: list[str] = []
 
     class NotFound(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+        def do_POST(self) -> None:
             asked.append(self.path)
             self.send_response(404)
             self.send_header("Content-Type", "application/json")
