@@ -36,7 +36,7 @@ $(LABSTAMP): $(STAMP) $(LOCK)
 lock: $(STAMP)
 	$(COMPILE) --extra dev --extra lab -o $(LOCK)
 	$(COMPILE) --extra dev -c $(LOCK) -o $(DEVLOCK)
-	$(COMPILE) --extra parquet -c $(LOCK) -o $(RUNTIMELOCK)
+	$(COMPILE) --extra collector --extra parquet -c $(LOCK) -o $(RUNTIMELOCK)
 
 ## audit: pip-audit on the lock; says it skipped, and passes, when the vulnerability service is out of reach
 audit: $(STAMP)

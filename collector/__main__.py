@@ -2,6 +2,6 @@
 
 import sys
 
-from collector.cli import main
+from collector.entry import main
 
 sys.exit(main())

@@ -269,6 +269,13 @@ def check_targets(args: argparse.Namespace, cfg: Any) -> tuple[list[Target], fro
     return targets, frozenset(dns_only)
 
 
+NO_CONTROL_HINT = (
+    f"{PROG}: measured without a control, so a failure here cannot be told from an outage and "
+    "the verdicts stay inconclusive (no_control); give --control URL (a collector's "
+    "/api/v1/control) or set collector.url in the config (--config FILE)"
+)
+
+
 async def cmd_check(args: argparse.Namespace) -> int:
     cfg = load_config(args, OPTIONS)
     targets, dns_only = check_targets(args, cfg)
@@ -287,6 +294,8 @@ async def cmd_check(args: argparse.Namespace) -> int:
     else:
         records = await runner.run(targets, dns_only, progress.update)
     progress.close()
+    if client is None and not args.quiet:
+        print(NO_CONTROL_HINT, file=sys.stderr)
     if client is not None and client.control_refused is not None:
         print(f"{PROG}: {client.control_refused}; measured without a control", file=sys.stderr)
     if args.json:

@@ -8,6 +8,7 @@ on a 2xx whose JSON counts every record: a captive portal's "200 OK" page acknow
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -63,8 +64,13 @@ class CollectorClient:
         self._headers = {"User-Agent": software}
         self._session: aiohttp.ClientSession | None = None
         self._control_token: str | None = None
-        # why the control refused us for good (no token, and the collector wants one)
+        # why the control refused us for good (no token and the collector wants one, or no
+        # control at that URL)
         self.control_refused: str | None = None
+        # Until the control has answered once, targets ask it one at a time: a refusal for good
+        # is then learnt from one request, not from one per target in flight.
+        self._control_answered = False
+        self._first_control = asyncio.Lock()
 
     def use_token(self, token: str, collector_url: str) -> None:
         """Send ``token`` (issued by ``collector_url``) with control requests, if the control is
@@ -85,6 +91,13 @@ class CollectorClient:
         """Ask the collector to measure ``url`` from its vantage; a failure is a Control too."""
         assert self._session is not None, "use CollectorClient in 'async with'"
         assert self.control_url is not None, "no control endpoint"
+        if self._control_answered:
+            return await self._control(url, addresses)
+        async with self._first_control:
+            return await self._control(url, addresses)
+
+    async def _control(self, url: str, addresses: Sequence[str]) -> Control:
+        assert self._session is not None and self.control_url is not None
         if self.control_refused is not None:
             return Control(failure=failures.unknown_text(self.control_refused))
         body = {"targets": [{"url": url, "addresses": list(addresses)}]}
@@ -93,8 +106,16 @@ class CollectorClient:
         try:
             async with self._session.post(self.control_url, json=body, headers=headers) as resp:
                 text = await resp.text()
+                self._control_answered = True
                 if resp.status == 401 and token is None:
                     self.control_refused = CONTROL_NEEDS_TOKEN
+                elif resp.status in (404, 405):
+                    # no control there (a collector run without one, or a wrong URL): asking
+                    # again for every target would only repeat the answer
+                    self.control_refused = (
+                        f"the control {self.control_url} answered HTTP {resp.status} (no control "
+                        "there)"
+                    )
                 if resp.status != 200:
                     return Control(
                         failure=failures.unknown_text(

@@ -7,6 +7,8 @@ import pathlib
 import socket
 import subprocess
 import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -139,3 +141,45 @@ def test_table_by_default() -> None:
         "inconclusive/no_control",
     ]
     assert "\033[" not in r.stdout  # no colour when not a terminal
+
+
+def test_without_a_control_one_line_says_the_verdicts_need_one() -> None:
+    argv = ["--resolver", f"127.0.0.1:{closed_udp_port()}", "--timeout", "1", "a.example.fr"]
+    r = probe("check", "--no-control", *argv)
+    assert r.returncode == 0, r.stderr
+    hints = [line for line in r.stderr.splitlines() if "without a control" in line]
+    assert len(hints) == 1, r.stderr
+    assert "--control URL" in hints[0] and "collector.url" in hints[0]
+    quiet = probe("check", "--no-control", "--quiet", *argv)
+    assert "without a control" not in quiet.stderr
+
+
+def test_a_control_that_answers_404_is_asked_once_and_named() -> None:
+    asked: list[str] = []
+
+    class NotFound(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            asked.append(self.path)
+            self.send_response(404)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(b'{"error": "not found"}')
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), NotFound)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        control = f"http://127.0.0.1:{server.server_address[1]}/api/v1/control"
+        resolver = f"127.0.0.1:{closed_udp_port()}"
+        argv = ["--resolver", resolver, "--timeout", "1", "--concurrency", "1", "a.fr", "b.fr"]
+        r = probe("check", "--json", "--quiet", "--control", control, *argv)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert r.returncode == 0, r.stderr
+    assert asked == ["/api/v1/control"]
+    assert "answered HTTP 404 (no control there); measured without a control" in r.stderr
+    for m in map(json.loads, r.stdout.splitlines()):
+        assert "HTTP 404" in m["control"]["failure"]

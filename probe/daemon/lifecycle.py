@@ -20,7 +20,7 @@ from typing import Any
 from probe import __version__, logs
 from probe.client import CollectorClient, CollectorUnavailable
 from probe.config import ProbeConfig
-from probe.daemon import identity
+from probe.daemon import identity, status
 from probe.daemon.cycle import CycleReport, WatchlistSource
 from probe.daemon.delivery import Backoff, Delivery, Enrollment, OperatorMustAct
 from probe.daemon.schedule import (
@@ -153,6 +153,7 @@ def _daemon(plan: Plan, spool: Spool, client: CollectorClient) -> Daemon:
         "collector": collector,
         "resolver": plan.probe.resolver,
         "software": plan.probe.software,
+        "config": status.effective_config(cfg),
     }
     return Daemon(
         runner=Runner(plan.flow, plan.probe, control, plan.fingerprints, cfg.concurrency),

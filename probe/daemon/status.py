@@ -30,16 +30,39 @@ async def gather(cfg: ProbeConfig) -> dict[str, Any]:
     state_dir = cfg.state_dir
     beat = identity.read_json(state_dir / HEARTBEAT_FILE) or {}
     ident = identity.load_identity(state_dir)
+    daemons = beat.get("config") if isinstance(beat.get("config"), dict) else None
+    shown = dict(daemons or effective_config(cfg), of="daemon" if daemons else "command")
     return {
         "state_dir": str(state_dir),
         "daemon": _daemon(state_dir, beat),
         "probe_id": ident.probe_id if ident else None,
         "registered_with": ident.collector if ident else None,
-        "network": await _network(cfg),
+        "config": shown,
+        "network": await _network(cfg, (daemons or {}).get("network")),
         "resolver": beat.get("resolver") or cfg.dns.resolver or "the system's (/etc/resolv.conf)",
         "last_cycle": beat.get("last_cycle"),
         "spool": _spool(state_dir, beat),
         "collector": await _collector(cfg.collector.url),
+    }
+
+
+def effective_config(cfg: ProbeConfig) -> dict[str, Any]:
+    """What a run uses, after the file, the environment and the command line: the daemon keeps
+    it in its heartbeat, so that `status` shows the daemon's settings, not its own."""
+    return {
+        "file": cfg.source,
+        "collector": cfg.collector.url,
+        "control": cfg.control.url if cfg.control.enabled else None,
+        "watchlist": cfg.watchlist,
+        "resolver": cfg.dns.resolver,
+        "network": {"asn": cfg.network.asn, "name": cfg.network.name, "cc": cfg.network.cc},
+        "allow_networks": [str(n) for n in cfg.network.allow_networks],
+        "concurrency": cfg.concurrency,
+        "interval_seconds": cfg.schedule.interval_seconds,
+        "jitter_seconds": cfg.schedule.jitter_seconds,
+        "busy_windows": len(cfg.schedule.busy_windows),
+        "budget_bytes": cfg.budget.max_bytes_per_cycle,
+        "census": dataclasses.asdict(cfg.census),
     }
 
 
@@ -68,8 +91,16 @@ def _daemon(state_dir: Path, beat: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-async def _network(cfg: ProbeConfig) -> dict[str, Any]:
-    """The network declared in the config, else the one the collector's ASN database sees."""
+async def _network(cfg: ProbeConfig, daemons: Any = None) -> dict[str, Any]:
+    """The network the daemon declared (its command line included), else the one declared in
+    the config, else the one the collector's ASN database sees."""
+    if isinstance(daemons, dict) and (daemons.get("asn") is not None or daemons.get("name")):
+        return {
+            "asn": daemons.get("asn"),
+            "name": daemons.get("name"),
+            "cc": daemons.get("cc"),
+            "source": "daemon",
+        }
     net = cfg.network
     if net.asn is not None or net.name is not None:
         return {"asn": net.asn, "name": net.name, "cc": net.cc, "source": "config"}
@@ -129,6 +160,8 @@ def render(s: dict[str, Any], now: datetime.datetime | None = None) -> str:
         ("last upload", (s["spool"] or {}).get("last_upload_at") or "never"),
         ("collector", _collector_text(s["collector"])),
     ]
+    if s.get("config"):
+        rows.append(("config", _config_text(s["config"])))
     width = max(len(k) for k, _ in rows) + 1
     head = f"surblocage-probe status (state dir {s['state_dir']})"
     return "\n".join([head] + [f"{k + ':':<{width}} {v}" for k, v in rows])
@@ -155,9 +188,10 @@ def _identity_text(s: dict[str, Any]) -> str:
 
 
 def _network_text(n: dict[str, Any]) -> str:
-    if n["source"] == "config":
+    if n["source"] in ("config", "daemon"):
         name = " ".join(x for x in (f"AS{n['asn']}" if n["asn"] else "", n["name"] or "") if x)
-        return f"{name} ({n['cc']}), declared in the config"
+        where = "the config" if n["source"] == "config" else "the daemon's configuration"
+        return f"{name} ({n['cc']}), declared in {where}"
     if n["asn"] is not None:
         name = " ".join(x for x in (f"AS{n['asn']}", n["name"] or "") if x)
         return f"{name}, as the collector's ASN database sees this line"
@@ -201,3 +235,28 @@ def _collector_text(c: dict[str, Any]) -> str:
     if c["url"] is None:
         return "none configured"
     return f"{c['url']} " + ("reachable" if c["reachable"] else f"unreachable ({c['why']})")
+
+
+def _config_text(c: dict[str, Any]) -> str:
+    whose = "the daemon's" if c.get("of") == "daemon" else "this command's (no daemon has run)"
+    census = c.get("census") or {}
+    sweep = (
+        f"census sweep on ({census.get('rate')}/s, up to {census.get('max_addresses')} addresses)"
+        if census.get("enabled")
+        else "census sweep off"
+    )
+    parts = [
+        f"{whose}: file {c.get('file') or 'none'}",
+        f"control {c.get('control') or 'off'}",
+        f"every {c.get('interval_seconds'):g} s (+ up to {c.get('jitter_seconds'):g} s)",
+        f"{c.get('concurrency')} targets at once",
+        f"budget {_size(c.get('budget_bytes'))} a cycle",
+        sweep,
+    ]
+    return "; ".join(parts)
+
+
+def _size(n: Any) -> str:
+    if isinstance(n, int) and n >= 1024 * 1024 and n % (1024 * 1024) == 0:
+        return f"{n // (1024 * 1024)} MiB"
+    return f"{n} bytes"

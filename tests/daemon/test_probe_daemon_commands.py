@@ -150,6 +150,9 @@ def test_status_before_anything_happened(tmp_path: Path, capsys: Any) -> None:
         "spool:           empty (no spool yet)",
         "last upload:     never",
         "collector:       none configured",
+        "config:          this command's (no daemon has run): file none; control off; every "
+        "3600 s (+ up to 300 s); 8 targets at once; budget 50 MiB a cycle; census sweep on "
+        "(20.0/s, up to 2000 addresses)",
     ]
 
 

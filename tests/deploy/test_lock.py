@@ -55,7 +55,9 @@ def requirements(*extras: str) -> list[Requirement]:
     return found
 
 
-RUNTIME = [Requirement(r) for r in PYPROJECT["dependencies"]] + extra("parquet") + extra("lab")
+RUNTIME = [Requirement(r) for r in PYPROJECT["dependencies"]] + [
+    r for name in ("collector", "parquet", "diagnostics", "lab") for r in extra(name)
+]
 
 
 @pytest.mark.parametrize("req", RUNTIME, ids=str)
@@ -74,7 +76,11 @@ def test_no_bound_admits_a_version_with_a_known_vulnerability(name):
 
 @pytest.mark.parametrize(
     "lock, extras",
-    [("lock.txt", ("dev", "lab")), ("lock-dev.txt", ("dev",)), ("lock-runtime.txt", ("parquet",))],
+    [
+        ("lock.txt", ("dev", "lab")),
+        ("lock-dev.txt", ("dev",)),
+        ("lock-runtime.txt", ("collector", "parquet")),
+    ],
 )
 def test_the_lock_pins_every_requirement_within_its_bounds(lock, extras):
     pinned = pins(LOCKS[lock])
