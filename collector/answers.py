@@ -41,6 +41,13 @@ class Health(Answer):
     error: str | msgspec.UnsetType = msgspec.UNSET  # when degraded
 
 
+class EvidenceKey(Answer):
+    """The public key that signs evidence packages (collector/evidence.py)."""
+
+    algorithm: Literal["Ed25519"]
+    public_key_pem: Annotated[str, msgspec.Meta(description="SubjectPublicKeyInfo, PEM")]
+
+
 class Registration(msgspec.Struct):
     """The body of POST /api/v1/probes (optional): the network the volunteer declares."""
 
@@ -162,8 +169,9 @@ class Controls(Answer):
 
 # the types whose schemas the document holds (and those they refer to)
 TYPES = (
-    Error, Health, Registration, Registered, Renewed, Batch, Stored, MeasurementPage, Flags,
-    CollateralAddresses, Whoami, ControlRequest, Controls, watchlist.Watchlist,
+    Error, Health, EvidenceKey, Registration, Registered, Renewed, Batch, Stored,
+    MeasurementPage, Flags, CollateralAddresses, Whoami, ControlRequest, Controls,
+    watchlist.Watchlist,
 )  # fmt: skip
 
 _VERDICT_METHOD: dict[str, Any] = {

@@ -27,6 +27,7 @@ from collector.control import ControlTarget, ControlVantage
 from collector.judge import Findings, Judge, refresh_metrics
 from collector.judge.rules import Policy
 from collector.metrics import Metrics
+from collector.pages import routes as pages
 from collector.store import StoreUnavailable
 from probe import addresses, fingerprints, logs
 from probe import watchlist as watchlist_mod
@@ -231,7 +232,13 @@ ROUTES = [
     ("GET", "/api/v1/collateral", handlers.get_collateral),
     ("GET", "/metrics", handlers.get_metrics),
     ("GET", "/api/v1/openapi.json", handlers.get_openapi),
-    ("GET", "/", dashboard.get_index),
+    ("GET", "/api/v1/flags/{flag_id}/evidence", pages.get_evidence),
+    ("GET", "/api/v1/evidence/key", pages.get_evidence_key),
+    ("GET", "/", pages.overview),
+    ("GET", "/timeline", pages.timeline),
+    ("GET", "/collateral", pages.collateral),
+    ("GET", "/flags/{flag_id}", pages.flag_page),
+    ("GET", "/measurements/{record_id}", pages.measurement_page),
     ("GET", "/static/{name}", dashboard.get_static),
 ]
 

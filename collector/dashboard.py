@@ -1,7 +1,8 @@
-"""The dashboard: GET / (the page) and GET /static/{name} (its script, style and icon).
+"""The dashboard's files and policy: GET /static/{name} (its script, style and icon), and the
+headers every page carries (the pages themselves: collector/pages).
 
 Contract: the files come from the package (collector/web), read once; no other origin is needed
-(no CDN, no fonts: the page works offline). Every answer carries a Content-Security-Policy of
+(no CDN, no fonts: the pages work offline). Every answer carries a Content-Security-Policy of
 'self' only, with Trusted Types required: the browser itself refuses markup built from strings
 (innerHTML and the like), so data from volunteers' probes can only ever become text.
 """
@@ -18,14 +19,12 @@ from aiohttp import web
 
 from collector import handlers
 
-INDEX = "index.html"
 CONTENT_TYPES = {
-    ".html": "text/html",
     ".js": "text/javascript",
     ".css": "text/css",
     ".svg": "image/svg+xml",
 }
-TEXT = frozenset({"text/html", "text/javascript", "text/css", "image/svg+xml"})
+TEXT = frozenset({"text/javascript", "text/css", "image/svg+xml"})
 CSP = "; ".join(
     [
         "default-src 'self'",
@@ -47,8 +46,8 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "no-referrer",
     "X-Frame-Options": "DENY",  # frame-ancestors for browsers that predate it
 }
-# The page is small and names its files with their version (?v=...): it is revalidated on every
-# load, and a versioned file may be kept for a year, since a new version is a new URL.
+# The pages name their files with their version (?v=...): a versioned file may be kept for a
+# year, since a new version is a new URL; an unversioned request is revalidated.
 PAGE_CACHE = "no-cache"
 VERSIONED_CACHE = "public, max-age=31536000, immutable"
 
@@ -82,15 +81,6 @@ def assets() -> dict[str, Asset]:
     return found
 
 
-@functools.cache
-def page() -> Asset:
-    """The page, its references to /static/NAME made /static/NAME?v=VERSION."""
-    html = assets()[INDEX].body.decode()
-    for name, asset in assets().items():
-        html = html.replace(f'"/static/{name}"', f'"/static/{name}?v={asset.version}"')
-    return _asset(html.encode(), "text/html")
-
-
 def _answer(request: web.Request, asset: Asset, cache: str) -> web.Response:
     """Answer ``asset``, or 304 when the client holds this version already (RFC 9110 13.1.2)."""
     headers = {**SECURITY_HEADERS, "Cache-Control": cache, "ETag": asset.etag}
@@ -103,15 +93,10 @@ def _answer(request: web.Request, asset: Asset, cache: str) -> web.Response:
     )
 
 
-async def get_index(request: web.Request) -> web.Response:
-    """Serve the dashboard's page."""
-    return _answer(request, page(), PAGE_CACHE)
-
-
 async def get_static(request: web.Request) -> web.Response:
     """Serve one of the page's files by name; any other name (a path, ..) is a 404."""
     name = request.match_info["name"]
-    asset = assets().get(name) if name != INDEX else None
+    asset = assets().get(name)
     if asset is None:
         raise handlers.Problem(404, f"/static/{name}: no such file")
     current = request.query.get("v") == asset.version

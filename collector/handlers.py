@@ -149,7 +149,7 @@ async def get_flags(request: web.Request) -> web.Response:
     chosen = checked_params(request.query, filters.FLAG_FILTERS)
     await state.judged()
     with state.metrics.time_store("flags"):
-        found = await _store_call(state, functools.partial(state.findings.query_flags, **chosen))
+        found = await store_call(state, functools.partial(state.findings.query_flags, **chosen))
     return web.json_response({"flags": found})
 
 
@@ -158,7 +158,7 @@ async def get_collateral(request: web.Request) -> web.Response:
     state = request.app[STATE]
     chosen = checked_params(request.query, filters.COLLATERAL_FILTERS)
     await state.judged()
-    found = await _store_call(state, functools.partial(state.findings.query_collateral, **chosen))
+    found = await store_call(state, functools.partial(state.findings.query_collateral, **chosen))
     return web.json_response({"addresses": found})
 
 
@@ -210,7 +210,7 @@ def _rate_limited(state: Any, message: str) -> Problem:
     return Problem(429, message)
 
 
-async def _store_call(state: Any, fn: Any, *args: Any) -> Any:
+async def store_call(state: Any, fn: Any, *args: Any) -> Any:
     """Run a store method in a worker thread; a database failure is a 503, not a traceback."""
     try:
         return await asyncio.to_thread(fn, *args)
@@ -243,7 +243,7 @@ async def post_probes(request: web.Request) -> web.Response:
     now = datetime.datetime.now(datetime.UTC)
     expires = now + datetime.timedelta(seconds=state.config.token_ttl_seconds)
     source = await _source_network(state, _source(request))
-    await _store_call(
+    await store_call(
         state,
         functools.partial(
             state.store.register_probe,
@@ -259,7 +259,7 @@ async def post_probes(request: web.Request) -> web.Response:
 async def _source_network(state: Any, address: str) -> str | None:
     """The source network a probe registers from (collector/sources.py): what the flags count."""
     if state.source_key is None:
-        state.source_key = await _store_call(state, state.store.key, sources.KEY_NAME)
+        state.source_key = await store_call(state, state.store.key, sources.KEY_NAME)
     cfg = state.config
     return sources.source_of(address, state.source_key, cfg.source_prefix_v4, cfg.source_prefix_v6)
 
@@ -282,7 +282,7 @@ async def post_token(request: web.Request) -> web.Response:
     token = auth.new_token()
     expires = now + datetime.timedelta(seconds=state.config.token_ttl_seconds)
     renew = state.store.renew_token
-    if not await _store_call(
+    if not await store_call(
         state, renew, probe.id, given, auth.hash_token(token), expires, given_expiry
     ):
         return error(401, "Authorization: this token was replaced meanwhile")
@@ -299,7 +299,7 @@ async def _authenticated(request: web.Request, limiter: Any = None) -> Any:
         state.metrics.reject("auth")
         raise Problem(401, "Authorization: expected 'Bearer <token>' from POST /api/v1/probes")
     hashed = auth.hash_token(token)
-    probe = await _store_call(state, state.store.probe_by_token_hash, hashed)
+    probe = await store_call(state, state.store.probe_by_token_hash, hashed)
     if probe is None:
         state.metrics.reject("auth")
         raise Problem(401, "Authorization: unknown token")
@@ -338,7 +338,7 @@ async def post_measurements(request: web.Request) -> web.Response:
     now = datetime.datetime.now(datetime.UTC)
     seen = ProbeSeen(probe.id, rows[0].asn, rows[0].network, now)
     with state.metrics.time_store("insert_batch"):
-        outcome = await _store_call(state, state.store.insert_batch, rows, seen)
+        outcome = await store_call(state, state.store.insert_batch, rows, seen)
     # which rows of a partly resubmitted batch were new is not known: count the first ones
     for row in rows[: outcome.inserted]:
         state.metrics.record_ingested(row.network, row.status)
@@ -388,7 +388,7 @@ async def get_measurements(request: web.Request) -> web.Response:
     state = request.app[STATE]
     q = parse_query(request.query)
     with state.metrics.time_store("query"):
-        page = await _store_call(state, state.store.query_measurements, q)
+        page = await store_call(state, state.store.query_measurements, q)
     # encoded by msgspec: a page is up to 1,000 documents, and json.dumps was a third of its cost
     body = _JSON.encode({"measurements": page.items, "next_cursor": page.next_cursor})
     return web.Response(body=body, content_type="application/json")
@@ -405,7 +405,7 @@ async def get_export(request: web.Request) -> web.StreamResponse:
     items = state.store.iter_measurements(q)
     # the first chunk before the headers: a database that does not answer is still a clean 503
     with state.metrics.time_store("export"):
-        chunk = await _store_call(state, _next_chunk, items)
+        chunk = await store_call(state, _next_chunk, items)
     response = web.StreamResponse(
         headers={
             "Content-Type": export.CONTENT_TYPES[fmt],

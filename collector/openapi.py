@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from collector import answers, export
+from collector.pages import routes as pages
 from collector.store import filters
 from probe import __version__
 
@@ -239,7 +240,7 @@ def _findings() -> dict[str, Any]:
 
 
 def _dashboard() -> dict[str, Any]:
-    """The page and its files: 'self'-only CSP, ETag (If-None-Match: 304), versioned URLs."""
+    """The pages, the evidence package and the files ('self'-only CSP, versioned URLs)."""
     name = {
         "name": "name",
         "in": "path",
@@ -250,10 +251,76 @@ def _dashboard() -> dict[str, Any]:
     }
     text = {"type": "string"}
     files = {media: {"schema": text} for media in ("text/javascript", "text/css", "image/svg+xml")}
+
+    def path_id(param: str, description: str, pattern: str, example: str) -> dict[str, Any]:
+        return {
+            "name": param,
+            "in": "path",
+            "required": True,
+            "description": description,
+            "schema": {"type": "string", "pattern": pattern},
+            "example": example,
+        }
+
+    flag_id = path_id("flag_id", "a flag's id", "^[0-9a-f]{32}$", "0" * 32)
+    record_id = path_id(
+        "record_id",
+        "a record's id (a UUID)",
+        "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$",
+        "00000000-0000-4000-8000-000000000000",
+    )
+    html = _ok("the page", text, "text/html")
+    bad = _errors(_400="a parameter is unknown, repeated or malformed (named)")
+    missing = _errors(
+        _400="a parameter or the id is malformed (named)", _404="no such id", _503="no database"
+    )
     return {
         "/": _get(
-            "the dashboard: open flags, collateral, latest measurements (HTML)",
-            _ok("the page", text, "text/html"),
+            "the dashboard: what is blocked now per network, and the services x networks matrix"
+            " (HTML, French or English)",
+            html,
+            parameters=parameters(pages.OVERVIEW),
+            responses=bad,
+        ),
+        "/timeline": _get(
+            "blocked intervals over days, per network or per service (HTML)",
+            html,
+            parameters=parameters(pages.TIMELINE),
+            responses=bad,
+        ),
+        "/collateral": _get(
+            "each blocked address, the networks blocking it and what sits behind it (HTML)",
+            html,
+            parameters=parameters(pages.COLLATERAL),
+            responses=bad,
+        ),
+        "/flags/{flag_id}": _get(
+            "a flag's evidence page: its history and its records (HTML)",
+            html,
+            parameters=[flag_id, *parameters(pages.DETAIL)],
+            responses=missing,
+        ),
+        "/measurements/{record_id}": _get(
+            "a record's page: every step beside the control (HTML)",
+            html,
+            parameters=[record_id, *parameters(pages.DETAIL)],
+            responses=missing,
+        ),
+        "/api/v1/flags/{flag_id}/evidence": _get(
+            "the flag's evidence package: a zip of its records, control and history, signed "
+            "(Ed25519) with the collector's key",
+            _ok(
+                "the zip",
+                {"type": "string", "contentMediaType": "application/zip"},
+                "application/zip",
+            ),
+            parameters=[flag_id],
+            responses=missing,
+        ),
+        "/api/v1/evidence/key": _get(
+            "the public key that signs evidence packages",
+            _ok("the key", _ref("EvidenceKey")),
+            responses=_errors(_400="a parameter was given (none is taken)", _503="no database"),
         ),
         "/static/{name}": _get(
             "the dashboard's script, style sheet and icon",

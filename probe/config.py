@@ -133,6 +133,11 @@ class CensusConfig:
 
 
 @dataclass(frozen=True)
+class MetricsConfig:
+    textfile: str | None = None  # node_exporter's textfile collector: rewritten at each beat
+
+
+@dataclass(frozen=True)
 class LogConfig:
     format: str = "text"
     level: str = "info"
@@ -154,6 +159,7 @@ class ProbeConfig:
     spool: SpoolConfig = field(default_factory=SpoolConfig)
     upload: UploadConfig = field(default_factory=UploadConfig)
     census: CensusConfig = field(default_factory=CensusConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
     log: LogConfig = field(default_factory=LogConfig)
     fingerprints: tuple[str, ...] = ()  # signature files added to the packaged ones
     source: str | None = None  # the file this was read from
@@ -163,7 +169,7 @@ SECTIONS: dict[str, type] = {
     "collector": CollectorConfig, "control": ControlConfig, "dns": DNSConfig, "tls": TLSConfig,
     "network": NetworkConfig, "timeouts": TimeoutsConfig, "schedule": ScheduleConfig,
     "budget": BudgetConfig, "spool": SpoolConfig, "upload": UploadConfig,
-    "census": CensusConfig, "log": LogConfig,
+    "census": CensusConfig, "metrics": MetricsConfig, "log": LogConfig,
 }  # fmt: skip
 
 
@@ -367,6 +373,7 @@ KEYS = settings.Table(
         Key("census.enabled", kinds.boolean),
         Key("census.rate", kinds.number(0.1, 1000)),
         Key("census.max_addresses", kinds.number(1, 100_000, whole=True)),
+        Key("metrics.textfile", lambda v: str(Path(kinds.text(v))), path=True),
         Key("log.format", kinds.choice(*logs.FORMATS)),
         Key("log.level", kinds.choice(*logs.LEVELS)),
         Key("fingerprints", kinds.files, path=True),

@@ -131,10 +131,11 @@ def query(
     """
     conditions = filters.where(filters.FLAG_FILTERS, flags.c, locals())  # the keywords
     stmt = sa.select(flags).where(*conditions).order_by(flags.c.last_seen.desc(), flags.c.id)
-    return [_flag_item(row) for row in conn.execute(stmt)]
+    return [item(row) for row in conn.execute(stmt)]
 
 
-def _flag_item(row: Any) -> dict[str, Any]:
+def item(row: Any) -> dict[str, Any]:
+    """A stored flag's row as GET /api/v1/flags shows it."""
     return flag_view(_flag(row), row.id)
 
 

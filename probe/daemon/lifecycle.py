@@ -15,6 +15,7 @@ import os
 import signal
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from probe import __version__, logs
@@ -161,7 +162,12 @@ def _daemon(plan: Plan, spool: Spool, client: CollectorClient) -> Daemon:
         watchlists=WatchlistSource(
             cfg.watchlist, cfg.state_dir, source, cfg.network.allow_networks
         ),
-        heartbeat=Heartbeat(cfg.state_dir / HEARTBEAT_FILE, spool, about),
+        heartbeat=Heartbeat(
+            cfg.state_dir / HEARTBEAT_FILE,
+            spool,
+            about,
+            Path(cfg.metrics.textfile) if cfg.metrics.textfile else None,
+        ),
         schedule=cfg.schedule,
         budget_bytes=cfg.budget.max_bytes_per_cycle,
         target_timeout_seconds=cfg.timeouts.target,

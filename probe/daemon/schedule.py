@@ -27,7 +27,7 @@ from typing import Any
 
 from probe import logs
 from probe.config import ScheduleConfig
-from probe.daemon import identity
+from probe.daemon import identity, textfile
 from probe.daemon.cycle import Cycle, CycleReport, WatchlistSource
 from probe.daemon.delivery import Delivery, sleep_unless
 from probe.daemon.spool import Spool
@@ -68,8 +68,11 @@ def cycle_deadline(targets: int, concurrency: int, target_timeout_seconds: float
 class Heartbeat:
     """The heartbeat file `status` reads: the daemon's state, its last cycle, its spool."""
 
-    def __init__(self, path: Path, spool: Spool, about: dict[str, Any]) -> None:
+    def __init__(
+        self, path: Path, spool: Spool, about: dict[str, Any], textfile: Path | None = None
+    ) -> None:
         self.path, self.spool, self.about = path, spool, about
+        self.textfile = textfile  # the metrics for node_exporter (probe/daemon/textfile.py)
         self.last_cycle: CycleReport | None = None
         self.state = "starting"
         self.next_cycle_at: str | None = None
@@ -87,6 +90,11 @@ class Heartbeat:
             **self.about,
         }
         data = identity.json_bytes(doc)
+        if self.textfile is not None:
+            try:
+                textfile.write(self.textfile, doc)
+            except OSError as e:
+                logs.event("metrics file not written", logging.WARNING, why=e.strerror)
         try:
             identity.write_private(self.path, data)
         except OSError as e:

@@ -10,8 +10,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import os
 import pathlib
 import re
+import shutil
 import struct
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -29,12 +31,11 @@ from tests.collector.test_api import DEAD_DATABASE
 
 @dataclasses.dataclass
 class Shown:
-    """The page as Chromium rendered it, Chromium's log, and what the API answered."""
+    """A page as Chromium rendered it, and Chromium's log."""
 
     page: dom.Node
     markup: str
     log: str
-    api: dict[str, Any]
 
 
 @contextlib.asynccontextmanager
@@ -43,24 +44,7 @@ async def populated(tmp: pathlib.Path) -> AsyncIterator[tuple[Collector, str]]:
     migrate(url)
     async with running(url) as c:
         await scene.populate(c)
-        yield c, str(c.client.make_url("/"))
-
-
-async def _render(tmp: pathlib.Path) -> Shown:
-    async with populated(tmp) as (c, base):
-        api = {}
-        for path in ("flags", "collateral", "measurements?limit=1000"):
-            async with c.client.get(f"/api/v1/{path}") as r:
-                api[path.split("?")[0]] = await r.json()
-        markup, log = await chromium.dump_dom(tmp, base)
-    return Shown(dom.parse(markup), markup, log, api)
-
-
-@pytest.fixture(scope="module")
-def shown(tmp_path_factory: pytest.TempPathFactory) -> Shown:
-    """One collector, one Chromium run, read by several tests."""
-    chromium.executable()
-    return asyncio.run(_render(tmp_path_factory.mktemp("dashboard")))
+        yield c, str(c.client.make_url("/")).rstrip("/")
 
 
 def console(log: str) -> list[str]:
@@ -68,84 +52,101 @@ def console(log: str) -> list[str]:
     return [line for line in log.splitlines() if ":CONSOLE" in line]
 
 
-def day_minute(iso: str) -> str:
-    return iso[:16].replace("T", " ")
+@dataclasses.dataclass
+class Scene:
+    """Every page of one filled collector as Chromium rendered it, and what the API said."""
+
+    pages: dict[str, Shown]
+    api: dict[str, Any]
 
 
-def test_the_script_ran_once_without_a_console_message(shown: Shown) -> None:
-    assert shown.page.find("body")[0].attrs["data-refreshes"] == "1"
-    assert console(shown.log) == []
-    assert "hidden" in shown.page.by_id("errors").attrs
-    assert shown.page.by_id("updated").text().startswith("Last updated ")
+PAGES = {
+    "overview": "/?lang=en",
+    "overview_fr": "/?lang=fr",
+    "timeline": "/timeline?service=deezer&lang=en",
+    "collateral": "/collateral?lang=en",
+}
 
 
-def test_open_flags_are_rows_sorted_by_network_then_service(shown: Shown) -> None:
-    rows = shown.page.by_id("open-flags").rows()
-    assert [r[:4] for r in rows] == [
-        [f"{scene.HOSTILE} AS64512", "francetv", "vod", "dns"],
-        ["Free AS12322", "beinsports", "sports_legal", "tcp_ip"],
-        ["Free AS12322", "deezer", "music", "tcp_ip"],
-        ["Free AS12322", "mycanal", "iptv_legal", "tcp_ip"],
-        ["Orange AS3215", "mycanal", "iptv_legal", "dns"],
-    ]
-    flags = {(f["network"], f["service"]): f for f in shown.api["flags"]["flags"]}
-    for row in rows:
-        flag = flags[(row[0].rsplit(" AS", 1)[0], row[1])]
-        assert row[4].startswith(day_minute(flag["first_seen"]))
-        assert row[5] == str(len(flag["probes"])) == "2"
-        assert row[6] == f"{round(flag['confidence'] * 100)} %"
-    assert shown.page.by_id("open-count").text() == "(5)"
+async def _render(tmp: pathlib.Path) -> Scene:
+    async with populated(tmp) as (c, base):
+        async with c.client.get("/api/v1/flags") as r:
+            api = {"flags": (await r.json())["flags"]}
+        pages = {}
+        for name, path in PAGES.items():
+            markup, log = await chromium.dump_dom(tmp / name, base + path)
+            pages[name] = Shown(dom.parse(markup), markup, log)
+        # a blocked cell's link, followed as a reader would
+        cell = next(
+            td for td in pages["overview"].page.find("td", "cell")
+            if td.attrs["data-state"] == "blocked"
+        )  # fmt: skip
+        href = cell.find("a")[0].attrs["href"]
+        markup, log = await chromium.dump_dom(tmp / "flag", base + href)
+        pages["flag"] = Shown(dom.parse(markup), markup, log)
+        api["followed"] = href
+    return Scene(pages, api)
 
 
-def test_closed_flags_are_in_a_second_collapsed_table(shown: Shown) -> None:
-    closed = shown.page.by_id("closed")
-    assert closed.tag == "details" and "open" not in closed.attrs
-    [flag] = [f for f in shown.api["flags"]["flags"] if f["state"] == "closed"]
-    [row] = shown.page.by_id("closed-flags").rows()
-    assert row[:4] == ["SFR AS15557", "deezer", "music", "dns"]
-    assert row[7].startswith(day_minute(flag["closed_at"]))
-    assert shown.page.by_id("closed-count").text() == "(1)"
+@pytest.fixture(scope="module")
+def scene_(tmp_path_factory: pytest.TempPathFactory) -> Scene:
+    """One collector, every page rendered once, read by several tests."""
+    chromium.executable()
+    return asyncio.run(_render(tmp_path_factory.mktemp("dashboard")))
 
 
-def test_a_blocked_address_shows_every_service_behind_it(shown: Shown) -> None:
-    table = shown.page.by_id("collateral-table")
-    [row] = table.rows()
-    assert row[:2] == [scene.SHARED, "Free AS12322"]
-    [address] = shown.api["collateral"]["addresses"]
-    assert row[3].startswith(day_minute(address["first_seen"]))
-    assert [s.text() for s in table.find("strong")] == ["3 services down"]
-    chips = [li.text() for li in table.find("li")]
-    assert chips == address["services"] == ["beinsports", "deezer", "mycanal"]
+def test_every_page_ran_its_script_without_a_console_message(scene_: Scene) -> None:
+    for name, shown in scene_.pages.items():
+        root = shown.page.find("html")[0]
+        assert root.attrs.get("data-ready") == "1", name
+        assert console(shown.log) == [], name
 
 
-def test_latest_measurements_carry_verdict_badges_newest_first(shown: Shown) -> None:
-    table = shown.page.by_id("measurements-table")
-    stored = shown.api["measurements"]["measurements"]
-    rows = table.rows()
-    assert len(rows) == len(stored) == 17  # fewer than 50: all of them
-    newest = sorted(stored, key=lambda m: m["started_at"], reverse=True)
-    assert [r[3] for r in rows] == [m["target"]["domain"] for m in newest]
-    badges = {b.text(): b.attrs["class"] for b in table.find("span", "badge")}
-    assert badges == {
-        "ok": "badge badge-ok",
-        "blocked": "badge badge-blocked",
-        "down": "badge badge-down",
-        "inconclusive": "badge badge-inconclusive",
+def test_the_matrix_cells_are_the_open_flags(scene_: Scene) -> None:
+    page = scene_.pages["overview"].page
+    shown = {
+        (tr.attrs["data-service"], td.attrs["data-network"])
+        for tr in page.by_id("matrix").find("tr")
+        if tr.attrs.get("data-service")
+        for td in tr.find("td", "cell")
+        if td.attrs["data-state"] == "blocked"
     }
-    down = [r for r in rows if r[2] == "ligue1"]
-    assert [(r[1], r[4], r[5]) for r in down] == [("Bouygues AS5410", "down", "tcp")]
-    cut = [r for r in rows if r[1] == "Free AS12322"]
-    assert {(r[4], r[5]) for r in cut} == {("blocked", "tcp_ip · timeout")}
+    expected = {
+        (f["service"], f"{f['network']} (AS{f['asn']})")
+        for f in scene_.api["flags"]
+        if f["state"] == "open"
+    }
+    assert shown == expected
 
 
-def test_a_hostile_network_name_is_text_never_an_element(shown: Shown) -> None:
-    assert shown.page.find("img") == []
-    assert not re.search(r"<img\b", shown.markup, re.IGNORECASE)
-    assert "&lt;img src=x onerror=alert(1)&gt;" in shown.markup
-    texts = [td.text() for td in shown.page.by_id("open-flags").find("td")]
-    assert f"{scene.HOSTILE} AS64512" in texts
-    options = [o.text() for o in shown.page.by_id("filter-network").find("option")]
-    assert options == ["all networks", scene.HOSTILE, "Free", "Orange", "SFR"]
+def test_a_cell_leads_to_its_flags_evidence(scene_: Scene) -> None:
+    href = scene_.api["followed"]
+    fid = href.split("/flags/")[1].split("?")[0]
+    [flag] = [f for f in scene_.api["flags"] if f["id"] == fid]
+    page = scene_.pages["flag"].page
+    facts = page.by_id("flag-facts").text()
+    assert flag["service"] in facts and flag["method"] in facts
+    evidence = [a.attrs["href"] for a in page.by_id("evidence").find("a")]
+    assert evidence == [f"/measurements/{rid}?lang=en" for rid in flag["evidence"]]
+
+
+def test_the_timeline_draws_the_lifted_block_as_closed(scene_: Scene) -> None:
+    page = scene_.pages["timeline"].page
+    [lane] = [d for d in page.find("div", "lane") if d.attrs["data-lane"] == "SFR (AS15557)"]
+    [bar] = lane.find("rect", "bar")
+    assert "closed" in bar.attrs["class"].split() and bar.attrs["data-end"]
+
+
+def test_french_and_english(scene_: Scene) -> None:
+    fr, en = scene_.pages["overview_fr"].page, scene_.pages["overview"].page
+    assert fr.find("html")[0].attrs["lang"] == "fr" and "Services par réseau" in fr.text()
+    assert en.find("html")[0].attrs["lang"] == "en" and "Services by network" in en.text()
+
+
+def test_a_hostile_network_name_is_text_never_an_element(scene_: Scene) -> None:
+    for name, shown in scene_.pages.items():
+        assert shown.page.find("img") == [], name
+        assert not re.search(r"<img\b", shown.markup, re.IGNORECASE), name
 
 
 @pytest.fixture
@@ -154,35 +155,33 @@ def tmp(tmp_path: pathlib.Path) -> Iterator[pathlib.Path]:
     yield tmp_path
 
 
-async def test_filters_in_the_address_narrow_the_flags(tmp: pathlib.Path) -> None:
-    async with populated(tmp) as (_, base):
-        markup, log = await chromium.dump_dom(tmp, f"{base}?network=Free&category=music")
-    page = dom.parse(markup)
-    assert console(log) == []
-    assert [r[:4] for r in page.by_id("open-flags").rows()] == [
-        ["Free AS12322", "deezer", "music", "tcp_ip"]
-    ]
-    assert page.by_id("open-count").text() == "(1 of 5)"
-    assert page.by_id("closed-flags").rows() == [["No closed flag matching the filters."]]
-    assert len(page.by_id("collateral-table").rows()) == 1  # the filters are the flags' only
+PHONE = (390, 844)
 
 
-async def test_errors_from_the_api_are_shown_in_the_page(tmp: pathlib.Path) -> None:
+@pytest.mark.parametrize("path", [*PAGES.values(), "/flags/{flag}?lang=fr"])
+async def test_a_phone_viewport_has_no_horizontal_scroll(tmp: pathlib.Path, path: str) -> None:
+    async with populated(tmp) as (c, base):
+        async with c.client.get("/api/v1/flags?state=open") as r:
+            flag = (await r.json())["flags"][0]["id"]
+        markup, log = await chromium.run(
+            tmp / "phone",
+            base + path.format(flag=flag),
+            "--dump-dom",
+            f"--window-size={PHONE[0]},{PHONE[1]}",
+        )
+    root = dom.parse(markup).find("html")[0]
+    assert root.attrs.get("data-ready") == "1", console(log)
+    assert root.attrs.get("data-overflow") == "none"
+
+
+async def test_errors_from_the_database_are_a_json_503(tmp: pathlib.Path) -> None:
     url = f"sqlite:///{tmp}/unused.db"
     migrate(url)
     with open_store(DEAD_DATABASE) as dead:
         async with running(url, store=dead) as c:
-            markup, _ = await chromium.dump_dom(tmp, str(c.client.make_url("/")))
-    page = dom.parse(markup)
-    errors = page.by_id("errors")
-    assert "hidden" not in errors.attrs
-    problems = [li.text() for li in errors.find("li")]
-    assert problems == [
-        f"{path}: HTTP 503: the database is unavailable; try again later"
-        for path in ("/api/v1/flags", "/api/v1/collateral", "/api/v1/measurements")
-    ]
-    assert page.by_id("updated").text().endswith("UTC: 3 of 3 parts failed")
-    assert page.by_id("open-flags").rows() == [["Not available: see the errors above."]]
+            async with c.client.get("/") as r:
+                assert r.status == 503
+                assert "database" in (await r.json())["error"]
 
 
 def png_size(path: pathlib.Path) -> tuple[int, int]:
@@ -192,12 +191,26 @@ def png_size(path: pathlib.Path) -> tuple[int, int]:
     return width, height
 
 
-async def test_a_screenshot_of_the_populated_page(tmp: pathlib.Path) -> None:
+# README's pictures: SURBLOCAGE_SCREENSHOTS=docs/img pytest tests/browser -k screenshots
+SHOTS = {
+    "dashboard-matrix.png": ("/?lang=en", (1280, 900)),
+    "dashboard-timeline.png": ("/timeline?lang=en&days=2", (1280, 700)),
+    "dashboard-collateral.png": ("/collateral?lang=en", (1280, 600)),
+    "dashboard-phone.png": ("/?lang=fr", PHONE),
+}
+
+
+async def test_screenshots_of_the_matrix_timeline_and_collateral(tmp: pathlib.Path) -> None:
+    keep = os.environ.get("SURBLOCAGE_SCREENSHOTS")
     async with populated(tmp) as (_, base):
-        shot = await chromium.screenshot(tmp, base, (1280, 900))
-    assert png_size(shot) == (1280, 900)
-    # a blank or unstyled page compresses to a few kilobytes; tables, badges and text do not
-    assert shot.stat().st_size > 40_000
+        for name, (path, size) in SHOTS.items():
+            (tmp / name).mkdir()
+            shot = await chromium.screenshot(tmp / name, base + path, size)
+            assert png_size(shot) == size
+            # a blank or unstyled page compresses to a few kilobytes; tables and text do not
+            assert shot.stat().st_size > 20_000, name
+            if keep:
+                shutil.copy(shot, pathlib.Path(keep) / name)
 
 
 async def test_the_policy_makes_markup_from_strings_throw(tmp: pathlib.Path) -> None:

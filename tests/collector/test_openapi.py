@@ -20,6 +20,7 @@ from collector.store import migrate
 from collector.store.query import decode_cursor
 from probe.flow import FlowOptions
 from probe.record import CATEGORIES, STATUSES
+from tests.browser import scene
 from tests.collector.harness import (
     ROOT,
     Collector,
@@ -137,6 +138,8 @@ def claim(s: Stage) -> dict[str, Any]:
     return {"records": [r]}
 
 
+EVIDENCE = "/api/v1/flags/{flag_id}/evidence"
+
 Scenario = Callable[[Stage], Awaitable[tuple[int, str, bytes]]]
 MEASUREMENTS, CONTROL = "/api/v1/measurements", "/api/v1/control"
 TOKEN = "/api/v1/probes/{probe_id}/token"
@@ -218,9 +221,44 @@ SCENARIOS: dict[tuple[str, str, str], Scenario] = {
     ("/api/v1/openapi.json", "get", "200"): lambda s: ask(s.main, "GET", "/api/v1/openapi.json"),
     ("/metrics", "get", "200"): lambda s: ask(s.main, "GET", "/metrics"),
     ("/", "get", "200"): lambda s: ask(s.main, "GET", "/"),
+    ("/", "get", "400"): lambda s: ask(s.main, "GET", "/?lang=de"),
+    ("/timeline", "get", "200"): lambda s: ask(s.main, "GET", "/timeline?days=3"),
+    ("/timeline", "get", "400"): lambda s: ask(s.main, "GET", "/timeline?days=0"),
+    ("/collateral", "get", "200"): lambda s: ask(s.main, "GET", "/collateral"),
+    ("/collateral", "get", "400"): lambda s: ask(s.main, "GET", "/collateral?asn=x"),
+    ("/flags/{flag_id}", "get", "200"): lambda s: with_flag(s, "/flags/{}"),
+    ("/flags/{flag_id}", "get", "400"): lambda s: ask(s.main, "GET", "/flags/x"),
+    ("/flags/{flag_id}", "get", "404"): lambda s: ask(s.main, "GET", "/flags/" + "0" * 32),
+    ("/flags/{flag_id}", "get", "503"): lambda s: ask(s.down, "GET", "/flags/" + "0" * 32),
+    ("/measurements/{record_id}", "get", "200"): lambda s: with_flag(s, "/measurements/{}", 1),
+    ("/measurements/{record_id}", "get", "400"): lambda s: ask(s.main, "GET", "/measurements/1"),
+    ("/measurements/{record_id}", "get", "404"): lambda s: ask(
+        s.main, "GET", "/measurements/00000000-0000-4000-8000-000000000000"
+    ),
+    ("/measurements/{record_id}", "get", "503"): lambda s: ask(
+        s.down, "GET", "/measurements/00000000-0000-4000-8000-000000000000"
+    ),
+    (EVIDENCE, "get", "200"): lambda s: with_flag(s, "/api/v1/flags/{}/evidence"),
+    (EVIDENCE, "get", "400"): lambda s: ask(s.main, "GET", "/api/v1/flags/x/evidence"),
+    (EVIDENCE, "get", "404"): lambda s: ask(s.main, "GET", f"/api/v1/flags/{'0' * 32}/evidence"),
+    (EVIDENCE, "get", "503"): lambda s: ask(s.down, "GET", f"/api/v1/flags/{'0' * 32}/evidence"),
+    ("/api/v1/evidence/key", "get", "200"): lambda s: ask(s.main, "GET", "/api/v1/evidence/key"),
+    ("/api/v1/evidence/key", "get", "400"): lambda s: ask(
+        s.main, "GET", "/api/v1/evidence/key?x=1"
+    ),
+    ("/api/v1/evidence/key", "get", "503"): lambda s: ask(s.down, "GET", "/api/v1/evidence/key"),
     ("/static/{name}", "get", "200"): lambda s: ask(s.main, "GET", "/static/app.js"),
     ("/static/{name}", "get", "404"): lambda s: ask(s.main, "GET", "/static/missing.js"),
 }
+
+
+async def with_flag(s: Stage, path: str, evidence: int = 0) -> tuple[int, str, bytes]:
+    """Fill the main collector with flags, then ask ``path`` for the first one (or, with
+    ``evidence``, for its first record)."""
+    await scene.populate(s.main)
+    _, _, body = await ask(s.main, "GET", "/api/v1/flags?state=open")
+    flag = json.loads(body)["flags"][0]
+    return await ask(s.main, "GET", path.format(flag["evidence"][0] if evidence else flag["id"]))
 
 
 def documented() -> list[tuple[str, str, str]]:

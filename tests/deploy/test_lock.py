@@ -25,6 +25,7 @@ VULNERABLE = {
     "aiohttp": ("3.14.2", "CVE-2026-69244"),
     "cryptography": ("46.0.5", "CVE-2026-34073"),
     "pyarrow": ("14.0.0", "CVE-2023-47248"),
+    "jinja2": ("3.1.5", "CVE-2025-27516, a sandbox escape"),
 }
 
 
