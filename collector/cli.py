@@ -418,8 +418,8 @@ def _import_domains(path: str, intended: bool, url: str) -> int:
 
 def _open_list(path: str) -> Any:
     """Open the list FILE (binary), or standard input for -; UsageError naming a missing one."""
-    if path == "-":
-        return contextlib.nullcontext(sys.stdin.buffer)
+    if path == "-":  # closing it leaves standard input open
+        return open(sys.stdin.fileno(), "rb", closefd=False)
     try:
         return open(path, "rb")
     except OSError as e:
