@@ -1,7 +1,8 @@
 """Resolving the domain index from the collector's vantage: A and AAAA of each name due, through
 one resolver, at most ``qps`` names a second, the answers recorded in chunks.
 
-Bounds, whatever the resolver or the names do: ``qps`` (a token bucket), IN_FLIGHT names in
+Queries share a socket to the resolver (collector/census/exchange.py). Bounds, whatever the
+resolver or the names do: ``qps`` (a token bucket), IN_FLIGHT names in
 flight, each query ATTEMPTS tries of TIMEOUT_SECONDS, MAX_ADDRESSES per name and family. The
 resolver follows CNAME chains; the final A/AAAA answers are taken. Only connectable addresses
 (probe/addresses.py: public, or within the allowed networks) are kept. A name whose resolver
@@ -27,6 +28,7 @@ import dns.rcode
 import dns.rdatatype
 
 from collector.census import index
+from collector.census.exchange import Exchanges
 from collector.metrics import CENSUS_RESULTS
 from probe import addresses
 from probe.addresses import Network
@@ -46,7 +48,7 @@ Counted = Callable[[str, int], None]
 """(a result of RESULTS, how many names ended so) after each recorded chunk"""
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass
 class Resolver:
     """One recursive resolver, and which non-public answers to keep anyway."""
 
@@ -55,6 +57,15 @@ class Resolver:
     allow_networks: tuple[Network, ...] = ()
     timeout_seconds: float = TIMEOUT_SECONDS
     attempts: int = ATTEMPTS
+    exchanges: Exchanges = dataclasses.field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self.exchanges = Exchanges(self.ip, self.port)
+
+    def close(self) -> None:
+        """Close the socket to the resolver once its queries in flight end (the next lookup
+        opens another)."""
+        self.exchanges.close()
 
     async def lookup(self, name: str) -> list[str] | None:
         """Return the connectable addresses of ``name`` (A then AAAA), or None if the
@@ -74,14 +85,12 @@ class Resolver:
         query = dns.message.make_query(name, rdtype)
         for _ in range(self.attempts):
             try:
-                reply = await dns.asyncquery.udp(
-                    query, self.ip, self.timeout_seconds, self.port, ignore_unexpected=True
-                )
+                reply = await self.exchanges.ask(query, self.timeout_seconds)
                 if reply.flags & dns.flags.TC:
                     reply = await dns.asyncquery.tcp(
                         query, self.ip, self.timeout_seconds, self.port
                     )
-            except (dns.exception.DNSException, OSError, EOFError):
+            except (TimeoutError, dns.exception.DNSException, OSError, EOFError):
                 continue  # lost, late or broken: try again, then count the name as failed
             if reply.rcode() in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN):
                 return reply
@@ -188,6 +197,7 @@ class Pass:
                     task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
         finally:
+            self.resolver.close()
             await self._flush(summary)
         summary.addresses = len(self._seen)
         summary.seconds = time.monotonic() - started

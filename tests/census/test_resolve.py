@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 import sqlalchemy as sa
@@ -32,11 +32,25 @@ ZONES = {
 }
 
 
+RESOLVERS: list[resolve.Resolver] = []
+
+
 def fast(server: dns_server.DNSServer, *allowed: str) -> resolve.Resolver:
     """The test server as the resolver, with short timeouts (a silent name costs 2 x 0.2 s)."""
-    return resolve.Resolver(
+    resolver = resolve.Resolver(
         server.host, server.port, addresses.networks(allowed), timeout_seconds=0.2, attempts=2
     )
+    RESOLVERS.append(resolver)
+    return resolver
+
+
+@pytest.fixture(autouse=True)
+async def closed() -> AsyncIterator[None]:
+    """Close the sockets of the test's resolvers before its event loop ends."""
+    yield
+    while RESOLVERS:
+        RESOLVERS.pop().close()
+    await asyncio.sleep(0)  # the transports' close runs in the loop
 
 
 @pytest.fixture
@@ -52,7 +66,7 @@ async def test_lookup_answers_a_aaaa_cname_and_tells_nothing_from_failure() -> N
         server.zones.update(ZONES)
         r = fast(server)
         assert await r.lookup("a.example") == [V4]
-        assert await r.lookup("both.example") == [V4, V6]  # private and loopback dropped
+        assert sorted(await r.lookup("both.example") or []) == [V6, V4]  # private, loopback: no
         assert await r.lookup("alias.example") == [V4B]  # the final answer of the chain
         assert await r.lookup("gone.example") == []
         assert await r.lookup("nothing.example") == []  # NOERROR, no data
@@ -68,13 +82,14 @@ async def test_non_public_answers_are_kept_only_within_allowed_networks() -> Non
         assert await fast(server).lookup("private.example") == []
         allowed = fast(server, "10.0.0.0/8", "127.0.0.0/8")
         assert await allowed.lookup("private.example") == ["10.0.0.7"]
-        assert await allowed.lookup("both.example") == [V4, "10.0.0.7", V6]  # never loopback
+        found = await allowed.lookup("both.example")
+        assert sorted(found or []) == sorted([V4, "10.0.0.7", V6])  # never loopback
 
 
 async def test_a_truncated_answer_is_asked_again_over_tcp() -> None:
     async with dns_server.serving() as server:
         server.zones["big.example"] = Zone([V4, V4B], truncate="empty")
-        assert await fast(server).lookup("big.example") == [V4, V4B]
+        assert sorted(await fast(server).lookup("big.example") or []) == sorted([V4, V4B])
         assert ("tcp", "big.example") in [
             (t, q.question[0].name.to_text(omit_final_dot=True)) for t, q in server.queries
         ]
