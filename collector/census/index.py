@@ -119,11 +119,11 @@ def due(conn: sa.Connection, cutoff: datetime.datetime, after: Due | None, limit
         after = None
     stale = sa.select(*columns).where(c.resolved_at < cutoff)
     if after is not None:
+        # the first condition alone bounds the index range: a page reads from where the last
+        # ended, not from the oldest name again
         stale = stale.where(
-            sa.or_(
-                c.resolved_at > after.resolved_at,
-                sa.and_(c.resolved_at == after.resolved_at, c.id > after.id),
-            )
+            c.resolved_at >= after.resolved_at,
+            sa.or_(c.resolved_at > after.resolved_at, c.id > after.id),
         )
     stale = stale.order_by(c.resolved_at, c.id).limit(limit - len(found))
     return found + [Due(*r) for r in conn.execute(stale)]
