@@ -1,11 +1,11 @@
-"""DNS queries to one resolver over one connected UDP socket, many in flight at once.
+"""DNS queries to one resolver over a few connected UDP sockets, many in flight on each.
 
 Resolving a million names cannot afford a socket (and its event-loop endpoint) a query: that
-was most of the cost. Here queries share a socket connected to the resolver, so the kernel drops
-datagrams from any other source; a reply is taken only if its id is one in flight AND it answers
-that query's question (``Message.is_response``). The socket is replaced every ROTATE_QUERIES
-queries (a fresh random source port), so a long pass does not leave an off-path spoofer one
-fixed port to aim at, only its 16-bit ids.
+was a third of the cost. Here up to MAX_WAITING queries share a socket connected to the
+resolver, so the kernel drops datagrams from any other source; a reply is taken only if its id
+is one in flight AND it answers that query's question (``Message.is_response``). A socket is
+replaced after ROTATE_QUERIES queries (a fresh random source port), so a long pass does not
+leave an off-path spoofer one fixed port to aim at, only its 16-bit ids.
 """
 
 from __future__ import annotations
@@ -19,6 +19,10 @@ import dns.exception
 import dns.message
 
 ROTATE_QUERIES = 5000
+# Queries in flight on one socket: their replies must fit its receive buffer (Linux's default,
+# 208 KiB, holds about 160 small datagrams) while the event loop is busy, or the kernel drops
+# them and the names fail for nothing.
+MAX_WAITING = 32
 
 
 class Exchange(asyncio.DatagramProtocol):
@@ -75,32 +79,34 @@ class Exchange(asyncio.DatagramProtocol):
 
 
 class Exchanges:
-    """The current Exchange to one resolver, replaced every ROTATE_QUERIES queries."""
+    """The sockets to one resolver: at most MAX_WAITING queries in flight on each, each
+    replaced after ROTATE_QUERIES queries."""
 
     def __init__(self, ip: str, port: int) -> None:
         self.ip, self.port = ip, port
-        self.current: Exchange | None = None
+        self.open: list[Exchange] = []
         self._opening = asyncio.Lock()
 
     async def ask(self, query: dns.message.Message, timeout_seconds: float) -> Any:
         """Send ``query`` and return its reply; TimeoutError or OSError if it did not come."""
         async with self._opening:
-            exchange = self.current
-            if exchange is None or exchange.retired or exchange.sent >= ROTATE_QUERIES:
-                if exchange is not None:
-                    self._retire(exchange)
+            for old in [e for e in self.open if e.retired or e.sent >= ROTATE_QUERIES]:
+                self._retire(old)
+                self.open.remove(old)
+            exchange = next((e for e in self.open if len(e.waiting) < MAX_WAITING), None)
+            if exchange is None:
                 loop = asyncio.get_running_loop()
                 _, exchange = await loop.create_datagram_endpoint(
                     Exchange, remote_addr=(self.ip, self.port)
                 )
-                self.current = exchange
+                self.open.append(exchange)
         return await exchange.ask(query, timeout_seconds)
 
     def close(self) -> None:
         """Close the sockets once their queries in flight are answered or time out."""
-        if self.current is not None:
-            self._retire(self.current)
-            self.current = None
+        for exchange in self.open:
+            self._retire(exchange)
+        self.open = []
 
     @staticmethod
     def _retire(exchange: Exchange) -> None:
