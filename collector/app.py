@@ -22,6 +22,7 @@ from collector import control as control_mod
 from collector import dashboard, handlers, ingest, peers, signatures
 from collector.asn import AsnDatabase
 from collector.auth import RateLimiter
+from collector.census import refresh as census_refresh
 from collector.config import CollectorConfig
 from collector.control import ControlTarget, ControlVantage
 from collector.judge import Findings, Judge, refresh_metrics
@@ -293,6 +294,8 @@ def build_app(
         app.cleanup_ctx.append(_metrics_refresher)
         if judge_in_background:
             app.cleanup_ctx.append(_background_judge)
+        if cfg.census_enabled:
+            app.cleanup_ctx.append(_census_refresh)
     hide_addresses()
     return app
 
@@ -339,6 +342,19 @@ async def _background_judge(app: web.Application) -> AsyncIterator[None]:
     task = asyncio.create_task(judge.run(stop))
     yield
     stop.set()  # a pass in flight finishes: its marks are deleted with its flags, or not at all
+    await task
+
+
+async def _census_refresh(app: web.Application) -> AsyncIterator[None]:
+    """Resolve the census's domain index at start and every census.refresh seconds."""
+    stop = asyncio.Event()
+    state = app[handlers.STATE]
+    resolver = census_refresh.resolver_for(state.config)  # a ConfigError stops serve starting
+    task = asyncio.create_task(
+        census_refresh.run(state.config, state.store, state.metrics, resolver, stop)
+    )
+    yield
+    stop.set()  # lookups in flight are dropped, answers in are recorded before the store closes
     await task
 
 

@@ -1,4 +1,4 @@
-"""The `surblocage-collector` commands (docs/spec.md): serve, migrate, export.
+"""The `surblocage-collector` commands (docs/spec.md): serve, migrate, export, probes, domains.
 
 Exit status: 0 on success, 1 on a runtime failure, 2 on bad usage or configuration, with one line
 on standard error that names the argument, file or key at fault (never a traceback).
@@ -67,7 +67,57 @@ def build_parser() -> argparse.ArgumentParser:
     _common(revoke)
     revoke.add_argument("probe_id", metavar="ID", help="the probe's id (p-...)")
     _export_parser(sub)
+    _domains_parser(sub)
     return p
+
+
+def _domains_parser(sub: Any) -> None:
+    domains = sub.add_parser(
+        "domains", help="the census's domain index: import lists of names, resolve them"
+    )
+    verbs = domains.add_subparsers(dest="verb", metavar="VERB", required=True, parser_class=Parser)
+    imp = verbs.add_parser(
+        "import",
+        help="add names to the index, or update their ranks",
+        description="Import a list of domains: a Tranco-style CSV (rank,domain; a header line "
+        "allowed) or one name a line (# comments), gzip or not. New names are added, known ones "
+        "get the list's rank; nothing is removed. Lines that are not hostnames are skipped and "
+        "counted.",
+    )
+    _common(imp)
+    imp.add_argument(
+        "--intended",
+        action="store_true",
+        help="mark the names as targets of blocking orders (counted apart from the collateral)",
+    )
+    imp.add_argument("file", metavar="FILE", help="the list to import, or - (standard input)")
+    res = verbs.add_parser(
+        "resolve",
+        help="resolve every indexed name once (A and AAAA), from this machine",
+        description="Resolve every name of the index once through one resolver, keeping the "
+        "public addresses each answers (with first and last seen). Progress on standard error.",
+    )
+    _common(res)
+    res.add_argument(
+        "--resolver",
+        dest="census_resolver",
+        metavar="IP[:PORT]",
+        help="the resolver to ask (default: census.resolver, else control.resolver, else the "
+        "system's)",
+    )
+    res.add_argument(
+        "--qps",
+        dest="census_qps",
+        type=float,
+        metavar="N",
+        help="names a second at most (default 100)",
+    )
+    res.add_argument(
+        "--allow-network",
+        action="append",
+        metavar="CIDR",
+        help="keep answers in this network though not public (labs); repeatable",
+    )
 
 
 def _export_parser(sub: Any) -> None:
@@ -137,6 +187,8 @@ OPTIONS = {
     "control_enabled": "control.enabled",
     "log_format": "log.format",
     "log_level": "log.level",
+    "census_resolver": "census.resolver",
+    "census_qps": "census.qps",
 }
 
 
@@ -334,6 +386,58 @@ def cmd_probes(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_domains(args: argparse.Namespace) -> int:
+    """`domains import FILE` and `domains resolve` (docs/spec.md, "The domain index")."""
+    cfg = load_config(args)
+    if args.verb == "import":
+        return _import_domains(args.file, args.intended, cfg.database_url)
+    return asyncio.run(_resolve_domains(cfg))
+
+
+def _import_domains(path: str, intended: bool, url: str) -> int:
+    from collector.census import index, names
+
+    stream = _open_list(path)
+    tally, added, updated = names.Tally(), 0, 0
+    t = datetime.datetime.now(datetime.UTC)
+    with stream, open_database(url) as db:
+        for chunk in names.read(stream, tally):
+            new, known = db.write(index.upsert, chunk, t, intended)
+            added, updated = added + new, updated + known
+            print(f"\rimporting: {added + updated} names", end="", file=sys.stderr, flush=True)
+    if added + updated:
+        print(file=sys.stderr)  # end the progress line
+    print(f"imported {added + updated} names ({added} new, {updated} updated), "
+          f"skipped {tally.skipped} lines")  # fmt: skip
+    for skipped in tally.first:
+        print(f"  line {skipped.line}: {skipped.why}")
+    if tally.skipped > len(tally.first):
+        print(f"  ... and {tally.skipped - len(tally.first)} more")
+    return 0
+
+
+def _open_list(path: str) -> Any:
+    """Open the list FILE (binary), or standard input for -; UsageError naming a missing one."""
+    if path == "-":  # closing it leaves standard input open
+        return open(sys.stdin.fileno(), "rb", closefd=False)
+    try:
+        return open(path, "rb")
+    except OSError as e:
+        raise UsageError(f"argument FILE: cannot read {path}: {e.strerror}") from None
+
+
+async def _resolve_domains(cfg: config.CollectorConfig) -> int:
+    from collector.census import refresh, resolve
+
+    resolver = refresh.resolver_for(cfg)
+    with open_database(cfg.database_url) as db:
+        now = datetime.datetime.now(datetime.UTC)
+        progress = lambda *a: print(resolve.eta_line(*a), file=sys.stderr, flush=True)  # noqa: E731
+        summary = await resolve.Pass(db, resolver, cfg.census_qps, now, progress=progress).run()
+    print(summary.line())
+    return 0
+
+
 ASYNC_COMMANDS = {"serve": cmd_serve, "migrate": cmd_migrate}
 
 
@@ -349,6 +453,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_export(args)
         if args.command == "probes":
             return cmd_probes(args)
+        if args.command == "domains":
+            return cmd_domains(args)
         return asyncio.run(ASYNC_COMMANDS[args.command](args))
     except (UsageError, config.ConfigError) as e:
         print(f"{PROG}: error: {e}", file=sys.stderr)

@@ -35,6 +35,9 @@ CONTROL_STATUSES = ("ok", "failed")
 RECORD_STATUSES = record.STATUSES
 METHODS = record.METHODS
 CATEGORIES = record.CATEGORIES
+# How resolving one name of the census's domain index ended (collector/census/resolve.py):
+# addresses kept; no address (NXDOMAIN, no data, none connectable); the resolver failed.
+CENSUS_RESULTS = ("addresses", "none", "failed")
 
 UNKNOWN = "unknown"
 OTHER = "other"
@@ -99,6 +102,7 @@ class Metrics:
         self._define_probes(registry)
         self._define_latency(registry)
         self._define_http(registry)
+        self._define_census_index(registry)
         self.build_info = prometheus_client.Gauge(
             "surblocage_build_info",
             "Always 1; the version label says which collector version runs.",
@@ -213,6 +217,21 @@ class Metrics:
         for operation in STORE_OPERATIONS:
             self.store_duration.labels(operation)
 
+    def _define_census_index(self, registry: prometheus_client.CollectorRegistry) -> None:
+        self.census_index_domains = prometheus_client.Gauge(
+            "surblocage_census_index_domains",
+            "Names in the census's domain index.",
+            registry=registry,
+        )
+        self.census_resolutions = prometheus_client.Counter(
+            "surblocage_census_resolutions_total",
+            "Names of the domain index resolved, by result (closed list: CENSUS_RESULTS).",
+            ["result"],
+            registry=registry,
+        )
+        for result in CENSUS_RESULTS:
+            self.census_resolutions.labels(result)
+
     def network(self, name: str | None) -> str:
         """Return the label for a network, folding names past the cardinality cap into "other"."""
         label = network_label(name)
@@ -294,6 +313,14 @@ class Metrics:
         self._last_seen[label] = max(self._last_seen.get(label, 0.0), when)
         self.network_last_seen.labels(label).set(self._last_seen[label])
         self._series.setdefault("network_last_seen", set()).add((label,))
+
+    def set_census_index_domains(self, n: int) -> None:
+        """Set how many names the domain index holds."""
+        self.census_index_domains.set(n)
+
+    def census_resolved(self, result: str, n: int = 1) -> None:
+        """Count ``n`` names of the domain index whose resolution ended with ``result``."""
+        self.census_resolutions.labels(_check(result, CENSUS_RESULTS, "census result")).inc(n)
 
     def observe_control(self, ok: bool, seconds: float) -> None:
         """Count one control measurement and its duration."""
