@@ -259,17 +259,14 @@ def _census_probes() -> dict[str, Any]:
     )
     targets = _get(
         "the addresses probes sweep each cycle, highest priority first",
-        _ok("the addresses (ETag; If-None-Match answers 304)", _ref("AddressTargets")),
+        _ok("the addresses, with an ETag", _ref("AddressTargets")),
         description="Computed in the background and cached for a few minutes: public "
-        "addresses only, at most census.addresses_per_cycle.",
-        responses={
-            "304": {"description": "not modified since the ETag given in If-None-Match"},
-            **_errors(
-                _404="this collector has no database",
-                _429="too many requests from this address",
-                _503="the database is unavailable",
-            ),
-        },
+        "addresses only, at most census.addresses_per_cycle. A request whose If-None-Match "
+        "names the current ETag is answered 304 Not Modified, without a body.",
+        responses=_errors(
+            _429="too many requests from this address",
+            _503="the database is unavailable (or the collector runs without one)",
+        ),
     )
     return {"/api/v1/addresses": targets, "/api/v1/sweeps": sweeps}
 

@@ -81,7 +81,7 @@ class AddressJudge:
         fresh = await asyncio.to_thread(
             self.store.read, judgement.fresh_vantage, sorted(failing), since
         )
-        stale = {ip: sni for ip, sni in failing.items() if ip not in fresh}
+        stale = {ip: target for ip, target in failing.items() if ip not in fresh}
         if not stale:
             return
         looked = await self.vantage.look_all(stale)

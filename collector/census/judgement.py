@@ -71,15 +71,15 @@ class Options:
 
 def pending_failing(
     conn: sa.Connection, upto: datetime.datetime, limit: int, allow: Sequence[Network]
-) -> dict[str, str]:
-    """Return the addresses the next ``limit`` pending sweeps show blocked, with a name for
-    the collector's own look at each (the entry's SNI)."""
-    out: dict[str, str] = {}
+) -> dict[str, tuple[int, str]]:
+    """Return the addresses the next ``limit`` pending sweeps show blocked, with the port and
+    name of the collector's own look at each (the entry's)."""
+    out: dict[str, tuple[int, str]] = {}
     for row in _pending(conn, upto, limit):
         for entry in row.doc["entries"]:
             found = looks_mod.status_of(entry)
             if found and found[0] == "blocked" and addresses.is_connectable(entry["ip"], allow):
-                out.setdefault(entry["ip"], entry["sni"])
+                out.setdefault(entry["ip"], (entry["port"], entry["sni"]))
     return out
 
 

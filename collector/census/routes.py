@@ -23,7 +23,7 @@ async def get_addresses(request: web.Request) -> web.Response:
     if not handlers._source_allowed(request):
         raise handlers._rate_limited(state, "too many requests from this address; try again later")
     if state.targets is None:
-        return handlers.error(404, "this collector publishes no addresses (no database)")
+        return handlers.error(503, "this collector runs without a database: no addresses")
     try:
         body, etag = await state.targets.get()
     except StoreUnavailable:

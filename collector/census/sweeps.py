@@ -243,7 +243,6 @@ def store(conn: sa.Connection, found: Sequence[SweepRow]) -> set[str]:
     ]
     stmt = dialect.insert(sweeps).on_conflict_do_nothing(index_elements=["id"])
     new: set[str] = set()
-    for v in values:  # a row at a time: executemany does not count the rows it skipped
-        if conn.execute(stmt, v).rowcount:
-            new.add(str(v["id"]))
+    for v in values:  # a row at a time: what comes back is what was new
+        new.update(conn.execute(stmt.returning(sweeps.c.id), v).scalars())
     return new

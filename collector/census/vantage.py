@@ -22,7 +22,6 @@ from probe import addresses, failures
 from probe.addresses import Network
 from probe.steps import tcp, tls
 
-PORT = 443
 TIMEOUT_SECONDS = 5.0
 CONCURRENCY = 32
 # Looks one judgement pass takes at most: a backlog of blocked addresses is looked at over
@@ -49,42 +48,41 @@ class AddressVantage:
         allow_networks: Sequence[Network] = (),
         concurrency: int = CONCURRENCY,
         timeout_seconds: float = TIMEOUT_SECONDS,
-        port: int = PORT,
     ) -> None:
         self.rate, self.allow_networks = rate, tuple(allow_networks)
-        self.timeout_seconds, self.port = timeout_seconds, port
+        self.timeout_seconds = timeout_seconds
         self.per_pass = max(1, int(rate * PER_PASS_SECONDS))
         self._slots = asyncio.Semaphore(concurrency)
         self._pace = asyncio.Lock()
         self._next_start = 0.0
 
-    async def look_all(self, targets: Mapping[str, str]) -> list[Look]:
-        """Look at each address of ``targets`` (address -> SNI), at most ``per_pass`` of them,
-        those the address policy allows only."""
+    async def look_all(self, targets: Mapping[str, tuple[int, str]]) -> list[Look]:
+        """Look at each address of ``targets`` (address -> port, SNI), at most ``per_pass`` of
+        them, those the address policy allows only."""
         chosen = [
-            (ip, sni)
-            for ip, sni in sorted(targets.items())
+            (ip, port, sni)
+            for ip, (port, sni) in sorted(targets.items())
             if addresses.is_connectable(ip, self.allow_networks)
         ][: self.per_pass]
-        return list(await asyncio.gather(*(self.look(ip, sni) for ip, sni in chosen)))
+        return list(await asyncio.gather(*(self.look(*target) for target in chosen)))
 
-    async def look(self, ip: str, sni: str) -> Look:
-        """Look at ``ip``: TCP, then TLS with ``sni``, then with the neutral name when that
-        fails; never raise on a network failure."""
+    async def look(self, ip: str, port: int, sni: str) -> Look:
+        """Look at ``ip``:``port``: TCP, then TLS with ``sni``, then with the neutral name when
+        that fails; never raise on a network failure."""
         async with self._slots:
-            failure = await self._handshake(ip, sni)
-            if failure is not None and failure != _TCP_FAILED and sni != NEUTRAL_SNI:
-                failure = await self._handshake(ip, NEUTRAL_SNI)
+            failure = await self._handshake(ip, port, sni)
+            if failure is not None and not failure.startswith(_TCP_FAILED) and sni != NEUTRAL_SNI:
+                failure = await self._handshake(ip, port, NEUTRAL_SNI)
         return Look(ip, sni, None if failure is None else failure.removeprefix(_TCP_FAILED))
 
-    async def _handshake(self, ip: str, sni: str) -> str | None:
+    async def _handshake(self, ip: str, port: int, sni: str) -> str | None:
         """Connect and handshake once; return None, the TLS failure, or the TCP failure
         marked as such (a second name cannot help a connect that fails)."""
         await self._paced()
-        connected, stream = await tcp.connect(tcp.TCPSpec(ip, self.port, self.timeout_seconds))
+        connected, stream = await tcp.connect(tcp.TCPSpec(ip, port, self.timeout_seconds))
         if stream is None:
             return _TCP_FAILED + (connected.failure or failures.TIMEOUT)
-        spec = tls.TLSSpec(ip, self.port, sni, self.timeout_seconds, verify=False)
+        spec = tls.TLSSpec(ip, port, sni, self.timeout_seconds, verify=False)
         result = await tls.upgrade(stream, spec, connected.ms)
         if result.failure is None:
             _, writer = stream
