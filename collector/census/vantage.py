@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import dataclasses
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from collector.census.sweeps import NEUTRAL_SNI
 from collector.config import CollectorConfig
@@ -48,9 +48,13 @@ class AddressVantage:
         allow_networks: Sequence[Network] = (),
         concurrency: int = CONCURRENCY,
         timeout_seconds: float = TIMEOUT_SECONDS,
+        dial_as: Callable[[str], str] = str,
     ) -> None:
         self.rate, self.allow_networks = rate, tuple(allow_networks)
         self.timeout_seconds = timeout_seconds
+        # the address actually dialled for an address looked at: the seam where tests reroute
+        # an allowed network to loopback (the policy never dials loopback itself)
+        self.dial_as = dial_as
         self.per_pass = max(1, int(rate * PER_PASS_SECONDS))
         self._slots = asyncio.Semaphore(concurrency)
         self._pace = asyncio.Lock()
@@ -79,10 +83,11 @@ class AddressVantage:
         """Connect and handshake once; return None, the TLS failure, or the TCP failure
         marked as such (a second name cannot help a connect that fails)."""
         await self._paced()
-        connected, stream = await tcp.connect(tcp.TCPSpec(ip, port, self.timeout_seconds))
+        dialled = self.dial_as(ip)
+        connected, stream = await tcp.connect(tcp.TCPSpec(dialled, port, self.timeout_seconds))
         if stream is None:
             return _TCP_FAILED + (connected.failure or failures.TIMEOUT)
-        spec = tls.TLSSpec(ip, port, sni, self.timeout_seconds, verify=False)
+        spec = tls.TLSSpec(dialled, port, sni, self.timeout_seconds, verify=False)
         result = await tls.upgrade(stream, spec, connected.ms)
         if result.failure is None:
             _, writer = stream
