@@ -38,6 +38,8 @@ NEUTRAL_SNI = "www.example.com"
 
 Failure = Annotated[str, msgspec.Meta(max_length=MAX_FAILURE_CHARS)]
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=253)]
+# what a column keeps: PostgreSQL's text refuses NUL (the document, JSON, escapes it)
+NO_NUL = "^[^\x00]*$"
 
 
 class SweepProbe(msgspec.Struct, forbid_unknown_fields=True):
@@ -46,7 +48,7 @@ class SweepProbe(msgspec.Struct, forbid_unknown_fields=True):
     id: str | None = None
     software: Annotated[str, msgspec.Meta(max_length=64)] | None = None
     asn: Annotated[int, msgspec.Meta(ge=0, le=MAX_ASN)] | None = None
-    network: Annotated[str, msgspec.Meta(min_length=1, max_length=64)] | None = None
+    network: Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=NO_NUL)] | None = None
     cc: Annotated[str, msgspec.Meta(min_length=2, max_length=2)] | None = None
 
 

@@ -118,6 +118,7 @@ REFUSALS: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [
     ("future", _set("sweeps.0.started_at", "2099-01-01T00:00:00Z"), "sweeps[0].started_at: "),
     ("date", _set("sweeps.0.started_at", "yesterday"), "sweeps[0].started_at: "),
     ("asn", _set("sweeps.0.probe.asn", 2**32), "sweeps[0].probe.asn: "),
+    ("network-nul", _set("sweeps.0.probe.network", "Or\x00ange"), "sweeps[0].probe.network: "),
     ("many", lambda b: b.update(sweeps=b["sweeps"] * 11), "sweeps: "),
     ("none", lambda b: b.update(sweeps=[]), "sweeps: "),
     ("body", lambda b: b.update(records=[]), "body: "),
