@@ -112,8 +112,8 @@ _TCP_FAILED = "tcp:"
 
 
 def vantage(cfg: CollectorConfig) -> AddressVantage | None:
-    """The vantage ``cfg`` describes; None with the control disabled (--no-control): address
-    flags then rest on the probes alone."""
-    if not cfg.control_enabled:
+    """The vantage ``cfg`` describes; None with the control disabled (--no-control) or the
+    census (``census.enabled: false``): address flags then rest on the probes alone."""
+    if not cfg.control_enabled or not cfg.census_enabled:
         return None
     return AddressVantage(cfg.census_vantage_rate, addresses.networks(cfg.allow_networks))

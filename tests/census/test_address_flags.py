@@ -202,3 +202,28 @@ async def test_the_collectors_vantage_settles_blocked_or_down(
         else:
             assert found == []
             assert vantage_rows(c) == {ip: "connection_refused"}
+
+
+async def test_the_vantage_tries_the_neutral_name_after_a_refused_one() -> None:
+    ca = trustme.CA()
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("www.example.com").configure_cert(context)
+
+    def refuse_but_neutral(sock: Any, name: str | None, ctx: Any) -> int | None:
+        return None if name == "www.example.com" else ssl.ALERT_DESCRIPTION_HANDSHAKE_FAILURE
+
+    context.sni_callback = refuse_but_neutral
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.4", 0, ssl=context)
+    async with server:
+        port = server.sockets[0].getsockname()[1]
+        allowed = addresses.networks([ALLOWED])
+        vantage = AddressVantage(100, allowed, timeout_seconds=2, dial_as=to_loopback)
+        reached = await vantage.look("10.99.0.4", port, "blocked.example")
+        assert (reached.ip, reached.sni, reached.failure) == ("10.99.0.4", "blocked.example", None)
+        refused = await vantage.look("10.99.0.4", await refused_port(), "blocked.example")
+        assert refused.failure == "connection_refused"
+        assert await vantage.look_all({"127.0.0.4": (port, "x.example")}) == []  # never loopback
