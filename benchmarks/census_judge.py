@@ -45,9 +45,7 @@ def _sweep_rows(
             "schema": 1, "id": sid, "probe": {"id": probe}, "started_at": started.isoformat(),
             "duration_ms": 1.0, "entries": half,
         }  # fmt: skip
-        out.append(
-            sweeps.SweepRow(sid, probe, 3215, "Orange", started, now, len(half), doc)
-        )
+        out.append(sweeps.SweepRow(sid, probe, 3215, "Orange", started, now, len(half), doc))
     return out
 
 
@@ -73,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         chunk = store.write(judgement.judge_chunk, now, now)
         times.append((time.perf_counter() - t0) * 1000)
         print(
-            f"round {n + 1}: {chunk.taken} sweeps, {chunk.changed} flags written, "
+            f"round {n + 1}: {chunk.taken} sweeps, {chunk.toggled} flags opened or closed, "
             f"{times[-1]:.0f} ms", file=sys.stderr,
         )  # fmt: skip
     store.close()

@@ -50,19 +50,19 @@ class AddressJudge:
         StoreUnavailable (a reader answers 503)."""
         async with self._one_pass:
             now = datetime.datetime.now(datetime.UTC)
-            taken = changed = 0
+            taken = toggled = 0
             while True:
                 await self._look(now)
                 with self.metrics.time_store("flags"):
                     chunk = await asyncio.to_thread(
                         self.store.write, judgement.judge_chunk, now, now, self.options
                     )
-                taken, changed = taken + chunk.taken, changed + chunk.changed
+                taken, toggled = taken + chunk.taken, toggled + chunk.toggled
                 for flag in chunk.opened:
                     self.metrics.address_flag_opened(flag.network, flag.method)
                 if chunk.taken < judgement.CHUNK_SWEEPS:
                     break
-            if changed and self.on_change is not None:
+            if toggled and self.on_change is not None:  # a flag opened or closed
                 self.on_change()
             return taken
 

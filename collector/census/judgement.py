@@ -52,11 +52,12 @@ Pair = tuple[str, str]
 
 @dataclasses.dataclass(frozen=True)
 class Chunk:
-    """What one chunk did: sweeps judged, flags newly opened, flags whose state changed."""
+    """What one chunk did: sweeps judged, flags newly opened, flags opened or closed (the
+    published addresses follow those)."""
 
     taken: int
     opened: list[Flag]
-    changed: int
+    toggled: int
 
 
 @dataclasses.dataclass(frozen=True)
@@ -114,13 +115,13 @@ def judge_chunk(
     opened = []
     for row, found in zip(taken, per_sweep, strict=True):
         opened += state.weigh(found, row.received_at)
-    changed = state.write(conn)
+    toggled = state.write(conn)
     _store_looks(conn, [o for found in per_sweep for o in found])
     conn.execute(
         sa.update(sweeps).where(sweeps.c.id.in_([r.id for r in taken])).values(judged_at=now)
     )
     conn.execute(sa.delete(address_blocked_looks).where(address_blocked_looks.c.started_at < since))
-    return Chunk(len(taken), opened, changed)
+    return Chunk(len(taken), opened, toggled)
 
 
 def _observations(
@@ -244,16 +245,21 @@ class _State:
 
     def write(self, conn: sa.Connection) -> int:
         """Store the flags changed and new (the changed first: one open row at a time);
-        return how many."""
+        return how many were opened or closed."""
         new = [f for fid, f in self.now.items() if fid not in self.stored]
         changed = [f for fid, f in self.now.items() if fid in self.stored and self.stored[fid] != f]
+        toggled = len(new) + sum(1 for f in changed if self.stored[_id(f)].state != f.state)
         if changed:
             stmt = sa.update(address_flags).where(address_flags.c.id == sa.bindparam("fid"))
             conn.execute(stmt, [{"fid": service_flags.flag_id(f), **_values(f)} for f in changed])
         if new:
             rows = [{"id": service_flags.flag_id(f), **_values(f)} for f in new]
             conn.execute(sa.insert(address_flags), rows)
-        return len(new) + len(changed)
+        return toggled
+
+
+def _id(f: Flag) -> str:
+    return service_flags.flag_id(f)
 
 
 def _pair(o: Observation) -> Pair:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import json
 import ssl
 from collections.abc import AsyncIterator
 from typing import Any
@@ -18,6 +19,7 @@ import pytest
 import sqlalchemy as sa
 import trustme
 
+from collector.census import targets
 from collector.census.vantage import AddressVantage
 from collector.handlers import STATE
 from collector.store.schema import address_flags, address_vantage
@@ -227,3 +229,15 @@ async def test_the_vantage_tries_the_neutral_name_after_a_refused_one() -> None:
         refused = await vantage.look("10.99.0.4", await refused_port(), "blocked.example")
         assert refused.failure == "connection_refused"
         assert await vantage.look_all({"127.0.0.4": (port, "x.example")}) == []  # never loopback
+
+
+async def test_an_opened_flag_is_published_first_at_the_next_computation(c: Collector) -> None:
+    cache = c.app[STATE].targets
+    assert json.loads((await cache.get())[0])["addresses"] == []
+    (_, a), (_, b) = await c.register(), await c.register()
+    await send(c, a, sweep([entry(IP, "tcp")], T1, **ORANGE))
+    await send(c, b, sweep([entry(IP, "tcp")], T2, **ORANGE))
+    assert len(await flags(c)) == 1
+    cache._at -= targets.MIN_AGE_SECONDS + 1  # the clock, past the minimum age (not the maximum)
+    [first] = json.loads((await cache.get())[0])["addresses"]
+    assert (first["ip"], first["reasons"]) == (IP, ["flagged"])
