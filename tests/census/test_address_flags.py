@@ -241,3 +241,21 @@ async def test_an_opened_flag_is_published_first_at_the_next_computation(c: Coll
     cache._at -= targets.MIN_AGE_SECONDS + 1  # the clock, past the minimum age (not the maximum)
     [first] = json.loads((await cache.get())[0])["addresses"]
     assert (first["ip"], first["reasons"]) == (IP, ["flagged"])
+
+
+@pytest.mark.postgres
+async def test_two_collector_processes_judge_each_sweep_once(pg_url: str) -> None:
+    async with (
+        running(pg_url, judge_in_background=False) as one,
+        running(pg_url, judge_in_background=False) as two,
+    ):
+        probes = [await one.register() for _ in range(4)]
+        for n, (_, token) in enumerate(probes):
+            started = T0 + datetime.timedelta(minutes=n)
+            await send(one, token, sweep([entry(IP, "tcp"), entry("1.1.1.1")], started, **ORANGE))
+        judged = await asyncio.gather(
+            one.app[STATE].address_judge.drain(), two.app[STATE].address_judge.drain()
+        )
+        assert sum(judged) == 4
+        [flag] = await flags(two)
+        assert (flag.state, flag.networks, len(flag.evidence)) == ("open", 4, 4)
