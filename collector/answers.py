@@ -13,6 +13,8 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
+from collector.census.sweeps import SweepBatch
+from collector.census.targets import REASONS
 from collector.store.filters import FLAG_STATES
 from probe import record, watchlist
 from probe.record import CATEGORIES, METHODS, STATUSES
@@ -167,11 +169,29 @@ class Controls(Answer):
     controls: list[ControlOf]
 
 
+class AddressTarget(Answer):
+    """An address probes should sweep: TCP to ip:port, then TLS with sni."""
+
+    ip: str
+    port: Annotated[int, msgspec.Meta(ge=1, le=65535)]
+    sni: Annotated[str, msgspec.Meta(description="a name currently resolving to the address")]
+    reasons: Annotated[
+        list[Annotated[str, msgspec.Meta(extra_json_schema={"enum": list(REASONS)})]],
+        msgspec.Meta(min_length=1, description="why it is listed, in priority order"),
+    ]
+    domains: Annotated[int, msgspec.Meta(ge=0, description="current indexed names on it")]
+
+
+class AddressTargets(Answer):
+    addresses: list[AddressTarget]
+    generated_at: Time
+
+
 # the types whose schemas the document holds (and those they refer to)
 TYPES = (
     Error, Health, EvidenceKey, Registration, Registered, Renewed, Batch, Stored,
     MeasurementPage, Flags, CollateralAddresses, Whoami, ControlRequest, Controls,
-    watchlist.Watchlist,
+    watchlist.Watchlist, AddressTargets, SweepBatch,
 )  # fmt: skip
 
 _VERDICT_METHOD: dict[str, Any] = {

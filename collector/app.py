@@ -12,6 +12,7 @@ import logging
 import re
 import time
 import traceback
+import urllib.parse
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -23,6 +24,11 @@ from collector import dashboard, handlers, ingest, peers, signatures
 from collector.asn import AsnDatabase
 from collector.auth import RateLimiter
 from collector.census import refresh as census_refresh
+from collector.census import judgement as census_judgement
+from collector.census import routes as census_routes
+from collector.census import vantage as census_vantage
+from collector.census.background import AddressJudge
+from collector.census.targets import TargetCache
 from collector.config import CollectorConfig
 from collector.control import ControlTarget, ControlVantage
 from collector.judge import Findings, Judge, refresh_metrics
@@ -107,6 +113,8 @@ class State:
     findings: Findings | None = None
     source_key: str | None = None  # the key of the source networks' hashes, read once
     judge: Judge | None = None
+    address_judge: AddressJudge | None = None
+    targets: TargetCache | None = None
 
     def lookup_network(self, address: str) -> tuple[int, str | None] | None:
         """The network an address belongs to, from the ASN database; None without one."""
@@ -133,6 +141,17 @@ class State:
             self.asn_of,
             max_age=datetime.timedelta(seconds=self.config.max_record_age_seconds),
         )
+
+    async def census_judged(self) -> None:
+        """Drain the pending sweeps before reading address flags or the census (a read
+        reflects every sweep acknowledged before it); a database that fails is a 503."""
+        if self.address_judge is None:
+            return
+        try:
+            await self.address_judge.drain()
+        except StoreUnavailable:
+            self.metrics.reject("store_unavailable")
+            raise handlers.Problem(503, "the database is unavailable; try again later") from None
 
     async def judged(self) -> None:
         """Drain the pending pairs before reading flags or collateral (docs/spec.md: a read reflects
@@ -231,6 +250,8 @@ ROUTES = [
     ("GET", "/api/v1/whoami", handlers.get_whoami),
     ("GET", "/api/v1/flags", handlers.get_flags),
     ("GET", "/api/v1/collateral", handlers.get_collateral),
+    ("GET", "/api/v1/addresses", census_routes.get_addresses),
+    ("POST", "/api/v1/sweeps", census_routes.post_sweeps),
     ("GET", "/metrics", handlers.get_metrics),
     ("GET", "/api/v1/openapi.json", handlers.get_openapi),
     ("GET", "/api/v1/flags/{flag_id}/evidence", pages.get_evidence),
@@ -250,9 +271,11 @@ def build_app(
     registry: prometheus_client.CollectorRegistry | None = None,
     control: ControlVantage | None = None,
     judge_in_background: bool = True,
+    address_vantage: census_vantage.AddressVantage | None = None,
 ) -> web.Application:
-    """Build the aiohttp application for ``cfg``; tests pass their own store and registry, and
-    may hold the background judge back (readers still judge what is pending)."""
+    """Build the aiohttp application for ``cfg``; tests pass their own store and registry (and
+    address vantage), and may hold the background judges back (readers still judge what is
+    pending)."""
     registry = registry or prometheus_client.CollectorRegistry()
     if control is None and cfg.control_enabled:
         control = control_mod.vantage(cfg)
@@ -292,8 +315,10 @@ def build_app(
         verify = functools.partial(_verify_service, state)
         state.judge = Judge(state.findings, state.metrics, verify)
         app.cleanup_ctx.append(_metrics_refresher)
+        _census(state, address_vantage)
         if judge_in_background:
             app.cleanup_ctx.append(_background_judge)
+            app.cleanup_ctx.append(_background_address_judge)
         if cfg.census_enabled:
             app.cleanup_ctx.append(_census_refresh)
     hide_addresses()
@@ -301,6 +326,35 @@ def build_app(
 
 
 METRICS_REFRESH_SECONDS = 30.0
+
+
+def _census(state: State, vantage: census_vantage.AddressVantage | None) -> None:
+    """The census's probe side: the published addresses and the address judge."""
+    cfg = state.config
+    allow = addresses.networks(cfg.allow_networks)
+    state.targets = TargetCache(state.store, cfg.census_addresses_per_cycle, allow)
+    state.targets.watched_names = functools.partial(_watched_names, state)
+    vantage = vantage or census_vantage.vantage(cfg)
+    options = census_judgement.Options(flag_policy(cfg), vantage is not None, allow)
+    state.address_judge = AddressJudge(
+        state.store,
+        state.metrics,
+        options,
+        vantage,
+        datetime.timedelta(seconds=cfg.census_vantage_max_age_seconds),
+        on_change=state.targets.invalidate,
+    )
+
+
+def _watched_names(state: State) -> dict[str, str]:
+    """Each watched service's host name (its first URL's), by id."""
+    if state.watchlist is None:
+        return {}
+    return {
+        s.id: urllib.parse.urlsplit(s.urls[0]).hostname or ""
+        for s in state.watchlist.services
+        if s.urls
+    }
 
 
 async def _verify_service(state: State, service: str) -> bool | None:
@@ -355,6 +409,15 @@ async def _census_refresh(app: web.Application) -> AsyncIterator[None]:
     )
     yield
     stop.set()  # lookups in flight are dropped, answers in are recorded before the store closes
+    await task
+
+
+async def _background_address_judge(app: web.Application) -> AsyncIterator[None]:
+    """Judge the sweeps probes send, after their acknowledgement (collector.census)."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(app[handlers.STATE].address_judge.run(stop))
+    yield
+    stop.set()
     await task
 
 

@@ -103,6 +103,7 @@ class Metrics:
         self._define_latency(registry)
         self._define_http(registry)
         self._define_census_index(registry)
+        self._define_sweeps(registry)
         self.build_info = prometheus_client.Gauge(
             "surblocage_build_info",
             "Always 1; the version label says which collector version runs.",
@@ -127,6 +128,26 @@ class Metrics:
         # Start every reason at 0: increase() cannot see the first increment of a new series.
         for reason in REJECTION_REASONS:
             self.ingest_rejections.labels(reason)
+
+    def _define_sweeps(self, registry: prometheus_client.CollectorRegistry) -> None:
+        self.sweeps_ingested = prometheus_client.Counter(
+            "surblocage_sweeps_ingested_total",
+            "Sweeps stored (new, not resubmitted), by the probe's network.",
+            ["network"],
+            registry=registry,
+        )
+        self.sweep_entries_ingested = prometheus_client.Counter(
+            "surblocage_sweep_entries_ingested_total",
+            "Addresses looked at in the sweeps stored, by the probe's network.",
+            ["network"],
+            registry=registry,
+        )
+        self.address_flags_opened = prometheus_client.Counter(
+            "surblocage_address_flags_opened_total",
+            "Address flags opened (an address going from unflagged or closed to open).",
+            ["network", "method"],
+            registry=registry,
+        )
 
     def _define_analysis(self, registry: prometheus_client.CollectorRegistry) -> None:
         self.flags_open = prometheus_client.Gauge(
@@ -255,6 +276,17 @@ class Metrics:
         """Count `n` stored records of one network and verdict status."""
         _check(status, RECORD_STATUSES, "record status")
         self.records_ingested.labels(self.network(network), status).inc(n)
+
+    def sweep_ingested(self, network: str | None, entries: int) -> None:
+        """Count one new sweep of one network and its entries."""
+        label = self.network(network)
+        self.sweeps_ingested.labels(label).inc()
+        self.sweep_entries_ingested.labels(label).inc(entries)
+
+    def address_flag_opened(self, network: str | None, method: str) -> None:
+        """Count an address flag the address judge has just opened."""
+        label, method = self.network(network), _check(method, METHODS, "method")
+        self.address_flags_opened.labels(label, method).inc()
 
     def reject(self, reason: str) -> None:
         """Count one refused submission."""

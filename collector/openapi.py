@@ -239,6 +239,39 @@ def _findings() -> dict[str, Any]:
     }
 
 
+def _census_probes() -> dict[str, Any]:
+    """The census's probe side: the addresses to sweep, and the sweeps in."""
+    sweeps = _post(
+        "submit sweeps (at most 10, of at most 1,000 entries): stored whole or not at all, "
+        "idempotent by sweep id",
+        "SweepBatch",
+        ("200", _ok("committed (inserted + duplicates = accepted)", _ref("Stored"))),
+        {
+            **_errors(
+                _400="malformed JSON, or a sweep and field at fault (named)",
+                _401="missing, unknown or expired bearer token",
+                _403="a sweep claims another probe",
+                _413="body larger than limits.max_body_bytes",
+                _429="too many submissions from this probe or address",
+            ),
+            **DB_DOWN,
+        },
+        security=[{"bearer": []}],
+    )
+    targets = _get(
+        "the addresses probes sweep each cycle, highest priority first",
+        _ok("the addresses, with an ETag", _ref("AddressTargets")),
+        description="Computed in the background and cached for a few minutes: public "
+        "addresses only, at most census.addresses_per_cycle. A request whose If-None-Match "
+        "names the current ETag is answered 304 Not Modified, without a body.",
+        responses=_errors(
+            _429="too many requests from this address",
+            _503="the database is unavailable (or the collector runs without one)",
+        ),
+    )
+    return {"/api/v1/addresses": targets, "/api/v1/sweeps": sweeps}
+
+
 def _dashboard() -> dict[str, Any]:
     """The pages, the evidence package and the files ('self'-only CSP, versioned URLs)."""
     name = {
@@ -366,6 +399,7 @@ def _document() -> dict[str, Any]:
             "/api/v1/export": _export(),
             "/api/v1/control": _control(),
             **_findings(),
+            **_census_probes(),
             **_others(),
             **_dashboard(),
         },

@@ -154,6 +154,12 @@ def _open_address_flags(
     return [(r.network_key, r.service, r.first_seen) for r in conn.execute(stmt)]
 
 
+def current_addresses(conn: sa.Connection) -> dict[str, set[str]]:
+    """Return every watched service's current addresses (within ADDRESS_WINDOW of its latest
+    resolution)."""
+    return _current_addresses(conn)
+
+
 def _current_addresses(
     conn: sa.Connection, *, services: set[str] | None = None, ips: set[str] | None = None
 ) -> dict[str, set[str]]:

@@ -465,3 +465,36 @@ sa.Index(
 )
 sa.Index(None, address_flags.c.state, address_flags.c.network_key)
 sa.Index(None, address_flags.c.ip, address_flags.c.first_seen)
+
+# The address judge's memory (collector/census/judgement.py), so that a sweep is judged without
+# reading every sweep again. The latest ok-or-blocked look of each probe at each address on each
+# network (what the rules read of the looks that reach an address, and of other networks)...
+address_looks = sa.Table(
+    "address_looks",
+    metadata,
+    sa.Column("network_key", sa.Text, primary_key=True),
+    sa.Column("ip", sa.Text, primary_key=True),
+    sa.Column("probe_id", sa.Text, primary_key=True),
+    sa.Column("asn", sa.BigInteger),
+    sa.Column("network", sa.Text),
+    sa.Column("sweep_id", sa.Text, nullable=False),
+    sa.Column("started_at", UTCDateTime, nullable=False),
+    sa.Column("status", sa.Text, nullable=False),
+    sa.Column("method", sa.Text),
+)
+sa.Index(None, address_looks.c.ip, address_looks.c.started_at)
+
+# ... and every blocked look of the last days (pruned by the judge): the evidence of the flags.
+address_blocked_looks = sa.Table(
+    "address_blocked_looks",
+    metadata,
+    sa.Column("network_key", sa.Text, primary_key=True),
+    sa.Column("ip", sa.Text, primary_key=True),
+    sa.Column("sweep_id", sa.Text, primary_key=True),
+    sa.Column("probe_id", sa.Text, nullable=False),
+    sa.Column("asn", sa.BigInteger),
+    sa.Column("network", sa.Text),
+    sa.Column("started_at", UTCDateTime, nullable=False),
+    sa.Column("method", sa.Text, nullable=False),
+)
+sa.Index(None, address_blocked_looks.c.started_at)

@@ -130,6 +130,7 @@ async def running(
     store: Any = None,
     control: Any = None,
     judge_in_background: bool = True,
+    address_vantage: Any = None,
     **overrides: Any,
 ) -> AsyncIterator[Collector]:
     """Run the collector app over ``db_url`` (or a given store) on loopback; without the
@@ -143,6 +144,7 @@ async def running(
         registry=registry,
         control=control,
         judge_in_background=judge_in_background,
+        address_vantage=address_vantage,
     )
     try:
         async with test_utils.TestServer(app) as server, test_utils.TestClient(server) as client:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import datetime
 import json
 import pathlib
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -31,6 +32,7 @@ from tests.collector.harness import (
     running,
 )
 from tests.collector.test_api import DEAD_DATABASE
+from tests.support import census_rows
 
 DOC = openapi.document()
 BIG = b'{"x": "' + b"x" * 70_000 + b'"}'
@@ -138,9 +140,31 @@ def claim(s: Stage) -> dict[str, Any]:
     return {"records": [r]}
 
 
-EVIDENCE = "/api/v1/flags/{flag_id}/evidence"
+def sweep_batch(**probe: Any) -> dict[str, Any]:
+    now = datetime.datetime.now(datetime.UTC)
+    return {"sweeps": [census_rows.sweep([census_rows.entry("192.0.2.1")], now, **probe)]}
+
+
+SWEEP_BATCH = sweep_batch()
+
+
+def claim_sweep(s: Stage) -> dict[str, Any]:
+    return sweep_batch(id=s.other_probe)
+
+
+async def limited_addresses(s: Stage) -> tuple[int, str, bytes]:
+    await s.limited.register()  # the address's one request this minute
+    return await ask(s.limited, "GET", ADDRESSES)
+
+
+async def limited_sweeps(s: Stage) -> tuple[int, str, bytes]:
+    _, token = await s.limited.register()
+    return await ask(s.limited, "POST", SWEEPS, json=sweep_batch(), headers=bearer(token))
+
 
 Scenario = Callable[[Stage], Awaitable[tuple[int, str, bytes]]]
+EVIDENCE = "/api/v1/flags/{flag_id}/evidence"
+ADDRESSES, SWEEPS = "/api/v1/addresses", "/api/v1/sweeps"
 MEASUREMENTS, CONTROL = "/api/v1/measurements", "/api/v1/control"
 TOKEN = "/api/v1/probes/{probe_id}/token"
 TARGETS = {"targets": [{"url": "https://www.canalplus.com/"}]}
@@ -216,6 +240,29 @@ SCENARIOS: dict[tuple[str, str, str], Scenario] = {
     ("/api/v1/collateral", "get", "200"): lambda s: ask(s.main, "GET", "/api/v1/collateral"),
     ("/api/v1/collateral", "get", "400"): lambda s: ask(s.main, "GET", "/api/v1/collateral?ip=1"),
     ("/api/v1/collateral", "get", "503"): lambda s: ask(s.down, "GET", "/api/v1/collateral"),
+    (ADDRESSES, "get", "200"): lambda s: ask(s.main, "GET", ADDRESSES),
+    (ADDRESSES, "get", "429"): limited_addresses,
+    (ADDRESSES, "get", "503"): lambda s: ask(s.down, "GET", ADDRESSES),
+    (SWEEPS, "post", "200"): lambda s: ask(
+        s.main, "POST", SWEEPS, json=SWEEP_BATCH, headers=bearer(s.token)
+    ),
+    (SWEEPS, "post", "400"): lambda s: ask(
+        s.main, "POST", SWEEPS, json={"sweeps": [{"schema": 2}]}, headers=bearer(s.token)
+    ),
+    (SWEEPS, "post", "401"): lambda s: ask(s.main, "POST", SWEEPS, json=SWEEP_BATCH),
+    (SWEEPS, "post", "403"): lambda s: ask(
+        s.main, "POST", SWEEPS, json=claim_sweep(s), headers=bearer(s.token)
+    ),
+    (SWEEPS, "post", "413"): lambda s: ask(
+        s.main, "POST", SWEEPS, data=BIG, headers=bearer(s.token)
+    ),
+    (SWEEPS, "post", "415"): lambda s: ask(
+        s.main, "POST", SWEEPS, data=b"{}", headers={**bearer(s.token), **PLAIN}
+    ),
+    (SWEEPS, "post", "429"): limited_sweeps,
+    (SWEEPS, "post", "503"): lambda s: ask(
+        s.down, "POST", SWEEPS, json=SWEEP_BATCH, headers=bearer(s.token)
+    ),
     ("/api/v1/whoami", "get", "200"): lambda s: ask(s.enrolled, "GET", "/api/v1/whoami"),
     ("/api/v1/whoami", "get", "404"): lambda s: ask(s.main, "GET", "/api/v1/whoami"),
     ("/api/v1/openapi.json", "get", "200"): lambda s: ask(s.main, "GET", "/api/v1/openapi.json"),

@@ -38,6 +38,8 @@ TABLES = {
     "domains",
     "domain_addresses",
     "sweeps",
+    "address_looks",
+    "address_blocked_looks",
     "address_vantage",
     "address_flags",
 }
@@ -50,6 +52,8 @@ SERVICE_ADDRESS_COLUMNS = {
     ("domain_addresses", "ip"),
     ("address_vantage", "ip"),
     ("address_flags", "ip"),
+    ("address_looks", "ip"),  # a swept address, as the sweep names it
+    ("address_blocked_looks", "ip"),
 }
 
 

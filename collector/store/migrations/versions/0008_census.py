@@ -1,13 +1,14 @@
 """The collateral census: the domain index, the probes' sweeps, the collector's look at each
-address, and the address flags.
+address, the address flags and the address judge's looks.
 
 Revision ID: 0008
 Revises: 0007
 Create Date: 2026-12-06
 
-Frozen copies of collector/store/schema.py's domains, domain_addresses, sweeps, address_vantage
-and address_flags. A database upgraded from 0007 has an empty index: nothing is counted until
-`surblocage-collector domains import` and a resolution have filled it.
+Frozen copies of collector/store/schema.py's domains, domain_addresses, sweeps, address_vantage,
+address_flags, address_looks and address_blocked_looks. A database upgraded from 0007 has an
+empty index: nothing is counted until `surblocage-collector domains import` and a resolution
+have filled it.
 """
 
 from __future__ import annotations
@@ -108,8 +109,46 @@ def upgrade() -> None:
         "ix_address_flags_state_network_key", "address_flags", ["state", "network_key"]
     )
     op.create_index("ix_address_flags_ip_first_seen", "address_flags", ["ip", "first_seen"])
+    op.create_table(
+        "address_looks",
+        sa.Column("network_key", sa.Text, nullable=False),
+        sa.Column("ip", sa.Text, nullable=False),
+        sa.Column("probe_id", sa.Text, nullable=False),
+        sa.Column("asn", sa.BigInteger),
+        sa.Column("network", sa.Text),
+        sa.Column("sweep_id", sa.Text, nullable=False),
+        sa.Column("started_at", TIME, nullable=False),
+        sa.Column("status", sa.Text, nullable=False),
+        sa.Column("method", sa.Text),
+        sa.PrimaryKeyConstraint("network_key", "ip", "probe_id", name="pk_address_looks"),
+    )
+    op.create_index(
+        "ix_address_looks_ip_started_at", "address_looks", ["ip", "started_at"]
+    )
+    op.create_table(
+        "address_blocked_looks",
+        sa.Column("network_key", sa.Text, nullable=False),
+        sa.Column("ip", sa.Text, nullable=False),
+        sa.Column("sweep_id", sa.Text, nullable=False),
+        sa.Column("probe_id", sa.Text, nullable=False),
+        sa.Column("asn", sa.BigInteger),
+        sa.Column("network", sa.Text),
+        sa.Column("started_at", TIME, nullable=False),
+        sa.Column("method", sa.Text, nullable=False),
+        sa.PrimaryKeyConstraint(
+            "network_key", "ip", "sweep_id", name="pk_address_blocked_looks"
+        ),
+    )
+    op.create_index(
+        "ix_address_blocked_looks_started_at", "address_blocked_looks", ["started_at"]
+    )
 
 
 def downgrade() -> None:
-    for table in ("address_flags", "address_vantage", "sweeps", "domain_addresses", "domains"):
+    for table in (
+        "address_blocked_looks",
+        "address_looks",
+        "address_flags", "address_vantage", "sweeps", "domain_addresses",
+        "domains",
+    ):
         op.drop_table(table)
