@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 WIDTHS = {"hour": datetime.timedelta(hours=1), "day": datetime.timedelta(days=1)}
 # without since, the buckets cover this span before until
@@ -23,29 +23,26 @@ Range = tuple[int, int]  # inclusive bucket indices
 
 @dataclass(frozen=True)
 class Buckets:
-    """``count`` buckets of ``width`` from ``start`` (a whole hour or day, UTC)."""
+    """``count`` buckets of ``width`` from ``start`` (a whole hour or day, UTC) to ``end``."""
 
     start: datetime.datetime
     width: datetime.timedelta
     count: int
+    end: datetime.datetime = field(init=False)
 
-    @property
-    def end(self) -> datetime.datetime:
-        return self.start + self.count * self.width
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "end", self.start + self.count * self.width)
 
     def at(self, i: int) -> datetime.datetime:
         return self.start + i * self.width
 
-    def index(self, t: datetime.datetime) -> int:
-        """The bucket holding ``t``, clipped to the first and last."""
-        i = (t - self.start) // self.width
-        return min(max(i, 0), self.count - 1)
-
-    def span(self, first: datetime.datetime, last: datetime.datetime | None) -> Range | None:
-        """The buckets a thing there from ``first`` to ``last`` (None: still there) meets."""
-        if first >= self.end or (last is not None and last < self.start):
-            return None
-        return self.index(first), self.count - 1 if last is None else self.index(last)
+    def span(self, first: datetime.datetime | None, last: datetime.datetime | None) -> Range:
+        """The buckets a thing met in [start, end) meets, there from ``first`` (None: before
+        start) to ``last`` (None: still there, or past end)."""
+        lo = 0 if first is None or first < self.start else (first - self.start) // self.width
+        if last is None or last >= self.end:
+            return lo, self.count - 1
+        return lo, (last - self.start) // self.width
 
 
 def buckets(

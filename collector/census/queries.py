@@ -233,22 +233,30 @@ def census_history(
     """One series a network with an address flag in force during the buckets: per bucket, the
     addresses flagged at any time within it, and the domains on them then (docs/spec.md)."""
     flagged = conn.execute(
-        sa.select(F.network_key, F.asn, F.network, F.ip, F.first_seen, F.closed_at).where(
+        sa.select(
+            F.network_key, F.asn, F.network, F.ip,
+            _within(F.first_seen, b.start, b.end),
+            _within(F.closed_at, b.start, b.end),
+        ).where(
             *filters.where(filters.CENSUS_FILTERS, F, chosen),
             F.first_seen < b.end,
             sa.or_(F.closed_at.is_(None), F.closed_at >= b.start),
         )
-    ).all()
+    ).all()  # fmt: skip
     spans: dict[str, dict[str, list[history.Range]]] = {}  # network key -> ip -> ranges
     names: dict[str, tuple[int | None, str | None]] = {}
-    for f in flagged:
-        r = b.span(f.first_seen, f.closed_at)
-        if r is not None:
-            spans.setdefault(f.network_key, {}).setdefault(f.ip, []).append(r)
-            names[f.network_key] = _network(f)
+    for key, asn, network, ip, first, closed in flagged:
+        spans.setdefault(key, {}).setdefault(ip, []).append(b.span(first, closed))
+        names[key] = (asn, network)
     pairs = _pairs_during(conn, {ip for by_ip in spans.values() for ip in by_ip}, b)
     series = [_series(names[key], by_ip, pairs, b) for key, by_ip in spans.items()]
     return sorted(series, key=lambda s: (s["network"] or "", s["asn"] or 0))
+
+
+def _within(column: Any, start: Any, end: Any) -> Any:
+    """The time when within [start, end), else null: the bucket arithmetic is left for the few
+    times inside the window (most pairs and flags span all of it)."""
+    return sa.case((sa.and_(column >= start, column < end), column), else_=sa.null())
 
 
 def _pairs_during(
@@ -256,9 +264,10 @@ def _pairs_during(
 ) -> dict[str, list[tuple[int, bool, history.Range]]]:
     """ip -> (domain id, intended, buckets it was on the address) for the pairs in the span."""
     out: dict[str, list[tuple[int, bool, history.Range]]] = {}
+    last = sa.case((CURRENT, sa.null()), else_=_within(DA.last_seen, b.start, b.end))
     for part in _chunks(sorted(ips)):
         stmt = (
-            sa.select(DA.ip, DA.domain_id, D.intended, DA.first_seen, DA.last_seen, CURRENT)
+            sa.select(DA.ip, DA.domain_id, D.intended, _within(DA.first_seen, b.start, b.end), last)
             .select_from(domain_addresses)
             .join(domains, ON_DOMAIN)
             .where(
@@ -267,10 +276,8 @@ def _pairs_during(
                 sa.or_(DA.last_seen >= b.start, CURRENT),
             )
         )
-        for ip, domain_id, intended, first, last, current in conn.execute(stmt):
-            r = b.span(first, None if current else last)
-            if r is not None:
-                out.setdefault(ip, []).append((domain_id, bool(intended), r))
+        for ip, domain_id, intended, first, gone in conn.execute(stmt):
+            out.setdefault(ip, []).append((domain_id, bool(intended), b.span(first, gone)))
     return out
 
 
