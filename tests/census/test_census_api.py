@@ -209,3 +209,31 @@ async def test_the_gauges_read_the_census_numbers(collector: Collector, fill: Ce
         assert 'surblocage_census_collateral_domains{asn="3215",network="Orange"} 4.0' in (
             await r.text()
         )
+
+
+async def test_collateral_lists_open_address_flags_with_a_watched_service_behind(
+    collector: Collector, fill: CensusFill
+) -> None:
+    mixed(fill)
+    answer = await get(collector, "/api/v1/collateral")
+    # X (mycanal behind it) on the two networks where its flag is open; Y: no watched service
+    assert sorted(answer["addresses"], key=lambda a: a["network"]) == [
+        {
+            "ip": X,
+            "asn": 12322,
+            "network": "Free",
+            "services": ["mycanal"],
+            "first_seen": text(4),
+            "last_seen": text(6),
+        },
+        {
+            "ip": X,
+            "asn": 3215,
+            "network": "Orange",
+            "services": ["mycanal"],
+            "first_seen": text(1),
+            "last_seen": text(6),
+        },
+    ]
+    only = await get(collector, "/api/v1/collateral", network="Orange")
+    assert [a["network"] for a in only["addresses"]] == ["Orange"]
