@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime
+import itertools
 import pathlib
 import random
 import sqlite3
@@ -117,7 +118,7 @@ def _fill_sqlite(path: str, tables: dict[str, Iterator[tuple[Any, ...]]]) -> Non
     for table, rows in tables.items():
         columns = TABLES[table]
         sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
-        while chunk := [tuple(map(_sqlite_value, r)) for _, r in zip(range(CHUNK), rows)]:
+        while chunk := [tuple(map(_sqlite_value, r)) for r in itertools.islice(rows, CHUNK)]:
             with db:
                 db.executemany(sql, chunk)
     db.execute("ANALYZE")
@@ -127,9 +128,10 @@ def _fill_sqlite(path: str, tables: dict[str, Iterator[tuple[Any, ...]]]) -> Non
 def _fill_pg(url: str, tables: dict[str, Iterator[tuple[Any, ...]]]) -> None:
     with psycopg.connect(url) as db:
         for table, rows in tables.items():
-            with db.cursor() as cur, cur.copy(
-                f"COPY {table} ({', '.join(TABLES[table])}) FROM STDIN"
-            ) as copy:
+            with (
+                db.cursor() as cur,
+                cur.copy(f"COPY {table} ({', '.join(TABLES[table])}) FROM STDIN") as copy,
+            ):
                 for r in rows:
                     copy.write_row(r)
         db.commit()
@@ -169,14 +171,24 @@ def run(backend: str, args: argparse.Namespace) -> None:
         fill(url, args.domains, args.addresses, args.flags)
         print(f"{backend}: filled in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
         ips = [f[4] for f in flag_rows(args.flags, args.addresses, random.Random(1))]
-        with tempfile.TemporaryDirectory() as work, collectord.Collector(
-            url, pathlib.Path(work)
-        ) as c:
+        with (
+            tempfile.TemporaryDirectory() as work,
+            collectord.Collector(url, pathlib.Path(work)) as c,
+        ):
             results = asyncio.run(measure(c.base, args.requests, ips))
         print(f"-- {backend}: {figures.load()}")
         for name, times in results.items():
             p50, p99 = figures.percentile(times, 50), figures.percentile(times, 99)
             print(f"   {name}: p50 {p50:.1f} ms, p99 {p99:.1f} ms (n={len(times)})")
+
+
+def calibration_seconds() -> float:
+    """Seconds of a 5-million-iteration Python loop (about 0.3 s on an idle core of this class):
+    on a shared machine, how much slower than idle the figures are."""
+    t0, total = time.perf_counter(), 0
+    for i in range(5_000_000):
+        total += i
+    return time.perf_counter() - t0
 
 
 def main() -> None:
@@ -193,6 +205,7 @@ def main() -> None:
     )
     for backend in ("sqlite", "postgresql") if args.backend == "both" else (args.backend,):
         run(backend, args)
+        print(f"   calibration: a 5M-iteration loop took {calibration_seconds():.2f} s")
 
 
 if __name__ == "__main__":
