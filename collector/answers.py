@@ -144,6 +144,90 @@ class CollateralAddresses(Answer):
     addresses: list[Collateral]
 
 
+class CensusNetwork(Answer):
+    """What one network blocks now: the addresses of its open address flags, the domains on
+    them (the collateral, and the names marked intended apart), the watched services."""
+
+    asn: Asn | None
+    network: str | None
+    blocked_addresses: Count
+    collateral_domains: Count
+    intended_domains: Count
+    watched_services: Count
+    since: Annotated[Time, msgspec.Meta(description="the earliest first_seen of the open flags")]
+
+
+class Census(Answer):
+    networks: list[CensusNetwork]
+    generated_at: Time
+
+
+class CensusAddress(Answer):
+    """An address flag's (network, address), with the address's current domains."""
+
+    ip: str
+    asn: Asn | None
+    network: str | None
+    state: State
+    first_seen: Time
+    last_seen: Time
+    domains: Count
+    collateral_domains: Count
+    intended_domains: Count
+    services: Annotated[list[str], msgspec.Meta(description="watched service ids")]
+
+
+class CensusAddresses(Answer):
+    addresses: list[CensusAddress]
+
+
+class CensusDomain(Answer):
+    name: str
+    rank: Annotated[int, msgspec.Meta(ge=1)] | None
+    intended: bool
+    current: Annotated[bool, msgspec.Meta(description="the name still resolves to the address")]
+    first_seen: Time
+    last_seen: Time
+
+
+class AddressFlag(Answer):
+    asn: Asn | None
+    network: str | None
+    method: Annotated[str, msgspec.Meta(extra_json_schema={"enum": ["tcp_ip", "tls"]})]
+    state: State
+    first_seen: Time
+    last_seen: Time
+    closed_at: Time | None
+    evidence: Annotated[list[str], msgspec.Meta(description="sweep ids")]
+
+
+class CensusAddressDetail(Answer):
+    """One address: a page of the domains seen on it (best ranked first), its flags."""
+
+    ip: str
+    domains: list[CensusDomain]
+    next_cursor: Annotated[str | None, msgspec.Meta(description="null on the last page")]
+    networks: list[AddressFlag]
+
+
+class CensusPoint(Answer):
+    at: Annotated[Time, msgspec.Meta(description="the start of the bucket")]
+    blocked_addresses: Count
+    collateral_domains: Count
+    intended_domains: Count
+
+
+class CensusSeries(Answer):
+    asn: Asn | None
+    network: str | None
+    points: list[CensusPoint]
+
+
+class CensusHistory(Answer):
+    step: Literal["hour", "day"]
+    series: list[CensusSeries]
+
+
 class Whoami(Answer):
     asn: Asn
     network: str | None
@@ -191,7 +275,8 @@ class AddressTargets(Answer):
 TYPES = (
     Error, Health, EvidenceKey, Registration, Registered, Renewed, Batch, Stored,
     MeasurementPage, Flags, CollateralAddresses, Whoami, ControlRequest, Controls,
-    watchlist.Watchlist, AddressTargets, SweepBatch,
+    watchlist.Watchlist, AddressTargets, SweepBatch, Census, CensusAddresses,
+    CensusAddressDetail, CensusHistory,
 )  # fmt: skip
 
 _VERDICT_METHOD: dict[str, Any] = {

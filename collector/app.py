@@ -29,6 +29,8 @@ from collector.census import routes as census_routes
 from collector.census import vantage as census_vantage
 from collector.census.background import AddressJudge
 from collector.census.targets import TargetCache
+from collector.census import queries as census_queries
+from collector.census import reads as census_reads
 from collector.config import CollectorConfig
 from collector.control import ControlTarget, ControlVantage
 from collector.judge import Findings, Judge, refresh_metrics
@@ -252,6 +254,7 @@ ROUTES = [
     ("GET", "/api/v1/collateral", handlers.get_collateral),
     ("GET", "/api/v1/addresses", census_routes.get_addresses),
     ("POST", "/api/v1/sweeps", census_routes.post_sweeps),
+    *census_reads.ROUTES,
     ("GET", "/metrics", handlers.get_metrics),
     ("GET", "/api/v1/openapi.json", handlers.get_openapi),
     ("GET", "/api/v1/flags/{flag_id}/evidence", pages.get_evidence),
@@ -432,5 +435,21 @@ async def _refresh_until(state: State, findings: Findings, stop: asyncio.Event) 
                 "metrics refresh failed: the database is unavailable", logging.WARNING,
                 error=str(e),
             )  # fmt: skip
+        try:
+            await refresh_census(state)
+        except StoreUnavailable as e:
+            logs.event(
+                "census metrics refresh failed: the database is unavailable", logging.WARNING,
+                error=str(e),
+            )  # fmt: skip
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), METRICS_REFRESH_SECONDS)
+
+
+async def refresh_census(state: State) -> None:
+    """Set the census gauges from the census (docs/spec.md): in a worker thread, every
+    METRICS_REFRESH_SECONDS, never on a scrape (a count over a million domains is no scrape's
+    work)."""
+    await state.census_judged()
+    counts = await asyncio.to_thread(state.store.read, census_queries.network_counts)
+    state.metrics.set_census(counts)

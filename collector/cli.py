@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from collector import app as app_mod
-from collector import config, export, export_flags, handlers, peers
+from collector import config, export, export_census, export_flags, handlers, peers
 from collector.store import MeasurementQuery, StoreUnavailable, filters
 from probe import __version__, logs
 from probe.settings import Parser, UsageError, add_off_switch, overrides_from
@@ -123,10 +123,12 @@ def _domains_parser(sub: Any) -> None:
 def _export_parser(sub: Any) -> None:
     ex = sub.add_parser(
         "export",
-        help="write stored measurements or flags as JSON Lines, CSV or Parquet",
+        help="write stored measurements, flags or the census as JSON Lines, CSV or Parquet",
         description="Write every measurement matching the filters, in (started_at, id) order, "
-        "or with --what flags every flag, latest seen first. Filters are those of "
-        "GET /api/v1/measurements, or of GET /api/v1/flags with --what flags.",
+        "or with --what flags every flag, latest seen first, or with --what census one row a "
+        "(network, blocked address, domain). Filters are those of GET /api/v1/measurements, "
+        "of GET /api/v1/flags with --what flags, of GET /api/v1/census/addresses with "
+        "--what census.",
     )
     _common(ex)
     ex.add_argument(
@@ -141,8 +143,15 @@ def _export_parser(sub: Any) -> None:
         ex.add_argument(flag, dest=name, metavar=name.upper(), help=help_text)
 
 
-NOUNS = {"measurements": "records", "flags": "flags"}  # --what, and what the count says
-FILTERS_OF = {"measurements": filters.MEASUREMENT_FILTERS, "flags": filters.FLAG_FILTERS}
+# --what, and what the count says
+NOUNS = {"measurements": "records", "flags": "flags", "census": "census rows"}
+FILTERS_OF = {
+    "measurements": filters.MEASUREMENT_FILTERS,
+    "flags": filters.FLAG_FILTERS,
+    "census": filters.CENSUS_ADDRESS_FILTERS,
+}
+LAYOUTS = {"measurements": export.MEASUREMENTS, "flags": export_flags.LAYOUT,
+           "census": export_census.LAYOUT}  # fmt: skip
 EXPORT_FILTERS = filters.names(filters.MEASUREMENT_FILTERS)
 
 
@@ -304,6 +313,8 @@ def _export_reader(args: argparse.Namespace, cfg: config.CollectorConfig) -> Any
     chosen = export_filters(args)
     if args.what == "flags":
         return functools.partial(_judged_flags, chosen=chosen, policy=app_mod.flag_policy(cfg))
+    if args.what == "census":
+        return lambda db: export_census.rows(db, chosen)
     q = MeasurementQuery(**chosen)
     return lambda db: db.iter_measurements(q)
 
@@ -360,7 +371,7 @@ def _write_export(items: Any, what: str, fmt: str, output: str) -> int:
 
 
 def _write(items: Any, what: str, fmt: str, out: Any, progress: Any) -> int:
-    layout = export_flags.LAYOUT if what == "flags" else export.MEASUREMENTS
+    layout = LAYOUTS[what]
     if fmt == "parquet":
         return export.write_parquet(items, out, progress, layout)
     return export.write_text(items, fmt, out, progress, layout)

@@ -44,7 +44,8 @@ def chunks(items: Iterable[dict[str, Any]], size: int = CHUNK_RECORDS) -> Iterat
 @dataclass(frozen=True)
 class Column:
     """One column of an export: its name, how it is read from an item (as the API answers it),
-    and its Parquet type: ``string``, ``int32``, ``int64``, ``float64``, ``time`` (RFC 3339 text
+    and its Parquet type: ``string``, ``int32``, ``int64``, ``float64``, ``bool`` (true or
+    false in CSV), ``time`` (RFC 3339 text
     in the item and in CSV, a UTC timestamp in Parquet) or ``strings`` (a list: space-separated
     in CSV, a list in Parquet). ``required`` columns are never null in Parquet."""
 
@@ -141,6 +142,8 @@ class TextEncoder:
 def _csv_value(value: Any) -> Any:
     if value is None:
         return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
     # space-separated: probe ids are the collector's (p-<hex>) and record ids UUIDs; but
     # probe.record accepts what uuid.UUID parses, which lets a leading or trailing space through
     return " ".join(value) if isinstance(value, list) else value
@@ -194,6 +197,7 @@ def parquet_schema(pa: Any, layout: Layout = MEASUREMENTS) -> Any:
         "int32": pa.int32(),
         "int64": pa.int64(),
         "float64": pa.float64(),
+        "bool": pa.bool_(),
         "time": pa.timestamp("us", tz="UTC"),
         "strings": pa.list_(pa.string()),
     }

@@ -25,6 +25,7 @@ from probe.times import rfc3339
 
 STATE: web.AppKey[Any] = web.AppKey("state")
 _JSON = msgspec.json.Encoder()
+encode_json = _JSON.encode  # for the route modules beside this one (collector/census/reads.py)
 
 
 def error(status: int, message: str) -> web.Response:
@@ -217,6 +218,9 @@ async def store_call(state: Any, fn: Any, *args: Any) -> Any:
     except StoreUnavailable:
         state.metrics.reject("store_unavailable")
         raise Problem(503, "the database is unavailable; try again later") from None
+
+
+store_call = _store_call  # for the route modules beside this one (collector/census/reads.py)
 
 
 async def post_probes(request: web.Request) -> web.Response:

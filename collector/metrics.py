@@ -71,6 +71,11 @@ def network_label(name: str | None) -> str:
     return name
 
 
+def asn_label(asn: int | None) -> str:
+    """Return an AS number as a label value ("unknown" when the network has none)."""
+    return str(asn) if asn is not None else UNKNOWN
+
+
 def service_label(service: str) -> str:
     """Return a watchlist service id as a label value, or "unknown" if it is not an id."""
     return service if _SERVICE.fullmatch(service) else UNKNOWN
@@ -172,6 +177,19 @@ class Metrics:
             "surblocage_collateral_services",
             "Watched services behind an address blocked on this network.",
             ["network"],
+            registry=registry,
+        )
+
+        self.census_collateral_domains = prometheus_client.Gauge(
+            "surblocage_census_collateral_domains",
+            "Indexed domains, not marked intended, on an address blocked on this network now.",
+            ["asn", "network"],
+            registry=registry,
+        )
+        self.census_blocked_addresses = prometheus_client.Gauge(
+            "surblocage_census_blocked_addresses",
+            "Addresses with an open address flag on this network (the collateral census).",
+            ["asn", "network"],
             registry=registry,
         )
 
@@ -319,6 +337,19 @@ class Metrics:
             services[key] = services.get(key, 0) + n_services
         self._replace("collateral_addresses", self.collateral_addresses, addresses)
         self._replace("collateral_services", self.collateral_services, services)
+
+    def set_census(self, counts: Iterable[tuple[int | None, str | None, int, int]]) -> None:
+        """Replace the census gauges with (asn, network, blocked addresses, collateral domains);
+        a network folded into "other" is counted under asn "other" too (bounded labels)."""
+        blocked: Samples = {}
+        collateral: Samples = {}
+        for asn, network, n_addresses, n_domains in counts:
+            label = self.network(network)
+            key = (OTHER if label == OTHER else asn_label(asn), label)
+            blocked[key] = blocked.get(key, 0) + n_addresses
+            collateral[key] = collateral.get(key, 0) + n_domains
+        self._replace("census_blocked_addresses", self.census_blocked_addresses, blocked)
+        self._replace("census_collateral_domains", self.census_collateral_domains, collateral)
 
     def set_probes(self, counts: Iterable[tuple[str | None, int, int]]) -> None:
         """Replace the probe gauge with (network, live probes, silent probes) for every network."""

@@ -270,6 +270,46 @@ def _census_probes() -> dict[str, Any]:
         ),
     )
     return {"/api/v1/addresses": targets, "/api/v1/sweeps": sweeps}
+def _census() -> dict[str, Any]:
+    bad = _errors(_400="a parameter at fault, named", _503="the database is unavailable")
+    ip = {
+        "name": "ip",
+        "in": "path",
+        "required": True,
+        "description": "an IPv4 or IPv6 address",
+        "schema": {"type": "string"},
+        "example": "203.0.113.7",
+    }
+    return {
+        "/api/v1/census": _get(
+            "what is blocked now, per network: addresses, collateral and intended domains",
+            _ok("one item a network with an open address flag", _ref("Census")),
+            parameters=parameters(filters.CENSUS_FILTERS),
+            responses=bad,
+        ),
+        "/api/v1/census/addresses": _get(
+            "the address flags, one item a (network, address), with the domains on each",
+            _ok("most domains first", _ref("CensusAddresses")),
+            parameters=parameters(filters.CENSUS_ADDRESS_FILTERS),
+            responses=bad,
+        ),
+        "/api/v1/census/addresses/{ip}": _get(
+            "one address: the domains seen on it, a page at a time, and its flags",
+            _ok("the address", _ref("CensusAddressDetail")),
+            parameters=[ip, *parameters(filters.DOMAIN_PAGING)],
+            responses={**bad, **_errors(_404="an address the census does not know")},
+        ),
+        "/api/v1/census/history": _get(
+            "the census over time, per network, in buckets of an hour or a day",
+            _ok("one series a network", _ref("CensusHistory")),
+            description="A bucket counts an address flag open at any time within it, and the "
+            f"domains on that address then; at most {filters.MAX_BUCKETS} buckets. Without "
+            f"until: now, or the end of the {filters.MAX_BUCKETS}th bucket from since when "
+            "sooner; without since: 7 days of hours, or 90 days of days, before until.",
+            parameters=parameters(filters.HISTORY_FILTERS),
+            responses=bad,
+        ),
+    }
 
 
 def _dashboard() -> dict[str, Any]:
@@ -400,6 +440,7 @@ def _document() -> dict[str, Any]:
             "/api/v1/control": _control(),
             **_findings(),
             **_census_probes(),
+            **_census(),
             **_others(),
             **_dashboard(),
         },

@@ -8,4 +8,6 @@ stored pending), ``vantage`` (the collector's own look at an address), ``looks``
 says of its address; pure), ``judgement`` (pending sweeps -> address flags, by the service
 flags' rules; SQL) and ``background`` (the address judge in the event loop); ``routes`` their
 HTTP in and out.
+The reads of what they show: ``queries`` (the census now, per address), ``history`` (over
+time) and ``reads`` (their routes).
 """

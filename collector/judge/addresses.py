@@ -7,6 +7,7 @@ probes' connections), never the address a submission came from.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import functools
 import ipaddress
@@ -20,7 +21,13 @@ import sqlalchemy.dialects.sqlite
 from collector.judge import collateral
 from collector.store import bulk, filters
 from collector.store.measurements import MeasurementRow, rfc3339
-from collector.store.schema import blocked_addresses, flags, network_key, service_addresses
+from collector.store.schema import (
+    address_flags,
+    blocked_addresses,
+    flags,
+    network_key,
+    service_addresses,
+)
 
 # A service's current addresses: those the control resolved within this span of its latest
 # resolution (round-robin DNS hands out a pool over time; a service that moved leaves the old).
@@ -119,24 +126,58 @@ def query_collateral(conn: sa.Connection, **chosen: Any) -> list[dict[str, Any]]
 
     An address counts while a flag of that network is open at the address level (tcp_ip, tls)
     for a service the control resolves to it, and a record has shown the address blocked since
-    that flag opened. ``chosen`` filters the networks (``filters.COLLATERAL_FILTERS``: asn,
-    network); raise ValueError naming a bad one.
+    that flag opened; or while an address flag of that network is open on it (the census's
+    sweeps) and a watched service is behind it. ``chosen`` filters the networks
+    (``filters.COLLATERAL_FILTERS``: asn, network); raise ValueError naming a bad one.
     """
     open_flags = _open_address_flags(conn, chosen)
-    if not open_flags:
-        return []
     current = _current_addresses(conn, services={s for _, s, _ in open_flags})
     since: dict[tuple[str, str], datetime.datetime] = {}
     for key, service, first_seen in open_flags:
         for ip in current.get(service, ()):
             since[(key, ip)] = min(since.get((key, ip), first_seen), first_seen)
-    found = [
-        collateral.BlockedAddress(r.ip, r.asn, r.network, r.first_seen, r.last_seen)
+    found = {
+        (r.network_key, r.ip): collateral.BlockedAddress(
+            r.ip, r.asn, r.network, r.first_seen, r.last_seen
+        )
         for r in _blocked(conn, {k for k, _ in since}, {ip for _, ip in since})
         if (r.network_key, r.ip) in since and r.last_seen >= since[(r.network_key, r.ip)]
-    ]
-    behind = _services_on(conn, {b.ip for b in found})
-    return [_collateral_item(r) for r in collateral.collateral(found, behind)]
+    }
+    flagged = _flagged_addresses(conn, chosen)
+    behind = services_on(conn, {ip for _, ip in found} | {ip for _, ip in flagged})
+    for pair, b in flagged.items():
+        if pair in found:
+            old = found[pair]
+            found[pair] = dataclasses.replace(
+                old,
+                first_seen=min(old.first_seen, b.first_seen),
+                last_seen=max(old.last_seen, b.last_seen),
+            )
+        elif behind.get(b.ip):
+            found[pair] = b
+    return [_collateral_item(r) for r in collateral.collateral(found.values(), behind)]
+
+
+def _flagged_addresses(
+    conn: sa.Connection, chosen: dict[str, Any]
+) -> dict[tuple[str, str], collateral.BlockedAddress]:
+    """(network key, ip) -> the address as its open address flags show it blocked."""
+    c = address_flags.c
+    stmt = (
+        sa.select(
+            c.network_key, c.ip, c.asn, c.network,
+            sa.func.min(c.first_seen).label("first_seen"),
+            sa.func.max(c.last_seen).label("last_seen"),
+        )
+        .where(c.state == "open", *filters.where(filters.COLLATERAL_FILTERS, c, chosen))
+        .group_by(c.network_key, c.ip, c.asn, c.network)
+    )  # fmt: skip
+    return {
+        (r.network_key, r.ip): collateral.BlockedAddress(
+            r.ip, r.asn, r.network, r.first_seen, r.last_seen
+        )
+        for r in conn.execute(stmt)
+    }
 
 
 def _open_address_flags(
@@ -201,7 +242,7 @@ def _blocked(conn: sa.Connection, keys: set[str], ips: set[str]) -> list[Any]:
     return list(conn.execute(stmt))
 
 
-def _services_on(conn: sa.Connection, ips: set[str]) -> dict[str, list[str]]:
+def services_on(conn: sa.Connection, ips: set[str]) -> dict[str, list[str]]:
     """Return ip -> the services currently resolving to it."""
     if not ips:
         return {}

@@ -142,6 +142,34 @@ FLAG_FILTERS = (
 )  # fmt: skip
 COLLATERAL_FILTERS = (ASN_, NETWORK)
 
+# The census (docs/spec.md "The census: routes, metrics, export"). /census takes the networks;
+# /census/addresses and the census export take the address flags, in force during [since, until)
+CENSUS_FILTERS = (ASN_, NETWORK)
+ADDRESS_STATE = Filter("state", TEXT, "the address flag's state", "open", FLAG_STATES)
+CENSUS_ADDRESS_FILTERS = (
+    ASN_, NETWORK, ADDRESS_STATE,
+    _since(f"in force at or after {ZONED}", "closed_at", open_or_closed_at_or_after),
+    _until(f"first seen before {ZONED}", "first_seen"),
+)  # fmt: skip
+# an address's domains, best ranked first, a page at a time: base64url of [<rank>, <domain id>]
+EXAMPLE_DOMAIN_CURSOR = "WzEyLDQ1Njdd"
+DOMAIN_LIMIT = Filter("limit", COUNT, "domains a page", 100, bounds=(1, MAX_LIMIT), test=None)
+DOMAIN_CURSOR = Filter(
+    "cursor", CURSOR, "next_cursor of the previous page", EXAMPLE_DOMAIN_CURSOR, test=None
+)
+DOMAIN_PAGING = (DOMAIN_LIMIT, DOMAIN_CURSOR)
+# the census over time: buckets of an hour or a day over [since, until), at most MAX_BUCKETS
+STEPS = ("hour", "day")
+MAX_BUCKETS = 2000
+HISTORY_FILTERS = (
+    ASN_, NETWORK,
+    Filter("since", TIME, f"the first bucket holds this time {ZONED}", "2026-03-01T00:00:00Z",
+           test=None),
+    Filter("until", TIME, f"the buckets end at or after this time {ZONED}",
+           "2026-03-08T00:00:00Z", test=None),
+    Filter("step", TEXT, "the width of a bucket", "hour", STEPS, test=None),
+)  # fmt: skip
+
 
 def names(filters: Iterable[Filter]) -> tuple[str, ...]:
     return tuple(f.name for f in filters)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime
+import functools
 import json
 import pathlib
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -33,6 +34,7 @@ from tests.collector.harness import (
 )
 from tests.collector.test_api import DEAD_DATABASE
 from tests.support import census_rows
+from tests.support.census_fill import CensusFill
 
 DOC = openapi.document()
 BIG = b'{"x": "' + b"x" * 70_000 + b'"}'
@@ -165,6 +167,24 @@ async def limited_sweeps(s: Stage) -> tuple[int, str, bytes]:
 Scenario = Callable[[Stage], Awaitable[tuple[int, str, bytes]]]
 EVIDENCE = "/api/v1/flags/{flag_id}/evidence"
 ADDRESSES, SWEEPS = "/api/v1/addresses", "/api/v1/sweeps"
+async def ask_census(path: str, status: str, s: Stage) -> tuple[int, str, bytes]:
+    """A census read: answered (200), with an unknown parameter (400), or the database down."""
+    if status == "400":
+        return await ask(s.main, "GET", f"{path}?colour=red")
+    return await ask(s.main if status == "200" else s.down, "GET", path)
+
+
+async def known_address(s: Stage) -> tuple[int, str, bytes]:
+    fill = CensusFill(s.main.store)
+    fill.names("shared.example", ranks=(7,))
+    fill.resolve("shared.example", ("192.0.2.80",), 0)
+    fill.flag("Orange", "192.0.2.80", 1, asn=3215)
+    return await ask(s.main, "GET", f"{ADDRESS.removesuffix('{ip}')}192.0.2.80")
+
+
+Scenario = Callable[[Stage], Awaitable[tuple[int, str, bytes]]]
+CENSUS = ("/api/v1/census", "/api/v1/census/addresses", "/api/v1/census/history")
+ADDRESS = "/api/v1/census/addresses/{ip}"
 MEASUREMENTS, CONTROL = "/api/v1/measurements", "/api/v1/control"
 TOKEN = "/api/v1/probes/{probe_id}/token"
 TARGETS = {"targets": [{"url": "https://www.canalplus.com/"}]}
@@ -263,6 +283,15 @@ SCENARIOS: dict[tuple[str, str, str], Scenario] = {
     (SWEEPS, "post", "503"): lambda s: ask(
         s.down, "POST", SWEEPS, json=SWEEP_BATCH, headers=bearer(s.token)
     ),
+    **{
+        (path, "get", status): functools.partial(ask_census, path, status)
+        for path in CENSUS
+        for status in ("200", "400", "503")
+    },
+    (ADDRESS, "get", "200"): lambda s: known_address(s),
+    (ADDRESS, "get", "400"): lambda s: ask(s.main, "GET", "/api/v1/census/addresses/999.1.1.1"),
+    (ADDRESS, "get", "404"): lambda s: ask(s.main, "GET", "/api/v1/census/addresses/192.0.2.1"),
+    (ADDRESS, "get", "503"): lambda s: ask(s.down, "GET", "/api/v1/census/addresses/192.0.2.1"),
     ("/api/v1/whoami", "get", "200"): lambda s: ask(s.enrolled, "GET", "/api/v1/whoami"),
     ("/api/v1/whoami", "get", "404"): lambda s: ask(s.main, "GET", "/api/v1/whoami"),
     ("/api/v1/openapi.json", "get", "200"): lambda s: ask(s.main, "GET", "/api/v1/openapi.json"),
@@ -392,7 +421,9 @@ def _examples(path: str) -> dict[str, str]:
     return {p["name"]: str(p["example"]) for p in params}
 
 
-QUERIED = ["/api/v1/measurements", "/api/v1/export", "/api/v1/flags", "/api/v1/collateral"]
+QUERIED = [
+    "/api/v1/measurements", "/api/v1/export", "/api/v1/flags", "/api/v1/collateral", *CENSUS,
+]  # fmt: skip
 
 
 @pytest.mark.parametrize("path", QUERIED)

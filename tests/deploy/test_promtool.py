@@ -48,6 +48,7 @@ def exported_names() -> set[str]:
     m.record_ingested("Orange", "ok")
     m.set_flags([("Orange", "mycanal", "iptv_legal", "dns")])
     m.set_collateral([("Orange", 1, 2)])
+    m.set_census([(3215, "Orange", 1, 120)])
     m.set_probes([("Orange", 1, 0)])
     m.network_seen("Orange")
     m.observe_control(True, 1.0)
@@ -115,6 +116,7 @@ REQUIRED_ALERTS = {
     "SurblocageNetworkWithoutLiveProbe",
     "SurblocageIngestFailing",
     "SurblocageControlFailing",
+    "SurblocageCollateralHigh",
 }
 
 
