@@ -49,6 +49,7 @@ class CycleReport:
     not_stored: int = 0  # measured, but a full disk kept them out of the spool
     watchlist: str = ""
     outcome: str = "running"  # done, abandoned (past its deadline), interrupted, no_watchlist
+    sweep: str = "off"  # the census sweep's outcome (probe/daemon/sweeping.py), or off
     finished_at: str | None = None
 
 
