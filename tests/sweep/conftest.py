@@ -10,6 +10,7 @@ from __future__ import annotations
 import socket
 import ssl
 import struct
+import subprocess
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from dataclasses import dataclass, field
 import pytest
 import trustme
 
+from tests.daemon.conftest import dns_server  # noqa: F401
 from tests.steps.conftest import closed_port, full_backlog_port, serve_raw  # noqa: F401
 
 HOST = "surblocage.test"
@@ -29,6 +31,7 @@ class TLSListener:
     leaf: trustme.LeafCert
     blocked: set[str] = field(default_factory=set)
     names: list[str] = field(default_factory=list)  # the SNI of each ClientHello answered
+    host: str = "127.0.0.1"
     port: int = 0
 
     def __post_init__(self) -> None:
@@ -36,7 +39,7 @@ class TLSListener:
         self.leaf.configure_cert(self.context)
         self.context.sni_callback = lambda _obj, name, _ctx: self.names.append(name or "")
         self._sock = socket.socket()
-        self._sock.bind(("127.0.0.1", 0))
+        self._sock.bind((self.host, 0))
         self._sock.listen(128)
         self.port = self._sock.getsockname()[1]
         self._done = False
@@ -80,3 +83,44 @@ def tls_listener(leaf: trustme.LeafCert) -> Iterator[TLSListener]:
     listener = TLSListener(leaf)
     yield listener
     listener.close()
+
+
+def own_address() -> str:
+    """An IPv4 address of this host that is not loopback. A connection to it never leaves the
+    machine (the kernel routes it through lo), and unlike 127.0.0.1, which the probe never
+    dials, the address policy lets a test allow it (--allow-network)."""
+    out = subprocess.run(["ip", "-4", "-o", "addr"], capture_output=True, text=True).stdout
+    for line in out.splitlines():
+        ip = line.split()[3].split("/")[0]
+        if not ip.startswith("127."):
+            return ip
+    pytest.fail("no IPv4 address but loopback on this host")
+
+
+@pytest.fixture
+def own_ip() -> str:
+    return own_address()
+
+
+@pytest.fixture
+def own_listener(leaf: trustme.LeafCert, own_ip: str) -> Iterator[TLSListener]:
+    """A TLS listener on this host's own address, resetting the SNI blocked.example."""
+    listener = TLSListener(leaf, blocked={"blocked.example"}, host=own_ip)
+    yield listener
+    listener.close()
+
+
+@pytest.fixture
+def own_filter(leaf: trustme.LeafCert, own_ip: str) -> Iterator[TLSListener]:
+    """Another such listener: one address an ip and port, as the collector publishes them."""
+    listener = TLSListener(leaf, blocked={"blocked.example"}, host=own_ip)
+    yield listener
+    listener.close()
+
+
+@pytest.fixture
+def own_closed_port(own_ip: str) -> int:
+    """A port of this host's own address where nothing listens: the kernel refuses."""
+    with socket.socket() as s:
+        s.bind((own_ip, 0))
+        return int(s.getsockname()[1])
