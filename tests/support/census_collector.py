@@ -177,13 +177,13 @@ class CensusCollector:
 
 
 @contextlib.asynccontextmanager
-async def serving(collector: CensusCollector) -> Any:
-    """Serve ``collector`` on 127.0.0.1 (a free port) in this event loop; set its ``url``."""
+async def serving(collector: CensusCollector, host: str = "127.0.0.1") -> Any:
+    """Serve ``collector`` on ``host`` (a free port) in this event loop; set its ``url``."""
     runner = web.AppRunner(collector.app(), access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
+    site = web.TCPSite(runner, host, 0)
     await site.start()
-    collector.url = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    collector.url = f"http://{host}:{runner.addresses[0][1]}"
     try:
         yield collector
     finally:
