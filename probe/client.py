@@ -209,10 +209,13 @@ async def _text(resp: aiohttp.ClientResponse, max_bytes: int | None) -> str:
     """Read an answer's text, at most ``max_bytes`` of it (None: all)."""
     if max_bytes is None:
         return await resp.text()
-    raw = await resp.content.read(max_bytes + 1)
-    if len(raw) > max_bytes:
-        raise CollectorUnavailable(f"{resp.url.path}: answer longer than {max_bytes} bytes")
-    return raw.decode(resp.get_encoding(), errors="replace")
+    chunks, size = [], 0
+    async for chunk in resp.content.iter_chunked(65536):
+        size += len(chunk)
+        if size > max_bytes:
+            raise CollectorUnavailable(f"{resp.url.path}: answer longer than {max_bytes} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks).decode(resp.get_encoding(), errors="replace")
 
 
 def _ack(doc: Any, sent: int, what: str) -> Ack:
