@@ -144,11 +144,11 @@ async def sweep(
     async def worker() -> None:
         for i, address in queue:
             slots.extend([None] * (i + 1 - len(slots)))
+            # checked again once the token is had: the other workers spent meanwhile
             if _past(result, options, deadline):
                 continue
             await limiter.take()
-            if deadline is not None and time.monotonic() > deadline:
-                result.skipped_deadline += 1
+            if _past(result, options, deadline):
                 continue
             slots[i] = entry = await _sweep_one(address, options, limiter, result)
             if on_entry is not None:
@@ -177,11 +177,13 @@ async def _sweep_one(
     started = time.perf_counter()
     entry = Entry(address, steps=1)
     opened: list[asyncio.Transport] = []
-    result.bytes_estimated += TCP_BYTES
+    # charged before the first await, so that workers starting meanwhile see it in the budget
+    result.bytes_estimated += ADDRESS_BYTES
     entry.tcp, transport = await _connect(address, options.tcp_timeout_seconds)
-    if transport is not None:
+    if transport is None:
+        result.bytes_estimated -= TLS_BYTES  # no handshake was sent
+    else:
         entry.steps = 2
-        result.bytes_estimated += TLS_BYTES
         entry.tls = await _handshake(transport, address.sni, options.tls_timeout_seconds, opened)
         if entry.tls is not None:
             entry.steps = 3

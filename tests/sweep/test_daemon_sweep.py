@@ -88,6 +88,7 @@ def test_run_once_delivers_records_and_sweeps(
     assert ("POST", "/api/v1/sweeps", "gzip") in collector.requests
     out = p.out.read_text()
     assert "2 addresses swept, 2 failed, 0 skipped" in out
+    assert "2/2 addresses swept, 2 failed" in p.log.read_text()  # the progress, on stderr
     assert sweeps_spooled(p) == []
     status = json.loads(_status(p))
     assert status["last_sweep"]["addresses"] == 2

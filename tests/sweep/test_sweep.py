@@ -92,7 +92,7 @@ async def test_entries_keep_the_published_order(
 async def test_the_budget_stops_new_addresses(tls_listener: TLSListener) -> None:
     targets = [Address("127.0.0.1", tls_listener.port, f"n{i}.example") for i in range(10)]
     # three addresses' worth: the fourth would start past the budget
-    options = SweepOptions(rate=1000.0, concurrency=1, budget_bytes=3 * (TCP_BYTES + TLS_BYTES))
+    options = SweepOptions(rate=1000.0, concurrency=5, budget_bytes=3 * (TCP_BYTES + TLS_BYTES))
     result = await sweep(targets, options)
     assert len(result.entries) == 3
     assert result.skipped_budget == 7
