@@ -147,6 +147,7 @@ def test_status_before_anything_happened(tmp_path: Path, capsys: Any) -> None:
         "network:         decided by the collector from the address it sees (its ASN database)",
         "resolver tested: the system's (/etc/resolv.conf)",
         "last cycle:      none yet",
+        "last sweep:      none yet",
         "spool:           empty (no spool yet)",
         "last upload:     never",
         "collector:       none configured",
