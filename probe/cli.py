@@ -15,12 +15,14 @@ import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from probe import __version__, config, fingerprints, logs, watchlist
-from probe.client import CollectorClient, CollectorUnavailable
+from probe import __version__, config, fingerprints, logs, sweep, watchlist
+from probe.address_list import MalformedList
+from probe.census import Census
+from probe.client import CollectorClient, CollectorRefused, CollectorUnavailable
 from probe.daemon import identity, lifecycle, status
 from probe.daemon.delivery import OperatorMustAct, register
 from probe.flow import Flow, FlowOptions
-from probe.output import Progress, render_table, use_colour
+from probe.output import Progress, render_sweep, render_table, use_colour
 from probe.record import ProbeInfo, Target
 from probe.runner import Runner
 from probe.settings import Parser, UsageError, add_off_switch, overrides_from
@@ -56,6 +58,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check.add_argument("--quiet", action="store_true", help="no progress on standard error")
     check.add_argument(
+        "--sweep",
+        action="store_true",
+        help="instead of targets, sweep the addresses the collector publishes (the census: TCP "
+        "and a TLS handshake to each) and print the entries (the sweep documents with --json); "
+        "nothing is uploaded",
+    )
+    check.add_argument(
+        "--collector", metavar="URL", help="the collector's base URL (collector.url), for --sweep"
+    )
+    check.add_argument(
         "--fingerprints",
         action="append",
         default=[],
@@ -85,6 +97,12 @@ def _add_run(sub: Any) -> None:
     run.add_argument("--once", action="store_true", help="one cycle, submit, exit")
     run.add_argument("--watchlist", metavar="FILE", help="measure this file, not the collector's")
     run.add_argument("--quiet", action="store_true", help="no progress on standard error")
+    add_off_switch(
+        run,
+        "--no-sweep",
+        "census_enabled",
+        help="no census sweep after the watchlist (census.enabled: false)",
+    )
     run.add_argument(
         "--cycle-deadline",
         type=_positive_float,
@@ -206,7 +224,13 @@ OPTIONS: dict[str, str | tuple[str, ...]] = {
     "timeout": ("timeouts.dns", "timeouts.tcp", "timeouts.tls", "timeouts.http"),
 }
 # `check --watchlist FILE` adds a file's services to the targets: no configuration key
-DAEMON_OPTIONS = {**OPTIONS, "collector": "collector.url", "watchlist": "watchlist"}
+CHECK_OPTIONS = {**OPTIONS, "collector": "collector.url"}
+DAEMON_OPTIONS = {
+    **OPTIONS,
+    "collector": "collector.url",
+    "watchlist": "watchlist",
+    "census_enabled": "census.enabled",
+}
 
 
 def load_config(
@@ -277,7 +301,9 @@ NO_CONTROL_HINT = (
 
 
 async def cmd_check(args: argparse.Namespace) -> int:
-    cfg = load_config(args, OPTIONS)
+    cfg = load_config(args, CHECK_OPTIONS)
+    if args.sweep:
+        return await cmd_sweep(args, cfg)
     targets, dns_only = check_targets(args, cfg)
     opts = flow_options(cfg)
     fps = load_fingerprints([*cfg.fingerprints, *args.fingerprints])
@@ -303,6 +329,43 @@ async def cmd_check(args: argparse.Namespace) -> int:
             print(m.to_json())
     else:
         print(render_table(records, use_colour(sys.stdout)))
+    return 0
+
+
+async def cmd_sweep(args: argparse.Namespace, cfg: config.ProbeConfig) -> int:
+    """`check --sweep`: one sweep of the collector's addresses, printed, not uploaded."""
+    if args.targets or args.watchlist:
+        raise UsageError("check: --sweep takes no URL_OR_DOMAIN nor --watchlist")
+    if cfg.collector.url is None:
+        raise UsageError("check: --sweep needs a collector: give --collector URL or collector.url")
+    census = Census.of(cfg)
+    async with CollectorClient(base_url=cfg.collector.url, timeout_seconds=30.0) as client:
+        try:
+            targets = await census.fetch(client)
+        except (CollectorUnavailable, CollectorRefused, MalformedList) as e:
+            print(f"{PROG}: error: {cfg.collector.url}: address list: {e}", file=sys.stderr)
+            return 1
+    if targets is None:
+        print(f"{PROG}: {cfg.collector.url} publishes no addresses to sweep", file=sys.stderr)
+        return 1
+    progress = Progress(len(targets.addresses), quiet=args.quiet)
+    progress.start_sweep(len(targets.addresses))
+    result = await census.run(targets, on_entry=progress.swept)
+    progress.close()
+    if args.json:
+        ident = _identity_if_any(cfg.state_dir)
+        net = cfg.network
+        info = ProbeInfo(
+            id=ident.probe_id if ident else None,
+            software=f"surblocage/{__version__}",
+            asn=net.asn,
+            network=net.name,
+            cc=net.cc,
+        )
+        for doc in sweep.documents(result, info):
+            print(json.dumps(doc, separators=(",", ":")))
+    else:
+        print(render_sweep(result.entries, use_colour(sys.stdout)))
     return 0
 
 

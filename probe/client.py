@@ -9,6 +9,7 @@ on a 2xx whose JSON counts every record: a captive portal's "200 OK" page acknow
 from __future__ import annotations
 
 import asyncio
+import gzip
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -20,6 +21,12 @@ from probe import failures
 from probe.record import Control, MalformedRecord, decode
 
 CONTROL_PATH = "/api/v1/control"
+ADDRESSES_PATH = "/api/v1/addresses"
+SWEEPS_PATH = "/api/v1/sweeps"
+SWEEPS_PER_REQUEST = 10  # docs/spec.md, "Sweeps"
+# 2,000 addresses of about 150 bytes each (the default census.addresses_per_cycle) fit many
+# times over; the cap is there so that no answer is read without end
+ADDRESSES_MAX_BYTES = 8 * 1024 * 1024
 CONTROL_NEEDS_TOKEN = (
     "the collector's control serves registered probes only: run `surblocage-probe register`"
 )
@@ -142,13 +149,27 @@ class CollectorClient:
     async def submit(self, token: str, records: Sequence[dict[str, Any]]) -> Ack:
         """Submit one batch (POST /api/v1/measurements); return the collector's acknowledgement."""
         doc = await self._call("POST", "/api/v1/measurements", {"records": list(records)}, token)
+        return _ack(doc, len(records), "records")
+
+    async def addresses(self) -> Any | None:
+        """Return the collector's address list (parse it with address_list.parse_list), or None
+        when the collector does not publish one (a 404: a collector older than the census)."""
         try:
-            ack = Ack(int(doc["accepted"]), int(doc["inserted"]), int(doc["duplicates"]))
-        except (TypeError, KeyError, ValueError) as e:
-            raise CollectorUnavailable(f"malformed acknowledgement ({e!r})") from None
-        if ack.accepted != len(records):
-            raise CollectorUnavailable(f"acknowledged {ack.accepted} of {len(records)} records")
-        return ack
+            return await self._call("GET", ADDRESSES_PATH, max_bytes=ADDRESSES_MAX_BYTES)
+        except CollectorRefused as e:
+            if e.status == 404:
+                return None
+            raise
+
+    async def submit_sweeps(self, token: str, sweeps: Sequence[dict[str, Any]]) -> Ack:
+        """Submit sweep documents (POST /api/v1/sweeps, gzip); return the acknowledgement.
+
+        Sorted as ``submit``'s answers are; at most SWEEPS_PER_REQUEST documents.
+        """
+        assert len(sweeps) <= SWEEPS_PER_REQUEST, "at most 10 sweeps a request (docs/spec.md)"
+        raw = gzip.compress(json.dumps({"sweeps": list(sweeps)}).encode(), compresslevel=6)
+        doc = await self._call("POST", SWEEPS_PATH, raw, token, gzipped=True)
+        return _ack(doc, len(sweeps), "sweeps")
 
     async def watchlist(self) -> Any:
         """Return the collector's watchlist document (validate it with parse_watchlist)."""
@@ -171,16 +192,28 @@ class CollectorClient:
         await self._call("GET", "/healthz")
 
     async def _call(
-        self, method: str, path: str, body: Any = None, token: str | None = None
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        token: str | None = None,
+        gzipped: bool = False,
+        max_bytes: int | None = None,
     ) -> Any:
+        """Send one request; ``body`` is JSON-able, or bytes of gzipped JSON when ``gzipped``.
+        An answer longer than ``max_bytes`` is no answer (CollectorUnavailable)."""
         assert self._session is not None, "use CollectorClient in 'async with'"
         assert self.base_url is not None, "no collector URL"
         headers = {"Authorization": f"Bearer {token}"} if token else {}
+        payload: dict[str, Any] = {"json": body}
+        if gzipped:
+            headers |= {"Content-Type": "application/json", "Content-Encoding": "gzip"}
+            payload = {"data": body}
         try:
             async with self._session.request(
-                method, self.base_url + path, json=body, headers=headers, allow_redirects=False
+                method, self.base_url + path, headers=headers, allow_redirects=False, **payload
             ) as resp:
-                status, text = resp.status, await resp.text()
+                status, text = resp.status, await _text(resp, max_bytes)
         except (aiohttp.ClientError, OSError, TimeoutError) as e:
             raise CollectorUnavailable(failures.classify(e)) from None
         if 400 <= status < 500 and status != 429:
@@ -191,6 +224,31 @@ class CollectorClient:
             return json.loads(text)
         except ValueError:
             raise CollectorUnavailable(f"HTTP {status} without a JSON answer") from None
+
+
+async def _text(resp: aiohttp.ClientResponse, max_bytes: int | None) -> str:
+    """Read an answer's text, at most ``max_bytes`` of it (None: all)."""
+    if max_bytes is None:
+        return await resp.text()
+    chunks, size = [], 0
+    async for chunk in resp.content.iter_chunked(65536):
+        size += len(chunk)
+        if size > max_bytes:
+            raise CollectorUnavailable(f"{resp.url.path}: answer longer than {max_bytes} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks).decode(resp.get_encoding(), errors="replace")
+
+
+def _ack(doc: Any, sent: int, what: str) -> Ack:
+    """Return the acknowledgement of ``sent`` documents; one that does not count them all
+    acknowledges nothing (a captive portal's 200 page)."""
+    try:
+        ack = Ack(int(doc["accepted"]), int(doc["inserted"]), int(doc["duplicates"]))
+    except (TypeError, KeyError, ValueError) as e:
+        raise CollectorUnavailable(f"malformed acknowledgement ({e!r})") from None
+    if ack.accepted != sent:
+        raise CollectorUnavailable(f"acknowledged {ack.accepted} of {sent} {what}")
+    return ack
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""What the probe prints for people: the per-layer table of `check`, and progress."""
+"""What the probe prints for people: the tables of `check` (targets, or a sweep), and progress."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from typing import TextIO
 
 from probe.record import Measurement
+from probe.sweep import Entry
 
 COLOURS = {"ok": "32", "blocked": "31", "down": "33", "inconclusive": "36", "fail": "31"}
 
@@ -61,6 +62,26 @@ def render_table(records: Sequence[Measurement], colour: bool) -> str:
     return "\n".join(lines)
 
 
+def render_sweep(entries: Sequence[Entry], colour: bool) -> str:
+    """Return the sweep's table: one row an address; a step is ok, its failure, or '-' when
+    it was not run."""
+    head = ["ip", "sni", "tcp", "tls", "tls_neutral", "ms"]
+    rows = []
+    for e in entries:
+        steps = [e.tcp, e.tls, e.tls_neutral]
+        words = [(s or "ok") if i < e.steps else "-" for i, s in enumerate(steps)]
+        rows.append([f"{e.address.ip}:{e.address.port}", e.address.sni, *words, str(e.ms)])
+    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)).rstrip()]
+    for r in rows:
+        cells = [c.ljust(w) for c, w in zip(r, widths, strict=True)]
+        if colour:
+            cells = cells[:2] + [_paint(c, raw) for c, raw in zip(cells[2:5], r[2:5], strict=True)]
+            cells.append(r[5])
+        lines.append("  ".join(cells).rstrip())
+    return "\n".join(lines)
+
+
 def _paint(cell: str, raw: str) -> str:
     if raw == "ok" or (raw.isdigit() and raw.startswith(("2", "3"))):
         return _paint_code(cell, COLOURS["ok"])
@@ -86,9 +107,21 @@ class Progress:
         self.done += 1
         if m.verdict is not None and m.verdict.status == "blocked":
             self.blocked += 1
+        self._show(f"{self.done}/{self.total} targets measured, {self.blocked} blocked")
+
+    def start_sweep(self, total: int) -> None:
+        """Count addresses swept from now on (after the targets, in `run --once`)."""
+        self.close()
+        self.total, self.done, self.blocked, self._last_step = total, 0, 0, -1
+
+    def swept(self, e: Entry) -> None:
+        self.done += 1
+        self.blocked += e.failed
+        self._show(f"{self.done}/{self.total} addresses swept, {self.blocked} failed")
+
+    def _show(self, text: str) -> None:
         if self.quiet:
             return
-        text = f"{self.done}/{self.total} targets measured, {self.blocked} blocked"
         if self.tty:
             self.stream.write(f"\r{text}")
             self.stream.flush()

@@ -165,7 +165,7 @@ def _host(host: str, allow_networks: Sequence[Network]) -> str:
     try:
         ip = ipaddress.ip_address(host)
     except ValueError:
-        return _domain(host)
+        return domain(host)
     # loopback and unspecified are never measured, whatever is allowed (--allow-network)
     if addresses.always_anomalous(host):
         raise ValueError(f"{host} is a loopback or unspecified address")
@@ -174,7 +174,8 @@ def _host(host: str, allow_networks: Sequence[Network]) -> str:
     return ip.compressed
 
 
-def _domain(host: str) -> str:
+def domain(host: str) -> str:
+    """Return ``host`` as a public host name (lower case, no final dot); ValueError otherwise."""
     try:
         name = dns.name.from_unicode(host.rstrip("."))
     except (dns.exception.DNSException, UnicodeError) as e:

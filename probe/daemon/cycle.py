@@ -18,15 +18,13 @@ from typing import Any
 
 from probe import logs, watchlist
 from probe.client import CollectorClient, CollectorRefused, CollectorUnavailable
+from probe.costs import DNS_BYTES, HTTP_BYTES, TCP_BYTES, TLS_BYTES
 from probe.daemon import identity
 from probe.daemon.spool import Spool, SpoolFull
 from probe.record import Measurement, Target
 from probe.runner import Runner, TargetSkipped
 
 WATCHLIST_CACHE = "watchlist.json"
-# What a target costs the line besides its body: DNS queries, TCP handshakes, TLS handshakes
-# (certificate chains of a few KiB), HTTP headers. Rough on purpose: the budget is a safety cap.
-DNS_BYTES, TCP_BYTES, TLS_BYTES, HTTP_BYTES = 512, 256, 6144, 2048
 
 
 def estimated_bytes(m: Measurement) -> int:
@@ -51,6 +49,7 @@ class CycleReport:
     not_stored: int = 0  # measured, but a full disk kept them out of the spool
     watchlist: str = ""
     outcome: str = "running"  # done, abandoned (past its deadline), interrupted, no_watchlist
+    sweep: str = "off"  # the census sweep's outcome (probe/daemon/sweeping.py), or off
     finished_at: str | None = None
 
 

@@ -14,6 +14,9 @@ the collector's commit and ours) means "send again". Refusals are sorted by what
   then nothing it takes later will count for long: a record it takes loses its strikes). A
   record refused ``quarantine_after`` times in a row with the same status is quarantined (moved
   aside, kept, counted, sent again by the next version of the probe), so the rest moves;
+- sweep documents (the census) leave after the records, at most ten a request, sorted the same
+  way; a sweep refused alone for good is dropped and counted (it is one cycle's look at some
+  addresses, which the next cycle renews), not quarantined;
 - 401 (the collector does not know our token) or a refused registration: retrying will not help
   and re-registering on our own could hide a collector that lost its database, so the records
   stay in the spool, an error is logged at every attempt (at the longest interval) and the
@@ -33,7 +36,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from probe.client import CollectorClient, CollectorRefused, CollectorUnavailable
+from probe.client import (
+    SWEEPS_PER_REQUEST,
+    CollectorClient,
+    CollectorRefused,
+    CollectorUnavailable,
+)
 from probe.daemon import identity
 from probe.daemon.spool import Spool, Spooled
 
@@ -130,6 +138,7 @@ class Delivery:
         # records refused alone -> (status, why): kept aside until the collector takes another
         # record, which says the refusal was about them and not about the collector's health
         self.suspects: dict[str, tuple[int, str]] = {}
+        self.sweep_limit = SWEEPS_PER_REQUEST
 
     async def _identity(self) -> identity.Identity:
         if self.identity is None:
@@ -206,10 +215,43 @@ class Delivery:
                 _log(logging.ERROR, "record quarantined", id=record_id, why=why, times=strikes)
         self.suspects.clear()
 
+    async def upload_sweeps_once(self) -> int:
+        """Submit the oldest sweep documents; return how many were delivered.
+
+        A refused request is halved down to one document; one refused alone (a 4xx other than
+        401) is dropped and counted; 5xx and network failures raise for a backoff.
+        """
+        batch = self.spool.peek_sweeps(self.sweep_limit)
+        if not batch:
+            return 0
+        ident = await self._identity()
+        docs = [_as_submitted(s, ident.probe_id) for s in batch]
+        try:
+            ack = await self.client.submit_sweeps(ident.token, docs)
+        except CollectorRefused as e:
+            if e.status == 401:
+                raise OperatorMustAct(f"the collector refuses our token ({e.why})") from None
+            if len(batch) > 1:
+                self.sweep_limit = max(1, len(batch) // 2)
+                return 0
+            self.spool.refuse_sweep(batch[0].id)
+            _log(logging.ERROR, "sweep refused, dropped", id=batch[0].id, why=str(e))
+            return 0
+        self.spool.acknowledge_sweeps([s.id for s in batch])
+        _log(logging.INFO, "sweeps delivered", sweeps=len(batch), inserted=ack.inserted)
+        self.sweep_limit = min(SWEEPS_PER_REQUEST, self.sweep_limit * 2)
+        return len(batch)
+
+    def waiting(self) -> int:
+        """Return how many records and sweep documents wait in the spool."""
+        return self.spool.depth() + self.spool.sweep_depth()
+
     async def drain(self) -> None:
         """Upload until the spool is empty; raise on the first failure that needs a wait."""
         while self.spool.depth():
             await self.upload_once()
+        while self.spool.sweep_depth():
+            await self.upload_sweeps_once()
         self.backoff.succeeded()
 
     async def try_register(self) -> None:
@@ -223,7 +265,7 @@ class Delivery:
         """Upload whenever records wait, backing off after failures, until ``stop`` is set."""
         while not stop.is_set():
             wake.clear()
-            if not self.spool.depth():
+            if not self.waiting():
                 await _either(stop, wake)
                 continue
             try:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from probe import __version__, logs
+from probe.census import Census
 from probe.client import CollectorClient, CollectorUnavailable
 from probe.config import ProbeConfig
 from probe.daemon import identity, status
@@ -33,6 +34,7 @@ from probe.daemon.schedule import (
     until_stopped,
 )
 from probe.daemon.spool import Spool
+from probe.daemon.sweeping import SweepStage
 from probe.flow import Flow
 from probe.output import Progress
 from probe.record import ProbeInfo
@@ -150,6 +152,9 @@ def _daemon(plan: Plan, spool: Spool, client: CollectorClient) -> Daemon:
         )
     control = client if _control_url(cfg) else None
     source = client if collector else None
+    sweeps = None
+    if collector is not None and cfg.census.enabled:
+        sweeps = SweepStage(Census.of(cfg), client, spool)
     about = {
         "collector": collector,
         "resolver": plan.probe.resolver,
@@ -173,6 +178,7 @@ def _daemon(plan: Plan, spool: Spool, client: CollectorClient) -> Daemon:
         target_timeout_seconds=cfg.timeouts.target,
         delivery=delivery,
         deadline_seconds=plan.cycle_deadline_seconds,
+        sweeps=sweeps,
     )
 
 
@@ -205,7 +211,9 @@ async def _once(daemon: Daemon, progress: Progress) -> tuple[int, str]:
     async def cycle_and_submit() -> None:
         if daemon.delivery is not None:
             await daemon.delivery.try_register()
-        reports.append(await daemon.cycle(progress.update, set_total))
+        reports.append(
+            await daemon.cycle(progress.update, set_total, progress.start_sweep, progress.swept)
+        )
         if daemon.delivery is not None:
             await daemon.delivery.drain()
 
@@ -222,11 +230,19 @@ async def _once(daemon: Daemon, progress: Progress) -> tuple[int, str]:
     where = "submitted" if daemon.delivery else "kept in the spool (no collector)"
     line = (
         f"{r.measured} of {r.targets} targets measured, {r.blocked} blocked, "
-        f"{r.skipped_budget} skipped (budget); records {where}"
+        f"{r.skipped_budget} skipped (budget){_swept(daemon)}; records {where}"
     )
     if r.not_stored:
         return 1, f"surblocage-probe: disk full: {r.not_stored} records not stored; {line}"
     return (0, line) if r.outcome == "done" else (1, f"surblocage-probe: cycle {r.outcome}; {line}")
+
+
+def _swept(daemon: Daemon) -> str:
+    s = daemon.heartbeat.last_sweep
+    if s is None:
+        return ""
+    skipped = s.skipped_budget + s.skipped_deadline
+    return f"; {s.addresses} addresses swept, {s.failures} failed, {skipped} skipped"
 
 
 def _kept(daemon: Daemon) -> str:

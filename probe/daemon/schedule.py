@@ -31,8 +31,10 @@ from probe.daemon import identity, textfile
 from probe.daemon.cycle import Cycle, CycleReport, WatchlistSource
 from probe.daemon.delivery import Delivery, sleep_unless
 from probe.daemon.spool import Spool
+from probe.daemon.sweeping import SweepReport, SweepStage
 from probe.record import Measurement, ProbeInfo
 from probe.runner import Runner
+from probe.sweep import Entry
 from probe.times import rfc3339
 
 HEARTBEAT_FILE = "heartbeat.json"
@@ -74,6 +76,7 @@ class Heartbeat:
         self.path, self.spool, self.about = path, spool, about
         self.textfile = textfile  # the metrics for node_exporter (probe/daemon/textfile.py)
         self.last_cycle: CycleReport | None = None
+        self.last_sweep: SweepReport | None = None  # the last cycle's sweep that ran
         self.state = "starting"
         self.next_cycle_at: str | None = None
 
@@ -86,6 +89,7 @@ class Heartbeat:
             "beat_at": rfc3339(time.time(), "seconds"),
             "next_cycle_at": self.next_cycle_at,
             "last_cycle": dataclasses.asdict(self.last_cycle) if self.last_cycle else None,
+            "last_sweep": dataclasses.asdict(self.last_sweep) if self.last_sweep else None,
             "spool": dataclasses.asdict(self.spool.stats()),
             **self.about,
         }
@@ -169,6 +173,7 @@ class Daemon:
     target_timeout_seconds: float
     delivery: Delivery | None = None
     deadline_seconds: float | None = None  # None: `cycle_deadline` of the watchlist's size
+    sweeps: SweepStage | None = None  # None: no census sweep (census.enabled false, --no-sweep)
     now: Callable[[], datetime.datetime] = _now
     rand: Callable[[], float] = random.random
 
@@ -185,6 +190,7 @@ class Daemon:
                 t0 = time.monotonic()
                 if not await until_stopped(self.cycle(on_record=lambda m: wake.set()), stop):
                     break
+                wake.set()  # the sweep's documents, spooled at the cycle's end
                 wait = max(0.0, delay - (time.monotonic() - t0))
                 self.heartbeat.write("idle", rfc3339(time.time() + wait, "seconds"))
                 logs.event("sleeping until the next cycle", seconds=round(wait, 1))
@@ -199,13 +205,19 @@ class Daemon:
         self,
         on_record: Callable[[Measurement], None] | None = None,
         on_targets: Callable[[int], None] | None = None,
+        on_sweep: Callable[[int], None] | None = None,
+        on_entry: Callable[[Entry], None] | None = None,
     ) -> CycleReport:
-        """Measure the watchlist once, every record into the spool; return what was done."""
+        """Measure the watchlist once, every record into the spool, then sweep the census's
+        addresses (when on), the documents into the spool; return what was done."""
         report = CycleReport(started_at=rfc3339(time.time(), "seconds"))
         self.heartbeat.last_cycle = report
         self.heartbeat.write("measuring")
+        t0 = time.monotonic()
         try:
             await self._measure(report, on_record, on_targets)
+            if self.sweeps is not None:
+                await self._sweep(report, t0, on_sweep, on_entry)
         except TimeoutError:
             report.outcome = "abandoned"
             logs.event("cycle abandoned: past its deadline", logging.ERROR)
@@ -239,6 +251,29 @@ class Daemon:
             cycle = Cycle(runner, self.spool, self.budget_bytes, on_record)
             await cycle.run(targets, dns_only, report)
         report.outcome = "done"
+
+    async def _sweep(
+        self,
+        report: CycleReport,
+        t0: float,
+        on_sweep: Callable[[int], None] | None,
+        on_entry: Callable[[Entry], None] | None,
+    ) -> None:
+        """Sweep within what the watchlist left of the cycle's bytes and (when set) deadline."""
+        assert self.sweeps is not None
+        deadline = None
+        if self.deadline_seconds is not None:
+            c = self.sweeps.census
+            slowest = c.tcp_timeout_seconds + 2 * c.tls_timeout_seconds
+            deadline = self.deadline_seconds - (time.monotonic() - t0) - slowest
+        self.heartbeat.write("sweeping")
+        budget = max(0, self.budget_bytes - report.bytes_estimated)
+        swept = await self.sweeps.run(self.probe(), budget, deadline, on_sweep, on_entry)
+        report.sweep = swept.outcome
+        report.bytes_estimated += swept.bytes_estimated
+        if swept.outcome in ("done", "not_stored"):
+            self.heartbeat.last_sweep = swept
+        logs.event("sweep " + swept.outcome, **dataclasses.asdict(swept))
 
     def probe(self) -> ProbeInfo:
         """The probe block of this cycle's records: the base one with the current probe id."""

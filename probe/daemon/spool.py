@@ -6,6 +6,10 @@ dropped and counted; a record the collector refuses for good is moved to the qua
 counted, and goes back into the outbox when another version of the probe opens the spool (the
 refusal may have been a bug of the version that measured it). The counters persist with the
 records, so `status` shows them after a restart.
+
+The census's sweep documents wait in a table of their own (``sweeps``): they go to another
+route, at most ten a request, are capped at SWEEPS_MAX, and one refused alone is dropped and
+counted rather than quarantined (the next cycle sweeps the same addresses again).
 """
 
 from __future__ import annotations
@@ -29,6 +33,9 @@ from probe.times import rfc3339
 
 SPOOL_FILE = "spool.db"
 QUARANTINE_MAX = 1000  # kept for an operator to look at; older ones go first
+# sweep documents waiting (docs/spec.md, "Sweeps"): two an hourly cycle at the default 2,000
+# addresses, so about two weeks of a collector away; the oldest go first, as records do
+SWEEPS_MAX = 720
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS records (
@@ -48,6 +55,11 @@ CREATE TABLE IF NOT EXISTS strikes (
     id TEXT PRIMARY KEY,
     status INTEGER NOT NULL,
     count INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS sweeps (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    spooled_at REAL NOT NULL,
+    body TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS facts (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
@@ -149,10 +161,60 @@ class Spool:
             self.unstored += 1
             raise SpoolFull(f"disk full: {self.unstored} records not stored") from None
 
+    def add_sweeps(self, docs: Sequence[tuple[str, str]]) -> int:
+        """Commit a cycle's sweep documents (id, JSON text) together; return how many old ones
+        the caps dropped. On a full disk, raise SpoolFull (nothing of the sweep is kept)."""
+        try:
+            with self._transaction() as db:
+                db.executemany(
+                    "INSERT OR IGNORE INTO sweeps (id, spooled_at, body) VALUES (?, ?, ?)",
+                    [(i, self.clock(), body) for i, body in docs],
+                )
+                return self._cap_sweeps(db)
+        except sqlite3.OperationalError as e:
+            if not disk_full(e):
+                raise
+            raise SpoolFull(f"disk full: a sweep of {len(docs)} documents not stored") from None
+
+    def _cap_sweeps(self, db: sqlite3.Connection) -> int:
+        cutoff = self.clock() - self.max_age_seconds
+        dropped = db.execute("DELETE FROM sweeps WHERE spooled_at < ?", (cutoff,)).rowcount
+        dropped += db.execute(
+            "DELETE FROM sweeps WHERE seq <= (SELECT MAX(seq) FROM sweeps) - ?", (SWEEPS_MAX,)
+        ).rowcount
+        self._count(db, "sweeps_dropped", dropped)
+        return int(dropped)
+
+    def peek_sweeps(self, limit: int) -> list[Spooled]:
+        """Return up to ``limit`` sweep documents, oldest first, without removing them."""
+        rows = self._db.execute(
+            "SELECT id, body FROM sweeps ORDER BY seq LIMIT ?", (limit,)
+        ).fetchall()
+        return [Spooled(i, b) for i, b in rows]
+
+    def acknowledge_sweeps(self, ids: Sequence[str]) -> None:
+        """Remove sweep documents the collector acknowledged."""
+        with self._full_disk_waits(), self._transaction() as db:
+            self._count(db, "sweeps_delivered", _delete(db, "sweeps", ids))
+            db.execute(
+                "INSERT OR REPLACE INTO facts (name, value) VALUES ('last_upload_at', ?)",
+                (rfc3339(self.clock(), "seconds"),),
+            )
+
+    def refuse_sweep(self, sweep_id: str) -> None:
+        """Drop a sweep document the collector refuses for good, counting it."""
+        with self._full_disk_waits(), self._transaction() as db:
+            self._count(db, "sweeps_refused", _delete(db, "sweeps", [sweep_id]))
+
+    def sweep_depth(self) -> int:
+        (n,) = self._db.execute("SELECT COUNT(*) FROM sweeps").fetchone()
+        return int(n)
+
     def prune(self) -> tuple[int, int]:
         """Drop what is past the caps now (age moves on while the collector is away)."""
         with self._full_disk_waits():
             with self._transaction() as db:
+                self._cap_sweeps(db)
                 return self._enforce_caps(db)
         return 0, 0
 

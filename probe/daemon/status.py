@@ -41,6 +41,7 @@ async def gather(cfg: ProbeConfig) -> dict[str, Any]:
         "network": await _network(cfg, (daemons or {}).get("network")),
         "resolver": beat.get("resolver") or cfg.dns.resolver or "the system's (/etc/resolv.conf)",
         "last_cycle": beat.get("last_cycle"),
+        "last_sweep": beat.get("last_sweep"),
         "spool": _spool(state_dir, beat),
         "collector": await _collector(cfg.collector.url),
     }
@@ -156,6 +157,7 @@ def render(s: dict[str, Any], now: datetime.datetime | None = None) -> str:
         ("network", _network_text(s["network"])),
         ("resolver tested", s["resolver"]),
         ("last cycle", _cycle_text(s["last_cycle"])),
+        ("last sweep", _sweep_text(s.get("last_sweep"))),
         ("spool", _spool_text(s["spool"])),
         ("last upload", (s["spool"] or {}).get("last_upload_at") or "never"),
         ("collector", _collector_text(s["collector"])),
@@ -208,6 +210,15 @@ def _cycle_text(c: dict[str, Any] | None) -> str:
     return text + (f", {c['skipped_budget']} skipped (budget)" if c["skipped_budget"] else "")
 
 
+def _sweep_text(w: dict[str, Any] | None) -> str:
+    if w is None:
+        return "none yet"
+    text = f"{w['at']}: {w['addresses']} addresses, {w['failures']} failed"
+    skipped = w["skipped_budget"] + w["skipped_deadline"]
+    text += f", {skipped} skipped (budget or deadline)" if skipped else ""
+    return text + (" (not stored: disk full)" if w["outcome"] == "not_stored" else "")
+
+
 def _spool_text(sp: dict[str, Any] | None) -> str:
     if sp is None:
         return "empty (no spool yet)"
@@ -221,6 +232,8 @@ def _spool_text(sp: dict[str, Any] | None) -> str:
     )
     if sp.get("not_stored"):
         text += f", {sp['not_stored']} measured but not stored (disk full)"
+    if sp.get("sweeps") or sp.get("sweeps_delivered"):
+        text += f"; {sp['sweeps']} sweep documents waiting, {sp['sweeps_delivered']} delivered"
     text += "" if sp["as_of"] == "now" else f" (as of {sp['as_of']})"
     note = sp.get("salvage")
     if note:

@@ -147,6 +147,7 @@ def test_status_before_anything_happened(tmp_path: Path, capsys: Any) -> None:
         "network:         decided by the collector from the address it sees (its ASN database)",
         "resolver tested: the system's (/etc/resolv.conf)",
         "last cycle:      none yet",
+        "last sweep:      none yet",
         "spool:           empty (no spool yet)",
         "last upload:     never",
         "collector:       none configured",
@@ -182,6 +183,7 @@ def test_status_text_of_a_busy_probe() -> None:
         "resolver tested: 192.168.1.1",
         "last cycle:      2026-11-28T19:59:00Z done: 40 targets, 38 measured, 3 blocked, "
         "2 skipped (budget)",
+        "last sweep:      none yet",
         "spool:           12 records waiting, 6 dropped (spool full 5, too old 1), 2 quarantined "
         "(1 kept), 900 delivered (as of 2026-11-28T20:00:00Z)",
         "last upload:     2026-11-28T19:59:30Z",
