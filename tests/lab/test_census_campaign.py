@@ -115,7 +115,7 @@ def load_index(world: dict[str, Any]) -> None:
     want = f"imported {len(targeted)} names ({new} new, {len(targeted) - new} updated)"
     assert want in said, f"expected {want!r} in {said!r}"
     run_collector(world, "domains", "resolve", "--db", db, "--resolver", lab.public_resolver,
-                  "--allow-network", lab.allow_network)  # fmt: skip
+                  "--qps", "1000", "--allow-network", lab.allow_network)  # fmt: skip
 
 
 def fetch(world: dict[str, Any], path: str) -> tuple[int, Any]:

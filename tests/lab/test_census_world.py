@@ -104,6 +104,15 @@ def test_every_shared_address_serves_its_names(world: Lab, role: str) -> None:
     assert reach(world, role, SHARED[0], other) == REACHED  # one certificate for every name
 
 
+def test_every_shared_address_answers_http(world: Lab) -> None:
+    for address in SHARED:
+        name = next(d.name for d in DOMAINS if d.addresses == (address,))
+        seen = world.run("probe_b1", rawclient.walk, f"http://{name}/", world.resolver("b"), None)
+        assert (seen.step, seen.status, seen.addresses) == (None, 200, [address]), seen
+        assert seen.hops[0].headers["x-lab-server"] == address
+        assert f"hello from {name}".encode() in seen.hops[0].body
+
+
 def test_isp_a_drops_three_addresses_and_resets_one(world: Lab) -> None:
     for role in ("probe_a1", "probe_a2"):
         for address in A_DROP:
