@@ -222,6 +222,11 @@ def test_census_campaign(campaign: dict[str, Any]) -> None:
     published = {a["ip"] for a in get(world, "/api/v1/addresses")["addresses"]}
     missing = sorted(set(SHARED) - published, key=lambda ip: int(ip.split(".")[-1]))
     assert not missing, f"shared addresses not published to probes: {missing}"
+    for ip in (SHARED[-1], DOWN):  # the index alone, before any sweep: names, no network
+        body = get(world, f"/api/v1/census/addresses/{ip}?limit=1000")
+        names = sorted(d["name"] for d in body["domains"])
+        want = sorted(d.name for d in census_world.behind([ip]))
+        assert (names, body["networks"]) == (want, []), f"{ip}: {show(body)}\nexpected {want}"
 
     cycle(world)
     cycle(world)  # ISP c's order holds for two cycles
