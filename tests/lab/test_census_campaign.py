@@ -9,7 +9,7 @@ import` (the ranked list, then the intended one with --intended) and `domains re
 the lab's public resolver. Every expected count is computed from the zone data, and a failure
 prints what the census answered next to what was expected.
 
-Run (as root, serialised with the other lab users):
+Run (as root, serialised with the other lab users; about 90 s: the lab 17 s, three cycles):
 flock /tmp/surblocage-lab.lock .venv/bin/python -m pytest -q -x tests/lab/test_census_campaign.py
 """
 
