@@ -3,8 +3,9 @@
 ISP number k (0 for "a", 1 for "b", ...) owns three /24s: 10.200.{10k+1}.0/24 is its probe LAN
 (router and resolver on .1, probes from .2), 10.200.{10k+2}.0/24 its uplink to the internet ns
 (router .1, internet .2), and its block-page host is 10.200.9.{10k+9} on the router's lo. The
-"internet" ns holds the web and DNS hosts (10.200.3.x), the collector (10.200.4.1) and routes
-back to every ISP. IPv6 mirrors it inside fd00:200::/48: 10.200.N.0/24 -> fd00:200:0:N::/64.
+"internet" ns holds the web and DNS hosts (10.200.3.x), the census's shared addresses
+(10.200.6.x, tests/lab/census_world.py), the collector (10.200.4.1) and routes back to every ISP.
+IPv6 mirrors it inside fd00:200::/48: 10.200.N.0/24 -> fd00:200:0:N::/64.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ NETWORK = "10.200.0.0/16"  # give the probe --allow-network this, or it treats t
 NETWORK6 = "fd00:200::/48"
 AUTH_DNS = "10.200.3.53"  # authoritative for every lab name
 PUBLIC_RESOLVER = "10.200.3.8"  # an honest recursive resolver outside any ISP (a "Google")
+CENSUS_NET = "10.200.6.0/24"  # the collateral census's shared hosting addresses (internet ns)
 COLLECTOR = "10.200.4.1"  # where the collector / control listens (internet ns, lo)
 COLLECTOR_PORT = 8080
 # nothing ever listens on port 9 of the collector's address: a control that refuses at once

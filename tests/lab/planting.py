@@ -16,7 +16,11 @@ from tests.lab.plan import BENCH_SUFFIX, CDN, OK_NAME
 from tests.lab.processes import LabError
 from tests.lab.technique import BLOCKPAGE, IspSpec, Name, Rule, Technique
 
-INTERNET = (ipaddress.ip_network("10.200.3.0/24"), ipaddress.ip_network("fd00:200:0:3::/64"))
+INTERNET = (
+    ipaddress.ip_network("10.200.3.0/24"),
+    ipaddress.ip_network("fd00:200:0:3::/64"),
+    ipaddress.ip_network(addressing.CENSUS_NET),
+)
 BLOCK_BODY = "BLOCKED by ISP {isp}: access to {host} is restricted by court order."
 
 

@@ -162,6 +162,30 @@ async def _hop(
         return _stopped(seen, step, failures.classify(e))
 
 
+async def reach(
+    address: str, sni: str | None, ca_file: str | None, timeouts: Timeouts = DEFAULT,
+    port: int = 443, verify: bool = True,
+) -> tuple[str | None, str | None]:  # fmt: skip
+    """Connect to ``address`` and, with an SNI, complete a TLS handshake naming it (verified
+    against ``ca_file`` unless ``verify`` is false, as a census sweep does not verify); return
+    (None, None), or the step that failed ("tcp" or "tls") and its failure string."""
+    step = "tcp"
+    try:
+        _, writer = await asyncio.wait_for(asyncio.open_connection(address, port), timeouts.connect)
+        try:
+            if sni is not None:
+                step = "tls"
+                ctx = client_context(ca_file)
+                if not verify:
+                    ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+                await asyncio.wait_for(writer.start_tls(ctx, server_hostname=sni), timeouts.tls)
+        finally:
+            await close(writer)
+    except (OSError, TimeoutError, ssl.SSLError) as e:
+        return step, failures.classify(e)
+    return None, None
+
+
 async def close(writer: asyncio.StreamWriter) -> None:
     """Close at once: a TLS close waits for the peer's close_notify (up to 30 s), and a socket
     still open when the thread's event loop ends is a ResourceWarning (an error under pytest)."""
