@@ -23,14 +23,14 @@ from collector import control as control_mod
 from collector import dashboard, handlers, ingest, peers, signatures
 from collector.asn import AsnDatabase
 from collector.auth import RateLimiter
-from collector.census import refresh as census_refresh
 from collector.census import judgement as census_judgement
+from collector.census import queries as census_queries
+from collector.census import reads as census_reads
+from collector.census import refresh as census_refresh
 from collector.census import routes as census_routes
 from collector.census import vantage as census_vantage
 from collector.census.background import AddressJudge
 from collector.census.targets import TargetCache
-from collector.census import queries as census_queries
-from collector.census import reads as census_reads
 from collector.config import CollectorConfig
 from collector.control import ControlTarget, ControlVantage
 from collector.judge import Findings, Judge, refresh_metrics

@@ -220,7 +220,6 @@ async def store_call(state: Any, fn: Any, *args: Any) -> Any:
         raise Problem(503, "the database is unavailable; try again later") from None
 
 
-store_call = _store_call  # for the route modules beside this one (collector/census/reads.py)
 
 
 async def post_probes(request: web.Request) -> web.Response:

@@ -270,6 +270,8 @@ def _census_probes() -> dict[str, Any]:
         ),
     )
     return {"/api/v1/addresses": targets, "/api/v1/sweeps": sweeps}
+
+
 def _census() -> dict[str, Any]:
     bad = _errors(_400="a parameter at fault, named", _503="the database is unavailable")
     ip = {

@@ -66,7 +66,7 @@ async def post_sweeps(request: web.Request) -> web.Response:
         state.metrics.reject("auth" if e.status == 403 else "schema")
         return handlers.error(e.status, e.message)
     with state.metrics.time_store("insert_batch"):
-        new = await handlers._store_call(state, state.store.write, sweeps.store, found)
+        new = await handlers.store_call(state, state.store.write, sweeps.store, found)
     for r in found:
         if r.id in new:
             state.metrics.sweep_ingested(r.network, r.entries)

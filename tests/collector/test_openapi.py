@@ -167,6 +167,8 @@ async def limited_sweeps(s: Stage) -> tuple[int, str, bytes]:
 Scenario = Callable[[Stage], Awaitable[tuple[int, str, bytes]]]
 EVIDENCE = "/api/v1/flags/{flag_id}/evidence"
 ADDRESSES, SWEEPS = "/api/v1/addresses", "/api/v1/sweeps"
+
+
 async def ask_census(path: str, status: str, s: Stage) -> tuple[int, str, bytes]:
     """A census read: answered (200), with an unknown parameter (400), or the database down."""
     if status == "400":
