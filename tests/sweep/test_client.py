@@ -14,15 +14,10 @@ from tests.support.census_collector import TOKEN, CensusCollector, serving
 
 def big_list(n: int) -> dict[str, Any]:
     items = [
-        {
-            "ip": f"8.{i // 65536}.{i // 256 % 256}.{i % 256}",
-            "port": 443,
-            "sni": f"name-{i}.example",
-            "reasons": ["shared"],
-            "domains": i,
-        }
+        {"ip": f"8.{i // 65536}.{i // 256 % 256}.{i % 256}", "port": 443,
+         "sni": f"name-{i}.example", "reasons": ["shared"], "domains": i}
         for i in range(n)
-    ]
+    ]  # fmt: skip
     return {"addresses": items, "generated_at": "2026-12-06T04:00:00Z"}
 
 
