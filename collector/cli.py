@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from collector import app as app_mod
-from collector import config, export, export_flags, handlers, peers
+from collector import config, export, export_flags, export_ooni, handlers, peers
 from collector.store import MeasurementQuery, StoreUnavailable, filters
 from probe import __version__, logs
 from probe.settings import Parser, UsageError, add_off_switch, overrides_from
@@ -74,15 +74,22 @@ def _export_parser(sub: Any) -> None:
     ex = sub.add_parser(
         "export",
         help="write stored measurements or flags as JSON Lines, CSV or Parquet",
-        description="Write every measurement matching the filters, in (started_at, id) order, "
-        "or with --what flags every flag, latest seen first. Filters are those of "
+        description="Write every measurement matching the filters, in (started_at, id) order "
+        "(--order desc: the reverse), or with --what flags every flag, latest seen first. "
+        "--since and --until take RFC 3339 times or dates (YYYY-MM-DD: that day at 00:00 UTC; "
+        "--until excludes it). Filters are those of "
         "GET /api/v1/measurements, or of GET /api/v1/flags with --what flags.",
     )
     _common(ex)
     ex.add_argument(
         "--what", choices=tuple(NOUNS), default="measurements", help="default measurements"
     )
-    ex.add_argument("--format", choices=export.FORMATS, default="jsonl", help="default jsonl")
+    ex.add_argument(
+        "--format",
+        choices=export.FORMATS,
+        default="jsonl",
+        help="default jsonl; ooni: one OONI web_connectivity measurement a line (measurements)",
+    )
     ex.add_argument(
         "--output", "-o", metavar="FILE", default="-", help="file to write, or - (stdout)"
     )
@@ -268,6 +275,8 @@ def _judged_flags(db: Any, chosen: dict[str, Any], policy: Any) -> list[dict[str
 
 def cmd_export(args: argparse.Namespace) -> int:
     cfg = load_config(args)
+    if args.format == "ooni" and args.what != "measurements":
+        raise UsageError("argument --format: ooni is for --what measurements only")
     read = _export_reader(args, cfg)
     if args.format == "parquet":
         try:
@@ -308,7 +317,7 @@ def _write_export(items: Any, what: str, fmt: str, output: str) -> int:
 
 
 def _write(items: Any, what: str, fmt: str, out: Any, progress: Any) -> int:
-    layout = export_flags.LAYOUT if what == "flags" else export.MEASUREMENTS
+    layout = export_flags.LAYOUT if what == "flags" else export_ooni.LAYOUT
     if fmt == "parquet":
         return export.write_parquet(items, out, progress, layout)
     return export.write_text(items, fmt, out, progress, layout)

@@ -120,7 +120,8 @@ def query_collateral(conn: sa.Connection, **chosen: Any) -> list[dict[str, Any]]
     An address counts while a flag of that network is open at the address level (tcp_ip, tls)
     for a service the control resolves to it, and a record has shown the address blocked since
     that flag opened. ``chosen`` filters the networks (``filters.COLLATERAL_FILTERS``: asn,
-    network); raise ValueError naming a bad one.
+    network) and ``order`` sorts them (desc, the default: most services first; asc: the exact
+    reverse); raise ValueError naming a bad one.
     """
     open_flags = _open_address_flags(conn, chosen)
     if not open_flags:
@@ -136,7 +137,10 @@ def query_collateral(conn: sa.Connection, **chosen: Any) -> list[dict[str, Any]]
         if (r.network_key, r.ip) in since and r.last_seen >= since[(r.network_key, r.ip)]
     ]
     behind = _services_on(conn, {b.ip for b in found})
-    return [_collateral_item(r) for r in collateral.collateral(found, behind)]
+    rows = collateral.collateral(found, behind)  # most services first: "desc"
+    if not filters.descending(chosen, "desc"):
+        rows.reverse()
+    return [_collateral_item(r) for r in rows]
 
 
 def _open_address_flags(
