@@ -23,16 +23,27 @@ ALLOW_HEADERS = "Accept, Accept-Language, Content-Language, If-None-Match"
 MAX_AGE_SECONDS = 600
 
 
+def public_path(canonical: str) -> bool:
+    """Whether a route's path (its pattern) is one of the public reads."""
+    return canonical.startswith(PUBLIC_PREFIX) and canonical not in PRIVATE
+
+
 def public_read(request: web.Request) -> bool:
-    """Whether the route matched serves public data to GET."""
+    """Whether the request is a GET or HEAD of a public read route."""
     route = request.match_info.route
-    canonical = route.resource.canonical if route.resource is not None else ""
-    if not canonical.startswith(PUBLIC_PREFIX) or canonical in PRIVATE:
+    if request.method not in READS or route.method not in READS or route.resource is None:
         return False
-    if route.method in READS:
-        return True
-    allowed: set[str] = getattr(request.match_info.http_exception, "allowed_methods", set())
-    return "GET" in allowed  # another method on a GET route (the preflight's OPTIONS)
+    return public_path(route.resource.canonical)
+
+
+async def preflight_of_public_read(request: web.Request) -> bool:
+    """Whether an OPTIONS request is for a public read route that answers GET (the router
+    matched none: OPTIONS is not one of its methods, so ask each resource for the path)."""
+    for resource in request.app.router.resources():
+        found, allowed = await resource.resolve(request)
+        if found is None and "GET" in allowed:
+            return public_path(resource.canonical)
+    return False
 
 
 class Cors:
@@ -54,29 +65,27 @@ class Cors:
     async def preflight(self, request: web.Request, handler: Any) -> web.StreamResponse:
         """Answer a preflight for a public read from an allowed origin; pass the rest on (an
         OPTIONS otherwise stays the 405 it was)."""
-        if request.method == "OPTIONS" and public_read(request):
-            allowed = self.allow(request.headers.get("Origin"))
-            if (
-                allowed is not None
-                and request.headers.get("Access-Control-Request-Method") in READS
-            ):
+        allowed = self.allow(request.headers.get("Origin"))
+        asked = request.headers.get("Access-Control-Request-Method")
+        if request.method == "OPTIONS" and allowed is not None and asked in READS:
+            if await preflight_of_public_read(request):
                 response = web.Response(status=204)
                 response.headers["Access-Control-Allow-Methods"] = ALLOW_METHODS
                 response.headers["Access-Control-Allow-Headers"] = ALLOW_HEADERS
                 response.headers["Access-Control-Max-Age"] = str(MAX_AGE_SECONDS)
-                return response  # marked by on_prepare, as every answer
+                self._mark(response, allowed)
+                return response
         return await handler(request)
 
     async def on_prepare(self, request: web.Request, response: web.StreamResponse) -> None:
         """Mark a public read's answer (a streamed one too, an error too) just before its
         headers leave: the allowed origin, and Vary: Origin."""
-        if not (self.any or self.origins) or not public_read(request):
-            return
-        preflight = request.method == "OPTIONS" and response.status == 204
-        if request.method not in READS and not preflight:
-            return
+        if (self.any or self.origins) and public_read(request):
+            self._mark(response, self.allow(request.headers.get("Origin")))
+
+    @staticmethod
+    def _mark(response: web.StreamResponse, allowed: str | None) -> None:
         # the answer depends on Origin: a shared cache must not give one origin's to another
         response.headers.add("Vary", "Origin")
-        allowed = self.allow(request.headers.get("Origin"))
         if allowed is not None:
             response.headers["Access-Control-Allow-Origin"] = allowed
