@@ -17,7 +17,7 @@ import ipaddress
 from typing import Any
 
 from collector import export
-from probe import kinds
+from probe import failures, kinds
 from probe.times import parse_rfc3339
 
 TEST_NAME = "web_connectivity"
@@ -67,6 +67,15 @@ def _resolver_address(resolver: Any) -> str | None:
     return endpoint(host, port)
 
 
+def _resolver_host(resolver: Any) -> str | None:
+    if not isinstance(resolver, str):
+        return None
+    try:
+        return kinds.parse_resolver(resolver)[0]
+    except ValueError:
+        return resolver
+
+
 def _answers(query: dict[str, Any]) -> list[dict[str, Any]]:
     """df-002 answers: the CNAME chain, then the addresses (we keep no TTL: null)."""
     out: list[dict[str, Any]] = [
@@ -91,7 +100,7 @@ def queries(item: dict[str, Any]) -> list[dict[str, Any]]:
             "hostname": q.get("name") or domain,
             "query_type": q.get("qtype"),
             "answers": _answers(q),
-            "failure": q.get("failure"),
+            "failure": failures.as_ooni_probe(q.get("failure")),
             "engine": q.get("transport") or "udp",
             "resolver_address": _resolver_address(q.get("resolver")),
             "resolver_hostname": None,
@@ -139,7 +148,27 @@ def tls_handshakes(item: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _request(url: Any) -> dict[str, Any]:
-    return {"url": url, "method": "GET", "headers": {}, "body": None, "tor": {"is_tor": False}}
+    """A request as df-001 writes it; the headers we sent are not kept in the record."""
+    return {
+        "url": url,
+        "method": "GET",
+        "headers": {},
+        "headers_list": [],
+        "body": "",
+        "body_is_truncated": False,
+        "tor": {"is_tor": False, "exit_ip": None, "exit_name": None},
+    }
+
+
+def _response(code: Any, headers: dict[str, Any], body: str | None, cut: bool) -> dict[str, Any]:
+    """A response as df-001 writes it: headers as a map and as a list of pairs."""
+    return {
+        "code": code,
+        "headers": headers,
+        "headers_list": [[k, v] for k, v in headers.items()],
+        "body": body,
+        "body_is_truncated": cut,
+    }
 
 
 def requests(item: dict[str, Any]) -> list[dict[str, Any]]:
@@ -152,13 +181,8 @@ def requests(item: dict[str, Any]) -> list[dict[str, Any]]:
     final_response = None
     if http.get("status") is not None:
         length = http.get("body_length") or 0
-        final_response = {
-            "code": http.get("status"),
-            "headers": dict(http.get("headers") or {}),
-            "body": head,
-            "body_is_truncated": head is not None
-            and (bool(http.get("body_truncated")) or len(head.encode()) < length),
-        }
+        cut = head is not None and (bool(http.get("body_truncated")) or len(head.encode()) < length)
+        final_response = _response(http.get("status"), dict(http.get("headers") or {}), head, cut)
     out = [
         {
             "request": _request(http.get("url")),
@@ -167,11 +191,7 @@ def requests(item: dict[str, Any]) -> list[dict[str, Any]]:
         }
     ]
     for hop in reversed(http.get("redirects") or []):
-        response = {
-            "code": hop.get("status"),
-            "headers": {"Location": hop.get("location")},
-            "body": None,
-        }
+        response = _response(hop.get("status"), {"Location": hop.get("location")}, None, False)
         out.append({"request": _request(hop.get("url")), "response": response, "failure": None})
     return out
 
@@ -206,13 +226,18 @@ def control(item: dict[str, Any]) -> dict[str, Any]:
             for t in c.get("tls") or ()
         },
         "http_request": {
-            "status_code": http.get("status", -1) if http else -1,
-            "body_length": http.get("body_length", -1) if http else -1,
+            # the test helper says -1 for what it could not get (ts-017); our control keeps no page
+            "status_code": _count_or_minus_one(http.get("status")),
+            "body_length": _count_or_minus_one(http.get("body_length")),
             "title": http.get("title") or "",
             "headers": dict(http.get("headers") or {}),
             "failure": http.get("failure") if http else c.get("failure"),
         },
     }
+
+
+def _count_or_minus_one(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else -1
 
 
 def _start(item: dict[str, Any]) -> datetime.datetime:
@@ -266,7 +291,8 @@ def measurement(item: dict[str, Any]) -> dict[str, Any]:
             "requests": requests(item),
             "control": control(item),
             "control_failure": (item.get("control") or {}).get("failure"),
-            "dns_experiment_failure": export.dns_failure(item),
+            "dns_experiment_failure": failures.as_ooni_probe(export.dns_failure(item)),
+            "client_resolver": _resolver_host(probe.get("resolver")),
             "http_experiment_failure": (http or {}).get("failure"),
             "dns_consistency": _dns_consistency(verdict),
             "blocking": blocking,
