@@ -1,7 +1,8 @@
 """Times as records, logs and the API spell them: RFC 3339, and durations in milliseconds.
 
-Parsed times need a zone ("Z" or an offset); formatted times are UTC with a Z; step durations
-come from a monotonic clock (time.perf_counter). Standard library only.
+Parsed times need a zone ("Z" or an offset), except a query's date alone (YYYY-MM-DD: that day
+at 00:00 UTC); formatted times are UTC with a Z; step durations come from a monotonic clock
+(time.perf_counter). Standard library only.
 """
 
 from __future__ import annotations

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import datetime
 import json
+import pathlib
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
-from collector import export
+from collector import cli, export
 from collector.config import ConfigError, load_config
 from collector.judge import Findings
 from probe import record as rec
@@ -107,6 +108,18 @@ async def test_flags_and_collateral_asc_are_the_exact_reverse_of_the_default(db_
         assert rows == [("Free", 3), ("SFR", 3)]
         assert descending["addresses"] == default["addresses"]
         assert ascending["addresses"] == default["addresses"][::-1]
+
+
+async def test_the_export_command_takes_order_and_dates(
+    filled: Collector, db_url: str, tmp_path: pathlib.Path
+) -> None:
+    out = tmp_path / "out.jsonl"
+    argv = ["export", "--db", db_url, "--order", "desc", "--since", "2026-03-02", "-o", str(out)]
+    assert cli.main(argv) == 0
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert ids(lines) == ids(await filled.query_all(since="2026-03-02T00:00:00Z"))[::-1]
+    assert len(lines) == 7
+    assert cli.main(["export", "--db", db_url, "--order", "up"]) == 2
 
 
 # --- dates ---------------------------------------------------------------------------------
