@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import functools
 import ipaddress
 from typing import Any
 
@@ -57,6 +58,7 @@ def endpoint(ip: str, port: int | None) -> str:
     return f"{host}:{port}"
 
 
+@functools.lru_cache(maxsize=1024)  # a few resolvers, thousands of queries
 def _resolver_address(resolver: Any) -> str | None:
     if not isinstance(resolver, str):
         return None
@@ -67,6 +69,7 @@ def _resolver_address(resolver: Any) -> str | None:
     return endpoint(host, port)
 
 
+@functools.lru_cache(maxsize=1024)
 def _resolver_host(resolver: Any) -> str | None:
     if not isinstance(resolver, str):
         return None
@@ -76,6 +79,17 @@ def _resolver_host(resolver: Any) -> str | None:
         return resolver
 
 
+@functools.lru_cache(maxsize=65_536)  # the services' addresses recur in every record
+def _answer_key(address: str) -> tuple[str, str] | None:
+    """("A", "ipv4") or ("AAAA", "ipv6") for an address; None for a text that is none (a
+    record's answers are whatever the probe sent)."""
+    try:
+        version = ipaddress.ip_address(address).version
+    except ValueError:
+        return None
+    return ("A", "ipv4") if version == 4 else ("AAAA", "ipv6")
+
+
 def _answers(query: dict[str, Any]) -> list[dict[str, Any]]:
     """df-002 answers: the CNAME chain, then the addresses (we keep no TTL: null)."""
     out: list[dict[str, Any]] = [
@@ -83,12 +97,9 @@ def _answers(query: dict[str, Any]) -> list[dict[str, Any]]:
         for name in query.get("cnames") or ()
     ]
     for address in query.get("answers") or ():
-        try:
-            version = ipaddress.ip_address(address).version
-        except ValueError:
-            continue
-        kind, key = ("A", "ipv4") if version == 4 else ("AAAA", "ipv6")
-        out.append({"answer_type": kind, key: address, "ttl": None})
+        found = _answer_key(address) if isinstance(address, str) else None
+        if found is not None:
+            out.append({"answer_type": found[0], found[1]: address, "ttl": None})
     return out
 
 
@@ -255,6 +266,7 @@ def measurement(item: dict[str, Any]) -> dict[str, Any]:
     probe, target = item.get("probe") or {}, item.get("target") or {}
     verdict = item.get("verdict") or {}
     start = _start(item)
+    started = start.strftime("%Y-%m-%d %H:%M:%S")
     uid = str(item["id"]).replace("-", "")
     asn, cc = probe.get("asn"), probe.get("cc") or "ZZ"
     software, _, version = str(probe.get("software") or "surblocage/").partition("/")
@@ -270,8 +282,8 @@ def measurement(item: dict[str, Any]) -> dict[str, Any]:
         },
         "data_format_version": DATA_FORMAT_VERSION,
         "input": target.get("url"),
-        "measurement_start_time": start.strftime("%Y-%m-%d %H:%M:%S"),
-        "test_start_time": start.strftime("%Y-%m-%d %H:%M:%S"),
+        "measurement_start_time": started,
+        "test_start_time": started,
         "measurement_uid": f"{start:%Y%m%d%H%M%S.%f}_{cc}_{TEST_NAME}_{uid}",
         "report_id": f"{start:%Y%m%dT%H%M%SZ}_webconnectivity_{cc}_{asn or 0}_n1_{uid}",
         "probe_asn": f"AS{asn or 0}",
