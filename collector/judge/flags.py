@@ -134,7 +134,7 @@ def query(
     conditions = filters.where(filters.FLAG_FILTERS, flags.c, locals())  # the keywords
     latest_first = (flags.c.last_seen.desc(), flags.c.id)
     earliest_first = (flags.c.last_seen, flags.c.id.desc())
-    sort = latest_first if filters.descending(locals(), "desc") else earliest_first
+    sort = latest_first if filters.descending({"order": order}, "desc") else earliest_first
     stmt = sa.select(flags).where(*conditions).order_by(*sort)
     return [_flag_item(row) for row in conn.execute(stmt)]
 
