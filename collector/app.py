@@ -20,7 +20,7 @@ import prometheus_client
 from aiohttp import web
 
 from collector import control as control_mod
-from collector import dashboard, handlers, ingest, peers, signatures
+from collector import cors, dashboard, handlers, ingest, peers, signatures
 from collector.asn import AsnDatabase
 from collector.auth import RateLimiter
 from collector.census import judgement as census_judgement
@@ -306,13 +306,21 @@ def build_app(
     if cfg.watchlist:
         state.watchlist = watchlist_mod.load_watchlist(cfg.watchlist)
         state.watchlist_doc = watchlist_mod.watchlist_to_dict(state.watchlist)
+    sharing = cors.Cors(cfg.cors_origins)
     app = web.Application(
-        middlewares=[state.guard.middleware, state.inflight.middleware, access_log, json_errors],
+        middlewares=[
+            state.guard.middleware, state.inflight.middleware, access_log, sharing.preflight,
+            json_errors,
+        ],
         client_max_size=cfg.max_body_bytes,
-    )
+    )  # fmt: skip
+    app.on_response_prepare.append(sharing.on_prepare)
     app[handlers.STATE] = state
     for method, path, handler in ROUTES:
-        app.router.add_route(method, path, handler)
+        if method == "GET":  # and HEAD (RFC 9110, 9.3.2): the same answer without its body
+            app.router.add_get(path, handler, allow_head=True)
+        else:
+            app.router.add_route(method, path, handler)
     if store is not None:
         state.findings = Findings(store, flag_policy(cfg))
         verify = functools.partial(_verify_service, state)

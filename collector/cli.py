@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from collector import app as app_mod
-from collector import config, export, export_census, export_flags, handlers, peers
+from collector import config, export, export_census, export_flags, export_ooni, handlers, peers
 from collector.store import MeasurementQuery, StoreUnavailable, filters
 from probe import __version__, logs
 from probe.settings import Parser, UsageError, add_off_switch, overrides_from
@@ -124,17 +124,23 @@ def _export_parser(sub: Any) -> None:
     ex = sub.add_parser(
         "export",
         help="write stored measurements, flags or the census as JSON Lines, CSV or Parquet",
-        description="Write every measurement matching the filters, in (started_at, id) order, "
-        "or with --what flags every flag, latest seen first, or with --what census one row a "
-        "(network, blocked address, domain). Filters are those of GET /api/v1/measurements, "
-        "of GET /api/v1/flags with --what flags, of GET /api/v1/census/addresses with "
-        "--what census.",
+        description="Write every measurement matching the filters, in (started_at, id) order "
+        "(--order desc: the reverse), or with --what flags every flag, latest seen first, or with "
+        "--what census one row a (network, blocked address, domain). --since and --until take "
+        "RFC 3339 times or dates (YYYY-MM-DD: that day at 00:00 UTC; --until excludes it). "
+        "Filters are those of GET /api/v1/measurements, of GET /api/v1/flags with --what flags, "
+        "of GET /api/v1/census/addresses with --what census.",
     )
     _common(ex)
     ex.add_argument(
         "--what", choices=tuple(NOUNS), default="measurements", help="default measurements"
     )
-    ex.add_argument("--format", choices=export.FORMATS, default="jsonl", help="default jsonl")
+    ex.add_argument(
+        "--format",
+        choices=export.FORMATS,
+        default="jsonl",
+        help="default jsonl; ooni: one OONI web_connectivity measurement a line (measurements)",
+    )
     ex.add_argument(
         "--output", "-o", metavar="FILE", default="-", help="file to write, or - (stdout)"
     )
@@ -150,7 +156,7 @@ FILTERS_OF = {
     "flags": filters.FLAG_FILTERS,
     "census": filters.CENSUS_ADDRESS_FILTERS,
 }
-LAYOUTS = {"measurements": export.MEASUREMENTS, "flags": export_flags.LAYOUT,
+LAYOUTS = {"measurements": export_ooni.LAYOUT, "flags": export_flags.LAYOUT,
            "census": export_census.LAYOUT}  # fmt: skip
 EXPORT_FILTERS = filters.names(filters.MEASUREMENT_FILTERS)
 
@@ -331,6 +337,8 @@ def _judged_flags(db: Any, chosen: dict[str, Any], policy: Any) -> list[dict[str
 
 def cmd_export(args: argparse.Namespace) -> int:
     cfg = load_config(args)
+    if args.format == "ooni" and args.what != "measurements":
+        raise UsageError("argument --format: ooni is for --what measurements only")
     read = _export_reader(args, cfg)
     if args.format == "parquet":
         try:

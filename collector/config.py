@@ -8,6 +8,7 @@ the file; command-line options arrive as dotted-key overrides and win over both.
 
 from __future__ import annotations
 
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -52,6 +53,7 @@ class CollectorConfig:
     max_registration_bytes: int = 4096
     max_control_bytes: int = 64 * 1024
     trusted_proxies: tuple[str, ...] = ()
+    cors_origins: tuple[str, ...] = ()
     token_ttl_seconds: float = 30 * 24 * 3600
     token_grace_seconds: float = 24 * 3600
     silent_after_seconds: float = 2 * 3600
@@ -101,6 +103,43 @@ def _networks(value: Any) -> tuple[str, ...]:
     return tuple(str(n) for n in kinds.networks(value, strict=False))
 
 
+def _origin(value: Any) -> str:
+    """One web origin as browsers send it (RFC 6454): scheme://host[:port], nothing after; or *."""
+    origin = kinds.text(value)
+    if origin == "*":
+        return origin
+    try:
+        parts = urllib.parse.urlsplit(origin)
+        port = parts.port
+    except ValueError:
+        parts, port = None, None
+    if (
+        parts is None
+        or parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or port == 0
+        or parts.path
+        or parts.query
+        or parts.fragment
+        or "@" in parts.netloc
+        or origin != origin.lower()
+    ):
+        raise ValueError(f"must be * or an origin like https://example.org[:port], got {value!r}")
+    return origin
+
+
+def _origins(value: Any) -> tuple[str, ...]:
+    """A list of origins (or one)."""
+    items = value if isinstance(value, list) else [value]
+    out = []
+    for i, item in enumerate(items):
+        try:
+            out.append(_origin(item))
+        except ValueError as e:
+            raise kinds.Invalid(str(e), f"[{i}]") from None
+    return tuple(out)
+
+
 _count = kinds.number(1, whole=True)
 
 KEYS = settings.Table(
@@ -133,6 +172,7 @@ KEYS = settings.Table(
         Key("server.max_connections", _count, attr="max_connections"),
         Key("server.max_connections_per_client", _count, attr="max_connections_per_client"),
         Key("server.trusted_proxies", _networks, attr="trusted_proxies"),
+        Key("api.cors_origins", _origins, attr="cors_origins"),
         Key("limits.max_registration_bytes", _count, attr="max_registration_bytes"),
         Key("limits.max_control_bytes", _count, attr="max_control_bytes"),
         Key("limits.max_body_bytes", _count, attr="max_body_bytes"),

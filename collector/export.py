@@ -1,6 +1,7 @@
 """Stored measurements out as JSON Lines, CSV or Parquet, chunk by chunk (constant memory).
 
-Contract: records arrive from ``Store.iter_measurements`` in (started_at, id) order and leave in
+Contract: records arrive from ``Store.iter_measurements`` in (started_at, id) order (or its
+reverse, with ``order=desc``) and leave in
 chunks, so memory does not grow with the export; CSV has the fixed columns ``COLUMNS`` (one
 definition: name, how it is read, Parquet type); Parquet has the same columns, typed, plus
 ``record`` (the whole stored record as JSON). The writers take another ``Layout`` as a
@@ -19,15 +20,23 @@ from typing import IO, Any
 
 import msgspec
 
+from probe import verdict
 from probe.times import parse_rfc3339, rfc3339
 
-FORMATS = ("jsonl", "csv", "parquet")
-STREAMED_FORMATS = ("jsonl", "csv")  # those the HTTP route streams; Parquet needs a file
-CONTENT_TYPES = {"jsonl": "application/x-ndjson", "csv": "text/csv; charset=utf-8"}
+# ooni: JSON Lines of OONI measurements (collector/export_ooni.py), measurements only
+FORMATS = ("jsonl", "csv", "parquet", "ooni")
+STREAMED_FORMATS = ("jsonl", "csv", "ooni")  # those the HTTP route streams; Parquet needs a file
+CONTENT_TYPES = {
+    "jsonl": "application/x-ndjson",
+    "csv": "text/csv; charset=utf-8",
+    "ooni": "application/x-ndjson",
+}
+FILE_NAMES = {"jsonl": "jsonl", "csv": "csv", "ooni": "ooni.jsonl"}  # the suffix a download gets
 CHUNK_RECORDS = 500
 _JSON = msgspec.json.Encoder()  # compact UTF-8, as json.dumps(ensure_ascii=False) writes it
 PARQUET_ROW_GROUP_RECORDS = 10_000
 Progress = Callable[[int], None]
+Shape = Callable[[dict[str, Any]], dict[str, Any]]
 
 
 class ExportError(Exception):
@@ -79,6 +88,27 @@ def _failure(step: str) -> Callable[[dict[str, Any]], Any]:
     return lambda item: _first_failure(item.get(step))
 
 
+def target_queries(item: dict[str, Any]) -> list[dict[str, Any]]:
+    """The DNS queries of the target's own domain, as the verdict reads them (not a redirect's)."""
+    domain = (item.get("target") or {}).get("domain")
+    found = item.get("dns") or []
+    return [r for r in found if isinstance(r, dict) and r.get("name") in (None, domain)]
+
+
+def dns_failure(item: dict[str, Any]) -> str | None:
+    """The failure of the query that decided the verdict's DNS step (probe.verdict): A's, unless
+    the A query is missing; none when any query answered."""
+    queries = target_queries(item)
+    return verdict.lookup_failure(
+        [(str(r.get("qtype")), r.get("failure"), bool(r.get("answers"))) for r in queries]
+    )
+
+
+def _query_failure(qtype: str) -> Callable[[dict[str, Any]], Any]:
+    """The failure of the target domain's ``qtype`` query (None: it succeeded, or none ran)."""
+    return lambda item: _first_failure(r for r in target_queries(item) if r.get("qtype") == qtype)
+
+
 COLUMNS = (
     Column("id", lambda item: item["id"]),
     Column("started_at", lambda item: _utc(item.get("started_at")), "time"),
@@ -97,12 +127,14 @@ COLUMNS = (
     Column("probe_status", _in("probe_verdict", "status")),
     Column("probe_method", _in("probe_verdict", "method")),
     Column("probe_detail", _in("probe_verdict", "detail")),
-    Column("dns_failure", _failure("dns")),
+    Column("dns_failure", dns_failure),
     Column("tcp_failure", _failure("tcp")),
     Column("tls_failure", _failure("tls")),
     Column("http_failure", _in("http", "failure")),
     Column("http_status", _in("http", "status"), "int32"),
     Column("resolver", _in("probe", "resolver")),
+    Column("dns_failure_a", _query_failure("A")),
+    Column("dns_failure_aaaa", _query_failure("AAAA")),
 )
 CSV_COLUMNS = tuple(c.name for c in COLUMNS)
 
@@ -115,18 +147,25 @@ def flat(item: dict[str, Any], columns: Sequence[Column] = COLUMNS) -> dict[str,
 class TextEncoder:
     """Items to bytes in a text format: ``header()`` once, then ``encode(chunk)`` per chunk.
 
-    JSON Lines writes each item as it is; CSV writes the ``columns`` of each item.
+    JSON Lines writes each item as it is; CSV writes the ``columns`` of each item; ooni writes
+    each item as ``shape`` makes it (JSON Lines of another shape).
     """
 
-    def __init__(self, fmt: str, columns: Sequence[Column] = COLUMNS) -> None:
+    def __init__(
+        self, fmt: str, columns: Sequence[Column] = COLUMNS, shape: Shape | None = None
+    ) -> None:
         if fmt not in STREAMED_FORMATS:
             raise ExportError(f"format: {fmt!r} is not one of {', '.join(STREAMED_FORMATS)}")
-        self.fmt, self.columns = fmt, columns
+        if fmt == "ooni" and shape is None:
+            raise ExportError("format: ooni is for measurements only")
+        self.fmt, self.columns, self.shape = fmt, columns, shape
 
     def header(self) -> bytes:
         return self._csv([[c.name for c in self.columns]]) if self.fmt == "csv" else b""
 
     def encode(self, chunk: list[dict[str, Any]]) -> bytes:
+        if self.fmt == "ooni" and self.shape is not None:
+            return b"".join([_JSON.encode(self.shape(item)) + b"\n" for item in chunk])
         if self.fmt == "jsonl":
             return b"".join([_JSON.encode(item) + b"\n" for item in chunk])
         return self._csv([[_csv_value(c.read(item)) for c in self.columns] for item in chunk])
@@ -151,11 +190,13 @@ def _csv_value(value: Any) -> Any:
 
 @dataclass(frozen=True)
 class Layout:
-    """What an export writes: its ``columns``, and whether Parquet adds ``record`` (the whole
-    item as JSON, after the columns)."""
+    """What an export writes: its ``columns``, whether Parquet adds ``record`` (the whole
+    item as JSON, after the columns), and the ``shape`` format ooni gives each item (None: the
+    layout has no ooni format)."""
 
     columns: tuple[Column, ...]
     record: bool = False
+    shape: Shape | None = None
 
 
 MEASUREMENTS = Layout(COLUMNS, record=True)
@@ -170,7 +211,7 @@ def write_text(
 ) -> int:
     """Write items as JSON Lines or CSV (the ``layout``'s columns) to ``out``; return how many
     were written."""
-    encoder = TextEncoder(fmt, layout.columns)
+    encoder = TextEncoder(fmt, layout.columns, layout.shape)
     out.write(encoder.header())
     written = 0
     for chunk in chunks(items):

@@ -15,7 +15,7 @@ import msgspec
 import prometheus_client
 from aiohttp import http_exceptions, web
 
-from collector import auth, bodies, export, ingest, openapi, peers, sources
+from collector import auth, bodies, export, export_ooni, ingest, openapi, peers, sources
 from collector import control as control_mod
 from collector.store import MeasurementQuery, ProbeSeen, StoreError, StoreUnavailable, filters
 from collector.store.schema import MAX_ASN
@@ -360,8 +360,8 @@ async def post_measurements(request: web.Request) -> web.Response:
     )
 
 
-# a page of measurements takes the filters and the paging; the export takes its format and the
-# filters only (it always runs from the start to the end)
+# a page of measurements takes the filters (order among them) and the paging; the export takes
+# its format and the filters only (it always runs from one end to the other)
 QUERY_FILTERS = (*filters.MEASUREMENT_FILTERS, *filters.PAGING)
 EXPORT_OTHERS = ("format",)
 
@@ -398,7 +398,8 @@ async def get_measurements(request: web.Request) -> web.Response:
 
 
 async def get_export(request: web.Request) -> web.StreamResponse:
-    """Stream every matching record as JSON Lines or CSV, chunk by chunk (constant memory)."""
+    """Stream every matching record as JSON Lines, CSV or OONI measurements, chunk by chunk
+    (constant memory); a HEAD gets the same status and headers, and nothing is read past them."""
     state = request.app[STATE]
     fmt = request.query.get("format", "jsonl")
     if fmt not in export.STREAMED_FORMATS:
@@ -412,12 +413,15 @@ async def get_export(request: web.Request) -> web.StreamResponse:
     response = web.StreamResponse(
         headers={
             "Content-Type": export.CONTENT_TYPES[fmt],
-            "Content-Disposition": f'attachment; filename="measurements.{fmt}"',
+            "Content-Disposition": f'attachment; filename="measurements.{export.FILE_NAMES[fmt]}"',
         }
     )
     response.enable_chunked_encoding()
     await response.prepare(request)
-    encoder = export.TextEncoder(fmt)
+    if request.method == "HEAD":
+        await response.write_eof()
+        return response
+    encoder = export.TextEncoder(fmt, shape=export_ooni.measurement)
     await response.write(encoder.header())
     while chunk:
         await response.write(encoder.encode(chunk))

@@ -41,8 +41,8 @@ def _errors(**codes: str) -> dict[str, Any]:
 
 def _schema(f: filters.Filter) -> dict[str, Any]:
     """The JSON Schema of a filter's value in a query string."""
-    if f.kind == filters.TIME:
-        return {"type": "string", "format": "date-time"}
+    if f.kind == filters.TIME:  # RFC 3339, or a date alone: that day at 00:00 UTC
+        return {"type": "string", "anyOf": [{"format": "date-time"}, {"format": "date"}]}
     if f.kind in (filters.ASN, filters.COUNT):
         low, high = f.bounds or (0, 2**32 - 1)
         return {"type": "integer", "minimum": low, "maximum": high}
@@ -68,7 +68,8 @@ EXPORT_FORMAT = {
     "name": "format",
     "in": "query",
     "required": False,
-    "description": "JSON Lines (default) or CSV",
+    "description": "JSON Lines (default), CSV, or ooni: one OONI web_connectivity measurement a "
+    "line (docs/spec.md, The OONI export)",
     "schema": {"type": "string", "enum": list(export.STREAMED_FORMATS)},
     "example": "csv",
 }
@@ -171,7 +172,7 @@ def _measurements() -> dict[str, Any]:
         security=[{"bearer": []}],
     )
     query = _get(
-        "stored records in (started_at, id) order, one page at a time",
+        "stored records in (started_at, id) order (order=desc: the reverse), a page at a time",
         _ok("one page", _ref("MeasurementPage")),
         parameters=parameters((*filters.MEASUREMENT_FILTERS, *filters.PAGING)),
         responses={**BAD_QUERY, **DB_DOWN},
@@ -184,7 +185,11 @@ def _export() -> dict[str, Any]:
         "description": "the records, in (started_at, id) order",
         "content": {
             "application/x-ndjson": {
-                "schema": {"type": "string", "description": "one StoredMeasurement a line"}
+                "schema": {
+                    "type": "string",
+                    "description": "one StoredMeasurement a line (format=jsonl), or one OONI "
+                    "web_connectivity measurement a line (format=ooni)",
+                }
             },
             "text/csv": {
                 "schema": {
@@ -195,7 +200,7 @@ def _export() -> dict[str, Any]:
         },
     }
     return _get(
-        "every matching record, streamed (chunked) as JSON Lines or CSV",
+        "every matching record, streamed (chunked) as JSON Lines, CSV or OONI measurements",
         streamed,
         parameters=[EXPORT_FORMAT, *parameters(filters.MEASUREMENT_FILTERS)],
         responses={**BAD_QUERY, **DB_DOWN},
@@ -431,7 +436,13 @@ def _others() -> dict[str, Any]:
 def _document() -> dict[str, Any]:
     return {
         "openapi": "3.1.0",
-        "info": {"title": "Surblocage collector", "version": __version__},
+        "info": {
+            "title": "Surblocage collector",
+            "version": __version__,
+            "description": "Every GET route also answers HEAD: the same status and headers, "
+            "no body. The public GET routes under /api/v1/ (not whoami) answer cross-origin "
+            "reads from the origins of api.cors_origins (CORS).",
+        },
         "jsonSchemaDialect": "https://json-schema.org/draft/2020-12/schema",
         "paths": {
             "/healthz": _health(),

@@ -39,6 +39,17 @@ FAILURES = (
     SSL_UNKNOWN_AUTHORITY, SSL_INVALID_CERTIFICATE, SSL_FAILED_HANDSHAKE,
 )  # fmt: skip
 
+# Where our word is the OONI test helper's, a probe's word in OONI data (ooni/spec
+# data-formats/df-007-errors.md): a SERVFAIL is "dns_server_failure" in oohelperd's answers and
+# "dns_servfail_error" in a probe's measurement. The OONI export speaks as a probe.
+OONI_PROBE_WORDS = {DNS_SERVER_FAILURE: "dns_servfail_error"}
+
+
+def as_ooni_probe(failure: str | None) -> str | None:
+    """Return a failure as an OONI probe's measurement spells it."""
+    return OONI_PROBE_WORDS.get(failure, failure) if failure is not None else None
+
+
 # The peer presented a certificate that does not verify: worth fetching it to fingerprint it.
 CERTIFICATE_FAILURES = (SSL_INVALID_HOSTNAME, SSL_UNKNOWN_AUTHORITY, SSL_INVALID_CERTIFICATE)
 

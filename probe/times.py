@@ -1,12 +1,14 @@
 """Times as records, logs and the API spell them: RFC 3339, and durations in milliseconds.
 
-Parsed times need a zone ("Z" or an offset); formatted times are UTC with a Z; step durations
-come from a monotonic clock (time.perf_counter). Standard library only.
+Parsed times need a zone ("Z" or an offset), except a query's date alone (YYYY-MM-DD: that day
+at 00:00 UTC); formatted times are UTC with a Z; step durations come from a monotonic clock
+(time.perf_counter). Standard library only.
 """
 
 from __future__ import annotations
 
 import datetime
+import re
 import time
 
 # the times a record, a cursor or a query may name: wide of every real one, and far enough from
@@ -35,6 +37,21 @@ def parse_rfc3339(text: str) -> datetime.datetime:
     if utc is None or not EARLIEST <= utc < LATEST:
         raise ValueError(f"{text!r} is out of range ({EARLIEST.year} to {LATEST.year - 1})")
     return parsed
+
+
+DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", re.ASCII)
+
+
+def parse_time_or_date(text: str) -> datetime.datetime:
+    """Parse a query's time: RFC 3339 with its zone, or a date YYYY-MM-DD standing for that
+    day's start (00:00 UTC); raise ValueError, or MissingZone for a time without a zone."""
+    if isinstance(text, str) and DATE.fullmatch(text):
+        try:
+            day = datetime.date.fromisoformat(text)
+        except ValueError:
+            raise ValueError(f"{text!r} is not a date") from None
+        return parse_rfc3339(f"{day.isoformat()}T00:00:00Z")
+    return parse_rfc3339(text)
 
 
 def rfc3339(when: datetime.datetime | float, timespec: str = "auto") -> str:

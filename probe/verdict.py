@@ -269,11 +269,18 @@ def _dns_for(results: list[DNSResult], name: str, first: bool = True) -> list[DN
 
 
 def _dns_failure(rs: list[DNSResult]) -> str | None:
-    """The lookup's failure: A decides; an AAAA without answer is normal (OONI ignores it too)."""
-    if not rs or _answers(rs):
+    return lookup_failure([(r.qtype, r.failure, bool(r.answers)) for r in rs])
+
+
+def lookup_failure(queries: Sequence[tuple[str, str | None, bool]]) -> str | None:
+    """The failure of one name's lookup, from its queries' (qtype, failure, answered): none when
+    any query answered; else the A query's, else the first failure. An AAAA without answer is
+    normal (OONI ignores it too), so it never decides while A succeeds."""
+    if not queries or any(answered for _, _, answered in queries):
         return None
-    by_type = {r.qtype: r.failure for r in rs}
-    return by_type.get("A", rs[0].failure) or next((r.failure for r in rs if r.failure), None)
+    by_type = {qtype: failure for qtype, failure, _ in queries}
+    first = queries[0][1]
+    return by_type.get("A", first) or next((f for _, f, _ in queries if f), None)
 
 
 def _answers(rs: list[DNSResult]) -> list[str]:

@@ -128,7 +128,8 @@ def query_collateral(conn: sa.Connection, **chosen: Any) -> list[dict[str, Any]]
     for a service the control resolves to it, and a record has shown the address blocked since
     that flag opened; or while an address flag of that network is open on it (the census's
     sweeps) and a watched service is behind it. ``chosen`` filters the networks
-    (``filters.COLLATERAL_FILTERS``: asn, network); raise ValueError naming a bad one.
+    (``filters.COLLATERAL_FILTERS``: asn, network) and ``order`` sorts them (desc, the default:
+    most services first; asc: the exact reverse); raise ValueError naming a bad one.
     """
     open_flags = _open_address_flags(conn, chosen)
     current = _current_addresses(conn, services={s for _, s, _ in open_flags})
@@ -155,7 +156,10 @@ def query_collateral(conn: sa.Connection, **chosen: Any) -> list[dict[str, Any]]
             )
         elif behind.get(b.ip):
             found[pair] = b
-    return [_collateral_item(r) for r in collateral.collateral(found.values(), behind)]
+    rows = collateral.collateral(found.values(), behind)  # most services first: "desc"
+    if not filters.descending(chosen, "desc"):
+        rows.reverse()
+    return [_collateral_item(r) for r in rows]
 
 
 def _flagged_addresses(

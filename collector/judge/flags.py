@@ -123,14 +123,19 @@ def query(
     state: str | None = None,
     since: datetime.datetime | None = None,
     until: datetime.datetime | None = None,
+    order: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Return the flags matching every given filter, the latest seen first.
+    """Return the flags matching every given filter, the latest seen first (``order`` "desc",
+    the default), or with "asc" in the exact reverse order.
 
     ``since``/``until`` keep the flags in force at some time in [since, until): not closed
     before ``since``, first seen before ``until``. Raise ValueError naming a bad filter.
     """
     conditions = filters.where(filters.FLAG_FILTERS, flags.c, locals())  # the keywords
-    stmt = sa.select(flags).where(*conditions).order_by(flags.c.last_seen.desc(), flags.c.id)
+    latest_first = (flags.c.last_seen.desc(), flags.c.id)
+    earliest_first = (flags.c.last_seen, flags.c.id.desc())
+    sort = latest_first if filters.descending({"order": order}, "desc") else earliest_first
+    stmt = sa.select(flags).where(*conditions).order_by(*sort)
     return [item(row) for row in conn.execute(stmt)]
 
 

@@ -18,12 +18,13 @@ import sqlalchemy as sa
 
 from collector.store.schema import check_asn, check_text, check_time
 from probe.record import CATEGORIES, METHODS, STATUSES
-from probe.times import MissingZone, parse_rfc3339
+from probe.times import MissingZone, parse_time_or_date
 
 # kinds of value: what the text of a query parameter becomes, and how it is checked
 TEXT, ASN, TIME, COUNT, CURSOR = "text", "asn", "time", "count", "cursor"
 MAX_LIMIT = 1000
 FLAG_STATES = ("open", "closed")
+ORDERS = ("asc", "desc")
 
 Test = Callable[[Any, Any], sa.ColumnElement[bool]]
 
@@ -125,12 +126,24 @@ def _until(help: str, column: str) -> Filter:
     return Filter("until", TIME, help, "2026-04-01T00:00:00Z", column=column, test=before)
 
 
-ZONED = "(RFC 3339 with a zone)"
+def _order(help: str) -> Filter:
+    """The direction of a list (no condition: the store's query reads it)."""
+    return Filter("order", TEXT, help, "desc", ORDERS, test=None)
+
+
+def descending(values: Mapping[str, Any], default: str = "asc") -> bool:
+    """Whether the ``order`` in ``values`` (else ``default``) is "desc"."""
+    return (values.get("order") or default) == "desc"
+
+
+# a date alone (YYYY-MM-DD) is that day's start, 00:00 UTC: until=2026-03-02 ends with March 1st
+ZONED = "(RFC 3339 with a zone, or YYYY-MM-DD: that day at 00:00 UTC)"
 # since is inclusive and until exclusive, on the time the record was started
 MEASUREMENT_FILTERS = (
     SERVICE, DOMAIN, ASN_, NETWORK, STATUS, METHOD, PROBE_ID,
     _since(f"started at or after {ZONED}", "started_at"),
     _until(f"started before {ZONED}", "started_at"),
+    _order("asc (default): by (started_at, id), oldest first; desc: the exact reverse"),
 )  # fmt: skip
 PAGING = (LIMIT, CURSOR_)
 # a flag counts when in force at some time in [since, until): not closed before since, first
@@ -139,8 +152,12 @@ FLAG_FILTERS = (
     ASN_, NETWORK, SERVICE, CATEGORY, METHOD, STATE,
     _since(f"in force at or after {ZONED}", "closed_at", open_or_closed_at_or_after),
     _until(f"first seen before {ZONED}", "first_seen"),
+    _order("desc (default): latest seen first; asc: the exact reverse"),
 )  # fmt: skip
-COLLATERAL_FILTERS = (ASN_, NETWORK)
+COLLATERAL_FILTERS = (
+    ASN_, NETWORK,
+    _order("desc (default): most services behind an address first; asc: the exact reverse"),
+)  # fmt: skip
 
 # The census (docs/spec.md "The census: routes, metrics, export"). /census takes the networks;
 # /census/addresses and the census export take the address flags, in force during [since, until)
@@ -222,9 +239,10 @@ def _whole_number(name: str, text: str) -> int:
 
 def _time_param(name: str, text: str) -> datetime.datetime:
     try:
-        return parse_rfc3339(text)
+        return parse_time_or_date(text)
     except MissingZone:
-        why = "give a time zone (e.g. 2026-11-28T00:00:00Z)"
+        why = "give a time zone (e.g. 2026-11-28T00:00:00Z) or a date alone (2026-11-28)"
         raise ValueError(f"{name}: {why}, got {text!r}") from None
     except ValueError:
-        raise ValueError(f"{name}: expected an RFC 3339 time, got {text!r}") from None
+        why = "expected an RFC 3339 time or a date YYYY-MM-DD"
+        raise ValueError(f"{name}: {why}, got {text!r}") from None

@@ -15,7 +15,15 @@ import sqlalchemy as sa
 import sqlalchemy.dialects.postgresql
 import sqlalchemy.dialects.sqlite
 
-from collector.store.query import ORDER, MeasurementQuery, Page, after, encode_cursor, where
+from collector.store.query import (
+    MeasurementQuery,
+    Page,
+    after,
+    descending,
+    encode_cursor,
+    order_by,
+    where,
+)
 from collector.store.schema import (
     UTC,
     check_asn,
@@ -201,11 +209,12 @@ def insert(conn: sa.Connection, rows: Sequence[MeasurementRow]) -> InsertOutcome
 
 
 def select_page(conn: sa.Connection, q: MeasurementQuery, position: Any, limit: int) -> Page:
-    """Return up to ``limit`` items after ``position`` (None: from the start), in order."""
+    """Return up to ``limit`` items after ``position`` (None: from the start), in the order of
+    ``q``."""
     stmt = sa.select(*ITEM_COLUMNS).where(*where(q))
     if position is not None:
-        stmt = stmt.where(after(position))
-    rows = conn.execute(stmt.order_by(*ORDER).limit(limit + 1)).all()
+        stmt = stmt.where(after(position, descending(q)))
+    rows = conn.execute(stmt.order_by(*order_by(q)).limit(limit + 1)).all()
     more = len(rows) > limit
     rows = rows[:limit]
     cursor = encode_cursor(rows[-1].started_at, rows[-1].id) if more else None

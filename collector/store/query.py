@@ -1,8 +1,9 @@
 """Measurement queries: filters, the stable order (started_at, id) and opaque keyset cursors.
 
 A cursor is the (started_at, id) of the last item of a page, base64url-encoded JSON. The next
-page starts strictly after it, so paging never repeats or skips a record, even while new ones
-arrive (those that sort after the cursor show up on later pages; those before it do not).
+page starts strictly after it in the query's direction (``order``: asc, the default, or desc,
+its exact reverse), so paging never repeats or skips a record, even while new ones arrive (those
+that sort after the cursor show up on later pages; those before it do not).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ class MeasurementQuery:
     ``since`` is inclusive and ``until`` exclusive, both on ``started_at``. ``limit`` bounds a
     page of ``query_measurements``; ``iter_measurements`` and ``count_measurements`` ignore it.
     ``cursor`` is a page's ``next_cursor``; the filters should stay the same from page to page.
+    ``order`` is "asc" (None: the default) or "desc", the exact reverse.
     """
 
     service: str | None = None
@@ -43,6 +45,7 @@ class MeasurementQuery:
     probe_id: str | None = None
     since: datetime.datetime | None = None
     until: datetime.datetime | None = None
+    order: str | None = None
     limit: int = DEFAULT_LIMIT
     cursor: str | None = None
 
@@ -65,12 +68,25 @@ def where(q: MeasurementQuery) -> list[sa.ColumnElement[bool]]:
     return filters.where(filters.MEASUREMENT_FILTERS, measurements.c, vars(q))
 
 
-def after(position: tuple[datetime.datetime, str]) -> sa.ColumnElement[bool]:
-    """Return the condition "sorts strictly after ``position``" in the order (started_at, id)."""
+def descending(q: MeasurementQuery) -> bool:
+    return filters.descending(vars(q))
+
+
+def order_by(q: MeasurementQuery) -> tuple[Any, ...]:
+    """Return the ORDER BY of ``q``: (started_at, id), or its exact reverse."""
+    return tuple(c.desc() for c in ORDER) if descending(q) else ORDER
+
+
+def after(position: tuple[datetime.datetime, str], reverse: bool = False) -> sa.ColumnElement[bool]:
+    """Return the condition "sorts strictly after ``position``" in the order (started_at, id),
+    or with ``reverse`` in its reverse (strictly before)."""
     started_at, record_id = position
     c = measurements.c
     # Spelled out rather than a row-value comparison: both dialects use the leading index column
     # for the range, and the form reads the same on either.
+    if reverse:
+        later = sa.and_(c.started_at == started_at, c.id < record_id)
+        return sa.or_(c.started_at < started_at, later)
     return sa.or_(c.started_at > started_at, sa.and_(c.started_at == started_at, c.id > record_id))
 
 

@@ -37,5 +37,6 @@ def test_export_filters_are_the_query_apis_without_paging() -> None:
         "probe_id",
         "since",
         "until",
+        "order",
     }
     assert set(cli.FILTER_HELP) == {*cli.EXPORT_FILTERS, "category", "state"}

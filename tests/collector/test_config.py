@@ -32,7 +32,7 @@ def test_example_file_loads_with_the_defaults() -> None:
         (
             "colour: blue\n",
             "colour: unknown key (known: listen, database, watchlist, fingerprints, control, "
-            "tls, network, asn, auth, server, limits, probes, ingest, flags, census, log)",
+            "tls, network, asn, auth, server, api, limits, probes, ingest, flags, census, log)",
         ),
         (
             "control:\n  colour: blue\n",
