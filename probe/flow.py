@@ -37,6 +37,7 @@ from probe.record import (
     TLSResult,
     new_id,
 )
+from probe.resolvers import ResolverPath
 from probe.steps import connection, dns, tls
 from probe.times import elapsed_ms, rfc3339
 
@@ -93,6 +94,13 @@ class FlowOptions:
     addresses_per_family: int | None = None
     # the ports a redirect may lead to, besides the target's own; None: any port
     redirect_ports: tuple[int, ...] | None = None
+    # the resolver paths, the primary first (its answers drive TCP, TLS and HTTP); every path
+    # resolves the target's name. Empty: one unnamed UDP path, ``resolver`` at ``resolver_port``
+    paths: tuple[ResolverPath, ...] = ()
+
+    def resolver_paths(self) -> tuple[ResolverPath | None, ...]:
+        """The paths to resolve through: (None,) stands for the one unnamed resolver."""
+        return self.paths or (None,)
 
 
 @dataclass
@@ -190,12 +198,14 @@ class Flow:
         ports = self._ports(url)
         while True:
             host, _, https = _split(url)
-            answers = await self._resolve(host, b)
+            answers, others = await self._resolve(host, b, first=not b.redirects)
             if dns_only:
                 return
-            # the control's extra addresses belong to the first host only
+            # the control's extra addresses, and those other paths answered, belong to the
+            # first host only: connecting to them tells "DNS only" from "DNS and IP" blocking
+            extra = [*extra, *others]
             addresses = self._dialled(answers) + self._dialled(
-                [a for a in extra if a not in answers]
+                _unique(a for a in extra if a not in answers)
             )
             extra = ()
             result = await self._connect(url, https, addresses, b)
@@ -248,27 +258,41 @@ class Flow:
         self.addresses_ignored += ignored
         return dialled
 
-    async def _resolve(self, host: str, b: _Builder) -> list[str]:
-        """Resolve ``host`` through the tested resolver (A and AAAA at once); return its answers."""
+    async def _resolve(self, host: str, b: _Builder, first: bool) -> tuple[list[str], list[str]]:
+        """Resolve ``host`` (A and AAAA at once) through the primary path, and through every
+        other path for the target's own name; return the primary's answers and the others'."""
         if is_ip(host):
-            return [host]
-        o = self.options
+            return [host], []
+        paths = self.options.resolver_paths()
         specs = [
-            dns.DNSSpec(
-                name=host,
-                qtype=q,
-                resolver=o.resolver,
-                port=o.resolver_port,
-                timeout_seconds=o.dns_timeout_seconds,
-            )
-            for q in o.qtypes
+            self._spec(host, q, p)
+            for p in paths[: None if first else 1]
+            for q in self.options.qtypes
         ]
         pairs = await asyncio.gather(*(self.steps.dns(s) for s in specs))
-        results = [r for r, _ in pairs]
+        primary = paths[0].name if paths[0] is not None else None
         for r, listen in pairs:
             b.listening.append((len(b.dns), listen))
             b.dns.append(r)
-        return _unique(a for r in results for a in r.answers)
+        mine = [r for r, _ in pairs if r.path == primary]
+        others = [r for r, _ in pairs if r.path != primary]
+        return _unique(a for r in mine for a in r.answers), _unique(
+            a for r in others for a in r.answers
+        )
+
+    def _spec(self, host: str, qtype: str, path: ResolverPath | None) -> dns.DNSSpec:
+        """The DNS step's spec for one name, one type, one path."""
+        o = self.options
+        if path is None:
+            return dns.DNSSpec(
+                name=host, qtype=qtype, resolver=o.resolver, port=o.resolver_port,
+                timeout_seconds=o.dns_timeout_seconds,
+            )  # fmt: skip
+        return dns.DNSSpec(
+            name=host, qtype=qtype, resolver=path.address, port=path.port,
+            timeout_seconds=o.dns_timeout_seconds, transport=path.transport, path=path.name,
+            hostname=path.hostname, url=path.url, ca_file=o.ca_file,
+        )  # fmt: skip
 
     async def _connect(
         self, url: str, https: bool, addresses: list[str], b: _Builder

@@ -48,6 +48,10 @@ class ProbeInfo:
     network: str | None = None
     cc: str | None = None
     resolver: str | None = None
+    # the primary resolver path's name: the dns[] results whose path it is drive the verdict
+    path: str | None = None
+    # the address the system resolver asks authoritative servers from (the whoami lookup)
+    whoami: str | None = None
 
 
 @dataclass(frozen=True)
@@ -81,6 +85,8 @@ class DNSResult:
     second_reply: list[str] | None = None
     # the domain this query was for (differs from target.domain on redirect hops)
     name: str | None = None
+    # the resolver path's name (probe/resolvers.py); None in records of a single resolver
+    path: str | None = None
 
 
 @dataclass(frozen=True)
@@ -151,12 +157,32 @@ class Verdict:
     blockpage: str | None = None
 
     def __post_init__(self) -> None:
-        if self.status not in STATUSES:
-            raise MalformedRecord(f"status: {self.status!r} is not one of {STATUSES}")
-        if self.status == "blocked" and self.method not in METHODS:
-            raise MalformedRecord(f"method: {self.method!r} is not one of {METHODS}")
-        if self.status != "blocked" and self.method is not None:
-            raise MalformedRecord("method: must be null unless status is 'blocked'")
+        _check_verdict(self.status, self.method)
+
+
+@dataclass(frozen=True)
+class PathVerdict:
+    """The verdict of one resolver path: the record's rules, on that path's DNS answers."""
+
+    path: str
+    transport: str
+    resolver: str
+    status: str
+    method: str | None = None
+    detail: str | None = None
+    blockpage: str | None = None
+
+    def __post_init__(self) -> None:
+        _check_verdict(self.status, self.method)
+
+
+def _check_verdict(status: str, method: str | None) -> None:
+    if status not in STATUSES:
+        raise MalformedRecord(f"status: {status!r} is not one of {STATUSES}")
+    if status == "blocked" and method not in METHODS:
+        raise MalformedRecord(f"method: {method!r} is not one of {METHODS}")
+    if status != "blocked" and method is not None:
+        raise MalformedRecord("method: must be null unless status is 'blocked'")
 
 
 @dataclass(frozen=True)
@@ -172,6 +198,8 @@ class Measurement:
     http: HTTPResult | None = None
     control: Control | None = None
     verdict: Verdict | None = None
+    # one verdict per resolver path, the primary first; empty with a single resolver
+    paths: list[PathVerdict] = field(default_factory=list)
     schema: int = SCHEMA
 
     def to_dict(self) -> dict[str, Any]:

@@ -39,7 +39,8 @@ class Runner:
             addresses = list(dict.fromkeys(a for r in m.dns for a in r.answers))
             control = await self.client.control(target.url, addresses)
         v = verdict.decide(m, control, self.fingerprints)
-        return dataclasses.replace(m, control=control, verdict=v)
+        paths = verdict.decide_paths(m, control, self.fingerprints)
+        return dataclasses.replace(m, control=control, verdict=v, paths=paths)
 
     async def run(
         self,

@@ -43,6 +43,9 @@ def closed_udp_port() -> int:
         ({}, ["check", "--config", "missing.yaml", "a.fr"], "missing.yaml"),
         ({"w.yaml": "services: [{id: x}]\n"}, ["check", "--watchlist", "w.yaml"], "services[0]"),
         ({}, ["check", "--fingerprints", "nope.yaml", "a.fr"], "nope.yaml"),
+        ({}, ["check", "--resolver", "1.1.1.1", "--resolver", "dns.google", "a.fr"], "dns.google"),
+        ({}, ["check", "--resolver", "https://x.test/q?dns=1", "a.fr"], "dns.resolvers[0]"),
+        ({}, ["check", "--resolver", "bad name=1.1.1.1", "a.fr"], "'bad name'"),
         ({}, [], "COMMAND"),
     ],
 )

@@ -32,6 +32,8 @@ DNS_BYTES, TCP_BYTES, TLS_BYTES, HTTP_BYTES = 512, 256, 6144, 2048
 def estimated_bytes(m: Measurement) -> int:
     """Approximate the bytes measuring ``m`` moved on the volunteer's line."""
     total = DNS_BYTES * len(m.dns) + TCP_BYTES * len(m.tcp) + TLS_BYTES * len(m.tls)
+    # a DoT or DoH query opens a connection of its own, with its handshake
+    total += (TCP_BYTES + TLS_BYTES) * sum(r.transport in ("dot", "doh") for r in m.dns)
     if m.http is not None:
         total += HTTP_BYTES * (1 + len(m.http.redirects)) + (m.http.body_length or 0)
     return total
