@@ -163,7 +163,8 @@ def prepare_rows(
     now: datetime.datetime | None = None,
     submitted: list[dict[str, Any]] | None = None,
 ) -> list[MeasurementRow]:
-    """Recompute each verdict with the collector's fingerprints; keep the probe's beside it.
+    """Recompute each verdict (and each resolver path's) with the collector's fingerprints;
+    keep the probe's beside it.
 
     ``submitted`` are the records as sent (``body["records"]`` of ``parse_batch``): each is
     stored as sent, its verdict and probe block replaced, instead of encoded again.
@@ -172,10 +173,11 @@ def prepare_rows(
     rows = []
     for i, m in enumerate(records):
         mine = verdict.decide(m, m.control, fingerprints, asn_of=asn_of)
+        paths = verdict.decide_paths(m, m.control, fingerprints, asn_of=asn_of)
         asn, network = network_of(m, probe, looked_up)
         try:
             row = MeasurementRow.from_record(
-                dataclasses.replace(m, verdict=mine),
+                dataclasses.replace(m, verdict=mine, paths=paths),
                 probe_id=probe.id,
                 asn=asn,
                 network=network,

@@ -125,6 +125,8 @@ class MeasurementRow:
             doc["verdict"] = {
                 "status": v.status, "method": v.method, "detail": v.detail, "blockpage": v.blockpage
             }  # fmt: skip
+            if m.paths:  # the paths' verdicts, recomputed as the record's is
+                doc["paths"] = record.encode(m.paths)
         doc["probe"] = {**doc["probe"], "id": probe_id, "asn": asn, "network": network}
         mine, theirs = m.verdict, probe_verdict
         return cls(

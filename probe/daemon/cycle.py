@@ -119,6 +119,7 @@ class Cycle:
     ) -> None:
         """Judge the targets through the runner, keeping each record; skip past the budget."""
         report.targets = len(targets)
+        await self.runner.learn_whoami()  # once a cycle: the line's resolver may change
         gate = _BudgetGate(asyncio.Semaphore(self.runner.concurrency), self.budget_bytes, report)
         await self.runner.each(targets, dns_only, lambda _, m: self._keep(m, report), gate)
 
