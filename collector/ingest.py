@@ -154,6 +154,21 @@ def network_of(
     return probe.declared_asn, probe.declared_network
 
 
+def resolver_network(
+    whoami: str | None, asn: int | None, asn_of: AsnLookup | None
+) -> dict[str, Any]:
+    """Where the line's resolver asks from (the probe's whoami address): its ASN when the ASN
+    database knows it, and whether that is the record's own network (``isp``) or another
+    (``other``: a public resolver, a VPN's); empty when the probe sent no whoami."""
+    if whoami is None:
+        return {}
+    whoami_asn = asn_of(whoami) if asn_of is not None else None  # an address (check_semantics)
+    kind = None
+    if whoami_asn is not None and asn is not None:
+        kind = "isp" if whoami_asn == asn else "other"
+    return {"whoami_asn": whoami_asn, "resolver_network": kind}
+
+
 def prepare_rows(
     records: list[Measurement],
     probe: ProbeRow,
@@ -184,6 +199,7 @@ def prepare_rows(
                 received_at=now,
                 probe_verdict=m.verdict,
                 submitted=None if submitted is None else submitted[i],
+                resolver=resolver_network(m.probe.whoami, asn, asn_of),
             )
         except ValueError as e:  # what the store cannot hold (a NUL, an ASN past 32 bits)
             column, _, why = str(e).partition(": ")

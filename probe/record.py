@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import ipaddress
 import json
 import types
 import typing
@@ -250,7 +251,17 @@ def check_semantics(m: Measurement) -> None:
         raise MalformedRecord(f"target.url: {m.target.url!r} is not an http or https URL")
     if m.duration_ms < 0:
         raise MalformedRecord("duration_ms: must not be negative")
+    if m.probe.whoami is not None and not _is_address(m.probe.whoami):
+        raise MalformedRecord(f"probe.whoami: {m.probe.whoami[:60]!r} is not an IP address")
     _check_time(m.started_at, "started_at")
+
+
+def _is_address(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _check_time(value: str, path: str) -> None:
