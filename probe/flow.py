@@ -54,6 +54,8 @@ RETURN_MARGIN_SECONDS = 0.1
 DNSStep = Callable[[dns.DNSSpec], Awaitable[tuple[DNSResult, asyncio.Future[list[str] | None]]]]
 ConnectionStep = Callable[[connection.ConnectionSpec], Awaitable[connection.ConnectionResult]]
 TLSStep = Callable[[tls.TLSSpec], Awaitable[TLSResult]]
+# a DNS lookup started and not yet collected: its result, and its listen for a second reply
+Pending = asyncio.Future[tuple[DNSResult, asyncio.Future[list[str] | None]]]
 
 
 @dataclass(frozen=True)
@@ -116,6 +118,8 @@ class _Builder:
     deadline: float = float("inf")
     # (index in dns, the DNS step's listen for a second reply) still going on
     listening: list[tuple[int, asyncio.Future[list[str] | None]]] = field(default_factory=list)
+    # every DNS lookup started: those still going on when the target ends are cancelled
+    lookups: list[Pending] = field(default_factory=list)
 
     async def settle(self) -> None:
         """Fold the second replies heard meanwhile into the DNS results (listens are short)."""
@@ -126,8 +130,14 @@ class _Builder:
         self.listening.clear()
 
     def abandon(self) -> None:
+        self.stop_lookups()
         for _, listen in self.listening:
             listen.cancel()
+
+    def stop_lookups(self) -> None:
+        """Cancel the lookups the target's end left unfinished (its time ran out)."""
+        for lookup in self.lookups:
+            lookup.cancel()
 
 
 class Flow:
@@ -164,6 +174,7 @@ class Flow:
                     await self._run(target, b, dns_only, extra_addresses)
             except TimeoutError:
                 timed_out = True
+                b.stop_lookups()
             except BaseException:
                 b.abandon()  # cancelled: stop the DNS listens too
                 raise
@@ -199,16 +210,17 @@ class Flow:
         while True:
             host, _, https = _split(url)
             answers, others = await self._resolve(host, b, first=not b.redirects)
-            if dns_only:
-                return
-            # the control's extra addresses, and those other paths answered, belong to the
-            # first host only: connecting to them tells "DNS only" from "DNS and IP" blocking
-            extra = [*extra, *others]
+            if dns_only or not answers:
+                extra = [*extra, *await self._collect(others, b)]
+                others = []
+                if dns_only:
+                    return
+            # the control's extra addresses belong to the first host only
             addresses = self._dialled(answers) + self._dialled(
                 _unique(a for a in extra if a not in answers)
             )
             extra = ()
-            result = await self._connect(url, https, addresses, b)
+            result = await self._connect_with_others(url, https, addresses, others, b)
             if result is None:
                 # nothing to fetch over: the verdict reads the DNS, TCP and TLS results; on a
                 # redirect hop, the request that failed there keeps the chain that led to it
@@ -258,27 +270,49 @@ class Flow:
         self.addresses_ignored += ignored
         return dialled
 
-    async def _resolve(self, host: str, b: _Builder, first: bool) -> tuple[list[str], list[str]]:
-        """Resolve ``host`` (A and AAAA at once) through the primary path, and through every
-        other path for the target's own name; return the primary's answers and the others'."""
+    async def _resolve(
+        self, host: str, b: _Builder, first: bool
+    ) -> tuple[list[str], list[Pending]]:
+        """Resolve ``host`` (A and AAAA at once) through the primary path; for the target's own
+        name, start the other paths' lookups too. Return the primary's answers, and the other
+        lookups still going on (the caller collects them: they overlap the primary's TCP, TLS
+        and GET instead of delaying them)."""
         if is_ip(host):
             return [host], []
         paths = self.options.resolver_paths()
-        specs = [
-            self._spec(host, q, p)
+        started: list[Pending] = [
+            asyncio.ensure_future(self.steps.dns(self._spec(host, q, p)))
             for p in paths[: None if first else 1]
             for q in self.options.qtypes
         ]
-        pairs = await asyncio.gather(*(self.steps.dns(s) for s in specs))
-        primary = paths[0].name if paths[0] is not None else None
+        b.lookups.extend(started)
+        mine = len(self.options.qtypes)
+        answers = await self._collect(started[:mine], b)
+        return answers, started[mine:]
+
+    async def _collect(self, lookups: Sequence[Pending], b: _Builder) -> list[str]:
+        """Wait for ``lookups``, keep their results in the record; return their answers."""
+        pairs = [await lookup for lookup in lookups]
         for r, listen in pairs:
             b.listening.append((len(b.dns), listen))
             b.dns.append(r)
-        mine = [r for r, _ in pairs if r.path == primary]
-        others = [r for r, _ in pairs if r.path != primary]
-        return _unique(a for r in mine for a in r.answers), _unique(
-            a for r in others for a in r.answers
+        return _unique(a for r, _ in pairs for a in r.answers)
+
+    async def _connect_with_others(
+        self, url: str, https: bool, addresses: list[str], others: Sequence[Pending], b: _Builder
+    ) -> HTTPResult | None:
+        """Connect (and GET) over the primary's addresses while the other paths resolve; then
+        connect, without a GET, to the addresses only they answered: "DNS only" blocking is
+        told from "DNS and address" blocking (the GET stays the primary's)."""
+        if not others:
+            return await self._connect(url, https, addresses, b)
+        result, answered = await asyncio.gather(
+            self._connect(url, https, addresses, b), self._collect(others, b)
         )
+        late = self._dialled([a for a in answered if a not in addresses])
+        if late:
+            await self._connect(url, https, late, b, fetch=False)
+        return result
 
     def _spec(self, host: str, qtype: str, path: ResolverPath | None) -> dns.DNSSpec:
         """The DNS step's spec for one name, one type, one path."""
@@ -295,7 +329,7 @@ class Flow:
         )  # fmt: skip
 
     async def _connect(
-        self, url: str, https: bool, addresses: list[str], b: _Builder
+        self, url: str, https: bool, addresses: list[str], b: _Builder, fetch: bool = True
     ) -> HTTPResult | None:
         """TCP, TLS and the GET on every connectable address's connection (the GET on the first
         usable one), and the SNI swap where a handshake was cut; return the GET's result."""
@@ -312,6 +346,7 @@ class Flow:
                 budget_seconds=max(
                     0.0, b.deadline - asyncio.get_running_loop().time() - RETURN_MARGIN_SECONDS
                 ),
+                fetch=fetch,
             )
         )
         b.tcp.extend(result.tcp)

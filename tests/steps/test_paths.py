@@ -116,3 +116,15 @@ async def test_a_broken_doh_path_fails_alone(isp, dns_server, certs):
     assert m.http is not None and m.http.status == 200
     paths = verdict.decide_paths(m, CONTROL)
     assert [(p.path, p.status) for p in paths] == [("isp", "ok"), ("doh", "blocked")]
+
+
+async def test_an_address_only_another_path_answers_is_dialled_without_a_get(isp, dns_server):
+    other = "198.51.100.20"
+    isp.zones["blocked.test"] = Zone(addresses=[REAL])
+    dns_server.zones["blocked.test"] = Zone(addresses=[other])
+    net = FakeNet({})
+    m = await measure([f"isp=127.0.0.1:{isp.port}", f"pub=127.0.0.1:{dns_server.port}"], net)
+    assert sorted(c[1] for c in net.calls if c[0] == "tcp") == [REAL, other]
+    assert [c[1][1] for c in net.calls if c[0] == "http"] == [REAL]  # the GET stays the primary's
+    assert m.http is not None and m.http.ip == REAL
+    assert [r.path for r in m.dns] == ["isp", "pub"]
