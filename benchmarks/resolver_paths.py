@@ -41,6 +41,13 @@ def one(lab: Lab, urls: list[str], concurrency: int, paths: list[str]) -> rig.Pr
         sys.exit(f"{len(records)} records for {len(urls)} targets; not 200: {bad[:5]}")
     if len(paths) > 1 and any(len(r["paths"]) != len(paths) for r in records):
         sys.exit("a record without a verdict per path")
+    lookups: dict[str, list[float]] = {}
+    for r in records:
+        for d in r["dns"]:
+            lookups.setdefault(d["path"], []).append(d["ms"])
+    each = ", ".join(f"{k} {statistics.median(v):.0f} ms" for k, v in lookups.items())
+    target = statistics.median(r["duration_ms"] for r in records)
+    print(f"  median lookup by path: {each}; median target {target:.0f} ms", file=sys.stderr)
     return cost
 
 

@@ -142,3 +142,15 @@ def test_table_by_default() -> None:
         "inconclusive/no_control",
     ]
     assert "\033[" not in r.stdout  # no colour when not a terminal
+
+
+def test_the_table_shows_the_other_resolver_paths() -> None:
+    dead = f"127.0.0.1:{closed_udp_port()}"
+    r = probe(
+        "check", "--no-control", "--quiet", "--timeout", "1", "--resolver", f"isp={dead}",
+        "--resolver", f"pub={dead}", "a.example.fr",
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    head, row = r.stdout.splitlines()
+    assert head.split()[-4:] == ["verdict", "other", "resolver", "paths"]
+    assert row.split()[-2:] == ["inconclusive/no_control", "pub=inconclusive/no_control"]
