@@ -16,7 +16,7 @@ import msgspec
 from collector import bodies
 from collector.store import MeasurementRow
 from collector.store.probes import ProbeRow
-from probe import verdict
+from probe import addresses, verdict
 from probe.record import SCHEMA, MalformedRecord, Measurement, check_semantics
 
 AsnLookup = Callable[[str], int | None]
@@ -154,6 +154,9 @@ def network_of(
     return probe.declared_asn, probe.declared_network
 
 
+WHOAMI_PREFIX_V4, WHOAMI_PREFIX_V6 = 24, 48
+
+
 def resolver_network(
     whoami: str | None, asn: int | None, asn_of: AsnLookup | None
 ) -> dict[str, Any]:
@@ -166,7 +169,14 @@ def resolver_network(
     kind = None
     if whoami_asn is not None and asn is not None:
         kind = "isp" if whoami_asn == asn else "other"
-    return {"whoami_asn": whoami_asn, "resolver_network": kind}
+    # a volunteer running their own recursive resolver would send their line's address: only
+    # its prefix is kept, as for the source networks of registrations (docs/security.md)
+    prefix = addresses.prefix_of(whoami, WHOAMI_PREFIX_V4, WHOAMI_PREFIX_V6)
+    return {
+        "whoami": str(prefix) if prefix else None,
+        "whoami_asn": whoami_asn,
+        "resolver_network": kind,
+    }
 
 
 def prepare_rows(

@@ -39,7 +39,7 @@ async def test_the_paths_verdicts_are_the_collectors(collector: Collector) -> No
         ("google", "blocked", "dns", "ede_16"),
     ]
     assert item["probe"]["path"] == "isp"
-    assert item["probe"]["whoami"] == "193.252.1.1"
+    assert item["probe"]["whoami"] == "193.252.1.0/24"  # never the whole address
     # no ASN database here: the address is kept, its network unknown
     assert (item["probe"]["whoami_asn"], item["probe"]["resolver_network"]) == (None, None)
 
@@ -54,12 +54,12 @@ async def test_a_whoami_that_is_no_address_is_refused(collector: Collector) -> N
 def test_the_resolver_network_from_the_asn_database() -> None:
     asns = {"193.252.1.1": 3215, "8.8.8.8": 15169}
     assert ingest.resolver_network("193.252.1.1", 3215, asns.get) == {
-        "whoami_asn": 3215, "resolver_network": "isp",
+        "whoami": "193.252.1.0/24", "whoami_asn": 3215, "resolver_network": "isp",
     }  # fmt: skip
     assert ingest.resolver_network("8.8.8.8", 3215, asns.get) == {
-        "whoami_asn": 15169, "resolver_network": "other",
+        "whoami": "8.8.8.0/24", "whoami_asn": 15169, "resolver_network": "other",
     }  # fmt: skip
-    assert ingest.resolver_network("10.0.0.1", 3215, asns.get) == {
-        "whoami_asn": None, "resolver_network": None,
+    assert ingest.resolver_network("2001:db8::53", 3215, asns.get) == {
+        "whoami": "2001:db8::/48", "whoami_asn": None, "resolver_network": None,
     }  # fmt: skip
     assert ingest.resolver_network(None, 3215, asns.get) == {}
