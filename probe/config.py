@@ -72,7 +72,8 @@ class ControlConfig:
 class DNSConfig:
     resolver: str | None = None  # one resolver path: a list of one
     resolvers: tuple[str, ...] | None = None  # the paths, primary first; wins over resolver
-    whoami: str = "whoami.akamai.net"  # answered with the address of the resolver asking
+    # answered with the address of the resolver asking; None ("off"): no whoami lookup
+    whoami: str | None = "whoami.akamai.net"
 
     def paths(self, system: Callable[[], str] | None = None) -> tuple[ResolverPath, ...]:
         """The resolver paths to measure: the list, else the one resolver, else the default
@@ -274,10 +275,12 @@ def system_resolver(path: str = "/etc/resolv.conf") -> str:
     raise ConfigError(path, "nameserver", "no nameserver line")
 
 
-def _whoami(value: Any) -> str:
+def _whoami(value: Any) -> str | None:
+    if value is False or (isinstance(value, str) and value.strip().lower() == "off"):
+        return None
     name = kinds.text(value).rstrip(".").lower()
     if not re.fullmatch(r"(?:[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?\.)+[a-z0-9-]{1,63}", name):
-        raise ValueError(f"must be a domain name, got {value!r}")
+        raise ValueError(f"must be a domain name or off, got {value!r}")
     return name
 
 

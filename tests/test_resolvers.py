@@ -93,3 +93,10 @@ def test_the_list_from_the_environment_is_comma_separated():
         None, environ={"SURBLOCAGE_PROBE_DNS_RESOLVERS": "isp=192.0.2.1, g=https://8.8.8.8/q"}
     )
     assert cfg.dns.resolvers == ("isp=192.0.2.1", "g=https://8.8.8.8/q")
+
+
+def test_the_whoami_lookup_can_be_turned_off():
+    assert config.load_config(None, {"dns.whoami": "off"}).dns.whoami is None
+    assert config.load_config(None, {"dns.whoami": "Whoami.Example."}).dns.whoami == (
+        "whoami.example"
+    )
