@@ -20,18 +20,53 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.lab import public_resolvers, report
+from tests.lab import public_resolvers
 from tests.lab.topology import Lab
 
 BIN = pathlib.Path(sys.executable).parent
 
 
 @pytest.fixture(scope="module")
-def control(lab: Lab) -> Iterator[str]:
-    running = report.start_collector(lab)
-    assert running is not None, "the lab's collector did not start"
+def control(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The lab's collector as control and store, with an ASN database: ISP a's LAN and uplink
+    in AS3215, the internet's resolvers in AS15169."""
+    database = tmp_path_factory.mktemp("asn") / "asn.mmdb"
+    write_asn_database(lab, database)
+    argv = [
+        str(BIN / "surblocage-collector"), "serve", "--db", f"sqlite:///{database.parent}/c.db",
+        "--listen", f"{lab.collector_addr}:{lab.collector_port}",
+        "--resolver", lab.public_resolver, "--ca-file", lab.ca_file,
+        "--allow-network", lab.allow_network,
+    ]  # fmt: skip
+    env = {
+        **os.environ, "SURBLOCAGE_COLLECTOR_CONTROL_PUBLIC": "true",
+        "SURBLOCAGE_COLLECTOR_ASN_DATABASE": str(database),
+    }  # fmt: skip
+    running = lab.spawn(
+        "internet", argv, "collector", (lab.collector_addr, lab.collector_port), env=env
+    )
     yield lab.control_url
     lab.stop(running)
+
+
+def write_asn_database(lab: Lab, path: pathlib.Path) -> None:
+    import mmdb_writer
+    import netaddr
+
+    a = lab.isp("a")
+    writer = mmdb_writer.MMDBWriter(
+        ip_version=6, ipv4_compatible=True, database_type="GeoLite2-ASN"
+    )
+    networks = {
+        (3215, "Orange"): [a.lan, str(ipaddress.ip_network(f"{a.uplink_router}/24", False))],
+        (15169, "Google"): ["10.200.3.0/24"],
+    }
+    for (asn, name), nets in networks.items():
+        writer.insert_network(
+            netaddr.IPSet(nets),
+            {"autonomous_system_number": asn, "autonomous_system_organization": name},
+        )
+    writer.to_db_file(str(path))
 
 
 def check(lab: Lab, control: str, fingerprints: str | None, *urls: str) -> list[dict[str, Any]]:
@@ -123,6 +158,9 @@ def test_run_records_which_resolver_the_line_uses(
     # its prefix only
     uplink = ipaddress.ip_network(f"{lab.isp('a').uplink_router}/24", strict=False)
     assert records[0]["probe"]["whoami"] == str(uplink)
+    # counted under its ISP's resolver: the whoami's network is the record's
+    assert (records[0]["probe"]["asn"], records[0]["probe"]["whoami_asn"]) == (3215, 3215)
+    assert records[0]["probe"]["resolver_network"] == "isp"
     assert by_path(records[0])["google"] == ("blocked", "dns", "refused", "ede_16")
 
 
