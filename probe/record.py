@@ -22,6 +22,9 @@ from typing import Any
 from probe import times
 
 SCHEMA = 1
+# resolver paths a record may name (dns[].path, paths[]): each is judged on its own, so the
+# work of judging a record grows with their number (a probe's default list has seven)
+MAX_PATHS = 16
 
 STATUSES = ("ok", "blocked", "down", "inconclusive")
 METHODS = ("dns", "tcp_ip", "tls", "http_failure", "http_blockpage", "http_diff")
@@ -251,6 +254,10 @@ def check_semantics(m: Measurement) -> None:
         raise MalformedRecord(f"target.url: {m.target.url!r} is not an http or https URL")
     if m.duration_ms < 0:
         raise MalformedRecord("duration_ms: must not be negative")
+    if len({r.path for r in m.dns if r.path is not None}) > MAX_PATHS:
+        raise MalformedRecord(f"dns: more than {MAX_PATHS} resolver paths")
+    if len(m.paths) > MAX_PATHS:
+        raise MalformedRecord(f"paths: more than {MAX_PATHS} resolver paths")
     if m.probe.whoami is not None and not _is_address(m.probe.whoami):
         raise MalformedRecord(f"probe.whoami: {m.probe.whoami[:60]!r} is not an IP address")
     _check_time(m.started_at, "started_at")

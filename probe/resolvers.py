@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from probe.kinds import Invalid, parse_resolver
+from probe.record import MAX_PATHS
 
 TRANSPORTS = ("udp", "dot", "doh")
 SYSTEM = "system"
@@ -130,6 +131,8 @@ def parse_paths(value: Any) -> tuple[ResolverPath, ...]:
         value = [v for v in re.split(r"[,\s]+", value) if v]
     if not isinstance(value, list | tuple) or not value:
         raise ValueError(f"must be a non-empty list of resolver paths ({FORMS}), got {value!r}")
+    if len(value) > MAX_PATHS:
+        raise ValueError(f"at most {MAX_PATHS} resolver paths, got {len(value)}")
     out: list[ResolverPath] = []
     for i, item in enumerate(value):
         try:

@@ -127,7 +127,7 @@ class MeasurementRow:
             doc["verdict"] = {
                 "status": v.status, "method": v.method, "detail": v.detail, "blockpage": v.blockpage
             }  # fmt: skip
-            if m.paths:  # the paths' verdicts, recomputed as the record's is
+            if m.paths or "paths" in doc:  # the paths' verdicts, recomputed as the record's is
                 doc["paths"] = record.encode(m.paths)
         doc["probe"] = {**doc["probe"], "id": probe_id, "asn": asn, "network": network}
         doc["probe"].update(resolver or {})  # the collector's reading of probe.whoami

@@ -63,3 +63,22 @@ def test_the_resolver_network_from_the_asn_database() -> None:
         "whoami": "2001:db8::/48", "whoami_asn": None, "resolver_network": None,
     }  # fmt: skip
     assert ingest.resolver_network(None, 3215, asns.get) == {}
+
+
+async def test_paths_sent_for_a_record_of_one_resolver_are_not_kept(collector: Collector) -> None:
+    _, token = await collector.register(asn=3215, network="Orange")
+    sent = with_paths(3, None)
+    sent["dns"] = [{**d, "path": None} for d in sent["dns"][:1]]
+    sent["probe"]["path"] = None
+    assert (await collector.submit(token, {"records": [sent]}))[0] == 200
+    [item] = await collector.query_all()
+    assert item["paths"] == []  # what the collector judged: no path, not what was sent
+
+
+async def test_too_many_resolver_paths_are_refused(collector: Collector) -> None:
+    _, token = await collector.register(asn=3215, network="Orange")
+    sent = with_paths(4, None)
+    sent["dns"] = [{**sent["dns"][0], "path": f"p{i}"} for i in range(record.MAX_PATHS + 1)]
+    status, answer = await collector.submit(token, {"records": [sent]})
+    assert status == 400
+    assert "resolver paths" in answer["error"]
