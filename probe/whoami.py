@@ -26,15 +26,21 @@ def path_for(paths: Sequence[ResolverPath]) -> ResolverPath | None:
     return paths[0] if paths and paths[0].transport == "udp" else None
 
 
+# names answered in TXT (the address quoted), not A
+TXT_NAMES = ("o-o.myaddr.l.google.com",)
+
+
 async def egress(
     name: str, path: ResolverPath, timeout_seconds: float, step: DNSStep = dns.measure_listening
 ) -> str | None:
-    """Ask ``name`` (A) through ``path``; return the address answered, or None."""
+    """Ask ``name`` (A, or TXT for Google's) through ``path``; return the address answered, or
+    None."""
     spec = dns.DNSSpec(
-        name=name, qtype="A", resolver=path.address, port=path.port,
-        timeout_seconds=timeout_seconds, listen_extra_seconds=0.0, path=path.name,
+        name=name, qtype="TXT" if name in TXT_NAMES else "A", resolver=path.address,
+        port=path.port, timeout_seconds=timeout_seconds, listen_extra_seconds=0.0, path=path.name,
     )  # fmt: skip
     result, listen = await step(spec)
     await listen  # listen_extra_seconds 0: over at once, and its socket closed
-    answers = [a for a in result.answers if is_ip(a)]
+    # a TXT answer is quoted; Google adds "edns0-client-subnet 192.0.2.0/24": not an address
+    answers = [a.strip('"') for a in result.answers if is_ip(a.strip('"'))]
     return answers[0] if result.failure is None and answers else None

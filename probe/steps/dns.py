@@ -32,7 +32,8 @@ from probe.record import EDE, DNSResult
 from probe.steps import secure_dns
 from probe.times import elapsed_ms
 
-QTYPES = ("A", "AAAA")
+# TXT only for the whoami lookup (probe/whoami.py): Google's o-o.myaddr.l.google.com
+QTYPES = ("A", "AAAA", "TXT")
 TRANSPORTS = ("udp", "dot", "doh")
 # RFC 9715 / DNS Flag Day 2020: large enough for EDE texts, small enough to avoid fragmentation
 _EDNS_PAYLOAD = 1232

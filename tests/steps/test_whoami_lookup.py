@@ -38,3 +38,11 @@ async def test_no_answer_is_no_whoami(dns_server):
     )
     assert await runner.learn_whoami() is None
     assert runner.probe.whoami is None  # last cycle's address is not this cycle's
+
+
+async def test_googles_whoami_answers_in_txt(dns_server):
+    name = "o-o.myaddr.l.google.com"
+    dns_server.zones[name] = Zone(addresses=["edns0-client-subnet 192.0.2.0/24", "203.0.113.7"])
+    path = parse_path(f"isp=127.0.0.1:{dns_server.port}")
+    assert await whoami.egress(name, path, 2.0) == "203.0.113.7"
+    assert dns_server.queries[0][1].question[0].rdtype == 16  # TXT
