@@ -51,6 +51,8 @@ class ResolverPath:
         """The resolver as the record's ``dns[].resolver`` and ``probe.resolver`` show it."""
         if self.transport == "doh":
             return self.url or ""
+        if self.is_system:
+            return SYSTEM  # until with_system fills the address in
         host = f"[{self.address}]" if ":" in self.address else self.address
         if self.transport == "dot":
             port = "" if self.port == DOT_PORT else f":{self.port}"

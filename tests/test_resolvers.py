@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from probe import config, resolvers
 from probe.resolvers import ResolverPath, parse_path
@@ -100,3 +102,22 @@ def test_the_whoami_lookup_can_be_turned_off():
     assert config.load_config(None, {"dns.whoami": "Whoami.Example."}).dns.whoami == (
         "whoami.example"
     )
+
+
+# what a volunteer may type: the forms' pieces, shuffled with anything
+PIECES = st.sampled_from(
+    ["tls://", "https://", "system", "=", ":", "#", "/", "[", "]", "?", "1.1.1.1", "::1", "853",
+     "dns-query", "a", " ", "%", "\x00", "é"]
+)  # fmt: skip
+
+
+@given(st.lists(PIECES | st.text(max_size=8), max_size=8).map("".join))
+@settings(max_examples=300, deadline=None)
+def test_any_text_is_a_path_or_a_value_error(text):
+    try:
+        path = resolvers.parse_path(text)
+    except ValueError:
+        return
+    assert path.transport in resolvers.TRANSPORTS
+    assert path.name and len(path.name) <= 512
+    assert resolvers.parse_path(f"x={path.text}").text == path.text  # its text parses again
