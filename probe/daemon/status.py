@@ -36,7 +36,7 @@ async def gather(cfg: ProbeConfig) -> dict[str, Any]:
         "probe_id": ident.probe_id if ident else None,
         "registered_with": ident.collector if ident else None,
         "network": await _network(cfg),
-        "resolver": beat.get("resolver") or cfg.dns.resolver or "the system's (/etc/resolv.conf)",
+        "resolver": beat.get("resolver") or _primary(cfg) or "the system's (/etc/resolv.conf)",
         "last_cycle": beat.get("last_cycle"),
         "spool": _spool(state_dir, beat),
         "collector": await _collector(cfg.collector.url),
@@ -104,6 +104,11 @@ def _spool(state_dir: Path, beat: dict[str, Any]) -> dict[str, Any] | None:
             return dict(fresh, not_stored=max(fresh["not_stored"], held_back))
     snapshot = beat.get("spool")
     return dict(snapshot, as_of=beat.get("beat_at")) if snapshot else None
+
+
+def _primary(cfg: ProbeConfig) -> str | None:
+    """The primary resolver path as configured (a list's first, else the one resolver)."""
+    return cfg.dns.resolvers[0] if cfg.dns.resolvers else cfg.dns.resolver
 
 
 async def _collector(url: str | None) -> dict[str, Any]:
