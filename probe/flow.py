@@ -134,10 +134,25 @@ class _Builder:
         for _, listen in self.listening:
             listen.cancel()
 
-    def stop_lookups(self) -> None:
-        """Cancel the lookups the target's end left unfinished (its time ran out)."""
-        for lookup in self.lookups:
-            lookup.cancel()
+    def stop_lookups(self, lookups: Sequence[Pending] | None = None) -> list[str]:
+        """Keep those of ``lookups`` (default: every one left) that finished uncollected, cancel
+        the others; return the answers kept."""
+        chosen = list(self.lookups if lookups is None else lookups)
+        answers: list[str] = []
+        for lookup in chosen:
+            self.lookups.remove(lookup)
+            if lookup.done() and not lookup.cancelled() and lookup.exception() is None:
+                self.keep(lookup.result())
+                answers += lookup.result()[0].answers
+            else:
+                lookup.cancel()
+        return _unique(answers)
+
+    def keep(self, found: tuple[DNSResult, asyncio.Future[list[str] | None]]) -> None:
+        """Keep a lookup's result in the record, and its listen for a second reply."""
+        result, listen = found
+        self.listening.append((len(self.dns), listen))
+        self.dns.append(result)
 
 
 class Flow:
@@ -293,9 +308,9 @@ class Flow:
     async def _collect(self, lookups: Sequence[Pending], b: _Builder) -> list[str]:
         """Wait for ``lookups``, keep their results in the record; return their answers."""
         pairs = [await lookup for lookup in lookups]
-        for r, listen in pairs:
-            b.listening.append((len(b.dns), listen))
-            b.dns.append(r)
+        for lookup, found in zip(lookups, pairs, strict=True):
+            b.lookups.remove(lookup)
+            b.keep(found)
         return _unique(a for r, _ in pairs for a in r.answers)
 
     async def _connect_with_others(
@@ -306,9 +321,12 @@ class Flow:
         told from "DNS and address" blocking (the GET stays the primary's)."""
         if not others:
             return await self._connect(url, https, addresses, b)
-        result, answered = await asyncio.gather(
-            self._connect(url, https, addresses, b), self._collect(others, b)
+        # the others may take the target's time, not more: the primary's GET must be kept
+        left = max(0.0, b.deadline - asyncio.get_running_loop().time() - RETURN_MARGIN_SECONDS)
+        result, _ = await asyncio.gather(
+            self._connect(url, https, addresses, b), asyncio.wait(others, timeout=left)
         )
+        answered = b.stop_lookups(others)
         late = self._dialled([a for a in answered if a not in addresses])
         if late:
             await self._connect(url, https, late, b, fetch=False)
