@@ -16,7 +16,7 @@ import msgspec
 from collector import bodies
 from collector.store import MeasurementRow
 from collector.store.probes import ProbeRow
-from probe import verdict
+from probe import addresses, verdict
 from probe.record import SCHEMA, MalformedRecord, Measurement, check_semantics
 
 AsnLookup = Callable[[str], int | None]
@@ -154,6 +154,31 @@ def network_of(
     return probe.declared_asn, probe.declared_network
 
 
+WHOAMI_PREFIX_V4, WHOAMI_PREFIX_V6 = 24, 48
+
+
+def resolver_network(
+    whoami: str | None, asn: int | None, asn_of: AsnLookup | None
+) -> dict[str, Any]:
+    """Where the line's resolver asks from (the probe's whoami address): its ASN when the ASN
+    database knows it, and whether that is the record's own network (``isp``) or another
+    (``other``: a public resolver, a VPN's); empty when the probe sent no whoami."""
+    if whoami is None:
+        return {}
+    whoami_asn = asn_of(whoami) if asn_of is not None else None  # an address (check_semantics)
+    kind = None
+    if whoami_asn is not None and asn is not None:
+        kind = "isp" if whoami_asn == asn else "other"
+    # a volunteer running their own recursive resolver would send their line's address: only
+    # its prefix is kept, as for the source networks of registrations (docs/security.md)
+    prefix = addresses.prefix_of(whoami, WHOAMI_PREFIX_V4, WHOAMI_PREFIX_V6)
+    return {
+        "whoami": str(prefix) if prefix else None,
+        "whoami_asn": whoami_asn,
+        "resolver_network": kind,
+    }
+
+
 def prepare_rows(
     records: list[Measurement],
     probe: ProbeRow,
@@ -163,7 +188,8 @@ def prepare_rows(
     now: datetime.datetime | None = None,
     submitted: list[dict[str, Any]] | None = None,
 ) -> list[MeasurementRow]:
-    """Recompute each verdict with the collector's fingerprints; keep the probe's beside it.
+    """Recompute each verdict (and each resolver path's) with the collector's fingerprints;
+    keep the probe's beside it.
 
     ``submitted`` are the records as sent (``body["records"]`` of ``parse_batch``): each is
     stored as sent, its verdict and probe block replaced, instead of encoded again.
@@ -172,16 +198,18 @@ def prepare_rows(
     rows = []
     for i, m in enumerate(records):
         mine = verdict.decide(m, m.control, fingerprints, asn_of=asn_of)
+        paths = verdict.decide_paths(m, m.control, fingerprints, asn_of=asn_of)
         asn, network = network_of(m, probe, looked_up)
         try:
             row = MeasurementRow.from_record(
-                dataclasses.replace(m, verdict=mine),
+                dataclasses.replace(m, verdict=mine, paths=paths),
                 probe_id=probe.id,
                 asn=asn,
                 network=network,
                 received_at=now,
                 probe_verdict=m.verdict,
                 submitted=None if submitted is None else submitted[i],
+                resolver=resolver_network(m.probe.whoami, asn, asn_of),
             )
         except ValueError as e:  # what the store cannot hold (a NUL, an ASN past 32 bits)
             column, _, why = str(e).partition(": ")

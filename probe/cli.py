@@ -170,8 +170,12 @@ def add_measuring_options(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--resolver",
-        metavar="IP[:PORT]",
-        help="resolver to test (default: the system's, from /etc/resolv.conf)",
+        action="append",
+        default=None,
+        metavar="PATH",
+        help="a resolver path to test, repeatable, the first one primary: [NAME=]IP[:PORT] "
+        "(UDP), [NAME=]tls://IP[:PORT][#HOSTNAME] (DoT), [NAME=]https://HOST/PATH (DoH) or "
+        "system (default: the system's, then Google, Cloudflare and Quad9 over UDP and DoH)",
     )
     g.add_argument("--control", metavar="URL", help="the collector's control endpoint")
     add_off_switch(g, "--no-control", "control_enabled", help="measure without a control")
@@ -212,7 +216,7 @@ def _positive_int(text: str) -> int:
 
 # argparse destination -> the configuration key (or keys) it overrides
 OPTIONS: dict[str, str | tuple[str, ...]] = {
-    "resolver": "dns.resolver",
+    "resolver": "dns.resolvers",
     "control": "control.url",
     "control_enabled": "control.enabled",
     "ca_file": "tls.ca_file",
@@ -242,13 +246,13 @@ def load_config(
 
 def flow_options(cfg: Any) -> FlowOptions:
     """Build the flow's options from the configuration."""
-    resolver = cfg.dns.resolver or config.system_resolver()
-    ip, port = config.parse_resolver(resolver)
+    paths = cfg.dns.paths()
     nets = tuple(cfg.network.allow_networks)
     t = cfg.timeouts
     return FlowOptions(
-        resolver=ip,
-        resolver_port=port,
+        resolver=paths[0].address,
+        resolver_port=paths[0].port,
+        paths=paths,
         dns_timeout_seconds=t.dns,
         tcp_timeout_seconds=t.tcp,
         tls_timeout_seconds=t.tls,
@@ -260,16 +264,19 @@ def flow_options(cfg: Any) -> FlowOptions:
 
 
 def probe_info(cfg: Any, opts: FlowOptions) -> ProbeInfo:
+    """The probe block of a record: the declared network, the primary resolver path."""
     resolver = (
         opts.resolver if opts.resolver_port == 53 else f"{opts.resolver}:{opts.resolver_port}"
     )
+    primary = opts.paths[0] if opts.paths else None
     return ProbeInfo(
         id=None,
         software=f"surblocage/{__version__}",
         asn=cfg.network.asn,
         network=cfg.network.name,
         cc=cfg.network.cc,
-        resolver=resolver,
+        resolver=primary.text if primary else resolver,
+        path=primary.name if primary else None,
     )
 
 

@@ -16,14 +16,15 @@ import os
 import re
 import urllib.parse
 import zoneinfo
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from probe import kinds, logs, settings
+from probe import kinds, logs, resolvers, settings
 from probe.kinds import Invalid
 from probe.kinds import parse_resolver as parse_resolver
+from probe.resolvers import ResolverPath
 from probe.settings import ConfigError as ConfigError
 from probe.settings import Key
 from probe.watchlist import PACKAGED_WATCHLIST
@@ -69,7 +70,20 @@ class ControlConfig:
 
 @dataclass(frozen=True)
 class DNSConfig:
-    resolver: str | None = None  # None: the system's (system_resolver())
+    resolver: str | None = None  # one resolver path: a list of one
+    resolvers: tuple[str, ...] | None = None  # the paths, primary first; wins over resolver
+    # answered with the address of the resolver asking; None ("off"): no whoami lookup
+    whoami: str | None = "whoami.akamai.net"
+
+    def paths(self, system: Callable[[], str] | None = None) -> tuple[ResolverPath, ...]:
+        """The resolver paths to measure: the list, else the one resolver, else the default
+        (the system's and the public resolvers'); "system" filled from /etc/resolv.conf."""
+        given = self.resolvers or ((self.resolver,) if self.resolver else resolvers.DEFAULT_PATHS)
+        paths = resolvers.parse_paths(list(given))
+        if not any(p.is_system for p in paths):
+            return paths
+        address, port = parse_resolver((system or system_resolver)())
+        return tuple(p.with_system(address, port) for p in paths)
 
 
 @dataclass(frozen=True)
@@ -267,6 +281,15 @@ def system_resolver(path: str = "/etc/resolv.conf") -> str:
     raise ConfigError(path, "nameserver", "no nameserver line")
 
 
+def _whoami(value: Any) -> str | None:
+    if value is False or (isinstance(value, str) and value.strip().lower() == "off"):
+        return None
+    name = kinds.text(value).rstrip(".").lower()
+    if not re.fullmatch(r"(?:[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?\.)+[a-z0-9-]{1,63}", name):
+        raise ValueError(f"must be a domain name or off, got {value!r}")
+    return name
+
+
 def _watchlist(value: Any) -> str:
     return "collector" if value == "collector" else kinds.file(value)
 
@@ -350,7 +373,9 @@ KEYS = settings.Table(
         Key("control.url", kinds.url),
         Key("control.enabled", kinds.boolean),
         Key("watchlist", _watchlist, path=True, words=("collector",)),
-        Key("dns.resolver", kinds.resolver),
+        Key("dns.resolver", resolvers.one_path),
+        Key("dns.resolvers", resolvers.resolver_paths),
+        Key("dns.whoami", _whoami),
         Key("tls.ca_file", kinds.file, path=True),
         Key("network.allow_networks", kinds.networks),
         Key("network.asn", kinds.number(1, 2**32 - 1, whole=True)),

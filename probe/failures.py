@@ -60,6 +60,12 @@ NETWORK_ERRORS: tuple[type[BaseException], ...] = (
     h11.ProtocolError,
 )  # fmt: skip
 
+
+class UnusableAnswer(dns.exception.DNSException):
+    """An encrypted resolver's answer that carries no usable DNS message (an HTML page, another
+    content type, a body past a DNS message's size): its text becomes the failure string."""
+
+
 _RCODES = {"NXDOMAIN": DNS_NXDOMAIN, "REFUSED": DNS_REFUSED, "SERVFAIL": DNS_SERVER_FAILURE}
 
 _ERRNOS = {
@@ -145,6 +151,8 @@ def _unwrap(exc: BaseException) -> BaseException:
 def _classify_dns(exc: dns.exception.DNSException) -> str:
     if isinstance(exc, dns.exception.Timeout):
         return TIMEOUT
+    if isinstance(exc, UnusableAnswer):
+        return unknown_text(str(exc))
     if isinstance(exc, dns.resolver.NXDOMAIN):
         return DNS_NXDOMAIN
     if isinstance(exc, dns.resolver.NoAnswer):

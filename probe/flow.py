@@ -37,6 +37,7 @@ from probe.record import (
     TLSResult,
     new_id,
 )
+from probe.resolvers import ResolverPath
 from probe.steps import connection, dns, tls
 from probe.times import elapsed_ms, rfc3339
 
@@ -53,6 +54,8 @@ RETURN_MARGIN_SECONDS = 0.1
 DNSStep = Callable[[dns.DNSSpec], Awaitable[tuple[DNSResult, asyncio.Future[list[str] | None]]]]
 ConnectionStep = Callable[[connection.ConnectionSpec], Awaitable[connection.ConnectionResult]]
 TLSStep = Callable[[tls.TLSSpec], Awaitable[TLSResult]]
+# a DNS lookup started and not yet collected: its result, and its listen for a second reply
+Pending = asyncio.Future[tuple[DNSResult, asyncio.Future[list[str] | None]]]
 
 
 @dataclass(frozen=True)
@@ -93,6 +96,13 @@ class FlowOptions:
     addresses_per_family: int | None = None
     # the ports a redirect may lead to, besides the target's own; None: any port
     redirect_ports: tuple[int, ...] | None = None
+    # the resolver paths, the primary first (its answers drive TCP, TLS and HTTP); every path
+    # resolves the target's name. Empty: one unnamed UDP path, ``resolver`` at ``resolver_port``
+    paths: tuple[ResolverPath, ...] = ()
+
+    def resolver_paths(self) -> tuple[ResolverPath | None, ...]:
+        """The paths to resolve through: (None,) stands for the one unnamed resolver."""
+        return self.paths or (None,)
 
 
 @dataclass
@@ -108,6 +118,8 @@ class _Builder:
     deadline: float = float("inf")
     # (index in dns, the DNS step's listen for a second reply) still going on
     listening: list[tuple[int, asyncio.Future[list[str] | None]]] = field(default_factory=list)
+    # every DNS lookup started: those still going on when the target ends are cancelled
+    lookups: list[Pending] = field(default_factory=list)
 
     async def settle(self) -> None:
         """Fold the second replies heard meanwhile into the DNS results (listens are short)."""
@@ -118,8 +130,29 @@ class _Builder:
         self.listening.clear()
 
     def abandon(self) -> None:
+        self.stop_lookups()
         for _, listen in self.listening:
             listen.cancel()
+
+    def stop_lookups(self, lookups: Sequence[Pending] | None = None) -> list[str]:
+        """Keep those of ``lookups`` (default: every one left) that finished uncollected, cancel
+        the others; return the answers kept."""
+        chosen = list(self.lookups if lookups is None else lookups)
+        answers: list[str] = []
+        for lookup in chosen:
+            self.lookups.remove(lookup)
+            if lookup.done() and not lookup.cancelled() and lookup.exception() is None:
+                self.keep(lookup.result())
+                answers += lookup.result()[0].answers
+            else:
+                lookup.cancel()
+        return _unique(answers)
+
+    def keep(self, found: tuple[DNSResult, asyncio.Future[list[str] | None]]) -> None:
+        """Keep a lookup's result in the record, and its listen for a second reply."""
+        result, listen = found
+        self.listening.append((len(self.dns), listen))
+        self.dns.append(result)
 
 
 class Flow:
@@ -156,6 +189,7 @@ class Flow:
                     await self._run(target, b, dns_only, extra_addresses)
             except TimeoutError:
                 timed_out = True
+                b.stop_lookups()
             except BaseException:
                 b.abandon()  # cancelled: stop the DNS listens too
                 raise
@@ -190,15 +224,18 @@ class Flow:
         ports = self._ports(url)
         while True:
             host, _, https = _split(url)
-            answers = await self._resolve(host, b)
-            if dns_only:
-                return
+            answers, others = await self._resolve(host, b, first=not b.redirects)
+            if dns_only or not answers:
+                extra = [*extra, *await self._collect(others, b)]
+                others = []
+                if dns_only:
+                    return
             # the control's extra addresses belong to the first host only
             addresses = self._dialled(answers) + self._dialled(
-                [a for a in extra if a not in answers]
+                _unique(a for a in extra if a not in answers)
             )
             extra = ()
-            result = await self._connect(url, https, addresses, b)
+            result = await self._connect_with_others(url, https, addresses, others, b)
             if result is None:
                 # nothing to fetch over: the verdict reads the DNS, TCP and TLS results; on a
                 # redirect hop, the request that failed there keeps the chain that led to it
@@ -248,30 +285,69 @@ class Flow:
         self.addresses_ignored += ignored
         return dialled
 
-    async def _resolve(self, host: str, b: _Builder) -> list[str]:
-        """Resolve ``host`` through the tested resolver (A and AAAA at once); return its answers."""
+    async def _resolve(
+        self, host: str, b: _Builder, first: bool
+    ) -> tuple[list[str], list[Pending]]:
+        """Resolve ``host`` (A and AAAA at once) through the primary path; for the target's own
+        name, start the other paths' lookups too. Return the primary's answers, and the other
+        lookups still going on (the caller collects them: they overlap the primary's TCP, TLS
+        and GET instead of delaying them)."""
         if is_ip(host):
-            return [host]
-        o = self.options
-        specs = [
-            dns.DNSSpec(
-                name=host,
-                qtype=q,
-                resolver=o.resolver,
-                port=o.resolver_port,
-                timeout_seconds=o.dns_timeout_seconds,
-            )
-            for q in o.qtypes
+            return [host], []
+        paths = self.options.resolver_paths()
+        started: list[Pending] = [
+            asyncio.ensure_future(self.steps.dns(self._spec(host, q, p)))
+            for p in paths[: None if first else 1]
+            for q in self.options.qtypes
         ]
-        pairs = await asyncio.gather(*(self.steps.dns(s) for s in specs))
-        results = [r for r, _ in pairs]
-        for r, listen in pairs:
-            b.listening.append((len(b.dns), listen))
-            b.dns.append(r)
-        return _unique(a for r in results for a in r.answers)
+        b.lookups.extend(started)
+        mine = len(self.options.qtypes)
+        answers = await self._collect(started[:mine], b)
+        return answers, started[mine:]
+
+    async def _collect(self, lookups: Sequence[Pending], b: _Builder) -> list[str]:
+        """Wait for ``lookups``, keep their results in the record; return their answers."""
+        pairs = [await lookup for lookup in lookups]
+        for lookup, found in zip(lookups, pairs, strict=True):
+            b.lookups.remove(lookup)
+            b.keep(found)
+        return _unique(a for r, _ in pairs for a in r.answers)
+
+    async def _connect_with_others(
+        self, url: str, https: bool, addresses: list[str], others: Sequence[Pending], b: _Builder
+    ) -> HTTPResult | None:
+        """Connect (and GET) over the primary's addresses while the other paths resolve; then
+        connect, without a GET, to the addresses only they answered: "DNS only" blocking is
+        told from "DNS and address" blocking (the GET stays the primary's)."""
+        if not others:
+            return await self._connect(url, https, addresses, b)
+        # the others may take the target's time, not more: the primary's GET must be kept
+        left = max(0.0, b.deadline - asyncio.get_running_loop().time() - RETURN_MARGIN_SECONDS)
+        result, _ = await asyncio.gather(
+            self._connect(url, https, addresses, b), asyncio.wait(others, timeout=left)
+        )
+        answered = b.stop_lookups(others)
+        late = self._dialled([a for a in answered if a not in addresses])
+        if late:
+            await self._connect(url, https, late, b, fetch=False)
+        return result
+
+    def _spec(self, host: str, qtype: str, path: ResolverPath | None) -> dns.DNSSpec:
+        """The DNS step's spec for one name, one type, one path."""
+        o = self.options
+        if path is None:
+            return dns.DNSSpec(
+                name=host, qtype=qtype, resolver=o.resolver, port=o.resolver_port,
+                timeout_seconds=o.dns_timeout_seconds,
+            )  # fmt: skip
+        return dns.DNSSpec(
+            name=host, qtype=qtype, resolver=path.address, port=path.port,
+            timeout_seconds=o.dns_timeout_seconds, transport=path.transport, path=path.name,
+            hostname=path.hostname, url=path.url, ca_file=o.ca_file,
+        )  # fmt: skip
 
     async def _connect(
-        self, url: str, https: bool, addresses: list[str], b: _Builder
+        self, url: str, https: bool, addresses: list[str], b: _Builder, fetch: bool = True
     ) -> HTTPResult | None:
         """TCP, TLS and the GET on every connectable address's connection (the GET on the first
         usable one), and the SNI swap where a handshake was cut; return the GET's result."""
@@ -288,6 +364,7 @@ class Flow:
                 budget_seconds=max(
                     0.0, b.deadline - asyncio.get_running_loop().time() - RETURN_MARGIN_SECONDS
                 ),
+                fetch=fetch,
             )
         )
         b.tcp.extend(result.tcp)

@@ -21,7 +21,9 @@ def use_colour(stream: TextIO) -> bool:
 def layer_status(m: Measurement) -> dict[str, str]:
     """Summarise each layer of a record in a word: ok, the failure string, or '-' when not run."""
     out = {"dns": "-", "tcp": "-", "tls": "-", "http": "-"}
-    first = [r for r in m.dns if r.name in (None, m.target.domain)]
+    first = [
+        r for r in m.dns if r.name in (None, m.target.domain) and r.path in (None, m.probe.path)
+    ]
     if first:
         answered = [r for r in first if r.answers]
         out["dns"] = "ok" if answered else (first[0].failure or "no answer")
@@ -43,13 +45,24 @@ def verdict_text(m: Measurement) -> str:
     return f"{text} [{v.blockpage}]" if v.blockpage else text
 
 
+def other_paths_text(m: Measurement) -> str:
+    """The verdicts of the resolver paths other than the primary, ``name=status/method``."""
+    return " ".join(
+        f"{p.path}=" + "/".join(x for x in (p.status, p.method, p.detail) if x) for p in m.paths[1:]
+    )
+
+
 def render_table(records: Sequence[Measurement], colour: bool) -> str:
-    """Return the human table: one row a target, one column a layer, then the verdict."""
+    """Return the human table: one row a target, one column a layer, then the verdict (and
+    the other resolver paths' verdicts when there are any)."""
     head = ["target", "dns", "tcp", "tls", "http", "verdict"]
+    several = any(len(m.paths) > 1 for m in records)
+    head += ["other resolver paths"] if several else []
     rows = []
     for m in records:
         s = layer_status(m)
-        rows.append([m.target.url, s["dns"], s["tcp"], s["tls"], s["http"], verdict_text(m)])
+        row = [m.target.url, s["dns"], s["tcp"], s["tls"], s["http"], verdict_text(m)]
+        rows.append(row + ([other_paths_text(m)] if several else []))
     widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
     lines = ["  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)).rstrip()]
     for m, r in zip(records, rows, strict=True):
@@ -57,7 +70,7 @@ def render_table(records: Sequence[Measurement], colour: bool) -> str:
         if colour:
             cells = [_paint(c, raw) for c, raw in zip(cells, r, strict=True)]
             status = m.verdict.status if m.verdict else ""
-            cells[-1] = _paint_code(cells[-1], COLOURS.get(status, "0"))
+            cells[5] = _paint_code(cells[5], COLOURS.get(status, "0"))
         lines.append("  ".join(cells).rstrip())
     return "\n".join(lines)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import ipaddress
 import json
 import types
 import typing
@@ -21,6 +22,9 @@ from typing import Any
 from probe import times
 
 SCHEMA = 1
+# resolver paths a record may name (dns[].path, paths[]): each is judged on its own, so the
+# work of judging a record grows with their number (a probe's default list has seven)
+MAX_PATHS = 16
 
 STATUSES = ("ok", "blocked", "down", "inconclusive")
 METHODS = ("dns", "tcp_ip", "tls", "http_failure", "http_blockpage", "http_diff")
@@ -48,6 +52,10 @@ class ProbeInfo:
     network: str | None = None
     cc: str | None = None
     resolver: str | None = None
+    # the primary resolver path's name: the dns[] results whose path it is drive the verdict
+    path: str | None = None
+    # the address the system resolver asks authoritative servers from (the whoami lookup)
+    whoami: str | None = None
 
 
 @dataclass(frozen=True)
@@ -81,6 +89,8 @@ class DNSResult:
     second_reply: list[str] | None = None
     # the domain this query was for (differs from target.domain on redirect hops)
     name: str | None = None
+    # the resolver path's name (probe/resolvers.py); None in records of a single resolver
+    path: str | None = None
 
 
 @dataclass(frozen=True)
@@ -151,12 +161,32 @@ class Verdict:
     blockpage: str | None = None
 
     def __post_init__(self) -> None:
-        if self.status not in STATUSES:
-            raise MalformedRecord(f"status: {self.status!r} is not one of {STATUSES}")
-        if self.status == "blocked" and self.method not in METHODS:
-            raise MalformedRecord(f"method: {self.method!r} is not one of {METHODS}")
-        if self.status != "blocked" and self.method is not None:
-            raise MalformedRecord("method: must be null unless status is 'blocked'")
+        _check_verdict(self.status, self.method)
+
+
+@dataclass(frozen=True)
+class PathVerdict:
+    """The verdict of one resolver path: the record's rules, on that path's DNS answers."""
+
+    path: str
+    transport: str
+    resolver: str
+    status: str
+    method: str | None = None
+    detail: str | None = None
+    blockpage: str | None = None
+
+    def __post_init__(self) -> None:
+        _check_verdict(self.status, self.method)
+
+
+def _check_verdict(status: str, method: str | None) -> None:
+    if status not in STATUSES:
+        raise MalformedRecord(f"status: {status!r} is not one of {STATUSES}")
+    if status == "blocked" and method not in METHODS:
+        raise MalformedRecord(f"method: {method!r} is not one of {METHODS}")
+    if status != "blocked" and method is not None:
+        raise MalformedRecord("method: must be null unless status is 'blocked'")
 
 
 @dataclass(frozen=True)
@@ -172,6 +202,8 @@ class Measurement:
     http: HTTPResult | None = None
     control: Control | None = None
     verdict: Verdict | None = None
+    # one verdict per resolver path, the primary first; empty with a single resolver
+    paths: list[PathVerdict] = field(default_factory=list)
     schema: int = SCHEMA
 
     def to_dict(self) -> dict[str, Any]:
@@ -222,7 +254,21 @@ def check_semantics(m: Measurement) -> None:
         raise MalformedRecord(f"target.url: {m.target.url!r} is not an http or https URL")
     if m.duration_ms < 0:
         raise MalformedRecord("duration_ms: must not be negative")
+    if len({r.path for r in m.dns if r.path is not None}) > MAX_PATHS:
+        raise MalformedRecord(f"dns: more than {MAX_PATHS} resolver paths")
+    if len(m.paths) > MAX_PATHS:
+        raise MalformedRecord(f"paths: more than {MAX_PATHS} resolver paths")
+    if m.probe.whoami is not None and not _is_address(m.probe.whoami):
+        raise MalformedRecord(f"probe.whoami: {m.probe.whoami[:60]!r} is not an IP address")
     _check_time(m.started_at, "started_at")
+
+
+def _is_address(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _check_time(value: str, path: str) -> None:

@@ -8,7 +8,7 @@ import dataclasses
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from probe import verdict
+from probe import verdict, whoami
 from probe.client import CollectorClient
 from probe.flow import Flow
 from probe.record import Control, Measurement, ProbeInfo, Target
@@ -24,6 +24,20 @@ class Runner:
     client: CollectorClient | None
     fingerprints: Fingerprints | None
     concurrency: int = 8
+    # the whoami name (probe.whoami); None: no lookup
+    whoami_name: str | None = None
+
+    async def learn_whoami(self) -> str | None:
+        """Look up which address the line's resolver asks from; keep it in the probe block."""
+        o = self.flow.options
+        path = whoami.path_for(o.paths)
+        if self.whoami_name is None or path is None:
+            return None
+        found = await whoami.egress(
+            self.whoami_name, path, o.dns_timeout_seconds, self.flow.steps.dns
+        )
+        self.probe = dataclasses.replace(self.probe, whoami=found)
+        return found
 
     async def judge(
         self, target: Target, dns_only: bool = False,
@@ -39,7 +53,8 @@ class Runner:
             addresses = list(dict.fromkeys(a for r in m.dns for a in r.answers))
             control = await self.client.control(target.url, addresses)
         v = verdict.decide(m, control, self.fingerprints)
-        return dataclasses.replace(m, control=control, verdict=v)
+        paths = verdict.decide_paths(m, control, self.fingerprints)
+        return dataclasses.replace(m, control=control, verdict=v, paths=paths)
 
     async def run(
         self,

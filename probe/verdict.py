@@ -13,13 +13,23 @@ fewer false positives or for the French cases OONI cannot confirm:
 
 from __future__ import annotations
 
+import dataclasses
 import urllib.parse
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from probe import failures as f
 from probe.addresses import always_anomalous, is_ip, is_public
-from probe.record import Control, DNSResult, HTTPResult, Measurement, TCPResult, TLSResult, Verdict
+from probe.record import (
+    Control,
+    DNSResult,
+    HTTPResult,
+    Measurement,
+    PathVerdict,
+    TCPResult,
+    TLSResult,
+    Verdict,
+)
 
 AsnLookup = Callable[[str], int | None]
 
@@ -59,9 +69,72 @@ def decide(
     fingerprints: Fingerprints | None = None,
     asn_of: AsnLookup | None = None,
 ) -> Verdict:
-    """Return the verdict of one record; ``control`` defaults to the record's own."""
+    """Return the verdict of one record (its primary resolver path); ``control`` defaults to
+    the record's own."""
     control = control if control is not None else m.control
-    v = _by_signature(m, fingerprints)
+    return _decide(_path_view(m, _primary(m)), control, fingerprints, asn_of)
+
+
+def decide_paths(
+    m: Measurement,
+    control: Control | None = None,
+    fingerprints: Fingerprints | None = None,
+    asn_of: AsnLookup | None = None,
+) -> list[PathVerdict]:
+    """Return one verdict per resolver path of the record, the primary first; none for a
+    record of one unnamed resolver.
+
+    A path is judged by the same rules on its own DNS answers, with the TCP and TLS results to
+    those answers; the HTTP response counts for it only if it came from one of its addresses.
+    """
+    control = control if control is not None else m.control
+    out = []
+    for name in _path_names(m):
+        view = _path_view(m, name)
+        v = _decide(view, control, fingerprints, asn_of)
+        first = next(r for r in m.dns if r.path == name)
+        out.append(
+            PathVerdict(
+                path=name, transport=first.transport if first.transport != "tcp" else "udp",
+                resolver=first.resolver, status=v.status, method=v.method, detail=v.detail,
+                blockpage=v.blockpage,
+            )
+        )  # fmt: skip
+    return out
+
+
+def _primary(m: Measurement) -> str | None:
+    """The primary path's name: the probe's, else the first path of the DNS results."""
+    if m.probe.path is not None:
+        return m.probe.path
+    return next((r.path for r in m.dns), None)
+
+
+def _path_names(m: Measurement) -> list[str]:
+    primary = _primary(m)
+    names = list(dict.fromkeys(r.path for r in m.dns if r.path is not None))
+    return sorted(names, key=lambda n: n != primary)
+
+
+def _path_view(m: Measurement, name: str | None) -> Measurement:
+    """The record as one path saw it: its DNS results (and the primary's for redirect hosts),
+    the HTTP response only if it came from one of the path's addresses."""
+    primary = _primary(m)
+    mine = [r for r in m.dns if r.path == name or r.path is None]
+    if name == primary:
+        return dataclasses.replace(m, dns=mine) if len(mine) < len(m.dns) else m
+    hops = [r for r in m.dns if r.path == primary and r.name != m.target.domain]
+    http = m.http
+    if http is not None and http.ip not in _answers(mine):
+        http = None
+    return dataclasses.replace(m, dns=mine + hops, http=http)
+
+
+def _decide(
+    m: Measurement, control: Control | None, fingerprints: Fingerprints | None,
+    asn_of: AsnLookup | None,
+) -> Verdict:  # fmt: skip
+    v = _by_signature(m, fingerprints, control)
     if v is not None:
         return v
     if control is None:
@@ -78,8 +151,10 @@ def decide(
     return _http(m, control, consistent)
 
 
-def _by_signature(m: Measurement, fps: Fingerprints | None) -> Verdict | None:
-    """Decide from a block signature alone: these need no control."""
+def _by_signature(
+    m: Measurement, fps: Fingerprints | None, control: Control | None
+) -> Verdict | None:
+    """Decide from a block signature alone: these need no control (one uses it if present)."""
     a = _dns_for(m.dns, m.target.domain)
     for r in a:
         for e in r.ede:
@@ -107,8 +182,21 @@ def _by_signature(m: Measurement, fps: Fingerprints | None) -> Verdict | None:
         if _decisive(fp):
             return Verdict("blocked", "tls", "mitm", blockpage=fp.name)
     if _decisive(page):
+        if _page_from_lie(m, a, control):
+            return Verdict("blocked", "dns", "blockpage_ip", blockpage=page.name)
         return Verdict("blocked", "http_blockpage", blockpage=page.name)
     return None
+
+
+def _page_from_lie(m: Measurement, a: list[DNSResult], control: Control | None) -> bool:
+    """Tell whether the block page came from an address the resolver answered and the control
+    does not: the interference is in DNS, the page only names who answers there."""
+    if m.http is None or m.http.ip is None or m.http.redirects or control is None:
+        return False
+    if control.failure is not None:
+        return False
+    theirs = _answers(_dns_for(control.dns, m.target.domain))
+    return bool(theirs) and m.http.ip in _answers(a) and m.http.ip not in theirs
 
 
 def _decisive(fp: Any) -> bool:

@@ -52,7 +52,7 @@ def connection_step(tcp: Step, tls: Step, http: Step) -> Callable[[ConnectionSpe
             tls_results = [await tls(TLSSpec(ip=ip, port=port, sni=host)) for ip in usable]
             usable = [t.ip for t in tls_results if t.failure is None]
         got = None
-        if usable:
+        if usable and spec.fetch:
             try:  # the step's budget, as the real one keeps it
                 async with asyncio.timeout(spec.budget_seconds):
                     got = await http(HTTPSpec(url=spec.url, ip=usable[0]))

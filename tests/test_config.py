@@ -136,7 +136,9 @@ def test_a_bad_override_names_the_command_line(tmp_path):
         == "command line: concurrency: must be a whole number from 1 to 256, got 'lots'"
     )
     with pytest.raises(
-        ConfigError, match=r"^command line: dns\.server: unknown key \(known: dns\.resolver\)$"
+        ConfigError,
+        match=r"^command line: dns\.server: unknown key \(known: dns\.resolver, "
+        r"dns\.resolvers, dns\.whoami\)$",
     ):
         config.load_config(None, {"dns.server": "1.1.1.1"})
 
@@ -180,8 +182,13 @@ def test_a_bad_override_names_the_command_line(tmp_path):
         ("dns: {resolver: '1.1.1.1:0'}", "dns.resolver: port 0 is not from 1 to 65535"),
         (
             "dns: {resolver: [1, 2]}",
-            "dns.resolver: expected IP, IP:PORT or [IPv6]:PORT, got [1, 2]",
+            "dns.resolver: expected [NAME=]IP[:PORT], [NAME=]tls://IP[:PORT][#HOSTNAME], ",
         ),
+        ("dns: {resolvers: []}", "dns.resolvers: must be a non-empty list of resolver paths"),
+        ("dns: {resolvers: ['a=1.1.1.1', 'a=8.8.8.8']}", "dns.resolvers[1]: the name 'a' is given"),
+        ("dns: {resolvers: ['ftp://x']}", "dns.resolvers[0]: 'ftp://x': only tls:// and https://"),
+        ("dns: {resolvers: ['tls://dns.google']}", "dns.resolvers[0]: 'dns.google' is not an IP"),
+        ("dns: {whoami: 'not a name'}", "dns.whoami: must be a domain name or off, got 'not a"),
         ("tls: {ca_file: missing.pem}", "tls.ca_file: no such file: "),
         ("collector: {url: 'ftp://c.test'}", "collector.url: must be an http or https URL"),
         ("control: {enabled: maybe}", "control.enabled: must be true or false, got 'maybe'"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import ipaddress
 from typing import Any
 
@@ -250,3 +251,40 @@ async def test_a_handshake_cut_is_kept_when_the_time_runs_out_during_its_swap() 
     m = await Flow(opts, net.steps()).measure(target("https://a.fr/", "a.fr"), PROBE)
     assert [(t.sni, t.failure) for t in m.tls] == [("a.fr", "eof_error")]
     assert m.http is not None and m.http.failure == "generic_timeout_error"
+
+
+class PathsNet(FakeNet):
+    """FakeNet whose DNS results carry the path asked; the path ``silent`` never answers."""
+
+    silent: str | None = None
+
+    async def dns(self, spec: Any) -> DNSResult:
+        if spec.path == self.silent:
+            await asyncio.sleep(3600)
+        found = await super().dns(spec)
+        return dataclasses.replace(found, path=spec.path)
+
+
+def two_paths(timeout: float) -> FlowOptions:
+    from probe.resolvers import parse_path
+
+    paths = (parse_path("isp=192.0.2.53"), parse_path("pub=198.51.100.53"))
+    return FlowOptions(resolver="192.0.2.53", paths=paths, target_timeout_seconds=timeout)
+
+
+async def test_lookups_done_when_the_time_runs_out_are_kept() -> None:
+    net = PathsNet({"a.fr": ["93.184.216.34"]}, slow=5.0)
+    m = await Flow(two_paths(0.3), net.steps()).measure(target("https://a.fr/", "a.fr"), PROBE)
+    assert sorted((r.path, r.qtype) for r in m.dns) == [
+        ("isp", "A"), ("isp", "AAAA"), ("pub", "A"), ("pub", "AAAA"),
+    ]  # fmt: skip
+    assert m.http is not None and m.http.failure == "generic_timeout_error"
+
+
+async def test_a_silent_path_is_cancelled_with_the_target_and_the_primary_kept() -> None:
+    net = PathsNet({"a.fr": ["93.184.216.34"]})
+    net.silent = "pub"
+    m = await Flow(two_paths(0.3), net.steps()).measure(target("https://a.fr/", "a.fr"), PROBE)
+    assert [(r.path, r.qtype) for r in m.dns] == [("isp", "A"), ("isp", "AAAA")]
+    assert [c[0] for c in net.calls].count("http") == 1  # the primary's GET was not held back
+    assert m.http is not None and m.http.status == 200  # nor lost with the silent path

@@ -45,6 +45,9 @@ def closed_udp_port() -> int:
         ({}, ["check", "--config", "missing.yaml", "a.fr"], "missing.yaml"),
         ({"w.yaml": "services: [{id: x}]\n"}, ["check", "--watchlist", "w.yaml"], "services[0]"),
         ({}, ["check", "--fingerprints", "nope.yaml", "a.fr"], "nope.yaml"),
+        ({}, ["check", "--resolver", "1.1.1.1", "--resolver", "dns.google", "a.fr"], "dns.google"),
+        ({}, ["check", "--resolver", "https://x.test/q?dns=1", "a.fr"], "dns.resolvers[0]"),
+        ({}, ["check", "--resolver", "bad name=1.1.1.1", "a.fr"], "'bad name'"),
         ({}, [], "COMMAND"),
     ],
 )
@@ -183,3 +186,13 @@ def test_a_control_that_answers_404_is_asked_once_and_named() -> None:
     assert "answered HTTP 404 (no control there); measured without a control" in r.stderr
     for m in map(json.loads, r.stdout.splitlines()):
         assert "HTTP 404" in m["control"]["failure"]
+def test_the_table_shows_the_other_resolver_paths() -> None:
+    dead = f"127.0.0.1:{closed_udp_port()}"
+    r = probe(
+        "check", "--no-control", "--quiet", "--timeout", "1", "--resolver", f"isp={dead}",
+        "--resolver", f"pub={dead}", "a.example.fr",
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    head, row = r.stdout.splitlines()
+    assert head.split()[-4:] == ["verdict", "other", "resolver", "paths"]
+    assert row.split()[-2:] == ["inconclusive/no_control", "pub=inconclusive/no_control"]

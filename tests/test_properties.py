@@ -58,6 +58,28 @@ def test_the_verdict_is_total(value: Any, control: Any) -> None:
         assert dataclasses.replace(v) == v  # a Verdict that passed its own checks
 
 
+def _with_paths() -> dict[str, Any]:
+    m = records.measurement(2)
+    google = dataclasses.replace(m.dns[0], path="google", answers=[], failure="dns_refused_error")
+    dns = [dataclasses.replace(m.dns[0], path="isp"), google]
+    return dataclasses.replace(m, dns=dns, probe=dataclasses.replace(m.probe, path="isp")).to_dict()
+
+
+RECORD_PATHS = _with_paths()
+
+
+@BOUNDED
+@given(mutated(RECORD_PATHS))
+def test_the_paths_verdicts_are_total(value: Any) -> None:
+    m = parsed_or_malformed(value)
+    if m is None:
+        return
+    for c in (None, m.control):
+        paths = verdict.decide_paths(m, c, fingerprints.default_fingerprints())
+        assert {p.path for p in paths} == {r.path for r in m.dns if r.path is not None}
+        assert all(dataclasses.replace(p) == p for p in paths)
+
+
 def _dotted(keys: list[str], values: list[Any]) -> dict[str, Any]:
     """Nest dotted keys as a YAML file spells them ({"a": {"b": v}}); a clash keeps the first."""
     out: dict[str, Any] = {}

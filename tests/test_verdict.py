@@ -357,3 +357,26 @@ def test_record_id_must_be_a_canonical_uuid(bad: str) -> None:
     d["id"] = bad
     with pytest.raises(MalformedRecord, match=r"^id: "):
         Measurement.from_dict(d)
+
+
+def test_a_dns_answer_leading_to_a_block_page_is_a_dns_block() -> None:
+    # the resolver lies to an address that serves a block page: the interference is in DNS
+    m = record(
+        url=f"http://{NAME}/", dns=dns([OTHER]), tcp=[tcp(OTHER, port=80)],
+        http=http(url=f"http://{NAME}/", ip=OTHER, status=451),
+    )  # fmt: skip
+    fps = OneFingerprint("http", FakeFingerprint("ministry_page"))
+    v = verdict.decide(m, GOOD_CONTROL, fps)
+    assert (v.status, v.method, v.detail, v.blockpage) == (
+        "blocked", "dns", "blockpage_ip", "ministry_page",
+    )  # fmt: skip
+    # without a control to say the name lives elsewhere, the page is all there is
+    v = verdict.decide(m, None, fps)
+    assert (v.status, v.method, v.blockpage) == ("blocked", "http_blockpage", "ministry_page")
+
+
+def test_a_block_page_from_the_real_address_stays_an_http_block() -> None:
+    # a transparent proxy answers on the service's own address: DNS told the truth
+    m = ok_https(http=http(ip=REAL))
+    v = verdict.decide(m, GOOD_CONTROL, OneFingerprint("http", FakeFingerprint("proxy")))
+    assert (v.status, v.method, v.detail) == ("blocked", "http_blockpage", None)

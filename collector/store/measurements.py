@@ -112,6 +112,7 @@ class MeasurementRow:
         received_at: datetime.datetime,
         probe_verdict: record.Verdict | None,
         submitted: dict[str, Any] | None = None,
+        resolver: dict[str, Any] | None = None,
     ) -> MeasurementRow:
         """Build the row for a record whose ``verdict`` the collector has recomputed.
 
@@ -122,6 +123,7 @@ class MeasurementRow:
         the probe sent it, already validated into ``m``: stored as sent (keys a newer probe
         adds are kept) with the verdict and probe block replaced, instead of ``m`` encoded
         again (docs/benchmarks.md §5: validating and encoding again were a quarter of ingest).
+        ``resolver`` (ingest.resolver_network) joins the probe block.
         """
         if m.verdict is None:
             raise ValueError("verdict: the collector's verdict is missing")
@@ -133,7 +135,10 @@ class MeasurementRow:
             doc["verdict"] = {
                 "status": v.status, "method": v.method, "detail": v.detail, "blockpage": v.blockpage
             }  # fmt: skip
+            if m.paths or "paths" in doc:  # the paths' verdicts, recomputed as the record's is
+                doc["paths"] = record.encode(m.paths)
         doc["probe"] = {**doc["probe"], "id": probe_id, "asn": asn, "network": network}
+        doc["probe"].update(resolver or {})  # the collector's reading of probe.whoami
         mine, theirs = m.verdict, probe_verdict
         return cls(
             id=m.id,

@@ -30,6 +30,8 @@ WATCHLIST_CACHE = "watchlist.json"
 def estimated_bytes(m: Measurement) -> int:
     """Approximate the bytes measuring ``m`` moved on the volunteer's line."""
     total = DNS_BYTES * len(m.dns) + TCP_BYTES * len(m.tcp) + TLS_BYTES * len(m.tls)
+    # a DoT or DoH query opens a connection of its own, with its handshake
+    total += (TCP_BYTES + TLS_BYTES) * sum(r.transport in ("dot", "doh") for r in m.dns)
     if m.http is not None:
         total += HTTP_BYTES * (1 + len(m.http.redirects)) + (m.http.body_length or 0)
     return total
@@ -116,6 +118,7 @@ class Cycle:
     ) -> None:
         """Judge the targets through the runner, keeping each record; skip past the budget."""
         report.targets = len(targets)
+        await self.runner.learn_whoami()  # once a cycle: the line's resolver may change
         gate = _BudgetGate(asyncio.Semaphore(self.runner.concurrency), self.budget_bytes, report)
         await self.runner.each(targets, dns_only, lambda _, m: self._keep(m, report), gate)
 

@@ -162,7 +162,9 @@ def _daemon(plan: Plan, spool: Spool, client: CollectorClient) -> Daemon:
         "config": status.effective_config(cfg),
     }
     return Daemon(
-        runner=Runner(plan.flow, plan.probe, control, plan.fingerprints, cfg.concurrency),
+        runner=Runner(
+            plan.flow, plan.probe, control, plan.fingerprints, cfg.concurrency, cfg.dns.whoami
+        ),
         spool=spool,
         watchlists=WatchlistSource(
             cfg.watchlist, cfg.state_dir, source, cfg.network.allow_networks

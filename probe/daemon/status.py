@@ -39,7 +39,7 @@ async def gather(cfg: ProbeConfig) -> dict[str, Any]:
         "registered_with": ident.collector if ident else None,
         "config": shown,
         "network": await _network(cfg, (daemons or {}).get("network")),
-        "resolver": beat.get("resolver") or cfg.dns.resolver or "the system's (/etc/resolv.conf)",
+        "resolver": beat.get("resolver") or _primary(cfg) or "the system's (/etc/resolv.conf)",
         "last_cycle": beat.get("last_cycle"),
         "last_sweep": beat.get("last_sweep"),
         "spool": _spool(state_dir, beat),
@@ -56,6 +56,7 @@ def effective_config(cfg: ProbeConfig) -> dict[str, Any]:
         "control": cfg.control.url if cfg.control.enabled else None,
         "watchlist": cfg.watchlist,
         "resolver": cfg.dns.resolver,
+        "resolvers": list(cfg.dns.resolvers) if cfg.dns.resolvers else None,
         "network": {"asn": cfg.network.asn, "name": cfg.network.name, "cc": cfg.network.cc},
         "allow_networks": [str(n) for n in cfg.network.allow_networks],
         "concurrency": cfg.concurrency,
@@ -136,6 +137,11 @@ def _spool(state_dir: Path, beat: dict[str, Any]) -> dict[str, Any] | None:
             return dict(fresh, not_stored=max(fresh["not_stored"], held_back))
     snapshot = beat.get("spool")
     return dict(snapshot, as_of=beat.get("beat_at")) if snapshot else None
+
+
+def _primary(cfg: ProbeConfig) -> str | None:
+    """The primary resolver path as configured (a list's first, else the one resolver)."""
+    return cfg.dns.resolvers[0] if cfg.dns.resolvers else cfg.dns.resolver
 
 
 async def _collector(url: str | None) -> dict[str, Any]:

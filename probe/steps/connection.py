@@ -33,6 +33,7 @@ class ConnectionSpec:
     body_cap_bytes: int = 524288
     user_agent: str = "surblocage/0.1"
     budget_seconds: float | None = None  # the whole step's time; None: the timeouts' sum
+    fetch: bool = True  # False: TCP and TLS only (addresses another resolver path answered)
 
 
 @dataclass(frozen=True)
@@ -76,7 +77,7 @@ async def measure(spec: ConnectionSpec) -> ConnectionResult:
     try:
         async with asyncio.timeout(spec.budget_seconds):
             await asyncio.gather(*(_open(spec, origin, a) for a in addresses))
-            usable = next((a for a in addresses if a.stream is not None), None)
+            usable = next((a for a in addresses if a.stream is not None and spec.fetch), None)
             for a in addresses:
                 if a is not usable:
                     a.close()

@@ -1,5 +1,8 @@
 """The DNS step: one query to the tested resolver, keeping rcode, answers, CNAMEs, EDE, injection.
 
+A resolver path's transport (probe/resolvers.py) says how: ``udp`` (below), or ``dot`` and
+``doh`` (probe/steps/secure_dns.py: one query on a connection of its own, no race to watch).
+
 The query goes over UDP with EDNS (so Extended DNS Errors, RFC 8914, can come back), and over TCP
 when the reply is truncated (RFC 7766). After the first valid UDP reply the socket stays open for
 ``listen_extra_seconds``: an on-path injector races the real resolver, so a second, different
@@ -26,9 +29,12 @@ import dns.rdatatype
 
 from probe import failures
 from probe.record import EDE, DNSResult
+from probe.steps import secure_dns
 from probe.times import elapsed_ms
 
-QTYPES = ("A", "AAAA")
+# TXT only for the whoami lookup (probe/whoami.py): Google's o-o.myaddr.l.google.com
+QTYPES = ("A", "AAAA", "TXT")
+TRANSPORTS = ("udp", "dot", "doh")
 # RFC 9715 / DNS Flag Day 2020: large enough for EDE texts, small enough to avoid fragmentation
 _EDNS_PAYLOAD = 1232
 # a lost UDP query or reply is sent again after this long, within the step's timeout
@@ -43,10 +49,17 @@ class DNSSpec:
     port: int = 53
     timeout_seconds: float = 5.0
     listen_extra_seconds: float = 0.3
+    transport: str = "udp"  # or "dot", "doh"
+    path: str | None = None  # the resolver path's name, kept in the result
+    hostname: str | None = None  # DoT: the name the certificate must carry (None: unchecked)
+    url: str | None = None  # DoH: the endpoint
+    ca_file: str | None = None  # DoT, DoH: extra trusted CA bundle
 
     def __post_init__(self) -> None:
         if self.qtype not in QTYPES:
             raise ValueError(f"qtype: {self.qtype!r} is not one of {QTYPES}")
+        if self.transport not in TRANSPORTS:
+            raise ValueError(f"transport: {self.transport!r} is not one of {TRANSPORTS}")
 
 
 class _Replies(asyncio.DatagramProtocol):
@@ -95,6 +108,8 @@ async def measure_listening(spec: DNSSpec) -> tuple[DNSResult, asyncio.Future[li
     answers into the record at the end, so the listen costs no time on the critical path.
     """
     loop = asyncio.get_running_loop()
+    if spec.transport != "udp":
+        return await _measure_secure(spec), _nothing(loop)
     started = time.perf_counter()
     transport: asyncio.DatagramTransport | None = None
     try:
@@ -111,11 +126,7 @@ async def measure_listening(spec: DNSSpec) -> tuple[DNSResult, asyncio.Future[li
     except failures.NETWORK_ERRORS as exc:
         if transport is not None:
             transport.close()
-        failed = DNSResult(
-            resolver=_resolver_text(spec), qtype=spec.qtype, name=spec.name,
-            failure=failures.classify(exc), ms=elapsed_ms(started),
-        )  # fmt: skip
-        return failed, _nothing(loop)
+        return _failed(spec, exc, started), _nothing(loop)
     except BaseException:
         if transport is not None:
             transport.close()
@@ -125,6 +136,31 @@ async def measure_listening(spec: DNSSpec) -> tuple[DNSResult, asyncio.Future[li
         transport.close()
         return result, _nothing(loop)
     return result, asyncio.ensure_future(_listen(transport, protocol, reply, spec))
+
+
+async def _measure_secure(spec: DNSSpec) -> DNSResult:
+    """Ask over DoT or DoH: one query, one reply, no race to watch."""
+    started = time.perf_counter()
+    try:
+        query = dns.message.make_query(spec.name, spec.qtype, use_edns=0, payload=_EDNS_PAYLOAD)
+        async with asyncio.timeout(spec.timeout_seconds):
+            if spec.transport == "dot":
+                reply = await secure_dns.dot(
+                    query, spec.resolver, spec.port, spec.hostname, spec.ca_file
+                )
+            else:
+                reply = await secure_dns.doh(query, spec.url or "", spec.ca_file)
+    except failures.NETWORK_ERRORS as exc:
+        return _failed(spec, exc, started)
+    return _result(spec, reply, elapsed_ms(started), spec.transport, None)
+
+
+def _failed(spec: DNSSpec, exc: BaseException, started: float) -> DNSResult:
+    return DNSResult(
+        resolver=_resolver_text(spec), qtype=spec.qtype, name=spec.name,
+        failure=failures.classify(exc), ms=elapsed_ms(started), transport=spec.transport,
+        path=spec.path,
+    )  # fmt: skip
 
 
 def _nothing(loop: asyncio.AbstractEventLoop) -> asyncio.Future[list[str] | None]:
@@ -185,7 +221,7 @@ def _result(
     return DNSResult(
         resolver=_resolver_text(spec), qtype=spec.qtype, failure=failure, ms=ms, rcode=rcode,
         answers=answers, cnames=_cnames(reply), ede=_ede(reply), transport=transport,
-        second_reply=second, name=spec.name,
+        second_reply=second, name=spec.name, path=spec.path,
     )  # fmt: skip
 
 
@@ -226,6 +262,11 @@ def _ede(reply: dns.message.Message) -> list[EDE]:
 
 
 def _resolver_text(spec: DNSSpec) -> str:
+    if spec.transport == "doh":
+        return spec.url or ""
+    if spec.transport == "dot":
+        host = f"[{spec.resolver}]" if ":" in spec.resolver else spec.resolver
+        return f"tls://{host}:{spec.port}"
     if spec.port == 53:
         return spec.resolver
     host = f"[{spec.resolver}]" if ":" in spec.resolver else spec.resolver

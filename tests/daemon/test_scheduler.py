@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime
 import ipaddress
 import json
@@ -122,6 +123,9 @@ def test_the_estimate_counts_bodies_and_handshakes() -> None:
 
     m = measurement(1)
     assert estimated_bytes(m) == 512  # one DNS query, nothing fetched
+    # a DoH or DoT query opens a connection of its own: its TCP and TLS handshakes count
+    doh = dataclasses.replace(m.dns[0], transport="doh", path="doh")
+    assert estimated_bytes(dataclasses.replace(m, dns=[m.dns[0], doh])) == 2 * 512 + 256 + 6144
 
 
 async def eventually(check: Callable[[], bool], what: str) -> None:

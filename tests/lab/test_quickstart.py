@@ -41,7 +41,8 @@ def test_make_run_job_stores_one_record_per_target(lab: Lab, tmp_path: pathlib.P
         "SURBLOCAGE_DEMO_DIR": str(tmp_path / "demo"),
         "SURBLOCAGE_DEMO_LISTEN": "127.0.0.1:18080",
         "SURBLOCAGE_DEMO_WATCHLIST": str(watchlist),
-        "SURBLOCAGE_DEMO_PROBE_ARGS": f"{lab_args} --timeout 2 --quiet",
+        # the system's resolver only: the default list's public resolvers are not in the lab
+        "SURBLOCAGE_DEMO_PROBE_ARGS": f"{lab_args} --resolver system --timeout 2 --quiet",
         "SURBLOCAGE_DEMO_COLLECTOR_ARGS": f"{lab_args} --resolver {lab.auth_dns}",
         "SURBLOCAGE_DEMO_EXIT": "1",
     }

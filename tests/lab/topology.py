@@ -21,7 +21,7 @@ import tempfile
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, TypeVar
 
-from tests.lab import addressing, certs, planting, readiness, wiring
+from tests.lab import addressing, certs, planting, public_resolvers, readiness, wiring
 from tests.lab.addressing import IspAddresses
 from tests.lab.netns import exec_in, run_in
 from tests.lab.plan import TECHNIQUES
@@ -215,13 +215,18 @@ class Lab:
             wiring.wire_isp(a, router, roles["internet"])
             for n in range(1, spec.probes + 1):
                 wiring.wire_probe(a, n, router, roles[f"probe_{spec.letter}{n}"])
-        wiring.add_host_addresses(roles["internet"], planting.internet_addresses(self.techniques))
+        internet = [*planting.internet_addresses(self.techniques), *public_resolvers.ADDRESSES]
+        wiring.add_host_addresses(roles["internet"], internet)
 
     def _write_configs(self) -> None:
         t, w = self.techniques, self.workdir
-        certs.write_all(w, planting.names(t), [s.letter for s in self.isps])
-        self._write("auth.json", planting.auth_config(t))
+        # the encrypted public resolver's address is in the lab certificate too (DoT, DoH)
+        names = [*planting.names(t), public_resolvers.ENCRYPTED]
+        certs.write_all(w, names, [s.letter for s in self.isps])
+        self._write("auth.json", {**planting.auth_config(t), "whoami": [public_resolvers.WHOAMI]})
         self._write("public.json", planting.public_resolver_config())
+        self._write("censor.json", public_resolvers.censor_config())
+        self._write("secured.json", public_resolvers.encrypted_config(str(w / "web.pem")))
         lans = [a.lan for a in self.addresses.values()]
         self._write("web.json", planting.web_config(t, str(w), lans))
         for spec in self.isps:
@@ -247,6 +252,8 @@ class Lab:
         started = [
             self._server("internet", "dnsd", str(w / "auth.json"), name="auth-dns"),
             self._server("internet", "dnsd", str(w / "public.json"), name="public-dns"),
+            self._server("internet", "dnsd", str(w / "censor.json"), name="censor-dns"),
+            self._server("internet", "secured", str(w / "secured.json"), name="secured-dns"),
             self._server("internet", "webd", str(w / "web.json"), name="web"),
         ]
         for spec in self.isps:

@@ -2,7 +2,8 @@
 
 usage: python -m tests.lab.servers.dnsd CONFIG.json   (prints READY once both sockets listen)
 auth: {"mode": "auth", "listen": ip, "zone": {name.: {"a": [], "aaaa": [], "slow": s}},
-       "wildcards": {suffix.: {...}}}; a name not in the zone is NXDOMAIN.
+       "wildcards": {suffix.: {...}}, "whoami": [name]}; a name not in the zone is NXDOMAIN;
+       a whoami name is answered (A) with the address the query came from.
 resolver: {"mode": "resolver", "listen": ip, "upstream": ip, "policy": {name.: action}};
 actions nxdomain, refused, refused_ede, servfail, empty, drop, or an address to answer.
 """
@@ -35,6 +36,7 @@ class Auth(dnslib.server.BaseResolver):
     def __init__(self, config: dict[str, Any]) -> None:
         self.zone = config["zone"]
         self.wildcards = config.get("wildcards", {})
+        self.whoami = {n.lower().rstrip(".") + "." for n in config.get("whoami", [])}
 
     def entry(self, name: str) -> dict[str, Any] | None:
         if name in self.zone:
@@ -45,6 +47,11 @@ class Auth(dnslib.server.BaseResolver):
         q = request.q
         reply = request.reply()
         reply.header.aa = 1
+        if str(q.qname).lower() in self.whoami:
+            asker = handler.client_address[0]
+            if q.qtype == dnslib.QTYPE.A and ipaddress.ip_address(asker).version == 4:
+                reply.add_answer(dnslib.RR(q.qname, dnslib.QTYPE.A, rdata=dnslib.A(asker), ttl=0))
+            return reply
         entry = self.entry(str(q.qname).lower())
         if entry is None:
             reply.header.rcode = dnslib.RCODE.NXDOMAIN
