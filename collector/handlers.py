@@ -220,8 +220,6 @@ async def store_call(state: Any, fn: Any, *args: Any) -> Any:
         raise Problem(503, "the database is unavailable; try again later") from None
 
 
-
-
 async def post_probes(request: web.Request) -> web.Response:
     state = request.app[STATE]
     if not _source_allowed(request):

@@ -186,6 +186,8 @@ def test_a_control_that_answers_404_is_asked_once_and_named() -> None:
     assert "answered HTTP 404 (no control there); measured without a control" in r.stderr
     for m in map(json.loads, r.stdout.splitlines()):
         assert "HTTP 404" in m["control"]["failure"]
+
+
 def test_the_table_shows_the_other_resolver_paths() -> None:
     dead = f"127.0.0.1:{closed_udp_port()}"
     r = probe(
