@@ -116,6 +116,9 @@ class State:
     source_key: str | None = None  # the key of the source networks' hashes, read once
     judge: Judge | None = None
     address_judge: AddressJudge | None = None
+    # the census per network, (asn, network, blocked addresses, collateral domains), as the
+    # gauges' last refresh counted it: the dashboard's headline reads it (None: not yet)
+    census_counts: list[tuple[int | None, str | None, int, int]] | None = None
     targets: TargetCache | None = None
 
     def lookup_network(self, address: str) -> tuple[int, str | None] | None:
@@ -461,3 +464,4 @@ async def refresh_census(state: State) -> None:
     await state.census_judged()
     counts = await asyncio.to_thread(state.store.read, census_queries.network_counts)
     state.metrics.set_census(counts)
+    state.census_counts = counts

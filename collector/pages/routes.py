@@ -16,6 +16,7 @@ import jinja2
 from aiohttp import web
 
 from collector import dashboard, evidence, handlers
+from collector.census import queries as census_queries
 from collector.pages import i18n, reads, views
 from collector.store import filters
 
@@ -112,7 +113,11 @@ async def overview(request: web.Request) -> web.Response:
         request,
         "overview.html",
         lang,
-        headlines=views.headlines(networks, open_flags, census),
+        headlines=views.headlines(
+            sorted({*networks, *census}, key=lambda n: ((n[1] or "").lower(), n[0] or 0)),
+            open_flags,
+            census,
+        ),
         networks=networks,
         rows=rows,
         categories=sorted({s.category for s in every}),
@@ -122,9 +127,16 @@ async def overview(request: web.Request) -> web.Response:
 
 
 async def census_numbers(request: web.Request) -> dict[views.Network, tuple[int, int]]:
-    """Per network: (legal domains unreachable, addresses blocked), from the census when this
-    collector has one; empty otherwise."""
-    return {}
+    """Per network: (legal domains unreachable, addresses blocked), from the census as the
+    metrics' refresh last counted it (every 30 s: a count over a million names is no page's
+    work), counted now only before the first refresh."""
+    state = request.app[handlers.STATE]
+    counts = state.census_counts
+    if counts is None:
+        await state.census_judged()
+        counts = await _sql(request, census_queries.network_counts)
+        state.census_counts = counts
+    return {(asn, network): (domains, blocked) for asn, network, blocked, domains in counts}
 
 
 async def timeline(request: web.Request) -> web.Response:
@@ -174,7 +186,19 @@ async def collateral(request: web.Request) -> web.Response:
         entry = by_ip.setdefault(item["ip"], {"ip": item["ip"], "networks": [], "services": set()})
         entry["networks"].append((item["asn"], item["network"], item["first_seen"]))
         entry["services"].update(item["services"])
-    addresses = sorted(by_ip.values(), key=lambda e: (-len(e["services"]), e["ip"]))
+    await state.census_judged()
+    census = await _sql(request, census_queries.addresses, {**wanted, "state": "open"})
+    for item in census:  # the census's blocked addresses, with the indexed domains behind them
+        entry = by_ip.setdefault(item["ip"], {"ip": item["ip"], "networks": [], "services": set()})
+        seen = {(asn, network) for asn, network, _ in entry["networks"]}
+        if (item["asn"], item["network"]) not in seen:
+            entry["networks"].append((item["asn"], item["network"], item["first_seen"]))
+        entry["services"].update(item["services"])
+        entry["domains"] = item["collateral_domains"]
+        entry["intended"] = item["intended_domains"]
+    addresses = sorted(
+        by_ip.values(), key=lambda e: (-e.get("domains", 0), -len(e["services"]), e["ip"])
+    )
     return _page(request, "collateral.html", lang, addresses=addresses, chosen=chosen)
 
 
