@@ -419,7 +419,9 @@ async def _census_refresh(app: web.Application) -> AsyncIterator[None]:
     state = app[handlers.STATE]
     resolver = census_refresh.resolver_for(state.config)  # a ConfigError stops serve starting
     task = asyncio.create_task(
-        census_refresh.run(state.config, state.store, state.metrics, resolver, stop)
+        census_refresh.run(
+            state.config, state.store, state.metrics, resolver, stop, state.targets.invalidate
+        )
     )
     yield
     stop.set()  # lookups in flight are dropped, answers in are recorded before the store closes

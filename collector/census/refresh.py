@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import datetime
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from collector.census import index, resolve
@@ -38,13 +39,18 @@ async def run(
     metrics: Metrics,
     resolver: resolve.Resolver,
     stop: asyncio.Event,
+    on_pass: Callable[[], None] | None = None,
 ) -> None:
-    """Resolve the index's due names at start and every census.refresh seconds until ``stop``."""
+    """Resolve the index's due names at start and every census.refresh seconds until ``stop``;
+    ``on_pass`` is called after each pass that resolved names (the published addresses follow
+    the index)."""
     refresh = datetime.timedelta(seconds=cfg.census_refresh_seconds)
     while not stop.is_set():
         wait = cfg.census_refresh_seconds
         try:
-            await one_pass(cfg, store, metrics, resolver, refresh, stop)
+            summary = await one_pass(cfg, store, metrics, resolver, refresh, stop)
+            if on_pass is not None and summary.names:
+                on_pass()
         except StoreUnavailable as e:
             logs.event(
                 "census: resolving the domain index failed: the database is unavailable",
