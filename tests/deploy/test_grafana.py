@@ -119,3 +119,32 @@ def test_queries_are_valid_promql(dashboard, tmp_path):
         [promtool, "check", "rules", str(broken)], capture_output=True, text=True, check=False
     )
     assert rejected.returncode != 0
+
+
+def _collector_paths(dashboard: dict) -> list[str]:
+    """Every link to the collector's pages in the dashboard: its links, panel and data links."""
+    urls = [link["url"] for link in dashboard.get("links", [])]
+    for p in panels(dashboard):
+        urls += [link["url"] for link in p.get("links", [])]
+        urls += [
+            link["url"] for link in p.get("fieldConfig", {}).get("defaults", {}).get("links", [])
+        ]
+    return [u for u in urls if u.startswith("${collector}")]
+
+
+def test_panels_link_to_the_collectors_pages(dashboard):
+    from collector.app import ROUTES
+
+    names = {v["name"] for v in dashboard["templating"]["list"]}
+    assert "collector" in names
+    paths = {path for method, path, _ in ROUTES if method == "GET"}
+    links = _collector_paths(dashboard)
+    assert {"/", "/timeline", "/collateral"} <= {
+        u.removeprefix("${collector}").split("?")[0] for u in links
+    }
+    for url in links:
+        assert url.removeprefix("${collector}").split("?")[0] in paths, url
+    [table] = [p for p in panels(dashboard) if p["title"] == "Open blocking flags"]
+    [link] = table["fieldConfig"]["defaults"]["links"]
+    assert "service=${__data.fields.service}" in link["url"]
+    assert "network=${__data.fields.network" in link["url"]

@@ -4,12 +4,14 @@ import pathlib
 import re
 import shutil
 import subprocess
+import urllib.parse
 
 import prometheus_client
 import pytest
 import yaml
 
 from collector import metrics
+from scripts import alert_rules
 from tests.deploy.conftest import DEPLOY, need
 
 PROMETHEUS = DEPLOY / "prometheus"
@@ -127,7 +129,11 @@ def test_every_required_alert_exists_with_severity_and_actionable_annotations():
         notes = rule["annotations"]
         assert notes["summary"].strip() and len(notes["description"]) > 150, rule["alert"]
         assert "Check" in notes["description"], f"{rule['alert']}: say what to check"
-        assert notes["runbook"] == f"deploy/README.md#{rule['alert'].lower()}"
+        runbook = f"{alert_rules.DEFAULTS['runbook_base']}#{rule['alert'].lower()}"
+        assert notes["runbook_url"] == runbook
+        for link in ("runbook_url", "api", "dashboard"):  # absolute, never a bare path
+            if link in notes:
+                assert urllib.parse.urlsplit(notes[link]).scheme in ("http", "https"), link
 
 
 def test_every_alert_is_tested_firing_and_in_a_near_miss():
@@ -170,3 +176,29 @@ def test_severity_names_are_what_alertmanager_routes(severity):
     routes = yaml.safe_load((DEPLOY / "alertmanager" / "alertmanager.yml").read_text())["route"]
     matchers = [m for route in routes["routes"] for m in route["matchers"]]
     assert f'severity="{severity}"' in matchers
+
+
+def test_the_rules_rendered_for_a_deployment_link_there_and_still_pass_their_tests(
+    tmp_path: pathlib.Path,
+) -> None:
+    rules, tests = tmp_path / "site.rules.yml", tmp_path / "site.rules.test.yml"
+    bases = {
+        "runbook_base": "https://docs.example.org/surblocage/runbooks",
+        "collector_url": "https://surblocage.example.org",
+        "grafana_url": "https://grafana.example.org/",
+    }
+    argv = [f"--{k.replace('_', '-')}={v}" for k, v in bases.items()]
+    assert alert_rules.main([*argv, "--output", str(rules), "--tests-output", str(tests)]) == 0
+    text = rules.read_text()
+    assert not any(default in text for default in alert_rules.DEFAULTS.values())
+    for rule in yaml.safe_load(text)["groups"][0]["rules"]:
+        if "alert" in rule:
+            notes = rule["annotations"]
+            assert notes["runbook_url"].startswith("https://docs.example.org/surblocage/runbooks#")
+            assert notes.get("dashboard", "https://grafana.example.org/d/").startswith(
+                "https://grafana.example.org/d/"
+            )
+    done = promtool("test", "rules", str(tests), cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    with pytest.raises(SystemExit):
+        alert_rules.main(["--collector-url", "surblocage.example.org"])  # not absolute
