@@ -154,7 +154,8 @@ NOUNS = {"measurements": "records", "flags": "flags", "census": "census rows"}
 FILTERS_OF = {
     "measurements": filters.MEASUREMENT_FILTERS,
     "flags": filters.FLAG_FILTERS,
-    "census": filters.CENSUS_ADDRESS_FILTERS,
+    # in (network, address, first seen) order: the API's order does not apply
+    "census": tuple(f for f in filters.CENSUS_ADDRESS_FILTERS if f.name != "order"),
 }
 LAYOUTS = {"measurements": export_ooni.LAYOUT, "flags": export_flags.LAYOUT,
            "census": export_census.LAYOUT}  # fmt: skip

@@ -76,9 +76,10 @@ def census(conn: sa.Connection, chosen: Mapping[str, Any]) -> list[dict[str, Any
         for r in per_network
         for key in (r.network_key,)
     ]
-    return sorted(
+    ordered = sorted(
         items, key=lambda i: (-i["collateral_domains"], i["network"] or "", i["asn"] or 0)
     )
+    return ordered if filters.descending(chosen, "desc") else ordered[::-1]
 
 
 def _services(conn: sa.Connection, ips: set[str]) -> dict[str, list[str]]:
@@ -127,7 +128,8 @@ def addresses(conn: sa.Connection, chosen: Mapping[str, Any]) -> list[dict[str, 
                 "services": sorted(behind.get(r.ip, ())),
             }
         )
-    return sorted(items, key=lambda i: (-i["domains"], i["network"] or "", i["ip"]))
+    ordered = sorted(items, key=lambda i: (-i["domains"], i["network"] or "", i["ip"]))
+    return ordered if filters.descending(chosen, "desc") else ordered[::-1]
 
 
 def current_counts(conn: sa.Connection, ips: Iterable[str]) -> dict[str, tuple[int, int]]:

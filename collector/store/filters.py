@@ -161,10 +161,14 @@ COLLATERAL_FILTERS = (
 
 # The census (docs/spec.md "The census: routes, metrics, export"). /census takes the networks;
 # /census/addresses and the census export take the address flags, in force during [since, until)
-CENSUS_FILTERS = (ASN_, NETWORK)
+CENSUS_FILTERS = (
+    ASN_, NETWORK,
+    _order("desc (default): most collateral domains first; asc: the exact reverse"),
+)  # fmt: skip
 ADDRESS_STATE = Filter("state", TEXT, "the address flag's state", "open", FLAG_STATES)
 CENSUS_ADDRESS_FILTERS = (
     ASN_, NETWORK, ADDRESS_STATE,
+    _order("desc (default): most domains on the address first; asc: the exact reverse"),
     _since(f"in force at or after {ZONED}", "closed_at", open_or_closed_at_or_after),
     _until(f"first seen before {ZONED}", "first_seen"),
 )  # fmt: skip

@@ -238,3 +238,13 @@ async def test_collateral_lists_open_address_flags_with_a_watched_service_behind
     ]
     only = await get(collector, "/api/v1/collateral", network="Orange")
     assert [a["network"] for a in only["addresses"]] == ["Orange"]
+
+
+async def test_the_census_lists_take_an_order(collector: Collector, fill: CensusFill) -> None:
+    mixed(fill)
+    for path, key in (("/api/v1/census", "networks"), ("/api/v1/census/addresses", "addresses")):
+        default = (await get(collector, path))[key]
+        assert len(default) >= 2
+        assert (await get(collector, path, order="desc"))[key] == default
+        assert (await get(collector, path, order="asc"))[key] == default[::-1]
+        await get(collector, path, status=400, order="up")
