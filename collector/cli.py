@@ -420,12 +420,14 @@ def _import_domains(path: str, intended: bool, url: str) -> int:
     stream = _open_list(path)
     tally, added, updated = names.Tally(), 0, 0
     t = datetime.datetime.now(datetime.UTC)
+    progress = sys.stderr.isatty()  # as export's: a terminal's line, rewritten chunk by chunk
     with stream, open_database(url) as db:
         for chunk in names.read(stream, tally):
             new, known = db.write(index.upsert, chunk, t, intended)
             added, updated = added + new, updated + known
-            print(f"\rimporting: {added + updated} names", end="", file=sys.stderr, flush=True)
-    if added + updated:
+            if progress:
+                print(f"\r{added + updated} names imported", end="", file=sys.stderr, flush=True)
+    if progress:
         print(file=sys.stderr)  # end the progress line
     print(f"imported {added + updated} names ({added} new, {updated} updated), "
           f"skipped {tally.skipped} lines")  # fmt: skip
@@ -452,10 +454,17 @@ async def _resolve_domains(cfg: config.CollectorConfig) -> int:
     resolver = refresh.resolver_for(cfg)
     with open_database(cfg.database_url) as db:
         now = datetime.datetime.now(datetime.UTC)
-        progress = lambda *a: print(resolve.eta_line(*a), file=sys.stderr, flush=True)  # noqa: E731
-        summary = await resolve.Pass(db, resolver, cfg.census_qps, now, progress=progress).run()
+        summary = await resolve.Pass(
+            db, resolver, cfg.census_qps, now, progress=_resolve_progress
+        ).run()
     print(summary.line())
     return 0
+
+
+def _resolve_progress(done: int, total: int, seconds: float) -> None:
+    from collector.census import resolve
+
+    print(resolve.eta_line(done, total, seconds), file=sys.stderr, flush=True)
 
 
 ASYNC_COMMANDS = {"serve": cmd_serve, "migrate": cmd_migrate}
