@@ -330,6 +330,7 @@ def build_app(
         state.judge = Judge(state.findings, state.metrics, verify)
         app.cleanup_ctx.append(_metrics_refresher)
         _census(state, address_vantage)
+        app.cleanup_ctx.append(_published_addresses)
         if judge_in_background:
             app.cleanup_ctx.append(_background_judge)
             app.cleanup_ctx.append(_background_address_judge)
@@ -426,6 +427,15 @@ async def _census_refresh(app: web.Application) -> AsyncIterator[None]:
     yield
     stop.set()  # lookups in flight are dropped, answers in are recorded before the store closes
     await task
+
+
+async def _published_addresses(app: web.Application) -> AsyncIterator[None]:
+    """Compute the addresses probes sweep at start, in the background (over a large index,
+    most of a minute); let a computation in flight end before the store closes."""
+    targets = app[handlers.STATE].targets
+    targets.start()
+    yield
+    await targets.settled()
 
 
 async def _background_address_judge(app: web.Application) -> AsyncIterator[None]:
