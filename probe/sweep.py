@@ -9,10 +9,11 @@ deadline passed (each is counted as skipped). Results are compact entries, not r
 sweep of 2,000 addresses holds 2,000 small objects, no certificate and no body.
 
 The connections are opened here and not through probe/steps/tcp.py and tls.py: those build
-stream readers and writers, verify certificates, parse the peer's certificate and keep it for
-the record; a sweep needs none of it, and 2,000 handshakes a cycle made that work the larger
-part of the CPU (docs/bench/census-sweep.md). The failure strings are the same
-(probe/failures.py).
+stream readers and writers over asyncio's SSL protocol, verify certificates, parse the peer's
+certificate and keep it for the record; a sweep needs none of it. A handshake here is a
+non-blocking ``ssl.SSLSocket`` driven from the event loop's readiness callbacks: asyncio's
+pure-Python SSL protocol cost as much CPU again as OpenSSL's handshake itself
+(docs/bench/census-sweep.md). The failure strings are the same (probe/failures.py).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+import socket
 import ssl
 import time
 import uuid
@@ -176,98 +178,123 @@ async def _sweep_one(
 ) -> Entry:
     started = time.perf_counter()
     entry = Entry(address, steps=1)
-    opened: list[asyncio.Transport] = []
+    opened: list[socket.socket] = []  # every socket of the address, closed before returning
     # charged before the first await, so that workers starting meanwhile see it in the budget
     result.bytes_estimated += ADDRESS_BYTES
-    entry.tcp, transport = await _connect(address, options.tcp_timeout_seconds)
-    if transport is None:
-        result.bytes_estimated -= TLS_BYTES  # no handshake was sent
-    else:
-        entry.steps = 2
-        entry.tls = await _handshake(transport, address.sni, options.tls_timeout_seconds, opened)
-        if entry.tls is not None:
-            entry.steps = 3
-            await limiter.take()
-            result.bytes_estimated += ADDRESS_BYTES
-            entry.tls_neutral = await _dial_tls(address, NEUTRAL_SNI, options, opened)
-    entry.ms = round((time.perf_counter() - started) * 1000)
-    for tls in opened:  # after the entry's time: how the peer takes our close is no part of it
-        await _close(tls, options.tls_timeout_seconds)
+    try:
+        entry.tcp = await _connect(address, options.tcp_timeout_seconds, opened)
+        if entry.tcp is not None:
+            result.bytes_estimated -= TLS_BYTES  # no handshake was sent
+        else:
+            entry.steps = 2
+            entry.tls = await _handshake(opened, address.sni, options.tls_timeout_seconds)
+            if entry.tls is not None:
+                entry.steps = 3
+                await limiter.take()
+                result.bytes_estimated += ADDRESS_BYTES
+                entry.tls_neutral = await _dial_tls(address, NEUTRAL_SNI, options, opened)
+        entry.ms = round((time.perf_counter() - started) * 1000)
+        for sock in opened:  # after the entry's time: how the peer takes our close is no part
+            await _close(sock, options.tls_timeout_seconds)
+    finally:
+        for sock in opened:  # a no-op once closed; on a cancellation, the only close
+            sock.close()
     return entry
 
 
-class _Discard(asyncio.Protocol):
-    """The protocol under a handshake: it reads nothing, and tells when the connection ends."""
-
-    def __init__(self) -> None:
-        self.lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-
-    def data_received(self, data: bytes) -> None:
-        pass
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if not self.lost.done():
-            self.lost.set_result(None)
-
-
 async def _connect(
-    address: Address, timeout_seconds: float
-) -> tuple[str | None, asyncio.Transport | None]:
-    """Connect; return the failure (None on success) and the open transport."""
-    loop = asyncio.get_running_loop()
-    try:
-        async with asyncio.timeout(timeout_seconds):
-            transport, _ = await loop.create_connection(_Discard, address.ip, address.port)
-    except failures.NETWORK_ERRORS as exc:
-        return failures.classify(exc), None
-    return None, transport
-
-
-async def _handshake(
-    transport: asyncio.Transport, sni: str, timeout_seconds: float, opened: list[asyncio.Transport]
+    address: Address, timeout_seconds: float, opened: list[socket.socket]
 ) -> str | None:
-    """Handshake over ``transport`` under ``sni``; return the failure, or None and the TLS
-    transport added to ``opened`` for the caller to close."""
-    loop = asyncio.get_running_loop()
+    """Connect a non-blocking socket (added to ``opened``); return the failure, or None."""
+    family = socket.AF_INET6 if ":" in address.ip else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    opened.append(sock)
+    sock.setblocking(False)
     try:
         async with asyncio.timeout(timeout_seconds):
-            tls = await loop.start_tls(
-                transport,
-                transport.get_protocol(),
-                _context(),
-                server_hostname=sni,
-                ssl_shutdown_timeout=timeout_seconds,
-            )
+            await asyncio.get_running_loop().sock_connect(sock, (address.ip, address.port))
     except failures.NETWORK_ERRORS as exc:
-        transport.abort()  # asyncio closed it on most failures, not on a timeout
         return failures.classify(exc)
-    if tls is None:  # the peer closed as the handshake ended
-        transport.abort()
-    else:
-        opened.append(tls)
     return None
 
 
+async def _handshake(opened: list[socket.socket], sni: str, timeout_seconds: float) -> str | None:
+    """Handshake under ``sni`` on the last socket of ``opened`` (replaced there by its TLS
+    socket); return the failure, or None."""
+    tls = _context().wrap_socket(opened[-1], server_hostname=sni, do_handshake_on_connect=False)
+    opened[-1] = tls
+    try:
+        async with asyncio.timeout(timeout_seconds):
+            await _drive(tls, tls.do_handshake)
+    except failures.NETWORK_ERRORS as exc:
+        return failures.classify(exc)
+    return None
+
+
+async def _drive(tls: ssl.SSLSocket, step: Callable[[], object]) -> None:
+    """Call ``step`` (a TLS operation on a non-blocking socket) until it completes, waiting
+    for the socket to be readable or writable as OpenSSL asks."""
+    loop = asyncio.get_running_loop()
+    while True:
+        try:
+            step()
+            return
+        except ssl.SSLWantReadError:
+            await _ready(tls, loop.add_reader, loop.remove_reader)
+        except ssl.SSLWantWriteError:
+            await _ready(tls, loop.add_writer, loop.remove_writer)
+
+
+async def _ready(
+    sock: socket.socket, add: Callable[..., object], remove: Callable[[int], object]
+) -> None:
+    """Wait until the event loop sees ``sock`` ready (for what ``add`` registers)."""
+    ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    fd = sock.fileno()
+
+    def wake() -> None:
+        if not ready.done():
+            ready.set_result(None)
+
+    add(fd, wake)
+    try:
+        await ready
+    finally:
+        remove(fd)
+
+
 async def _dial_tls(
-    address: Address, sni: str, options: SweepOptions, opened: list[asyncio.Transport]
+    address: Address, sni: str, options: SweepOptions, opened: list[socket.socket]
 ) -> str | None:
     """Connect anew and handshake under ``sni``; return the first failure, or None."""
-    failure, transport = await _connect(address, options.tcp_timeout_seconds)
-    if transport is None:
+    failure = await _connect(address, options.tcp_timeout_seconds, opened)
+    if failure is not None:
         return failure
-    return await _handshake(transport, sni, options.tls_timeout_seconds, opened)
+    return await _handshake(opened, sni, options.tls_timeout_seconds)
 
 
-async def _close(tls: asyncio.Transport, timeout_seconds: float) -> None:
-    """Send close_notify and a FIN, and wait for the connection's end (aborted past the
-    timeout): a sweep leaves no connection behind it."""
-    tls.close()
-    lost = tls.get_protocol().lost  # type: ignore[attr-defined]
-    with contextlib.suppress(TimeoutError):
+async def _close(sock: socket.socket, timeout_seconds: float) -> None:
+    """Close a completed TLS connection as a client does: close_notify, a FIN, and the peer's
+    end read to its EOF (within the timeout), so that no RST answers what it still sends
+    (TLS 1.3 session tickets); any other socket is just closed."""
+    if not isinstance(sock, ssl.SSLSocket) or sock.fileno() < 0 or sock.version() is None:
+        sock.close()  # no handshake completed: nothing to say to the peer
+        return
+    with contextlib.suppress(*failures.NETWORK_ERRORS):
+        sock.unwrap()  # sends close_notify; the peer's own is read below, as raw bytes
+    with contextlib.suppress(*failures.NETWORK_ERRORS):
+        socket.socket.shutdown(sock, socket.SHUT_WR)
         async with asyncio.timeout(timeout_seconds):
-            await lost
-    if not lost.done():
-        tls.abort()
+            while await _read(sock):
+                pass
+    sock.close()
+
+
+async def _read(sock: socket.socket) -> bytes:
+    """Read raw bytes once the socket is readable (b"": the peer's FIN)."""
+    loop = asyncio.get_running_loop()
+    await _ready(sock, loop.add_reader, loop.remove_reader)
+    return socket.socket.recv(sock, 4096)
 
 
 _CONTEXT: list[ssl.SSLContext] = []

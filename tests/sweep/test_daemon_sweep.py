@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -11,7 +13,7 @@ from typing import Any
 import pytest
 
 from probe import failures
-from tests.daemon.harness import DOMAIN, ProbeProcess, wait_until
+from tests.daemon.harness import DOMAIN, ROOT, ProbeProcess, wait_until
 from tests.support.census_collector import PROBE_ID, CensusCollector, serving_in_thread
 from tests.support.dns_server import DNSServer, Zone
 from tests.sweep.conftest import TLSListener
@@ -97,11 +99,6 @@ def test_run_once_delivers_records_and_sweeps(
 
 
 def _status(p: ProbeProcess) -> str:
-    import subprocess
-    import sys
-
-    from tests.daemon.harness import ROOT
-
     argv = [sys.executable, "-m", "probe", "status", "--json", "--config", str(p.config)]
     done = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
