@@ -54,33 +54,35 @@ die() { say "$*"; exit "$EXIT_FAILED"; }
 usage_error() { say "$*; see --help"; exit "$EXIT_USAGE"; }
 unsupported() { say "$*"; exit "$EXIT_UNSUPPORTED"; }
 
-collector=""
-source_spec="surblocage"
-start=yes
-action=install
-purge=no
-while [ $# -gt 0 ]; do
-    case $1 in
-        -h | --help) usage; exit 0 ;;
-        --collector) [ $# -ge 2 ] || usage_error "--collector needs a URL"; collector=$2; shift ;;
-        --collector=*) collector=${1#*=} ;;
-        --source) [ $# -ge 2 ] || usage_error "--source needs a SPEC"; source_spec=$2; shift ;;
-        --source=*) source_spec=${1#*=} ;;
-        --no-start) start=no ;;
-        --uninstall) action=uninstall ;;
-        --purge) purge=yes ;;
-        *) usage_error "unknown argument: $1" ;;
+parse_arguments() {
+    collector=""
+    source_spec="surblocage"
+    start=yes
+    action=install
+    purge=no
+    while [ $# -gt 0 ]; do
+        case $1 in
+            -h | --help) usage; exit 0 ;;
+            --collector) [ $# -ge 2 ] || usage_error "--collector needs a URL"; collector=$2; shift ;;
+            --collector=*) collector=${1#*=} ;;
+            --source) [ $# -ge 2 ] || usage_error "--source needs a SPEC"; source_spec=$2; shift ;;
+            --source=*) source_spec=${1#*=} ;;
+            --no-start) start=no ;;
+            --uninstall) action=uninstall ;;
+            --purge) purge=yes ;;
+            *) usage_error "unknown argument: $1" ;;
+        esac
+        shift
+    done
+    [ -n "$source_spec" ] || usage_error "--source: empty SPEC"
+    [ "$purge" = no ] || [ "$action" = uninstall ] || usage_error "--purge goes with --uninstall"
+    case $collector in
+        "") ;;
+        *[[:space:]\"\'\\]*) usage_error "--collector: a URL has no space, quote or backslash" ;;
+        https://?* | http://?*) ;;
+        *) usage_error "--collector: '$collector' must start with https://" ;;
     esac
-    shift
-done
-[ -n "$source_spec" ] || usage_error "--source: empty SPEC"
-[ "$purge" = no ] || [ "$action" = uninstall ] || usage_error "--purge goes with --uninstall"
-case $collector in
-    "") ;;
-    *[[:space:]\"\'\\]*) usage_error "--collector: a URL has no space, quote or backslash" ;;
-    https://?* | http://?*) ;;
-    *) usage_error "--collector: '$collector' must start with https://" ;;
-esac
+}
 
 # Whether systemd manages this machine (sd_booted(3)): not in a chroot, nor in most containers.
 systemd_running() { [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; }
@@ -205,19 +207,26 @@ uninstall() {
     say "apt packages ($APT_PACKAGES) stay installed: remove them with apt-get if nothing else uses them"
 }
 
-check_system
-if [ "$action" = uninstall ]; then
-    uninstall
-    exit 0
-fi
-install_packages
-check_python
-install_program
-write_config
-install_unit
-cat <<EOF
+main() {
+    parse_arguments "$@"
+    check_system
+    if [ "$action" = uninstall ]; then
+        uninstall
+        return
+    fi
+    install_packages
+    check_python
+    install_program
+    write_config
+    install_unit
+    cat <<EOF
 Surblocage probe installed. Try one measurement:
   surblocage-probe check --config $CONFIG www.france.tv
 and see how it runs:
   surblocage-probe status --config $CONFIG --state-dir $STATE
 EOF
+}
+
+# The last line: piped into sh, the whole script is read before anything runs, and no command
+# reads the rest of it from standard input (each gets /dev/null).
+main "$@" </dev/null

@@ -28,8 +28,11 @@ cleanup() {
     if [ -n "$dockerd_pid" ]; then
         kill "$dockerd_pid" 2>/dev/null || true
         wait "$dockerd_pid" 2>/dev/null || true
+        # dockerd leaves its default network namespace mounted
+        umount "$CACHE/docker-exec/netns/default" 2>/dev/null || true
     fi
     rm -rf "$run_dir"
+    true
 }
 trap cleanup EXIT
 
@@ -39,7 +42,7 @@ if ! docker info >/dev/null 2>&1; then
     say "starting dockerd (log: $CACHE/dockerd.log)"
     mkdir -p "$CACHE/docker"
     export DOCKER_HOST=unix://$run_dir/docker.sock
-    dockerd --data-root "$CACHE/docker" --exec-root "$run_dir/exec" --pidfile "$run_dir/dockerd.pid" \
+    dockerd --data-root "$CACHE/docker" --exec-root "$CACHE/docker-exec" --pidfile "$run_dir/dockerd.pid" \
         -H "$DOCKER_HOST" --bridge=none --iptables=false --ip6tables=false >"$CACHE/dockerd.log" 2>&1 &
     dockerd_pid=$!
     for _ in $(seq 150); do docker info >/dev/null 2>&1 && break; sleep 0.2; done

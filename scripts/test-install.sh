@@ -3,7 +3,8 @@
 # this checkout's wheel on the host, install it in the chroot with the script, then check the
 # command, the configuration, the unit, that the collector's stack is absent, a measurement against
 # a DNS server on the host's loopback (the chroot shares the host's network), a second run
-# (idempotent), bad usage, and --uninstall. pip and apt in the chroot reach PyPI and Debian.
+# (idempotent, piped into `sh -s` as curl does), bad usage, and --uninstall. pip and apt in the
+# chroot reach PyPI and Debian.
 # Needs root. Each check prints "test-install: ok: ..."; the first failure stops with status 1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -112,12 +113,13 @@ EOF
 ok "check --no-control --resolver 127.0.0.1:$port $NAME: the chroot's probe asked the host's DNS server"
 
 sed -i 's/^# Written by/# Kept: written by/' "$root/etc/surblocage/probe.yaml"
-in_root sh /tmp/install-probe.sh --collector https://other.example.org --source "/tmp/$wheel" 2>"$root/tmp/second.err" \
-    || { cat "$root/tmp/second.err" >&2; fail "a second run exited $?"; }
+# the second run as `curl ... | sh -s --` runs it: the script on standard input
+in_root sh -s -- --collector https://other.example.org --source "/tmp/$wheel" <deploy/install-probe.sh \
+    2>"$root/tmp/second.err" || { cat "$root/tmp/second.err" >&2; fail "a second run exited $?"; }
 grep -q "^# Kept: written by" "$root/etc/surblocage/probe.yaml" || fail "a second run rewrote probe.yaml"
 grep -q "does not name https://other.example.org" "$root/tmp/second.err" || fail "a second run did not say the config names another collector"
 [ "$(in_root surblocage-probe --version)" = "surblocage-probe $version" ] || fail "--version after a second run"
-ok "a second run succeeds and keeps probe.yaml"
+ok "a second run, piped into sh -s, succeeds and keeps probe.yaml"
 
 set +e
 in_root sh /tmp/install-probe.sh --colector "$COLLECTOR" 2>"$root/tmp/usage.err"

@@ -2,7 +2,9 @@
 
 The install itself is scripts/test-install.sh (debootstrap, chroot, pip from PyPI, a DNS server
 on loopback), run as a real process: it needs root, the debootstrap package and the Debian and
-PyPI registries. Without root it is skipped with the reason (a failure in strict mode, CI).
+PyPI registries. Without root it is skipped with the reason (a failure in strict mode, CI). It
+takes about three minutes, so it is marked `install`: .ci/run runs `make test` without it, then the
+`install` tests as a step of their own (`pytest -m install tests/deploy`).
 """
 
 import os
@@ -61,6 +63,7 @@ def test_bad_usage_exits_2_with_one_line_naming_the_argument(args, says):
     assert refused.stderr.startswith("install-probe: ")
 
 
+@pytest.mark.install
 @pytest.mark.timeout(1800)
 def test_install_in_a_debian_chroot():
     if os.geteuid() != 0:
