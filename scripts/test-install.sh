@@ -129,6 +129,29 @@ set -e
 in_root sh /tmp/install-probe.sh --help | grep -q -- "--uninstall" || fail "--help"
 ok "bad usage exits 2 naming the argument; --help"
 
+# refusals, status 3 and one line: not root; not Debian; a 32-bit userland (dpkg says armhf, as on
+# a 32-bit Raspberry Pi OS: a stand-in dpkg first on PATH plays it)
+refused() {
+    set +e
+    in_root "$@" 2>"$root/tmp/refused.err"
+    status=$?
+    set -e
+    [ "$status" = 3 ] || fail "$* exited $status, not 3: $(cat "$root/tmp/refused.err")"
+}
+refused setpriv --reuid=65534 --regid=65534 --clear-groups sh /tmp/install-probe.sh --collector "$COLLECTOR"
+grep -q "run me as root" "$root/tmp/refused.err" || fail "not root: $(cat "$root/tmp/refused.err")"
+cp "$root/etc/os-release" "$root/tmp/os-release"
+sed -i 's/^ID=.*/ID=fedora/; s/^PRETTY_NAME=.*/PRETTY_NAME="Fedora Linux 41"/' "$root/etc/os-release"
+refused sh /tmp/install-probe.sh --collector "$COLLECTOR"
+cp "$root/tmp/os-release" "$root/etc/os-release"
+grep -q "Fedora Linux 41 is not Debian or Raspberry Pi OS" "$root/tmp/refused.err" || fail "not Debian: $(cat "$root/tmp/refused.err")"
+mkdir -p "$root/tmp/armhf"
+printf '#!/bin/sh\necho armhf\n' >"$root/tmp/armhf/dpkg"
+chmod 755 "$root/tmp/armhf/dpkg"
+refused env PATH=/tmp/armhf:/usr/bin:/bin sh /tmp/install-probe.sh --collector "$COLLECTOR"
+grep -q "architecture armhf .* is not supported" "$root/tmp/refused.err" || fail "armhf: $(cat "$root/tmp/refused.err")"
+ok "refused with status 3 and a line: not root, not Debian, armhf"
+
 in_root sh /tmp/install-probe.sh --uninstall 2>/dev/null || fail "--uninstall exited $?"
 for gone in opt/surblocage usr/local/bin/surblocage-probe etc/systemd/system/surblocage-probe.service; do
     [ ! -e "$root/$gone" ] && [ ! -L "$root/$gone" ] || fail "--uninstall left /$gone"
