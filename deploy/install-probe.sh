@@ -171,10 +171,10 @@ install_unit() {
     mkdir -p "$UNIT_DIR"
     install -m 0644 "$unit_file" "$UNIT_DIR/$UNIT"
     say "unit: installed $UNIT_DIR/$UNIT"
+    if systemd_running; then systemctl daemon-reload; fi
     if [ "$start" = no ]; then
         say "unit: not enabled (--no-start): systemctl enable --now ${UNIT%.service} starts it"
     elif systemd_running; then
-        systemctl daemon-reload
         systemctl enable --quiet "$UNIT"
         # restart, not start: a second run is an update, and the running daemon has the old code
         systemctl restart "$UNIT" || die "systemctl restart $UNIT failed: journalctl -u ${UNIT%.service}"
