@@ -23,10 +23,15 @@ root=$(mktemp -d /var/tmp/surblocage-install.XXXXXX)
 dns_pid=""
 cleanup() {
     [ -z "$dns_pid" ] || kill "$dns_pid" 2>/dev/null || true
-    for m in var/cache/apt/archives root/.cache/pip dev/pts dev proc sys; do
+    for m in var/cache/apt/archives dev/pts dev proc sys; do
         umount -l "$root/$m" 2>/dev/null || true
     done
-    rm -rf --one-file-system "$root"
+    # never rm through a bind mount still in place (the cache, /dev)
+    if grep -q " $root/" /proc/mounts; then
+        say "left $root: something is still mounted there"
+    else
+        rm -rf "$root"
+    fi
 }
 trap cleanup EXIT
 
@@ -36,10 +41,9 @@ mount -t proc proc "$root/proc"
 mount -t sysfs sysfs "$root/sys"
 mount --bind /dev "$root/dev"
 mount --bind /dev/pts "$root/dev/pts"
-# downloaded .debs and wheels survive the run, so that a rerun downloads nothing new
-mkdir -p "$CACHE/apt-archives/partial" "$CACHE/pip" "$root/root/.cache/pip"
+# downloaded .debs survive the run, so that a rerun downloads none again
+mkdir -p "$CACHE/apt-archives/partial"
 mount --bind "$CACHE/apt-archives" "$root/var/cache/apt/archives"
-mount --bind "$CACHE/pip" "$root/root/.cache/pip"
 cp /etc/resolv.conf "$root/etc/resolv.conf"
 # the host's own CA certificates (a TLS-intercepting egress proxy, where there is one): the
 # ca-certificates package adds them to the chroot's bundle when the install script installs it
