@@ -4,6 +4,7 @@
 #   scripts/debian-rootfs.sh            minbase: what a fresh Raspberry Pi OS Lite has, roughly
 #   scripts/debian-rootfs.sh --python   minbase + python3 python3-venv (a base for container images),
 #                                       trusting the host's extra CAs too
+#   scripts/debian-rootfs.sh --systemd  --python + systemd, to boot with systemd-nspawn
 # Needs root and the debootstrap package. Progress on stderr; only the path on stdout.
 set -euo pipefail
 
@@ -14,6 +15,7 @@ flavour=minbase
 case ${1:-} in
     "") ;;
     --python) flavour=python ;;
+    --systemd) flavour=systemd ;;
     -h | --help) sed -n '2,/^set /p' "$0" | grep '^#' | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "debian-rootfs: unknown argument: $1" >&2; exit 2 ;;
 esac
@@ -38,10 +40,11 @@ if [ "$flavour" = minbase ]; then
     debootstrap --variant=minbase "$SUITE" "$work/root" "$MIRROR" >"$work/debootstrap.log" 2>&1 \
         || { tail -n 20 "$work/debootstrap.log" >&2; exit 1; }
 else
-    base=$("$0")
+    if [ "$flavour" = python ]; then base=$("$0"); packages="python3 python3-venv ca-certificates"; fi
+    if [ "$flavour" = systemd ]; then base=$("$0" --python); packages="systemd systemd-sysv dbus"; fi
     mkdir "$work/root"
     tar -C "$work/root" -xf "$base"
-    echo "debian-rootfs: adding python3 python3-venv" >&2
+    echo "debian-rootfs: adding $packages" >&2
     cp /etc/resolv.conf "$work/root/etc/resolv.conf"
     # the host's own CA certificates (a TLS-intercepting egress proxy, where there is one), so that
     # pip in an image built on this root reaches PyPI as the host does; ca-certificates adds them
@@ -49,7 +52,7 @@ else
     cp /usr/local/share/ca-certificates/*.crt "$work/root/usr/local/share/ca-certificates/" 2>/dev/null || true
     mount -t proc proc "$work/root/proc"
     chroot "$work/root" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin DEBIAN_FRONTEND=noninteractive \
-        sh -c 'apt-get update -qq && apt-get install -y -qq --no-install-recommends python3 python3-venv ca-certificates >/dev/null && apt-get clean' >&2
+        sh -c "apt-get update -qq && apt-get install -y -qq --no-install-recommends $packages >/dev/null && apt-get clean" >&2
     umount "$work/root/proc"
 fi
 rm -rf "$work/root/var/lib/apt/lists/"* "$work/root/var/cache/apt/archives/"*.deb

@@ -65,7 +65,7 @@ in_root() {
 
 say "installing $wheel with install-probe.sh"
 in_root sh /tmp/install-probe.sh --collector "$COLLECTOR" --source "/tmp/$wheel" 2>"$root/tmp/first.err" \
-    || { cat "$root/tmp/first.err" >&2; fail "install-probe.sh exited $?"; }
+    || { cat "$root/tmp/first.err" >&2; fail "install-probe.sh failed"; }
 cat "$root/tmp/first.err" >&2
 grep -q "systemd is not running here" "$root/tmp/first.err" || fail "no line saying systemd was skipped"
 ok "install-probe.sh installed $wheel and said it skipped systemd"
@@ -119,7 +119,7 @@ ok "check --no-control --resolver 127.0.0.1:$port $NAME: the chroot's probe aske
 sed -i 's/^# Written by/# Kept: written by/' "$root/etc/surblocage/probe.yaml"
 # the second run as `curl ... | sh -s --` runs it: the script on standard input
 in_root sh -s -- --collector https://other.example.org --source "/tmp/$wheel" <deploy/install-probe.sh \
-    2>"$root/tmp/second.err" || { cat "$root/tmp/second.err" >&2; fail "a second run exited $?"; }
+    2>"$root/tmp/second.err" || { cat "$root/tmp/second.err" >&2; fail "a second run failed"; }
 grep -q "^# Kept: written by" "$root/etc/surblocage/probe.yaml" || fail "a second run rewrote probe.yaml"
 grep -q "does not name https://other.example.org" "$root/tmp/second.err" || fail "a second run did not say the config names another collector"
 [ "$(in_root surblocage-probe --version)" = "surblocage-probe $version" ] || fail "--version after a second run"

@@ -1,10 +1,11 @@
 """deploy/install-probe.sh: its usage checks here; a real install in a fresh Debian chroot.
 
 The install itself is scripts/test-install.sh (debootstrap, chroot, pip from PyPI, a DNS server
-on loopback), run as a real process: it needs root, the debootstrap package and the Debian and
-PyPI registries. Without root it is skipped with the reason (a failure in strict mode, CI). It
-takes about three minutes, so it is marked `install`: .ci/run runs `make test` without it, then the
-`install` tests as a step of their own (`pytest -m install tests/deploy`).
+on loopback), and where systemd runs scripts/test-install-systemd.sh (the same root booted in
+systemd-nspawn), each run as a real process: they need root, the debootstrap package and the
+Debian and PyPI registries. Without root they are skipped with the reason (a failure in strict
+mode, CI). They take minutes, so they are marked `install`: .ci/run runs `make test` without
+them, then the `install` tests as a step of their own (`pytest -m install tests/deploy`).
 """
 
 import os
@@ -78,3 +79,21 @@ def test_install_in_a_debian_chroot():
     )
     assert done.returncode == 0, done.stderr[-6000:]
     assert "test-install: all checks passed" in done.stderr
+
+
+@pytest.mark.install
+@pytest.mark.timeout(900)
+def test_install_where_systemd_runs_enables_starts_restarts_and_removes():
+    if os.geteuid() != 0:
+        pytest.skip("needs root: scripts/test-install-systemd.sh boots a Debian root (sudo it)")
+    need("debootstrap", "debootstrap")
+    need("systemd-nspawn", "systemd-container")
+    done = subprocess.run(
+        ["bash", str(ROOT / "scripts" / "test-install-systemd.sh")],
+        capture_output=True,
+        text=True,
+        timeout=850,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-6000:]
+    assert "test-install-systemd: all checks passed" in done.stderr
