@@ -14,6 +14,10 @@ command -v pg_ctlcluster >/dev/null || need+=(postgresql)
 command -v systemd-analyze >/dev/null || need+=(systemd)
 command -v amtool >/dev/null || need+=(prometheus-alertmanager)
 command -v docker-compose >/dev/null || need+=(docker-compose)
+# the install and image tests (scripts/test-install.sh, scripts/test-images.sh): a Debian root, dockerd
+command -v debootstrap >/dev/null || need+=(debootstrap)
+command -v systemd-nspawn >/dev/null || need+=(systemd-container)
+command -v dockerd >/dev/null || [ -x /usr/sbin/dockerd ] || need+=(docker.io)
 command -v chromium >/dev/null || need+=(chromium)
 if [ ${#need[@]} -gt 0 ]; then
     if [ "$(id -u)" != 0 ]; then

@@ -5,7 +5,13 @@ import shutil
 
 import pytest
 
-DEPLOY = pathlib.Path(__file__).resolve().parents[2] / "deploy"
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+DEPLOY = ROOT / "deploy"
+# each systemd unit's one copy: the probe's ships in the package, for installs without a clone
+UNIT_FILES = {
+    "surblocage-probe.service": ROOT / "probe" / "data" / "surblocage-probe.service",
+    "surblocage-collector.service": DEPLOY / "systemd" / "surblocage-collector.service",
+}
 
 
 def need(tool: str, package: str) -> str:

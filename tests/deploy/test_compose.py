@@ -13,7 +13,7 @@ import subprocess
 import pytest
 import yaml
 
-from tests.deploy.conftest import DEPLOY
+from tests.deploy.conftest import DEPLOY, UNIT_FILES
 
 COMPOSE = DEPLOY / "compose.yaml"
 SERVICES = {"postgres", "migrate", "collector", "prometheus", "alertmanager", "grafana"}
@@ -98,11 +98,13 @@ def test_prometheus_gets_the_rules_and_alertmanager_its_config():
 
 
 @pytest.mark.parametrize("image", ["probe", "collector"])
-def test_containerfile_is_slim_python_installed_with_pip_and_not_root(image):
+def test_containerfile_is_slim_python_by_default_installed_with_pip_and_not_root(image):
     text = (DEPLOY / "container" / f"Containerfile.{image}").read_text()
     froms = re.findall(r"^FROM (\S+)", text, re.MULTILINE)
-    assert froms and all(f.split("@")[0].endswith("python:3.11-slim") for f in froms)
-    assert re.search(r"^RUN pip install .*surblocage", text, re.MULTILINE)
+    assert froms and all(f == "${BASE}" for f in froms)
+    (base,) = re.findall(r"^ARG BASE=(\S+)", text, re.MULTILINE)
+    assert base.split("@")[0].endswith("python:3.11-slim")
+    assert re.search(r"^\s*&& pip install .*surblocage", text, re.MULTILINE)
     (user,) = re.findall(r"^USER (\S+)", text, re.MULTILINE)
     assert user.split(":")[0] not in {"root", "0"}
     assert f'ENTRYPOINT ["surblocage-{image}"]' in text
@@ -113,7 +115,7 @@ def test_containerfile_is_slim_python_installed_with_pip_and_not_root(image):
 def test_containerfiles_run_the_commands_the_units_run():
     for image in ("probe", "collector"):
         text = (DEPLOY / "container" / f"Containerfile.{image}").read_text()
-        unit = (DEPLOY / "systemd" / f"surblocage-{image}.service").read_text()
+        unit = UNIT_FILES[f"surblocage-{image}.service"].read_text()
         cmd = re.search(r'^CMD \["(\w+)", "--config", "([^"]+)"', text, re.MULTILINE)
         assert cmd is not None
         assert f"surblocage-{image} {cmd[1]} --config {cmd[2]}" in unit

@@ -12,12 +12,22 @@ DIGEST = re.compile(r"@sha256:[0-9a-f]{64}$")
 FROM = re.compile(r"^FROM\s+(?:--platform=\S+\s+)?(\S+)(?:\s+AS\s+(\S+))?", re.MULTILINE | re.I)
 
 
+ARG = re.compile(r"^ARG\s+(\w+)=(\S+)", re.MULTILINE)
+
+
 def containerfile_images() -> dict[str, str]:
-    """Return every base image of deploy/container, each with the file naming it."""
+    """Return every base image of deploy/container, each with the file naming it.
+
+    A base given as a build argument (`FROM ${BASE}`) counts as the argument's default: that is
+    what a build without --build-arg pulls.
+    """
     images = {}
     for path in sorted((DEPLOY / "container").glob("Containerfile*")):
+        text = path.read_text()
+        for name, default in ARG.findall(text):
+            text = text.replace(f"${{{name}}}", default)
         stages = {"scratch"}
-        for image, stage in FROM.findall(path.read_text()):
+        for image, stage in FROM.findall(text):
             if image not in stages:  # `FROM build` reuses an earlier stage: not an image
                 images[image] = path.name
             stages.add(stage)

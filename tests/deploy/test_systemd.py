@@ -1,8 +1,10 @@
-"""deploy/systemd: the units pass `systemd-analyze verify`, and their hardening is what we claim.
+"""The systemd units pass `systemd-analyze verify`, and their hardening is what we claim.
 
 `systemd-analyze verify` refuses a unit whose ExecStart binary does not exist, and `--root=DIR`
 wants a whole unit tree (sysinit.target...). So each test copies the units to a temporary
-directory with ExecStart pointed at a temporary executable, and verifies the copies.
+directory with ExecStart pointed at a temporary executable, and verifies the copies. The probe's
+unit ships inside the package (probe/data/), so that an install without a clone has it; the
+collector's is in deploy/systemd.
 """
 
 import configparser
@@ -11,7 +13,7 @@ import subprocess
 
 import pytest
 
-from tests.deploy.conftest import DEPLOY, need
+from tests.deploy.conftest import DEPLOY, UNIT_FILES, need
 
 UNITS = {
     "surblocage-probe.service": "/usr/local/bin/surblocage-probe",
@@ -38,7 +40,7 @@ def install_copies(tmp_path: pathlib.Path) -> pathlib.Path:
     stand_in.write_text("#!/bin/sh\nexit 0\n")
     stand_in.chmod(0o755)
     for unit, binary in UNITS.items():
-        text = (DEPLOY / "systemd" / unit).read_text()
+        text = UNIT_FILES[unit].read_text()
         assert f"ExecStart={binary} " in text
         (tmp_path / unit).write_text(text.replace(f"ExecStart={binary} ", f"ExecStart={stand_in} "))
     return tmp_path
@@ -47,7 +49,7 @@ def install_copies(tmp_path: pathlib.Path) -> pathlib.Path:
 def service(unit: str) -> configparser.SectionProxy:
     parser = configparser.ConfigParser(strict=False, interpolation=None)
     parser.optionxform = str  # type: ignore[assignment,method-assign]
-    parser.read_string((DEPLOY / "systemd" / unit).read_text())
+    parser.read_string(UNIT_FILES[unit].read_text())
     return parser["Service"]
 
 
@@ -68,7 +70,7 @@ def test_verify_reports_a_misspelt_directive(tmp_path):
 
 def test_verify_fails_when_the_binary_is_missing(tmp_path):
     unit = tmp_path / "surblocage-probe.service"
-    text = (DEPLOY / "systemd" / unit.name).read_text()
+    text = UNIT_FILES[unit.name].read_text()
     unit.write_text(text.replace("/usr/local/bin/", f"{tmp_path}/missing/"))
     verified = analyze("verify", f"./{unit.name}", cwd=tmp_path)
     assert verified.returncode != 0
@@ -97,7 +99,7 @@ def test_hardening_directives(unit):
     assert s["PrivateTmp"] == "yes"
     assert s["Restart"] == "on-failure"
     assert s["SystemCallFilter"] == "~@privileged @resources"  # the last of two lines wins here
-    assert "@system-service" in (DEPLOY / "systemd" / unit).read_text()
+    assert "@system-service" in UNIT_FILES[unit].read_text()
     state = f"/var/lib/{s['StateDirectory']}"
     assert s["ReadWritePaths"] == state
     assert f"--config /etc/surblocage/{unit.split('-')[1].split('.')[0]}.yaml" in s["ExecStart"]
