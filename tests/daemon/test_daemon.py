@@ -64,7 +64,8 @@ def test_run_once_submits_every_target(
     assert sorted(stored) == sorted(spooled)
     assert p.spool_ids() == []
     assert p.out.read_text().strip() == (
-        "5 of 5 targets measured, 0 blocked, 0 skipped (budget); records submitted"
+        "5 of 5 targets measured, 0 blocked, 0 skipped (budget); 0 addresses swept, 0 failed, "
+        "0 skipped; records submitted"
     )
     beat = json.loads((p.state_dir / "heartbeat.json").read_text())
     assert (beat["state"], beat["last_cycle"]["outcome"]) == ("stopped", "done")
