@@ -342,7 +342,7 @@ async def post_measurements(request: web.Request) -> web.Response:
         outcome = await store_call(state, state.store.insert_batch, rows, seen)
     # which rows of a partly resubmitted batch were new is not known: count the first ones
     for row in rows[: outcome.inserted]:
-        state.metrics.record_ingested(row.network, row.status)
+        state.metrics.record_ingested(row.network, row.status, declared=row.declared_network)
     state.metrics.network_seen(rows[0].network, now.timestamp())
     logs.event(
         "batch stored",

@@ -210,6 +210,7 @@ def prepare_rows(
                 probe_verdict=m.verdict,
                 submitted=None if submitted is None else submitted[i],
                 resolver=resolver_network(m.probe.whoami, asn, asn_of),
+                declared_network=m.probe.network or probe.declared_network,
             )
         except ValueError as e:  # what the store cannot hold (a NUL, an ASN past 32 bits)
             column, _, why = str(e).partition(": ")

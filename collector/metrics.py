@@ -120,8 +120,9 @@ class Metrics:
     def _define_ingest(self, registry: prometheus_client.CollectorRegistry) -> None:
         self.records_ingested = prometheus_client.Counter(
             "surblocage_records_ingested_total",
-            "Measurement records stored, by the probe's network and the verdict status.",
-            ["network", "status"],
+            "Measurement records stored, by network (the ASN database's when configured), the "
+            "network the probe declared, and the verdict status.",
+            ["network", "declared_network", "status"],
             registry=registry,
         )
         self.ingest_rejections = prometheus_client.Counter(
@@ -285,15 +286,20 @@ class Metrics:
 
     def _start_network(self, label: str) -> None:
         """Create a new network's counters at 0, so that increase() sees their first increment."""
-        for status in RECORD_STATUSES:
-            self.records_ingested.labels(label, status)
+        for status in RECORD_STATUSES:  # the series of a probe that declares this network
+            self.records_ingested.labels(label, label, status)
         for method in METHODS:
             self.flags_opened.labels(label, method)
 
-    def record_ingested(self, network: str | None, status: str, n: int = 1) -> None:
-        """Count `n` stored records of one network and verdict status."""
+    def record_ingested(
+        self, network: str | None, status: str, n: int = 1, declared: str | None = None
+    ) -> None:
+        """Count `n` stored records of one network (as the collector decided it), the network
+        the probe declared (the same when not given) and one verdict status."""
         _check(status, RECORD_STATUSES, "record status")
-        self.records_ingested.labels(self.network(network), status).inc(n)
+        label = self.network(network)
+        said = label if declared is None else self.network(declared)
+        self.records_ingested.labels(label, said, status).inc(n)
 
     def sweep_ingested(self, network: str | None, entries: int) -> None:
         """Count one new sweep of one network and its entries."""

@@ -86,6 +86,9 @@ class MeasurementRow:
     doc: dict[str, Any]
     # ``doc`` encoded as stored: at construction, before the writer's turn (collector.store.writer)
     doc_text: str = dataclasses.field(init=False, compare=False, repr=False)
+    # the network the probe declared (the record's, else its registration's), which the
+    # collector's ASN database may overrule in ``network``: a label of the ingest metrics only
+    declared_network: str | None = dataclasses.field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         for name in TEXT_COLUMNS:
@@ -113,6 +116,7 @@ class MeasurementRow:
         probe_verdict: record.Verdict | None,
         submitted: dict[str, Any] | None = None,
         resolver: dict[str, Any] | None = None,
+        declared_network: str | None = None,
     ) -> MeasurementRow:
         """Build the row for a record whose ``verdict`` the collector has recomputed.
 
@@ -160,6 +164,7 @@ class MeasurementRow:
             probe_detail=theirs.detail if theirs else None,
             probe_blockpage=theirs.blockpage if theirs else None,
             doc=doc,
+            declared_network=declared_network,
         )
 
 
@@ -179,7 +184,11 @@ def rfc3339(value: datetime.datetime) -> str:
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-_FIELDS = tuple(f.name for f in dataclasses.fields(MeasurementRow) if f.name != "doc_text")
+_FIELDS = tuple(
+    f.name
+    for f in dataclasses.fields(MeasurementRow)
+    if f.name not in ("doc_text", "declared_network")  # not columns
+)
 
 
 def _params(row: MeasurementRow) -> dict[str, Any]:

@@ -34,10 +34,12 @@ def test_record_ingested_counts_per_network_and_status(registry, m):
     m.record_ingested("Orange", "blocked")
     m.record_ingested("SFR", "ok", 2)
     total = "surblocage_records_ingested_total"
-    assert value(registry, total, network="Orange", status="blocked") == 4
-    assert value(registry, total, network="SFR", status="ok") == 2
+    assert (
+        value(registry, total, network="Orange", declared_network="Orange", status="blocked") == 4
+    )
+    assert value(registry, total, network="SFR", declared_network="SFR", status="ok") == 2
     # a network's counters start at 0 for every status, so that rate() and increase() see them
-    assert value(registry, total, network="SFR", status="blocked") == 0
+    assert value(registry, total, network="SFR", declared_network="SFR", status="blocked") == 0
 
 
 def test_every_rejection_reason_starts_at_zero_and_counts(registry, m):
@@ -221,7 +223,16 @@ def test_no_label_ever_carries_an_address_or_a_url(registry, m):
     for label in labels:
         assert not re.search(r"\d{1,3}(\.\d{1,3}){3}", label), label
         assert "://" not in label and ":" not in label, label
-    assert value(registry, "surblocage_records_ingested_total", network="unknown", status="ok") == 5
+    assert (
+        value(
+            registry,
+            "surblocage_records_ingested_total",
+            network="unknown",
+            declared_network="unknown",
+            status="ok",
+        )
+        == 5
+    )
     assert value(registry, "surblocage_probes", network="unknown", status="live") == 5
 
 
@@ -232,8 +243,26 @@ def test_networks_past_the_cap_fold_into_other(registry):
     m.record_ingested("Orange", "ok")
     networks = {s["network"] for s in series(registry, "surblocage_records_ingested_total")}
     assert networks == {"Orange", "SFR", "other"}
-    assert value(registry, "surblocage_records_ingested_total", network="other", status="ok") == 2
-    assert value(registry, "surblocage_records_ingested_total", network="Orange", status="ok") == 2
+    assert (
+        value(
+            registry,
+            "surblocage_records_ingested_total",
+            network="other",
+            declared_network="other",
+            status="ok",
+        )
+        == 2
+    )
+    assert (
+        value(
+            registry,
+            "surblocage_records_ingested_total",
+            network="Orange",
+            declared_network="Orange",
+            status="ok",
+        )
+        == 2
+    )
 
 
 def test_metrics_stay_on_the_injected_registry(registry, m):
@@ -241,7 +270,16 @@ def test_metrics_stay_on_the_injected_registry(registry, m):
     assert prometheus_client.REGISTRY.get_sample_value("surblocage_build_info") is None
     other = prometheus_client.CollectorRegistry()
     metrics.Metrics(other, version="9")
-    assert value(other, "surblocage_records_ingested_total", network="Orange", status="ok") is None
+    assert (
+        value(
+            other,
+            "surblocage_records_ingested_total",
+            network="Orange",
+            declared_network="Orange",
+            status="ok",
+        )
+        is None
+    )
 
 
 def test_every_name_has_the_prefix_and_passes_promtool_lint(registry, m):
