@@ -472,9 +472,9 @@ async def _refresh_until(state: State, findings: Findings, stop: asyncio.Event) 
 async def refresh_census(state: State) -> None:
     """Set the census gauges from the census (docs/spec.md): in a worker thread, every
     METRICS_REFRESH_SECONDS, never on a scrape (a count over a million domains is no scrape's
-    work). A database that fails raises StoreUnavailable, for the refresher to log."""
-    if state.address_judge is not None:
-        await state.address_judge.drain()
+    work). A database that fails raises StoreUnavailable, for the refresher to log. It does not
+    judge pending sweeps itself: the address judge does, in the background (a gauge may lag a
+    pass; the census routes drain first)."""
     counts = await asyncio.to_thread(state.store.read, census_queries.network_counts)
     state.metrics.set_census(counts)
     state.census_counts = counts

@@ -101,7 +101,7 @@ class Fingerprint:
             raise _Invalid("confidence", "an rcode is never decisive alone: use 'likely'")
         if not all(isinstance(a, int) and not isinstance(a, bool) and a > 0 for a in self.asns):
             raise _Invalid("asns", f"expected positive AS numbers, got {list(self.asns)!r}")
-        if not all(COUNTRY_RE.fullmatch(c) for c in self.countries):
+        if not all(isinstance(c, str) and COUNTRY_RE.fullmatch(c) for c in self.countries):
             raise _Invalid("country", f"expected 2-letter codes, got {list(self.countries)!r}")
         object.__setattr__(self, "match", match)
         object.__setattr__(self, "test", _tester(self.kind, match, self.pattern))
