@@ -68,6 +68,7 @@ class WatchlistSource:
         self.spec, self.client, self.allow = spec, client, tuple(allow_networks)
         self.cache = state_dir / WATCHLIST_CACHE
         self.last: tuple[watchlist.Watchlist, str] | None = None
+        self._why: str | None = None  # why the last refresh failed: said once, not every cycle
 
     async def get(self) -> tuple[watchlist.Watchlist | None, str]:
         """Return this cycle's watchlist and where it came from (None: nothing to measure)."""
@@ -76,8 +77,13 @@ class WatchlistSource:
                 self.last = (watchlist.load_watchlist(self.spec, self.allow), self.spec)
             else:
                 self.last = (await self._from_collector(), "collector")
+            self._why = None
         except (CollectorUnavailable, CollectorRefused, watchlist.WatchlistError) as e:
-            logs.event("watchlist not refreshed", logging.WARNING, why=str(e))
+            # a collector that keeps answering the same (a 404: it serves no watchlist) is said
+            # once at warning, then at debug until the answer changes
+            level = logging.DEBUG if str(e) == self._why else logging.WARNING
+            self._why = str(e)
+            logs.event("watchlist not refreshed", level, why=str(e))
             if self.last is None and self.spec == "collector":
                 self.last = self._from_cache()
         return self.last if self.last else (None, "")

@@ -20,12 +20,14 @@ import json
 import os
 import pathlib
 import sys
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import yaml
 
+from tests.browser import chromium, dom
 from tests.lab import census_world
 from tests.lab.census_world import BLOCKED, C_DROP, DOMAINS, DOWN, SHARED
 from tests.lab.topology import Lab, default_prefix, unusable_reason
@@ -242,6 +244,7 @@ def test_census_campaign(campaign: dict[str, Any]) -> None:
     assert flagged(world, "Free", "open") == set(), "ISP b blocks nothing"
     check_address(world)
     check_down(world)
+    check_dashboard(world, want)
 
     census_world.lift(world["lab"], "c", C_DROP)
     cycle(world)  # both of c's probes reach the address again
@@ -253,6 +256,42 @@ def test_census_campaign(campaign: dict[str, Any]) -> None:
     check_history(world)
     check_down(world)
     check_export(world)
+
+
+def page(world: dict[str, Any], path: str) -> dom.Node:
+    """The collector's page as headless Chromium renders it, from inside the lab's internet."""
+    lab: Lab = world["lab"]
+    profile = world["tmp"] / f"chromium-{len(os.listdir(world['tmp']))}"
+    argv = [chromium.executable(), *chromium.FLAGS, f"--user-data-dir={profile}", "--dump-dom",
+            lab.collector_url + path]  # fmt: skip
+    done = lab.exec("internet", argv, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return dom.parse(done.stdout)
+
+
+def check_dashboard(world: dict[str, Any], want: dict[str, dict[str, Any]]) -> None:
+    """The public dashboard says what the census says: each blocking network's unreachable legal
+    domains in the headline (its numbers come from the census's 30-second refresh, hence the
+    wait), and each blocked address with the domains behind it on the collateral page."""
+    cards: dict[str, str] = {}
+    for _ in range(15):
+        shown = page(world, "/?lang=en")
+        cards = {
+            li.attrs["data-network"]: next(
+                (s.text() for s in li.find("strong") if s.attrs.get("data-count") == "domains"),
+                "",
+            )
+            for li in shown.by_id("headline").find("li", "card")
+        }
+        expected = {f"{n} (AS{asn})": str(want[n]["collateral_domains"])
+                    for asn, n in NETWORKS.values() if n in want}  # fmt: skip
+        if all(cards.get(k) == v for k, v in expected.items()):
+            break
+        time.sleep(4)
+    assert all(cards.get(k) == v for k, v in expected.items()), f"{cards} != {expected}"
+    rows = page(world, "/collateral?lang=en").by_id("collateral").find("tr")
+    ips = {tr.attrs["data-ip"] for tr in rows if "data-ip" in tr.attrs}
+    assert set(BLOCKED["a"]) | set(BLOCKED["c"]) <= ips, ips
 
 
 def check_address(world: dict[str, Any]) -> None:
