@@ -11,15 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import datetime
-import logging
 from collections.abc import Callable
 
 from collector.census import judgement
 from collector.census.vantage import AddressVantage
-from collector.judge.background import JUDGE_PAUSE_SECONDS, JUDGE_RETRY_SECONDS, _first_of
+from collector.judge.background import drain_until
 from collector.metrics import Metrics
-from collector.store import Store, StoreUnavailable
-from probe import logs
+from collector.store import Store
 
 
 class AddressJudge:
@@ -91,19 +89,4 @@ class AddressJudge:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Drain after sweeps until ``stop`` is set; a failed pass is logged and tried again."""
-        while not stop.is_set():
-            await _first_of(self._wake, stop)
-            if stop.is_set():
-                return
-            self._wake.clear()
-            try:
-                await self.drain()
-            except StoreUnavailable as e:
-                logs.event(
-                    "judging sweeps failed: the database is unavailable; trying again",
-                    logging.WARNING, error=str(e),
-                )  # fmt: skip
-                self._wake.set()
-                await _first_of(stop, timeout_seconds=JUDGE_RETRY_SECONDS)
-                continue
-            await _first_of(stop, timeout_seconds=JUDGE_PAUSE_SECONDS)
+        await drain_until(stop, self._wake, self.drain, "judging sweeps failed")

@@ -93,22 +93,33 @@ class Judge:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Drain after batches until ``stop`` is set; a failed pass is logged and tried again."""
-        while not stop.is_set():
-            await _first_of(self._wake, stop)
-            if stop.is_set():
-                return
-            self._wake.clear()
-            try:
-                await self.drain()
-            except StoreUnavailable as e:
-                logs.event(
-                    "judging flags failed: the database is unavailable; trying again",
-                    logging.WARNING, error=str(e),
-                )  # fmt: skip
-                self._wake.set()
-                await _first_of(stop, timeout_seconds=JUDGE_RETRY_SECONDS)
-                continue
-            await _first_of(stop, timeout_seconds=JUDGE_PAUSE_SECONDS)
+        await drain_until(stop, self._wake, self.drain, "judging flags failed")
+
+
+async def drain_until(
+    stop: asyncio.Event,
+    wake: asyncio.Event,
+    drain: Callable[[], Awaitable[Any]],
+    failed: str,
+) -> None:
+    """The loop of a background judge: ``drain`` each time ``wake`` is set, then pause, until
+    ``stop``; a pass the database fails is logged (``failed``) and tried again after a while."""
+    while not stop.is_set():
+        await _first_of(wake, stop)
+        if stop.is_set():
+            return
+        wake.clear()
+        try:
+            await drain()
+        except StoreUnavailable as e:
+            logs.event(
+                f"{failed}: the database is unavailable; trying again",
+                logging.WARNING, error=str(e),
+            )  # fmt: skip
+            wake.set()
+            await _first_of(stop, timeout_seconds=JUDGE_RETRY_SECONDS)
+            continue
+        await _first_of(stop, timeout_seconds=JUDGE_PAUSE_SECONDS)
 
 
 async def _first_of(*events: asyncio.Event, timeout_seconds: float | None = None) -> None:
