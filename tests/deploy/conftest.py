@@ -1,7 +1,9 @@
 """Fixtures for the deploy tests: where the deploy files are, and the external tools they need."""
 
+import os
 import pathlib
 import shutil
+import subprocess
 
 import pytest
 
@@ -20,6 +22,21 @@ def need(tool: str, package: str) -> str:
     if path is None:
         pytest.skip(f"{tool} not installed (Debian package {package})")
     return path
+
+
+def run_root_script(
+    name: str, timeout_seconds: float, why: str
+) -> subprocess.CompletedProcess[str]:
+    """Run scripts/<name>.sh as root (skip saying ``why`` otherwise); return what it did."""
+    if os.geteuid() != 0:
+        pytest.skip(f"needs root: {why}")
+    return subprocess.run(
+        ["bash", str(ROOT / "scripts" / f"{name}.sh")],
+        capture_output=True,
+        text=True,
+        timeout=timeout_seconds,
+        check=False,
+    )
 
 
 @pytest.fixture

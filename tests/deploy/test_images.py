@@ -6,27 +6,18 @@ needs root, the debootstrap and docker.io packages, and PyPI (the locked wheels)
 `install` (minutes): .ci/run runs it after `make test`, as a step of its own.
 """
 
-import os
-import subprocess
-
 import pytest
 
-from tests.deploy.conftest import ROOT, need
+from tests.deploy.conftest import need, run_root_script
 
 
 @pytest.mark.install
 @pytest.mark.timeout(2400)
 def test_images_build_and_start():
-    if os.geteuid() != 0:
-        pytest.skip("needs root: scripts/test-images.sh builds a Debian root and runs dockerd")
     need("debootstrap", "debootstrap")
     need("docker", "docker.io")
-    done = subprocess.run(
-        ["bash", str(ROOT / "scripts" / "test-images.sh")],
-        capture_output=True,
-        text=True,
-        timeout=2300,
-        check=False,
+    done = run_root_script(
+        "test-images", 2300, "scripts/test-images.sh builds a Debian root and runs dockerd"
     )
     assert done.returncode == 0, done.stderr[-6000:]
     assert "test-images: all checks passed" in done.stderr

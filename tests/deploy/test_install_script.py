@@ -8,12 +8,11 @@ mode, CI). They take minutes, so they are marked `install`: .ci/run runs `make t
 them, then the `install` tests as a step of their own (`pytest -m install tests/deploy`).
 """
 
-import os
 import subprocess
 
 import pytest
 
-from tests.deploy.conftest import DEPLOY, ROOT, need
+from tests.deploy.conftest import DEPLOY, need, run_root_script
 
 SCRIPT = DEPLOY / "install-probe.sh"
 
@@ -67,15 +66,9 @@ def test_bad_usage_exits_2_with_one_line_naming_the_argument(args, says):
 @pytest.mark.install
 @pytest.mark.timeout(1800)
 def test_install_in_a_debian_chroot():
-    if os.geteuid() != 0:
-        pytest.skip("needs root: scripts/test-install.sh builds a Debian chroot (sudo it)")
     need("debootstrap", "debootstrap")
-    done = subprocess.run(
-        ["bash", str(ROOT / "scripts" / "test-install.sh")],
-        capture_output=True,
-        text=True,
-        timeout=1700,
-        check=False,
+    done = run_root_script(
+        "test-install", 1700, "scripts/test-install.sh builds a Debian chroot (sudo it)"
     )
     assert done.returncode == 0, done.stderr[-6000:]
     assert "test-install: all checks passed" in done.stderr
@@ -84,16 +77,10 @@ def test_install_in_a_debian_chroot():
 @pytest.mark.install
 @pytest.mark.timeout(900)
 def test_install_where_systemd_runs_enables_starts_restarts_and_removes():
-    if os.geteuid() != 0:
-        pytest.skip("needs root: scripts/test-install-systemd.sh boots a Debian root (sudo it)")
     need("debootstrap", "debootstrap")
     need("systemd-nspawn", "systemd-container")
-    done = subprocess.run(
-        ["bash", str(ROOT / "scripts" / "test-install-systemd.sh")],
-        capture_output=True,
-        text=True,
-        timeout=850,
-        check=False,
+    done = run_root_script(
+        "test-install-systemd", 850, "scripts/test-install-systemd.sh boots a Debian root (sudo it)"
     )
     assert done.returncode == 0, done.stderr[-6000:]
     assert "test-install-systemd: all checks passed" in done.stderr
