@@ -100,7 +100,10 @@ async def overview(request: web.Request) -> web.Response:
     lang = _lang(request, chosen)
     await state.judged()
     now = datetime.datetime.now(datetime.UTC)
-    open_flags = await _read(request, functools.partial(state.findings.query_flags, state="open"))
+    # what each network blocks: its own resolver's flags (a public path's are on their flag pages)
+    open_flags = await _read(
+        request, functools.partial(state.findings.query_flags, state="open", resolver="isp")
+    )
     looks = await _sql(request, reads.looks, now)
     census = await census_numbers(request)
     networks = views.networks_of(open_flags, looks)
