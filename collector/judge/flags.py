@@ -32,7 +32,13 @@ PAIR_LOCK_CLASS = 0x5B1F
 def flag_id(f: Flag) -> str:
     """Return the stable id of a flag: a hash of its network, service, method and first_seen,
     and of its resolver path unless ``isp`` (the ids of flags from before paths stay)."""
-    key: list[Any] = [f.asn, f.network, f.service, f.method, f.first_seen.astimezone(UTC).isoformat()]
+    key: list[Any] = [
+        f.asn,
+        f.network,
+        f.service,
+        f.method,
+        f.first_seen.astimezone(UTC).isoformat(),
+    ]
     if f.resolver != ISP:
         key.append(f.resolver)
     raw = json.dumps(key, separators=(",", ":"), ensure_ascii=False)
@@ -190,8 +196,8 @@ def resolver_wide(
         .distinct()
     )
     reached: dict[tuple[str, str], set[str]] = {}
-    for r in conn.execute(looked):
-        reached.setdefault((r.resolver, r.service), set()).add(r.network_key)
+    for look in conn.execute(looked):
+        reached.setdefault((look.resolver, look.service), set()).add(look.network_key)
     return {
         key
         for key, networks in flagged.items()
@@ -207,13 +213,15 @@ VIEW = (
 
 
 def flag_view(f: Flag, fid: str | None = None) -> dict[str, Any]:
-    """A flag as GET /api/v1/flags shows it (docs/spec.md), plus id, category and closed_at."""
+    """A flag as GET /api/v1/flags shows it (docs/spec.md), plus id, category and closed_at;
+    its ``scope`` as one flag alone tells it: ``network``."""
     view: dict[str, Any] = {"id": fid or flag_id(f)}
     for name in VIEW:
         value = getattr(f, name)
         if isinstance(value, datetime.datetime):
             value = rfc3339(value)
         view[name] = list(value) if name in _LISTS else value
+    view["scope"] = "network"  # "resolver" for a public path's blocking on every network (item)
     return view
 
 

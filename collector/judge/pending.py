@@ -4,10 +4,11 @@ A (network, service, resolver path) pair is marked once per batch that stores a 
 the batch's transaction, with the batch's newest ok-or-blocked look of the pair: once
 acknowledged, its pairs are durable (a crash loses no judgement). A record has a look through
 each of its resolver paths (collector/judge/paths.py); its blocked looks are written to
-``blocked_looks`` in the same transaction, the evidence the judge weighs. The judge (collector/judge/judgement.py) takes
-rows in ``seq`` order, batch after batch, and deletes exactly the rows it took, so that a pair
-marked again while it was being judged is judged again. Functions take a Connection inside the
-caller's transaction; the Store owns transactions.
+``blocked_looks`` in the same transaction, the evidence the judge weighs. The judge
+(collector/judge/judgement.py) takes rows in ``seq`` order, batch after batch, and deletes
+exactly the rows it took, so that a pair marked again while it was being judged is judged
+again. Functions take a Connection inside the caller's transaction; the Store owns
+transactions.
 """
 
 from __future__ import annotations
@@ -21,10 +22,10 @@ from typing import Any
 import sqlalchemy as sa
 
 from collector import observation
+from collector.judge import paths
 from collector.observation import Observation
 from collector.store import bulk
 from collector.store.measurements import MeasurementRow
-from collector.judge import paths
 from collector.store.schema import ISP, blocked_looks, network_key, pending_pairs
 
 Pair = tuple[int | None, str | None, str, str]
@@ -61,9 +62,7 @@ def mark(conn: sa.Connection, rows: Sequence[MeasurementRow]) -> int:
         for resolver, look in paths.looks(row):
             key = (nkey, row.service, resolver, row.probe_id)
             kept = newest.get(key)
-            if look.status in DECISIVE and (
-                kept is None or (look.started_at, look.record_id) > (kept.started_at, kept.record_id)
-            ):
+            if look.status in DECISIVE and (kept is None or _newer(look, kept)):
                 newest[key] = look
             else:
                 newest.setdefault(key, None)
@@ -79,6 +78,10 @@ def mark(conn: sa.Connection, rows: Sequence[MeasurementRow]) -> int:
     marks = [_values(key, newest[key], batch) for key in sorted(newest)]
     bulk.executemany(conn, "mark pending_pairs", lambda _: _MARK, marks)
     return len(marks)
+
+
+def _newer(look: Observation, kept: Observation) -> bool:
+    return (look.started_at, look.record_id) > (kept.started_at, kept.record_id)
 
 
 def _values(

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime
 import json
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
@@ -89,7 +90,7 @@ def fill_blocked_looks() -> None:
         .columns(started_at=TIME, received_at=TIME),
         {"since": since},
     )
-    types = {"asn": sa.BigInteger(), "started_at": TIME, "received_at": TIME}
+    types: dict[str, Any] = {"asn": sa.BigInteger(), "started_at": TIME, "received_at": TIME}
     names = (*LOOK_COLUMNS, "network_key", "resolver", "received_at")
     table = sa.table("blocked_looks", *(sa.column(c, types.get(c, sa.Text())) for c in names))
     rows = [
