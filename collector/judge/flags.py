@@ -21,7 +21,6 @@ import sqlalchemy as sa
 from collector.judge.pending import Pair, order
 from collector.judge.rules import Flag
 from collector.store import filters
-from collector.store.measurements import rfc3339
 from collector.store.schema import ISP, UTC, flags, latest_looks, network_key
 
 # Namespace of the pair locks: pg_advisory_xact_lock(int4, int4) keys never meet the one-bigint
@@ -169,39 +168,43 @@ def scope(row: Any, wide: Set[tuple[str, str, str]]) -> str:
     return "network"
 
 
-def resolver_wide(
-    conn: sa.Connection, now: datetime.datetime | None = None
-) -> set[tuple[str, str, str]]:
+def resolver_wide(conn: sa.Connection) -> set[tuple[str, str, str]]:
     """Return the (resolver path, service, method) blocked on every network: open on two
     networks at least, and on each network whose probes looked at the service through that
-    path in the last SCOPE_WINDOW. The ``isp`` path is never one resolver."""
+    path in the SCOPE_WINDOW before the latest of these flags was last seen. The ``isp`` path
+    is never one resolver: each network's own is another."""
     c = flags.c
-    stmt = sa.select(c.network_key, c.service, c.resolver, c.method).where(
+    stmt = sa.select(c.network_key, c.service, c.resolver, c.method, c.last_seen).where(
         c.state == "open", c.resolver != ISP
     )
     flagged: dict[tuple[str, str, str], set[str]] = {}
+    latest: dict[tuple[str, str, str], datetime.datetime] = {}
     for r in conn.execute(stmt):
-        flagged.setdefault((r.resolver, r.service, r.method), set()).add(r.network_key)
-    if not flagged:
+        key = (r.resolver, r.service, r.method)
+        flagged.setdefault(key, set()).add(r.network_key)
+        latest[key] = max(latest.get(key, r.last_seen), r.last_seen)
+    wide = {key for key, networks in flagged.items() if len(networks) >= 2}
+    if not wide:
         return set()
-    since = (now or datetime.datetime.now(UTC)) - SCOPE_WINDOW
     k = latest_looks.c
-    looked = (
-        sa.select(k.resolver, k.service, k.network_key)
-        .where(
-            k.resolver.in_(sorted({r for r, _, _ in flagged})),
-            k.service.in_(sorted({s for _, s, _ in flagged})),
-            k.started_at >= since,
-        )
-        .distinct()
+    looked = sa.select(k.resolver, k.service, k.network_key, k.started_at).where(
+        k.resolver.in_(sorted({r for r, _, _ in wide})),
+        k.service.in_(sorted({s for _, s, _ in wide})),
+        k.started_at >= min(latest[key] for key in wide) - SCOPE_WINDOW,
     )
-    reached: dict[tuple[str, str], set[str]] = {}
+    reached: dict[tuple[str, str], list[tuple[str, datetime.datetime]]] = {}
     for look in conn.execute(looked):
-        reached.setdefault((look.resolver, look.service), set()).add(look.network_key)
+        reached.setdefault((look.resolver, look.service), []).append(
+            (look.network_key, look.started_at)
+        )
     return {
         key
-        for key, networks in flagged.items()
-        if len(networks) >= 2 and reached.get(key[:2], set()) <= networks
+        for key in wide
+        if all(
+            nkey in flagged[key]
+            for nkey, started_at in reached.get(key[:2], ())
+            if started_at >= latest[key] - SCOPE_WINDOW
+        )
     }
 
 
@@ -221,7 +224,7 @@ def flag_view(f: Flag, fid: str | None = None) -> dict[str, Any]:
         if isinstance(value, datetime.datetime):
             value = rfc3339(value)
         view[name] = list(value) if name in _LISTS else value
-    view["scope"] = "network"  # "resolver" for a public path's blocking on every network (item)
+    view["scope"] = "network"  # "resolver": a public path blocking on every network (item)
     return view
 
 
