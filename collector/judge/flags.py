@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from collector.judge.pending import Pair, order
 from collector.judge.rules import Flag
 from collector.store import filters
+from collector.store.measurements import rfc3339
 from collector.store.schema import ISP, UTC, flags, latest_looks, network_key
 
 # Namespace of the pair locks: pg_advisory_xact_lock(int4, int4) keys never meet the one-bigint
