@@ -28,7 +28,7 @@ from collector.judge.pending import Pair, order
 from collector.judge.rules import DEFAULT_POLICY, Flag, Policy, Standing, evaluate
 from collector.observation import Observation
 from collector.store import probes
-from collector.store.schema import blocked_looks, check_time, latest_looks, network_key
+from collector.store.schema import ISP, blocked_looks, check_time, latest_looks, network_key
 
 # The evidence a pair is judged on: records of the last two days, the latest blocked ones at most.
 WINDOW = datetime.timedelta(days=2)
@@ -136,16 +136,20 @@ def _weighed(
 ) -> Weighed:
     """Return what the rules weigh of a pair (``key``: network key, resolver path): its
     blocked looks and its probes' latest looks, oldest first; and the latest looks of the
-    others, every other (network, path), so that a failure is an outage only when the
-    service fails alike through every path of every network (a public resolver blocking on
-    every network is not an outage when the lines' own resolvers reach the service)."""
+    other networks through every path, each (network, path) its own vantage, so that a
+    failure is an outage only when it is shared through every path of every other network
+    (a public resolver refusing a name everywhere while the lines' own resolvers answer it
+    is a block, not an outage)."""
     mine = {o.record_id: o for o in blocked}
     others = []
     for (nkey, resolver, _), o in looks.items():
         if (nkey, resolver) == key:
             mine.setdefault(o.record_id, o)
-        else:
-            others.append(o)
+        elif nkey != key[0]:
+            # the rules tell vantages apart by network (rules._everywhere): a path's own
+            others.append(
+                o if resolver == ISP else dataclasses.replace(o, network=f"{o.network} {resolver}")
+            )
     return sorted(mine.values(), key=lambda o: (o.started_at, o.record_id)), others
 
 
