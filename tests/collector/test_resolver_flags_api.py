@@ -120,6 +120,6 @@ async def test_the_csv_export_ends_with_the_resolver(
     args = ["export", "--what", "flags", "--db", sqlite_url, "--format", "csv", "-o", str(out)]
     assert cli.main([*args, "--resolver", "google"]) == 0
     header, *rows = list(csv.reader(io.StringIO(out.read_text())))
-    assert header[-1] == "resolver"
+    assert header[-2:] == ["resolver", "scope"]
     assert sorted(r[header.index("network")] for r in rows) == ["Free", "Orange"]
-    assert {r[-1] for r in rows} == {"google"}
+    assert {(r[-2], r[-1]) for r in rows} == {("google", "resolver")}
