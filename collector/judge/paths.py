@@ -12,7 +12,8 @@ named it, so that the ISP's blocking is one flag per network:
   lookup described that one, not the primary: the primary then keeps its name;
 - any other path keeps its name (``google``, ``quad9_doh``).
 Two paths of one record that come to one name (a path the volunteer named ``isp``) are one look:
-the first. Pure: no SQL.
+the first. A name a probe sent outside the path name grammar (docs/spec.md: the probe never
+makes one; a hostile probe may) names no flag: that path gives no look. Pure: no SQL.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import Any
 
 from collector import observation
 from collector.observation import Observation
+from collector.store.filters import RESOLVER_NAME
 from collector.store.schema import ISP
 
 SYSTEM = "system"
@@ -41,7 +43,7 @@ def looks(row: Any) -> list[tuple[str, Observation]]:
     found: dict[str, Observation] = {}
     for i, v in enumerate(verdicts):
         name = resolver_of(v.get("path"), i == 0, probe.get("resolver_network"), system_elsewhere)
-        if name not in found:
+        if name is not None and name not in found:
             found[name] = dataclasses.replace(
                 primary, status=v["status"], method=v.get("method"), blockpage=v.get("blockpage")
             )
@@ -50,10 +52,11 @@ def looks(row: Any) -> list[tuple[str, Observation]]:
 
 def resolver_of(
     path: str | None, primary: bool, resolver_network: str | None, system_elsewhere: bool
-) -> str:
-    """Return the flags' name of a path (the rules in this module's docstring)."""
+) -> str | None:
+    """Return the flags' name of a path (the rules in this module's docstring), None for a
+    name outside the grammar that is not the line's own."""
     if path is None or path == SYSTEM:
         return ISP
     if primary and resolver_network != "other" and not system_elsewhere:
         return ISP
-    return path
+    return path if isinstance(path, str) and RESOLVER_NAME.fullmatch(path) else None

@@ -73,6 +73,9 @@ def test_each_path_of_a_record_is_a_look_named_as_the_flags_name_it() -> None:
         ("google", False, "isp", False, "google"),
         ("system", False, "other", False, "isp"),
         (None, True, "other", False, "isp"),
+        ("a" * 33, False, "isp", False, None),  # outside the grammar: no flag's name
+        ("goo\x00gle", True, "other", False, None),
+        ("goo\x00gle", True, "isp", False, "isp"),
     ],
 )
 def test_the_flags_name_of_a_path(
@@ -80,7 +83,7 @@ def test_the_flags_name_of_a_path(
     primary: bool,
     resolver_network: str | None,
     system_elsewhere: bool,
-    expected: str,
+    expected: str | None,
 ) -> None:
     assert paths.resolver_of(name, primary, resolver_network, system_elsewhere) == expected
 
@@ -180,6 +183,13 @@ def test_revoking_a_probe_weighs_again_its_public_path_flags(findings: Findings)
     assert by_path(findings) == [("Orange", "google", "dns", "open", "network")]
     # o1 is no registered probe: revoking it changes nothing, and says so
     assert findings.revoke("o1", T0 + datetime.timedelta(minutes=5)) is None
+
+
+def test_a_hostile_path_name_names_no_flag_and_fails_no_batch(findings: Findings) -> None:
+    hostile = ("evil\x00" + "x" * 5000, "blocked", "dns", "ede_16")
+    opened = ingest(findings, pathed("o1", 0, ("system", "blocked", "dns", "x"), hostile))
+    assert [(f.resolver, f.method) for f in opened] == [("isp", "dns")]
+    assert by_path(findings) == [("Orange", "isp", "dns", "open", "network")]
 
 
 @pytest.mark.parametrize("bad", ["-google", "a" * 33, "goo gle", "", "google\x00", "é"])
