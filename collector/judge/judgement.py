@@ -86,6 +86,7 @@ def judge(
     blocked = _blocked(conn, pairs, since)
     state.standings = _standings(conn, looks, blocked, state)
     opened: list[Flag] = []
+    vantages: dict[tuple[str, str], Observation] = {}  # _weighed's relabelled looks, made once
     for batch in _batches(marks):
         for m in batch:
             if m.look is not None and m.look.started_at >= since:
@@ -94,7 +95,7 @@ def judge(
         for pair in sorted({m.pair for m in batch}, key=order):
             key = (network_key(pair[0], pair[1]), pair[3])
             seen = [o for r, o in blocked.get(pair, ()) if r <= received]
-            weighed = _weighed(seen, looks.get(pair[2], {}), key)
+            weighed = _weighed(seen, looks.get(pair[2], {}), key, vantages)
             opened += state.judged(pair, weighed, received)
     flags.write(conn, *state.changes())
     looks_store(conn, [(m.pair[3], m.look) for m in marks if m.look is not None])
@@ -133,6 +134,7 @@ def _weighed(
     blocked: list[Observation],
     looks: dict[tuple[str, str, str], Observation],
     key: tuple[str, str],
+    vantages: dict[tuple[str, str], Observation],
 ) -> Weighed:
     """Return what the rules weigh of a pair (``key``: network key, resolver path): its
     blocked looks and its probes' latest looks, oldest first; and the latest looks of the
@@ -146,11 +148,20 @@ def _weighed(
         if (nkey, resolver) == key:
             mine.setdefault(o.record_id, o)
         elif nkey != key[0]:
-            # the rules tell vantages apart by network (rules._everywhere): a path's own
-            others.append(
-                o if resolver == ISP else dataclasses.replace(o, network=f"{o.network} {resolver}")
-            )
+            others.append(o if resolver == ISP else _vantage(o, resolver, vantages))
     return sorted(mine.values(), key=lambda o: (o.started_at, o.record_id)), others
+
+
+def _vantage(
+    o: Observation, resolver: str, made: dict[tuple[str, str], Observation]
+) -> Observation:
+    """Return ``o`` as a vantage of its own: the rules tell vantages apart by network
+    (rules._everywhere), so a public path's look is labelled "<network> <path>"."""
+    key = (o.record_id, resolver)
+    found = made.get(key)
+    if found is None:
+        found = made[key] = dataclasses.replace(o, network=f"{o.network} {resolver}")
+    return found
 
 
 class _State:
