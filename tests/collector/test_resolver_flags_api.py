@@ -123,3 +123,12 @@ async def test_the_csv_export_ends_with_the_resolver(
     assert header[-2:] == ["resolver", "scope"]
     assert sorted(r[header.index("network")] for r in rows) == ["Free", "Orange"]
     assert {(r[-2], r[-1]) for r in rows} == {("google", "resolver")}
+
+
+async def test_the_timeline_gives_a_public_path_lanes_of_its_own(
+    google_everywhere: Collector,
+) -> None:
+    async with google_everywhere.client.get("/timeline?service=mycanal&lang=en") as r:
+        assert r.status == 200, await r.text()
+        text = await r.text()
+    assert "Orange (AS3215) · google" in text and "Free (AS12322) · google" in text
