@@ -123,6 +123,22 @@ class Flag(Answer):
     ]
     confidence: Annotated[float, msgspec.Meta(ge=0, le=1)]
     evidence: Annotated[list[str], msgspec.Meta(description="record ids")]
+    resolver: Annotated[
+        str,
+        msgspec.Meta(
+            pattern="^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$",
+            description="the resolver path the flag was seen through: isp, the line's own "
+            "resolver; else the path's name (google, quad9_doh)",
+        ),
+    ]
+    scope: Annotated[
+        Literal["network", "resolver"],
+        msgspec.Meta(
+            description="resolver: an open flag of a public path that is open on two networks "
+            "or more and on every network whose probes looked through that path (that resolver "
+            "blocks the service on every network); network: otherwise"
+        ),
+    ]
 
 
 class Flags(Answer):

@@ -44,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--watchlist", metavar="FILE", help="the watchlist served to probes")
     serve.add_argument(
         "--resolver",
+        dest="control_resolver",  # export's --resolver is the flags' resolver path filter
         metavar="IP[:PORT]",
         help="the control vantage's resolver (default: the system's)",
     )
@@ -197,7 +198,7 @@ OPTIONS = {
     "db": "database.url",
     "listen": "listen",
     "watchlist": "watchlist",
-    "resolver": "control.resolver",
+    "control_resolver": "control.resolver",
     "ca_file": "tls.ca_file",
     "allow_network": "network.allow_networks",
     "control_enabled": "control.enabled",

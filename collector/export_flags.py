@@ -35,6 +35,8 @@ COLUMNS = (
     Column("control", _key("control")),
     Column("confidence", _key("confidence"), "float64"),
     Column("evidence", lambda flag: list(flag["evidence"]), "strings"),
+    Column("resolver", _key("resolver")),  # the resolver path: isp, the line's own
+    Column("scope", _key("scope")),  # resolver: that path blocks on every network
 )
 CSV_COLUMNS = tuple(c.name for c in COLUMNS)
 LAYOUT = Layout(COLUMNS)

@@ -227,7 +227,7 @@ def _findings() -> dict[str, Any]:
     unavailable = _errors(_400="a parameter at fault, named", _503="the database is unavailable")
     return {
         "/api/v1/flags": _get(
-            "blocking flags per (network, service, method)",
+            "blocking flags per (network, service, resolver path, method)",
             _ok("the flags, latest seen first", _ref("Flags")),
             description="Reflects every batch acknowledged before the request. A flag opens on "
             "agreeing blocked verdicts of a network's probes while the control reaches the "

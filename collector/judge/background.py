@@ -27,6 +27,7 @@ from collector.judge.findings import Findings
 from collector.judge.rules import Flag
 from collector.metrics import Metrics
 from collector.store import StoreUnavailable
+from collector.store.schema import ISP
 from probe import logs
 
 # The background judge waits this long after a pass before the next: the batches stored
@@ -66,7 +67,8 @@ class Judge:
             with self.metrics.time_store("flags"):
                 judged = await asyncio.to_thread(self.findings.judge_pending, now)
             for flag in await self._settled(judged.opened):
-                self.metrics.flag_opened(flag.network, flag.method)
+                if flag.resolver == ISP:  # the metrics say what networks block (open_series)
+                    self.metrics.flag_opened(flag.network, flag.method)
             if judged.pairs:
                 series, collateral = await asyncio.to_thread(_findings_snapshot, self.findings)
                 self.metrics.set_flags(series)

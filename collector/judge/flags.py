@@ -1,10 +1,10 @@
-"""Stored blocking flags per (network, service, method): read and written for the judge, queried.
+"""Stored blocking flags per (network, service, resolver path, method): kept for the judge, queried.
 
 Functions take a Connection inside the caller's transaction; the Store owns transactions. The
 judgement (collector/judge/judgement.py) decides the flags; this module keeps them, and
 serialises judges of one pair across processes. A reopened flag is a new row (the closed one
-stays as history), so the current flag of a (network, service, method) is its row with the
-latest ``first_seen``.
+stays as history), so the current flag of a (network, service, resolver path, method) is its
+row with the latest ``first_seen``.
 """
 
 from __future__ import annotations
@@ -13,16 +13,16 @@ import dataclasses
 import datetime
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Sequence, Set
 from typing import Any
 
 import sqlalchemy as sa
 
-from collector.judge.pending import Pair
+from collector.judge.pending import Pair, order
 from collector.judge.rules import Flag
 from collector.store import filters
 from collector.store.measurements import rfc3339
-from collector.store.schema import UTC, flags, network_key
+from collector.store.schema import ISP, UTC, flags, latest_looks, network_key
 
 # Namespace of the pair locks: pg_advisory_xact_lock(int4, int4) keys never meet the one-bigint
 # key of the migration lock (collector/store/migrations/env.py).
@@ -30,14 +30,19 @@ PAIR_LOCK_CLASS = 0x5B1F
 
 
 def flag_id(f: Flag) -> str:
-    """Return the stable id of a flag: a hash of its network, service, method and first_seen."""
-    key = [f.asn, f.network, f.service, f.method, f.first_seen.astimezone(UTC).isoformat()]
+    """Return the stable id of a flag: a hash of its network, service, method and first_seen,
+    and of its resolver path unless ``isp`` (the ids of flags from before paths stay)."""
+    key: list[Any] = [
+        f.asn,
+        f.network,
+        f.service,
+        f.method,
+        f.first_seen.astimezone(UTC).isoformat(),
+    ]
+    if f.resolver != ISP:
+        key.append(f.resolver)
     raw = json.dumps(key, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(raw.encode()).hexdigest()[:32]
-
-
-def _pair_order(pair: Pair) -> tuple[str, str]:
-    return network_key(pair[0], pair[1]), pair[2]
 
 
 def lock_pairs(conn: sa.Connection, pairs: Sequence[Pair]) -> None:
@@ -59,25 +64,27 @@ _LOCK = sa.text(
 
 
 def _lock_key(pair: Pair) -> int:
-    digest = hashlib.sha256("\x00".join(_pair_order(pair)).encode()).digest()
+    nkey, service, resolver = order(pair)
+    parts = (nkey, service) if resolver == ISP else (nkey, service, resolver)
+    digest = hashlib.sha256("\x00".join(parts).encode()).digest()
     return int.from_bytes(digest[:4], "big", signed=True)
 
 
 def current(conn: sa.Connection, pairs: Sequence[Pair]) -> dict[Pair, list[Flag]]:
     """Return each pair's latest flag of each method (open, or closed as history's end)."""
-    wanted = {(network_key(p[0], p[1]), p[2]): p for p in pairs}
+    wanted = {order(p): p for p in pairs}
     c = flags.c
     stmt = (
         sa.select(flags)
         .where(
             c.service.in_(sorted({p[2] for p in pairs})),
-            c.network_key.in_(sorted({k for k, _ in wanted})),
+            c.network_key.in_(sorted({k for k, _, _ in wanted})),
         )
         .order_by(c.method, c.first_seen)
     )
     latest: dict[Pair, dict[str, Flag]] = {p: {} for p in pairs}
     for row in conn.execute(stmt):
-        pair = wanted.get((row.network_key, row.service))
+        pair = wanted.get((row.network_key, row.service, row.resolver))
         if pair is not None:
             latest[pair][row.method] = _flag(row)
     return {p: list(by_method.values()) for p, by_method in latest.items()}
@@ -121,6 +128,7 @@ def query(
     category: str | None = None,
     method: str | None = None,
     state: str | None = None,
+    resolver: str | None = None,
     since: datetime.datetime | None = None,
     until: datetime.datetime | None = None,
     order: str | None = None,
@@ -136,29 +144,88 @@ def query(
     earliest_first = (flags.c.last_seen, flags.c.id.desc())
     sort = latest_first if filters.descending({"order": order}, "desc") else earliest_first
     stmt = sa.select(flags).where(*conditions).order_by(*sort)
-    return [item(row) for row in conn.execute(stmt)]
+    rows = list(conn.execute(stmt))
+    wide = resolver_wide(conn) if any(r.resolver != ISP for r in rows) else set()
+    return [item(row, wide) for row in rows]
 
 
-def item(row: Any) -> dict[str, Any]:
-    """A stored flag's row as GET /api/v1/flags shows it."""
-    return flag_view(_flag(row), row.id)
+def item(row: Any, wide: Set[tuple[str, str, str]] = frozenset()) -> dict[str, Any]:
+    """A stored flag's row as GET /api/v1/flags shows it; ``wide``: ``resolver_wide``'s
+    answer."""
+    view = flag_view(_flag(row), row.id)
+    view["scope"] = scope(row, wide)
+    return view
+
+
+# A network counts in a resolver's reach when one of its probes looked through that path lately.
+SCOPE_WINDOW = datetime.timedelta(days=2)
+
+
+def scope(row: Any, wide: Set[tuple[str, str, str]]) -> str:
+    """``resolver`` when the flag is one of a public path's blocking seen on every network
+    (``resolver_wide``), else ``network``."""
+    if row.state == "open" and (row.resolver, row.service, row.method) in wide:
+        return "resolver"
+    return "network"
+
+
+def resolver_wide(conn: sa.Connection) -> set[tuple[str, str, str]]:
+    """Return the (resolver path, service, method) blocked on every network: open on two
+    networks at least, and on each network whose probes looked at the service through that
+    path in the SCOPE_WINDOW before the latest of these flags was last seen. The ``isp`` path
+    is never one resolver: each network's own is another."""
+    c = flags.c
+    stmt = sa.select(c.network_key, c.service, c.resolver, c.method, c.last_seen).where(
+        c.state == "open", c.resolver != ISP
+    )
+    flagged: dict[tuple[str, str, str], set[str]] = {}
+    latest: dict[tuple[str, str, str], datetime.datetime] = {}
+    for r in conn.execute(stmt):
+        key = (r.resolver, r.service, r.method)
+        flagged.setdefault(key, set()).add(r.network_key)
+        latest[key] = max(latest.get(key, r.last_seen), r.last_seen)
+    wide = {key for key, networks in flagged.items() if len(networks) >= 2}
+    if not wide:
+        return set()
+    k = latest_looks.c
+    looked = sa.select(k.resolver, k.service, k.network_key, k.started_at).where(
+        k.resolver.in_(sorted({r for r, _, _ in wide})),
+        k.service.in_(sorted({s for _, s, _ in wide})),
+        k.started_at >= min(latest[key] for key in wide) - SCOPE_WINDOW,
+    )
+    reached: dict[tuple[str, str], list[tuple[str, datetime.datetime]]] = {}
+    for look in conn.execute(looked):
+        reached.setdefault((look.resolver, look.service), []).append(
+            (look.network_key, look.started_at)
+        )
+    return {
+        key
+        for key in wide
+        if all(
+            nkey in flagged[key]
+            for nkey, started_at in reached.get(key[:2], ())
+            if started_at >= latest[key] - SCOPE_WINDOW
+        )
+    }
 
 
 # What GET /api/v1/flags shows of a flag, in this order (docs/spec.md, plus category and closed_at).
 VIEW = (
     "asn", "network", "service", "category", "method", "state", "first_seen", "last_seen",
-    "closed_at", "probes", "networks", "control", "confidence", "evidence",
+    "closed_at", "probes", "networks", "control", "confidence", "evidence", "resolver",
 )  # fmt: skip
 
 
 def flag_view(f: Flag, fid: str | None = None) -> dict[str, Any]:
-    """A flag as GET /api/v1/flags shows it (docs/spec.md), plus id, category and closed_at."""
+    """A flag as GET /api/v1/flags shows it (docs/spec.md), plus id, category and closed_at;
+    its ``scope`` as one flag alone tells it: ``network``."""
     view: dict[str, Any] = {"id": fid or flag_id(f)}
     for name in VIEW:
         value = getattr(f, name)
         if isinstance(value, datetime.datetime):
             value = rfc3339(value)
         view[name] = list(value) if name in _LISTS else value
+    view["scope"] = "network"  # "resolver": a public path blocking on every network (item)
     return view
 
 
@@ -176,19 +243,25 @@ def settle(conn: sa.Connection, fid: str, reached: bool) -> None:
 def open_pairs_of(conn: sa.Connection, probe_id: str) -> list[Pair]:
     """Return the pairs of the open flags ``probe_id`` supports."""
     c = flags.c
-    stmt = sa.select(c.asn, c.network, c.service, c.probes).where(c.state == "open")
+    stmt = sa.select(c.asn, c.network, c.service, c.resolver, c.probes).where(c.state == "open")
     return sorted(
-        {(r.asn, r.network, r.service) for r in conn.execute(stmt) if probe_id in r.probes},
-        key=_pair_order,
+        {
+            (r.asn, r.network, r.service, r.resolver)
+            for r in conn.execute(stmt)
+            if probe_id in r.probes
+        },
+        key=order,
     )
 
 
 def open_series(conn: sa.Connection) -> list[tuple[str | None, str, str, str]]:
-    """Return every open flag as (network, service, category, method), for the metrics."""
+    """Return every open flag of the ``isp`` path as (network, service, category, method), for
+    the metrics: their series and alerts say what a network blocks; a public resolver's flags
+    are the API's (``resolver``, ``scope``)."""
     c = flags.c
     stmt = (
         sa.select(c.network, c.service, c.category, c.method)
-        .where(c.state == "open")
+        .where(c.state == "open", c.resolver == ISP)
         .order_by(c.network, c.service, c.method)
     )
     return [(r.network, r.service, r.category, r.method) for r in conn.execute(stmt)]

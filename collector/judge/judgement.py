@@ -2,9 +2,9 @@
 
 Flags are judged after the acknowledgement, many batches at once, instead of before each ack.
 A chunk of pending rows is judged in one transaction: the pairs' observations are read set-wise
-(one statement for the looks of every service, one per network for the blocked records, one for
+(one statement for the looks of every service, one per network for the blocked looks, one for
 the current flags); then batch after batch, in the order they were stored, the batch's looks are
-applied and its pairs weighed on the records received up to it by the rules
+applied and its pairs weighed on the looks received up to it by the rules
 (collector/judge/rules.py), as if each batch had been judged on its own (so a block opened and
 lifted between two passes stays in the history); the flags and looks are written, and exactly
 the pending rows judged are deleted. On PostgreSQL the pairs are locked first (advisory locks,
@@ -24,11 +24,11 @@ import sqlalchemy as sa
 from collector import observation
 from collector.judge import flags, pending
 from collector.judge.looks import store as looks_store
-from collector.judge.pending import Pair
+from collector.judge.pending import Pair, order
 from collector.judge.rules import DEFAULT_POLICY, Flag, Policy, Standing, evaluate
 from collector.observation import Observation
 from collector.store import probes
-from collector.store.schema import check_time, latest_looks, measurements, network_key
+from collector.store.schema import ISP, blocked_looks, check_time, latest_looks, network_key
 
 # The evidence a pair is judged on: records of the last two days, the latest blocked ones at most.
 WINDOW = datetime.timedelta(days=2)
@@ -61,15 +61,11 @@ def judge_chunk(
         return Chunk(0, 0, [])
     count = len(taken)
     if conn.dialect.name == "postgresql":
-        flags.lock_pairs(conn, sorted({m.pair for m in taken}, key=_order))
+        flags.lock_pairs(conn, sorted({m.pair for m in taken}, key=order))
         taken = pending.still_waiting(conn, taken)  # what another judge did meanwhile is done
     opened = judge(conn, taken, now, policy) if taken else []
     pending.delete(conn, taken)
     return Chunk(count, len({m.pair for m in taken}), opened)
-
-
-def _order(pair: Pair) -> tuple[str, str]:
-    return network_key(pair[0], pair[1]), pair[2]
 
 
 def judge(
@@ -84,24 +80,26 @@ def judge(
     once for all; returns the flags newly opened (a flag opened and closed within the chunk
     counts: it was opened)."""
     since = now - WINDOW
-    pairs = sorted({m.pair for m in marks}, key=_order)
+    pairs = sorted({m.pair for m in marks}, key=order)
     state = _State(flags.current(conn, pairs), policy)
     looks = _looks(conn, {p[2] for p in pairs}, since)
     blocked = _blocked(conn, pairs, since)
     state.standings = _standings(conn, looks, blocked, state)
     opened: list[Flag] = []
+    vantages: dict[tuple[str, str], Observation] = {}  # _weighed's relabelled looks, made once
     for batch in _batches(marks):
         for m in batch:
             if m.look is not None and m.look.started_at >= since:
-                _apply(looks, m.look)
+                _apply(looks, m.pair[3], m.look)
         received = max(m.received_at for m in batch)
-        for pair in sorted({m.pair for m in batch}, key=_order):
-            key = network_key(pair[0], pair[1])
+        for pair in sorted({m.pair for m in batch}, key=order):
+            key = (network_key(pair[0], pair[1]), pair[3])
             seen = [o for r, o in blocked.get(pair, ()) if r <= received]
-            weighed = _weighed(seen, looks.get(pair[2], {}), key)
+            weighed = _weighed(seen, looks.get(pair[2], {}), key, vantages)
             opened += state.judged(pair, weighed, received)
     flags.write(conn, *state.changes())
-    looks_store(conn, [m.look for m in marks if m.look is not None])
+    looks_store(conn, [(m.pair[3], m.look) for m in marks if m.look is not None])
+    conn.execute(sa.delete(blocked_looks).where(blocked_looks.c.started_at < since))
     return opened
 
 
@@ -113,14 +111,16 @@ def _batches(marks: Sequence[pending.Mark]) -> list[list[pending.Mark]]:
     return list(grouped.values())
 
 
-Looks = dict[str, dict[tuple[str, str], Observation]]
-"""service -> (network key, probe id) -> that probe's latest ok-or-blocked look."""
+Looks = dict[str, dict[tuple[str, str, str], Observation]]
+"""service -> (network key, resolver path, probe id) -> that probe's latest ok-or-blocked look
+through that path."""
 
 
-def _apply(looks: Looks, look: Observation) -> None:
-    """Keep ``look`` as its probe's latest unless the kept one is newer (a late record)."""
+def _apply(looks: Looks, resolver: str, look: Observation) -> None:
+    """Keep ``look`` as its probe's latest through ``resolver`` unless the kept one is newer
+    (a late record)."""
     held = looks.setdefault(look.service, {})
-    key = (network_key(look.asn, look.network), look.probe_id)
+    key = (network_key(look.asn, look.network), resolver, look.probe_id)
     kept = held.get(key)
     if kept is None or (look.started_at, look.record_id) > (kept.started_at, kept.record_id):
         held[key] = look
@@ -131,18 +131,37 @@ Weighed = tuple[list[Observation], list[Observation]]
 
 
 def _weighed(
-    blocked: list[Observation], looks: dict[tuple[str, str], Observation], key: str
+    blocked: list[Observation],
+    looks: dict[tuple[str, str, str], Observation],
+    key: tuple[str, str],
+    vantages: dict[tuple[str, str], Observation],
 ) -> Weighed:
-    """Return what the rules weigh of a pair: its blocked records and its probes' latest
-    looks, oldest first; and the latest looks of the other networks."""
+    """Return what the rules weigh of a pair (``key``: network key, resolver path): its
+    blocked looks and its probes' latest looks, oldest first; and the latest looks of the
+    other networks through every path, each (network, path) its own vantage, so that a
+    failure is an outage only when it is shared through every path of every other network
+    (a public resolver refusing a name everywhere while the lines' own resolvers answer it
+    is a block, not an outage)."""
     mine = {o.record_id: o for o in blocked}
     others = []
-    for (nkey, _), o in looks.items():
-        if nkey == key:
+    for (nkey, resolver, _), o in looks.items():
+        if (nkey, resolver) == key:
             mine.setdefault(o.record_id, o)
-        else:
-            others.append(o)
+        elif nkey != key[0]:
+            others.append(o if resolver == ISP else _vantage(o, resolver, vantages))
     return sorted(mine.values(), key=lambda o: (o.started_at, o.record_id)), others
+
+
+def _vantage(
+    o: Observation, resolver: str, made: dict[tuple[str, str], Observation]
+) -> Observation:
+    """Return ``o`` as a vantage of its own: the rules tell vantages apart by network
+    (rules._everywhere), so a public path's look is labelled "<network> <path>"."""
+    key = (o.record_id, resolver)
+    found = made.get(key)
+    if found is None:
+        found = made[key] = dataclasses.replace(o, network=f"{o.network} {resolver}")
+    return found
 
 
 class _State:
@@ -162,7 +181,7 @@ class _State:
         held = self.current[pair]
         opened = []
         found = evaluate(mine, list(held.values()), others, self.standings, self.policy, at)
-        for f in found:
+        for f in (dataclasses.replace(f, resolver=pair[3]) for f in found):
             fid = flags.flag_id(f)
             before = self.now.get(fid)
             if f.state == "open" and (before is None or before.state != "open"):
@@ -185,7 +204,7 @@ def _standings(
     state: _State,
 ) -> dict[str, Standing]:
     """Return the standing of every registered probe the chunk weighs or its flags name."""
-    ids = {p for held in looks.values() for (_, p) in held}
+    ids = {p for held in looks.values() for (_, _, p) in held}
     ids |= {o.probe_id for found in blocked.values() for _, o in found}
     ids |= {p for f in state.now.values() for p in f.probes}
     return {
@@ -195,49 +214,40 @@ def _standings(
 
 
 def _looks(conn: sa.Connection, services: set[str], since: datetime.datetime) -> Looks:
-    """Return the stored latest looks of every probe of every network at ``services``."""
+    """Return the stored latest looks of every probe of every network, through every path,
+    at ``services``."""
     c = latest_looks.c
     stmt = sa.select(latest_looks).where(c.service.in_(sorted(services)), c.started_at >= since)
     out: Looks = defaultdict(dict)
     for row in conn.execute(stmt):
-        out[row.service][(row.network_key, row.probe_id)] = observation.from_row(row)
+        out[row.service][(row.network_key, row.resolver, row.probe_id)] = observation.from_row(row)
     return out
 
 
 def _blocked(
     conn: sa.Connection, pairs: Sequence[Pair], since: datetime.datetime
 ) -> dict[Pair, list[tuple[datetime.datetime, Observation]]]:
-    """Return each pair's blocked records since ``since`` with the time each was received,
+    """Return each pair's blocked looks since ``since`` with the time each was received,
     newest first, the latest OBSERVATION_CAP at most: one statement per network."""
     per_network: dict[tuple[int | None, str | None], set[str]] = defaultdict(set)
-    for asn, network, service in pairs:
+    wanted = set(pairs)
+    for asn, network, service, _ in pairs:
         per_network[(asn, network)].add(service)
-    m = measurements.c
+    b = blocked_looks.c
     out: dict[Pair, list[tuple[datetime.datetime, Observation]]] = defaultdict(list)
     for (asn, network), services in per_network.items():
-        same_network = [
-            # `IS NULL` / `=`: PostgreSQL cannot serve IS NOT DISTINCT FROM by an index
-            m.asn.is_(None) if asn is None else m.asn == asn,
-            m.network.is_(None) if network is None else m.network == network,
-        ]
         stmt = (
-            sa.select(*_OBSERVATION_COLUMNS, m.received_at)
+            sa.select(blocked_looks)
             .where(
-                m.service.in_(sorted(services)),
-                *same_network,
-                m.status == "blocked",
-                m.started_at >= since,
+                b.network_key == network_key(asn, network),
+                b.service.in_(sorted(services)),
+                b.started_at >= since,
             )
-            .order_by(m.service, m.started_at.desc(), m.id.desc())
+            .order_by(b.service, b.resolver, b.started_at.desc(), b.record_id.desc())
         )
         for row in conn.execute(stmt):
-            found = out[(asn, network, row.service)]
-            if len(found) < OBSERVATION_CAP:
+            pair = (asn, network, row.service, row.resolver)
+            found = out[pair]
+            if pair in wanted and len(found) < OBSERVATION_CAP:
                 found.append((row.received_at, observation.from_row(row)))
     return out
-
-
-# A record's observation, read from measurements under the fields' names.
-_OBSERVATION_COLUMNS = tuple(
-    measurements.c[f.measured_as].label(f.name) for f in observation.FIELDS
-)

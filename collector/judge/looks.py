@@ -1,4 +1,4 @@
-"""The latest look of each probe at each service on each network, kept by the judge.
+"""The latest look of each probe at each service on each network through each resolver path.
 
 The flag rules read every blocked record of a (network, service) pair, but of the records that
 reach a service only each probe's latest, and of other networks only their latest: this table
@@ -21,17 +21,18 @@ from collector.observation import Observation
 from collector.store import bulk
 from collector.store.schema import latest_looks, network_key
 
-KEY = ("service", "network_key", "probe_id")
+KEY = ("service", "network_key", "resolver", "probe_id")
 
 
-def store(conn: sa.Connection, looks: Sequence[Observation]) -> None:
-    """Keep each (service, network, probe)'s newest of ``looks`` unless the stored one is newer.
+def store(conn: sa.Connection, looks: Sequence[tuple[str, Observation]]) -> None:
+    """Keep each (service, network, resolver path, probe)'s newest of ``looks`` (resolver path,
+    observation) unless the stored one is newer.
 
     A record that arrives late (older than the stored look) changes nothing.
     """
-    newest: dict[tuple[str, str, str], Observation] = {}
-    for o in looks:
-        key = (o.service, network_key(o.asn, o.network), o.probe_id)
+    newest: dict[tuple[str, str, str, str], Observation] = {}
+    for resolver, o in looks:
+        key = (o.service, network_key(o.asn, o.network), resolver, o.probe_id)
         kept = newest.get(key)
         if kept is None or (o.started_at, o.record_id) > (kept.started_at, kept.record_id):
             newest[key] = o
@@ -54,6 +55,6 @@ def _newer_upsert(dialect_name: str) -> sa.Insert:
     )
 
 
-def _values(key: tuple[str, str, str], o: Observation) -> dict[str, Any]:
-    _, nkey, _ = key
-    return {"network_key": nkey, **observation.values(o)}
+def _values(key: tuple[str, str, str, str], o: Observation) -> dict[str, Any]:
+    _, nkey, resolver, _ = key
+    return {"network_key": nkey, "resolver": resolver, **observation.values(o)}

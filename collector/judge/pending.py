@@ -1,11 +1,14 @@
 """The pairs waiting for judgement: marked in a batch's own transaction, taken by the judge.
 
-A (network, service) pair is marked once per batch that stores a record of it, in the batch's
-transaction, with the batch's newest ok-or-blocked look of the pair: once acknowledged, its
-pairs are durable (a crash loses no judgement). The judge (collector/judge/judgement.py) takes
-rows in ``seq`` order, batch after batch, and deletes exactly the rows it took, so that a pair
-marked again while it was being judged is judged again. Functions take a Connection inside the
-caller's transaction; the Store owns transactions.
+A (network, service, resolver path) pair is marked once per batch that stores a record of it, in
+the batch's transaction, with the batch's newest ok-or-blocked look of the pair: once
+acknowledged, its pairs are durable (a crash loses no judgement). A record has a look through
+each of its resolver paths (collector/judge/paths.py); its blocked looks are written to
+``blocked_looks`` in the same transaction, the evidence the judge weighs. The judge
+(collector/judge/judgement.py) takes rows in ``seq`` order, batch after batch, and deletes
+exactly the rows it took, so that a pair marked again while it was being judged is judged
+again. Functions take a Connection inside the caller's transaction; the Store owns
+transactions.
 """
 
 from __future__ import annotations
@@ -19,13 +22,14 @@ from typing import Any
 import sqlalchemy as sa
 
 from collector import observation
+from collector.judge import paths
 from collector.observation import Observation
 from collector.store import bulk
 from collector.store.measurements import MeasurementRow
-from collector.store.schema import network_key, pending_pairs
+from collector.store.schema import ISP, blocked_looks, network_key, pending_pairs
 
-Pair = tuple[int | None, str | None, str]
-"""A (asn, network, service) whose flags stored records may change."""
+Pair = tuple[int | None, str | None, str, str]
+"""A (asn, network, service, resolver path) whose flags stored records may change."""
 # Only these decide a flag: a `down` or `inconclusive` look says nothing about blocking.
 DECISIVE = ("ok", "blocked")
 
@@ -42,44 +46,59 @@ class Mark:
 
 
 _MARK = sa.insert(pending_pairs)
+_BLOCKED = sa.insert(blocked_looks)
 _LATEST = sa.select(sa.func.max(pending_pairs.c.seq))
 _COUNT = sa.select(sa.func.count()).select_from(pending_pairs)
 
 
 def mark(conn: sa.Connection, rows: Sequence[MeasurementRow]) -> int:
     """Mark every pair of ``rows`` (one batch, of new records) as waiting for judgement, with
-    the batch's newest decisive look of each probe; return how many rows were marked."""
-    newest: dict[tuple[str, str, str], MeasurementRow | None] = {}
+    the batch's newest decisive look of each probe, and keep their blocked looks; return how
+    many rows were marked."""
+    newest: dict[tuple[str, str, str, str], Observation | None] = {}
+    blocked: list[dict[str, Any]] = []
     for row in rows:
-        key = (network_key(row.asn, row.network), row.service, row.probe_id)
-        kept = newest.get(key)
-        if row.status in DECISIVE and (
-            kept is None or (row.started_at, row.id) > (kept.started_at, kept.id)
-        ):
-            newest[key] = row
-        else:
-            newest.setdefault(key, None)
+        nkey = network_key(row.asn, row.network)
+        for resolver, look in paths.looks(row):
+            key = (nkey, row.service, resolver, row.probe_id)
+            kept = newest.get(key)
+            if look.status in DECISIVE and (kept is None or _newer(look, kept)):
+                newest[key] = look
+            else:
+                newest.setdefault(key, None)
+            if look.status == "blocked":
+                blocked.append(
+                    observation.values(look)
+                    | {"network_key": nkey, "resolver": resolver, "received_at": row.received_at}
+                )
     if not newest:
         return 0
+    bulk.executemany(conn, "insert blocked_looks", lambda _: _BLOCKED, blocked)
     batch = (min(r.id for r in rows), max(r.received_at for r in rows))
     marks = [_values(key, newest[key], batch) for key in sorted(newest)]
     bulk.executemany(conn, "mark pending_pairs", lambda _: _MARK, marks)
     return len(marks)
 
 
+def _newer(look: Observation, kept: Observation) -> bool:
+    return (look.started_at, look.record_id) > (kept.started_at, kept.record_id)
+
+
 def _values(
-    key: tuple[str, str, str],
-    look: MeasurementRow | None,
+    key: tuple[str, str, str, str],
+    look: Observation | None,
     batch: tuple[str, datetime.datetime],
 ) -> dict[str, Any]:
     """Return a mark's row: the pair, the batch, and the look's observation (null: none)."""
-    nkey, service, _ = key
+    nkey, service, resolver, _ = key
     values: dict[str, Any]
     if look is None:
         values = dict.fromkeys(observation.NAMES)
     else:
-        values = observation.values(observation.of_measurement(look))
-    values.update(batch=batch[0], network_key=nkey, service=service, received_at=batch[1])
+        values = observation.values(look)
+    values.update(
+        batch=batch[0], network_key=nkey, service=service, resolver=resolver, received_at=batch[1]
+    )
     return values
 
 
@@ -90,12 +109,18 @@ def mark_pairs(
     supported are weighed without it); ``batch`` names the cause. Return how many."""
     marks = [
         dict.fromkeys(observation.NAMES)
-        | {"batch": batch, "network_key": network_key(a, n), "service": s, "received_at": now}
-        for a, n, s in sorted(set(pairs), key=lambda p: (network_key(p[0], p[1]), p[2]))
+        | {"batch": batch, "network_key": network_key(a, n), "service": s, "resolver": r}
+        | {"received_at": now}
+        for a, n, s, r in sorted(set(pairs), key=order)
     ]
     if marks:
         bulk.executemany(conn, "mark pending_pairs", lambda _: _MARK, marks)
     return len(marks)
+
+
+def order(pair: Pair) -> tuple[str, str, str]:
+    """The one order of pairs (locks, marks, judgement): network, service, resolver path."""
+    return network_key(pair[0], pair[1]), pair[2], pair[3]
 
 
 def latest(conn: sa.Connection) -> int | None:
@@ -136,4 +161,5 @@ def delete(conn: sa.Connection, marks: Sequence[Mark]) -> None:
 def _mark(row: Any) -> Mark:
     asn, network = json.loads(row.network_key)
     look = observation.from_row(row) if row.record_id is not None else None
-    return Mark(row.seq, row.batch, (asn, network, row.service), row.received_at, look)
+    pair = (asn, network, row.service, row.resolver or ISP)
+    return Mark(row.seq, row.batch, pair, row.received_at, look)

@@ -33,7 +33,8 @@ MAX_EVIDENCE = 50
 
 @dataclass(frozen=True)
 class Flag:
-    """A blocking flag of one (network, service, method): open, or closed (kept as history)."""
+    """A blocking flag of one (network, service, resolver path, method): open, or closed (kept
+    as history)."""
 
     asn: int | None
     network: str | None
@@ -52,6 +53,8 @@ class Flag:
     # whose control the flag rests on: "collector" once the collector's own control vantage
     # reached the service, "probe" while only the probes' controls say it is up
     control: str = "probe"
+    # the resolver path it was seen through (collector/judge/paths.py): "isp", the line's own
+    resolver: str = "isp"
 
     @property
     def key(self) -> tuple[int | None, str | None, str, str]:

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from collector.judge import flags as stored_flags
 from collector.pages.views import Look
-from collector.store.schema import flags, latest_looks, measurements
+from collector.store.schema import ISP, flags, latest_looks, measurements
 
 # A service counts as down on a network when its latest record there says so this recently.
 DOWN_WINDOW = datetime.timedelta(hours=6)
@@ -21,7 +21,10 @@ def looks(conn: sa.Connection, now: datetime.datetime) -> list[Look]:
     or blocked), overridden by a later `down` record of the last DOWN_WINDOW."""
     c = latest_looks.c
     latest: dict[tuple[Any, Any, str], Look] = {}
-    stmt = sa.select(c.asn, c.network, c.service, c.category, c.status, c.started_at)
+    # the line's own resolver's looks: what the network does (a public path's are its flags')
+    stmt = sa.select(c.asn, c.network, c.service, c.category, c.status, c.started_at).where(
+        c.resolver == ISP
+    )
     for r in conn.execute(stmt):
         key = (r.asn, r.network, r.service)
         if key not in latest or r.started_at > latest[key].at:
@@ -41,18 +44,24 @@ def looks(conn: sa.Connection, now: datetime.datetime) -> list[Look]:
 
 def flag(conn: sa.Connection, fid: str) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
     """Return a flag as the API shows it and its history (every flag of the same network,
-    service and method, first seen first), or None for an unknown id."""
+    service, resolver path and method, first seen first), or None for an unknown id."""
     row = conn.execute(sa.select(flags).where(flags.c.id == fid)).first()
     if row is None:
         return None
     c = flags.c
     stmt = (
         sa.select(flags)
-        .where(c.network_key == row.network_key, c.service == row.service, c.method == row.method)
+        .where(
+            c.network_key == row.network_key,
+            c.service == row.service,
+            c.resolver == row.resolver,
+            c.method == row.method,
+        )
         .order_by(c.first_seen)
     )
-    history = [stored_flags.item(r) for r in conn.execute(stmt)]
-    return stored_flags.item(row), history
+    wide = stored_flags.resolver_wide(conn) if row.resolver != ISP else set()
+    history = [stored_flags.item(r, wide) for r in conn.execute(stmt)]
+    return stored_flags.item(row, wide), history
 
 
 def records(conn: sa.Connection, ids: Sequence[str]) -> list[dict[str, Any]]:

@@ -70,6 +70,12 @@ def _lang(request: web.Request, chosen: dict[str, Any]) -> str:
     return i18n.choose(chosen.get("lang"), request.headers.get("Accept-Language", "")[:1024])
 
 
+def _path_lane(lane_of: Any) -> Any:
+    """A flag of a public resolver path in a lane of its own, named after the path (the
+    network's own resolver's flags keep the plain lane)."""
+    return lambda f: lane_of(f) if f["resolver"] == "isp" else f"{lane_of(f)} · {f['resolver']}"
+
+
 def _flag_link(lang: str) -> Any:
     return lambda f: f"/flags/{f['id']}?lang={lang}"
 
@@ -100,7 +106,10 @@ async def overview(request: web.Request) -> web.Response:
     lang = _lang(request, chosen)
     await state.judged()
     now = datetime.datetime.now(datetime.UTC)
-    open_flags = await _read(request, functools.partial(state.findings.query_flags, state="open"))
+    # what each network blocks: its own resolver's flags (a public path's are on their flag pages)
+    open_flags = await _read(
+        request, functools.partial(state.findings.query_flags, state="open", resolver="isp")
+    )
     looks = await _sql(request, reads.looks, now)
     census = await census_numbers(request)
     networks = views.networks_of(open_flags, looks)
@@ -159,7 +168,7 @@ async def timeline(request: web.Request) -> web.Response:
         lane_of = lambda f: f["service"]  # noqa: E731
     else:
         lane_of = lambda f: f"{f['service']} · {views.network_label((f['asn'], f['network']))}"  # noqa: E731
-    drawn = views.timeline(found, start, now, lane_of, _flag_link(lang))
+    drawn = views.timeline(found, start, now, _path_lane(lane_of), _flag_link(lang))
     return _page(
         request,
         "timeline.html",

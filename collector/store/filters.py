@@ -10,6 +10,7 @@ or the keywords of the flag query).
 from __future__ import annotations
 
 import datetime
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -52,7 +53,7 @@ class Filter:
 
     ``column`` is the column ``test`` applies to (default: the column named like the filter);
     a filter without a ``test`` (paging) is no condition. ``bounds`` are a COUNT's inclusive
-    limits; ``choices`` the only values a TEXT may take.
+    limits; ``choices`` the only values a TEXT may take, ``pattern`` the grammar it must match.
     """
 
     name: str
@@ -63,6 +64,7 @@ class Filter:
     bounds: tuple[int, int] | None = None
     column: str | None = None
     test: Test | None = equals
+    pattern: re.Pattern[str] | None = None
 
     def convert(self, text: str) -> Any:
         """Return the value a query parameter's text stands for, or raise ValueError."""
@@ -78,6 +80,8 @@ class Filter:
             return
         if self.choices and value not in self.choices:
             raise ValueError(f"{self.name}: {value!r} is not one of {', '.join(self.choices)}")
+        if self.pattern and not (isinstance(value, str) and self.pattern.fullmatch(value)):
+            raise ValueError(f"{self.name}: {value!r} does not match {self.pattern.pattern}")
         if self.kind == ASN:
             check_asn(self.name, value)
         elif self.kind == TIME:
@@ -110,6 +114,11 @@ METHOD = Filter("method", TEXT, "where blocking happens", "dns", METHODS)
 PROBE_ID = Filter("probe_id", TEXT, "the probe that measured", "p-0123456789abcdef0123")
 CATEGORY = Filter("category", TEXT, "the service's category", "iptv_legal", CATEGORIES)
 STATE = Filter("state", TEXT, "the flag's state", "open", FLAG_STATES)
+# a resolver path's name (docs/spec.md "Resolver paths"): `isp` is the line's own resolver
+RESOLVER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,31}")
+RESOLVER = Filter(
+    "resolver", TEXT, "the resolver path (isp: the line's own)", "google", pattern=RESOLVER_NAME
+)
 # a cursor as the API gives them out: base64url of ["<started_at>", "<id>"]
 EXAMPLE_CURSOR = (
     "WyIyMDI2LTAzLTAxVDIwOjAwOjAwKzAwOjAwIiwiMDAwMDAwMDAtMDAwMC00MDAwLTgwMDAtMDAwMDAwMDAwMDAwIl0"
@@ -153,6 +162,7 @@ FLAG_FILTERS = (
     _since(f"in force at or after {ZONED}", "closed_at", open_or_closed_at_or_after),
     _until(f"first seen before {ZONED}", "first_seen"),
     _order("desc (default): latest seen first; asc: the exact reverse"),
+    RESOLVER,
 )  # fmt: skip
 COLLATERAL_FILTERS = (
     ASN_, NETWORK,

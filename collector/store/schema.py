@@ -145,6 +145,8 @@ def network_key(asn: int | None, network: str | None) -> str:
 
 
 metadata = sa.MetaData(naming_convention=NAMING)
+# The resolver path of the line's own resolver, as flags, looks and marks name it.
+ISP = "isp"
 # AS numbers are BigInteger: 32-bit unsigned (RFC 6793) overflows PostgreSQL's integer.
 
 probes = sa.Table(
@@ -268,21 +270,28 @@ flags = sa.Table(
     # "collector": the collector's control vantage reached the service before the flag opened;
     # "probe": only the probes' own controls did (no vantage, or no URL for the service)
     sa.Column("control", sa.Text, nullable=False, server_default="probe"),
+    # the resolver path the flag was seen through (collector/judge/paths.py): "isp" for the
+    # line's own resolver (every flag stored before paths were judged), else the path's name
+    sa.Column("resolver", sa.Text, nullable=False, server_default=ISP),
 )
 # The current flags of a (network, service) pair, read under the pair's lock at every batch.
 sa.Index(None, flags.c.network_key, flags.c.service, flags.c.method, flags.c.first_seen)
-# At most one open flag per (network, service, method), whatever a concurrent writer does.
+# At most one open flag per (network, service, resolver, method), whatever a concurrent writer
+# does.
 sa.Index(
     "ix_flags_open_once",
     flags.c.network_key,
     flags.c.service,
+    flags.c.resolver,
     flags.c.method,
     unique=True,
     sqlite_where=flags.c.state == "open",
     postgresql_where=flags.c.state == "open",
 )
 # The API's filters, each ending in the listing order.
-for _column in ("asn", "network", "service", "category", "method", "state", "first_seen"):
+for _column in (
+    "asn", "network", "service", "category", "method", "state", "first_seen", "resolver"
+):  # fmt: skip
     sa.Index(None, flags.c[_column], flags.c.last_seen)
 sa.Index(None, flags.c.last_seen)
 
@@ -321,8 +330,32 @@ latest_looks = sa.Table(
     metadata,
     sa.Column("network_key", sa.Text, nullable=False),
     *observation_columns(),
-    sa.PrimaryKeyConstraint("service", "network_key", "probe_id"),
+    # the resolver path of the look: one look a probe a path
+    sa.Column("resolver", sa.Text, nullable=False, server_default=ISP),
+    sa.PrimaryKeyConstraint("service", "network_key", "resolver", "probe_id"),
 )
+
+# Every blocked look through each resolver path of the last days (the primary path's and the
+# others'), with the time its record was received: the evidence the flag rules weigh, written
+# in the batch's transaction (collector/judge/pending.py) and pruned by the judge past its window.
+blocked_looks = sa.Table(
+    "blocked_looks",
+    metadata,
+    sa.Column("network_key", sa.Text, nullable=False),
+    sa.Column("resolver", sa.Text, nullable=False),
+    sa.Column("received_at", UTCDateTime, nullable=False),
+    *observation_columns(),
+    sa.PrimaryKeyConstraint("record_id", "resolver"),
+)
+# A pair's blocked looks, newest first (collector/judge/judgement.py); the prune's range.
+sa.Index(
+    None,
+    blocked_looks.c.network_key,
+    blocked_looks.c.service,
+    blocked_looks.c.resolver,
+    blocked_looks.c.started_at,
+)
+sa.Index(None, blocked_looks.c.started_at)
 
 blocked_addresses = sa.Table(
     "blocked_addresses",
@@ -357,6 +390,7 @@ pending_pairs = sa.Table(
     sa.Column("service", sa.Text, nullable=False),
     sa.Column("received_at", UTCDateTime, nullable=False),
     *observation_columns(nullable=True, leave_out=("service",)),
+    sa.Column("resolver", sa.Text, nullable=False, server_default=ISP),
 )
 
 # The collateral census (collector/census). The domain index: every name imported (Tranco-style

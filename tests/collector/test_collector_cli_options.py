@@ -39,4 +39,4 @@ def test_export_filters_are_the_query_apis_without_paging() -> None:
         "until",
         "order",
     }
-    assert set(cli.FILTER_HELP) == {*cli.EXPORT_FILTERS, "category", "state"}
+    assert set(cli.FILTER_HELP) == {*cli.EXPORT_FILTERS, "category", "state", "resolver"}

@@ -42,6 +42,8 @@ HEADER = [
     "control",
     "confidence",
     "evidence",
+    "resolver",
+    "scope",
 ]
 
 
@@ -87,7 +89,8 @@ def csv_row(f: dict[str, Any]) -> list[str]:
     texts = [f[k] for k in ("id", "asn", "network", "service", "category", "method", "state")]
     times = [f["first_seen"], f["last_seen"], f["closed_at"] or ""]
     ids = [str(len(f["probes"])), " ".join(f["probes"]), str(f["networks"]), f["control"]]
-    return [*map(str, texts), *times, *ids, str(f["confidence"]), " ".join(f["evidence"])]
+    last = [str(f["confidence"]), " ".join(f["evidence"]), f["resolver"], f["scope"]]
+    return [*map(str, texts), *times, *ids, *last]
 
 
 def parse_csv(data: bytes) -> list[list[str]]:

@@ -1,9 +1,11 @@
 """Resolver paths in the lab: the ISP's resolver, a public resolver under blocking orders, an
-honest one, DoH and DoT, side by side in real `check` and `run --once` processes.
+honest one, DoH and DoT, side by side in real `check` and `run --once` processes, and the flags
+the collector keeps per (network, resolver path) from them.
 
-ISP "a" answers NXDOMAIN for dns-nx.example; the lab's "Google" (public_resolvers.CENSOR)
-answers REFUSED with EDE 16 for the names on its order list; the honest resolver, DoH and DoT
-answer the truth. A collector in the internet ns is the control (and, for `run`, the store).
+ISP "a" answers NXDOMAIN for dns-nx.example (ISP "b" answers it truly); the lab's "Google"
+(public_resolvers.CENSOR) answers REFUSED with EDE 16 for the names on its order list; the honest
+resolver, DoH and DoT answer the truth. A collector in the internet ns is the control (and, for
+`run`, the store).
 """
 
 from __future__ import annotations
@@ -29,7 +31,8 @@ BIN = pathlib.Path(sys.executable).parent
 @pytest.fixture(scope="module")
 def control(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The lab's collector as control and store, with an ASN database: ISP a's LAN and uplink
-    in AS3215, the internet's resolvers in AS15169."""
+    in AS3215, ISP b's in AS12322, the internet's resolvers in AS15169. A probe's records count
+    in flags from its registration on (flags.min_probe_age_seconds 0)."""
     database = tmp_path_factory.mktemp("asn") / "asn.mmdb"
     write_asn_database(lab, database)
     argv = [
@@ -41,6 +44,7 @@ def control(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]
     env = {
         **os.environ, "SURBLOCAGE_COLLECTOR_CONTROL_PUBLIC": "true",
         "SURBLOCAGE_COLLECTOR_ASN_DATABASE": str(database),
+        "SURBLOCAGE_COLLECTOR_FLAGS_MIN_PROBE_AGE_SECONDS": "0",
     }  # fmt: skip
     running = lab.spawn(
         "internet", argv, "collector", (lab.collector_addr, lab.collector_port), env=env
@@ -53,12 +57,13 @@ def write_asn_database(lab: Lab, path: pathlib.Path) -> None:
     import mmdb_writer
     import netaddr
 
-    a = lab.isp("a")
+    a, b = lab.isp("a"), lab.isp("b")
     writer = mmdb_writer.MMDBWriter(
         ip_version=6, ipv4_compatible=True, database_type="GeoLite2-ASN"
     )
     networks = {
         (3215, "Orange"): [a.lan, str(ipaddress.ip_network(f"{a.uplink_router}/24", False))],
+        (12322, "Free"): [b.lan, str(ipaddress.ip_network(f"{b.uplink_router}/24", False))],
         (15169, "Google"): ["10.200.3.0/24"],
     }
     for (asn, name), nets in networks.items():
@@ -129,27 +134,7 @@ def test_a_lie_to_a_block_page_reads_as_a_dns_block(
 def test_run_records_which_resolver_the_line_uses(
     lab: Lab, control: str, tmp_path: pathlib.Path
 ) -> None:
-    os.chmod(tmp_path, 0o755)
-    service = {
-        "id": "nx",
-        "name": "nx",
-        "category": "iptv_legal",
-        "urls": ["https://dns-nx.example/"],
-    }
-    (tmp_path / "w.yaml").write_text(yaml.safe_dump({"services": [service]}))
-    resolvers = [a for p in public_resolvers.paths(lab.resolver("a")) for a in ("--resolver", p)]
-    argv = [
-        str(BIN / "surblocage-probe"), "run", "--once", "--quiet", "--collector",
-        lab.collector_url, "--state-dir", str(tmp_path / "state"), "--watchlist",
-        str(tmp_path / "w.yaml"), *resolvers, "--ca-file", lab.ca_file, "--allow-network",
-        lab.allow_network, "--timeout", "2",
-    ]  # fmt: skip
-    env = {
-        **os.environ, "SURBLOCAGE_PROBE_COLLECTOR_ALLOW_INSECURE": "true",
-        "SURBLOCAGE_PROBE_DNS_WHOAMI": public_resolvers.WHOAMI,
-    }  # fmt: skip
-    done = lab.exec("probe_a", argv, timeout=120, env=env)
-    assert done.returncode == 0, done.stderr
+    run_once(lab, "probe_a", tmp_path, "nx")
     url = f"{lab.collector_url}/api/v1/measurements?service=nx&limit=10"
     stored = lab.run("internet", _get_json, url)
     records = [r for r in stored["measurements"] if r["probe"].get("path") == "isp"]
@@ -164,11 +149,69 @@ def test_run_records_which_resolver_the_line_uses(
     assert by_path(records[0])["google"] == ("blocked", "dns", "refused", "ede_16")
 
 
+def test_flags_per_network_and_resolver_path(
+    lab: Lab, control: str, tmp_path: pathlib.Path
+) -> None:
+    # one probe on each ISP, each testing its ISP's resolver and the "Google" under orders:
+    # Google refuses the name on both networks (a signature of its own: one look opens a
+    # flag), ISP a answers NXDOMAIN (one source, one cycle: not yet a flag), ISP b the truth
+    for role in ("probe_a", "probe_b"):
+        run_once(lab, role, tmp_path / role, "ordered")
+    url = f"{lab.collector_url}/api/v1/flags?service=ordered"
+    found = lab.run("internet", _get_json, url)["flags"]
+    shown = sorted(
+        (f["network"], f["resolver"], f["method"], f["state"], f["scope"]) for f in found
+    )
+    assert shown == [
+        ("Free", "google", "dns", "open", "resolver"),
+        ("Orange", "google", "dns", "open", "resolver"),
+    ], json.dumps(found)[:3000]
+    assert {f["asn"] for f in found} == {3215, 12322}
+    google = lab.run("internet", _get_json, f"{url}&resolver=google")["flags"]
+    assert sorted(f["id"] for f in google) == sorted(f["id"] for f in found)
+    assert lab.run("internet", _get_json, f"{url}&resolver=isp")["flags"] == []
+    # the flag page reads it as the resolver's: blocked on every network
+    page = lab.run("internet", _get_text, f"{lab.collector_url}/flags/{found[0]['id']}?lang=en")
+    assert "google blocks ordered on every network" in page
+
+
+def run_once(lab: Lab, role: str, tmp_path: pathlib.Path, service_id: str) -> None:
+    """Run `run --once` in ``role``'s namespace on a watchlist of dns-nx.example as
+    ``service_id``, through its ISP's resolver and the lab's public ones."""
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    os.chmod(tmp_path, 0o755)
+    service = {
+        "id": service_id,
+        "name": service_id,
+        "category": "iptv_legal",
+        "urls": ["https://dns-nx.example/"],
+    }
+    (tmp_path / "w.yaml").write_text(yaml.safe_dump({"services": [service]}))
+    isp = role.removeprefix("probe_")[0]
+    resolvers = [a for p in public_resolvers.paths(lab.resolver(isp)) for a in ("--resolver", p)]
+    argv = [
+        str(BIN / "surblocage-probe"), "run", "--once", "--quiet", "--collector",
+        lab.collector_url, "--state-dir", str(tmp_path / "state"), "--watchlist",
+        str(tmp_path / "w.yaml"), *resolvers, "--ca-file", lab.ca_file, "--allow-network",
+        lab.allow_network, "--timeout", "2",
+    ]  # fmt: skip
+    env = {
+        **os.environ, "SURBLOCAGE_PROBE_COLLECTOR_ALLOW_INSECURE": "true",
+        "SURBLOCAGE_PROBE_DNS_WHOAMI": public_resolvers.WHOAMI,
+    }  # fmt: skip
+    done = lab.exec(role, argv, timeout=120, env=env)
+    assert done.returncode == 0, done.stderr
+
+
 async def _get_json(url: str) -> Any:
+    return json.loads(await _get_text(url))
+
+
+async def _get_text(url: str) -> str:
     import asyncio
 
-    def get() -> Any:
+    def get() -> str:
         with urllib.request.urlopen(url, timeout=10) as r:
-            return json.load(r)
+            return str(r.read().decode())
 
     return await asyncio.to_thread(get)
