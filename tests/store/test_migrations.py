@@ -42,8 +42,10 @@ TABLES = {
     "address_blocked_looks",
     "address_vantage",
     "address_flags",
+    "signature_observations",
+    "learned_signatures",
 }
-REVISIONS = ["0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008"]
+REVISIONS = ["0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008", "0010"]
 # Public addresses of watched services and of indexed domains (collateral damage, the census),
 # never a submitter's address.
 SERVICE_ADDRESS_COLUMNS = {
