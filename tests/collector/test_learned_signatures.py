@@ -25,8 +25,10 @@ CONTROLS = ("ctl-one", "ctl-two", "ctl-three")
 REAL = "203.0.113.5"
 
 
-def dns(answers: list[str], rcode: str = "NOERROR", failure: str | None = None,
-        ede: list[record.EDE] | None = None, path: str | None = None) -> record.DNSResult:  # fmt: skip
+def dns(
+    answers: list[str], rcode: str = "NOERROR", failure: str | None = None,
+    ede: list[record.EDE] | None = None, path: str | None = None,
+) -> record.DNSResult:  # fmt: skip
     return record.DNSResult(
         "10.0.0.53", "A", failure, 3.0, rcode=rcode, answers=answers, ede=ede or [], path=path
     )
@@ -194,8 +196,8 @@ async def test_the_endpoint_serves_what_two_probes_taught(collector: Collector) 
         assert len(answer["signatures"]) == (0 if n0 == 0 else 1)
     answer_validator("/api/v1/signatures", "get", "200").validate(answer)
     (s,) = answer["signatures"]
-    assert (s["asn"], s["network"], s["resolver"], s["kind"], s["value"], s["probes"],
-            s["controls"]) == (3215, "Orange", "10.0.0.53", "address", "127.0.0.1", 2, 2)  # fmt: skip
+    fields = ("asn", "network", "resolver", "kind", "value", "probes", "controls")
+    assert [s[k] for k in fields] == [3215, "Orange", "10.0.0.53", "address", "127.0.0.1", 2, 2]
     assert len(s["evidence"]) == 4
     assert (await signatures(collector, asn="3215", resolver="10.0.0.53"))[1] == answer
     assert (await signatures(collector, network="Orange"))[1] == answer
