@@ -4,7 +4,9 @@ A positive control is a watchlist service with ``dns_only: true``: a name blocke
 a resolver path of a network answers it (an address such as 127.0.0.1 or a block page's, or an
 rcode with its Extended DNS Errors) is that path's block signature, once it is seen:
 - by at least MIN_PROBES probes of the network, each for at least MIN_CONTROLS positive
-  controls, the same answer on the same path (one probe alone, or one name alone, is not enough);
+  controls, the same answer on the same path (one probe alone, or one name alone, is not
+  enough); probes count by their source network of registration, as for the flags, and a
+  revoked probe not at all;
 - only in records whose control resolved the name to other addresses (an answer the control
   shares, or a name the control cannot resolve, says nothing of blocking).
 A signature the control itself starts answering for a positive control (the control gets the
@@ -28,6 +30,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from collector.store.schema import learned_signatures as sig_t
+from collector.store.schema import probes as probes_t
 from collector.store.schema import signature_observations as obs_t
 
 MIN_PROBES = 2
@@ -190,14 +193,22 @@ def _recount(conn: sa.Connection, sid: str, s: Seen, o: Observation) -> int:
         obs_t.c.asn == s.asn, obs_t.c.resolver == o.resolver, obs_t.c.kind == o.kind,
         obs_t.c.value == o.value,
     )  # fmt: skip
-    per_probe = conn.execute(
-        sa.select(obs_t.c.probe_id, sa.func.count(sa.distinct(obs_t.c.service)))
-        .where(*mine)
-        .group_by(obs_t.c.probe_id)
+    # a probe counts by its source network of registration, as for the flags (probes registered
+    # from one /24 or /48 are one; docs/security.md); a revoked probe does not count
+    source = sa.func.coalesce(probes_t.c.source, obs_t.c.probe_id)
+    counted = sa.and_(*mine, probes_t.c.revoked_at.is_(None))
+    joined = obs_t.outerjoin(probes_t, probes_t.c.id == obs_t.c.probe_id)
+    per_source = conn.execute(
+        sa.select(source, sa.func.count(sa.distinct(obs_t.c.service)))
+        .select_from(joined)
+        .where(counted)
+        .group_by(source)
     ).all()
-    qualified = sum(1 for _, n in per_probe if n >= MIN_CONTROLS)
-    if qualified < MIN_PROBES:
+    if sum(1 for _, n in per_source if n >= MIN_CONTROLS) < MIN_PROBES:
         return 0
+    probes = conn.execute(
+        sa.select(sa.func.count(sa.distinct(obs_t.c.probe_id))).select_from(joined).where(counted)
+    ).scalar_one()
     first, last, controls = conn.execute(
         sa.select(
             sa.func.min(obs_t.c.seen_at), sa.func.max(obs_t.c.seen_at),
@@ -213,7 +224,7 @@ def _recount(conn: sa.Connection, sid: str, s: Seen, o: Observation) -> int:
     _upsert(
         conn, sig_t,
         {"id": sid, "asn": s.asn, "network": s.network, "resolver": o.resolver,
-         "kind": o.kind, "value": o.value, "probes": len(per_probe), "controls": controls,
+         "kind": o.kind, "value": o.value, "probes": probes, "controls": controls,
          "evidence": list(evidence), "first_seen": first, "last_seen": last,
          "retired_at": None},
         ["id"], ["network", "probes", "controls", "evidence", "last_seen"],

@@ -216,3 +216,12 @@ async def test_bad_input_is_a_400_naming_the_parameter(
     status, answer = await signatures(collector, **params)
     assert status == 400
     assert answer["error"].startswith(named), answer
+
+
+async def test_probes_of_one_source_network_count_as_one(collector: Collector) -> None:
+    # both registered from 127.0.0.1: one source, as for the flags (docs/security.md)
+    for n0 in (0, 10):
+        _, token = await collector.register(own_network=False, asn=3215, network="Orange")
+        body = {"records": [sent(n0 + 1, "ctl-one"), sent(n0 + 2, "ctl-two")]}
+        assert (await collector.submit(token, body))[0] == 200
+    assert (await signatures(collector))[1] == {"signatures": []}
