@@ -147,7 +147,7 @@ def learn(conn: sa.Connection, records: Iterable[Seen], controls: Collection[str
     """Keep what the positive controls among ``records`` show, retire what their controls
     answer, and learn the signatures that now pass the threshold; return how many were
     learned or updated."""
-    touched = 0
+    touched: dict[str, tuple[Seen, Observation]] = {}  # recounted once a pass, at the end
     for s in records:
         if s.service not in controls:
             continue
@@ -155,8 +155,10 @@ def learn(conn: sa.Connection, records: Iterable[Seen], controls: Collection[str
         if s.asn is None:
             continue  # a network nobody can name: nothing to apply it to
         for o in observe(s.doc):
-            touched += _learn_one(conn, s, o)
-    return touched
+            sid = signature_id(s.asn, o.resolver, o.kind, o.value)
+            if _keep(conn, sid, s, o):
+                touched[sid] = (s, o)
+    return sum(_recount(conn, sid, s, o) for sid, (s, o) in touched.items())
 
 
 def _retire(conn: sa.Connection, values: set[tuple[str, str]], now: datetime.datetime) -> None:
@@ -168,14 +170,13 @@ def _retire(conn: sa.Connection, values: set[tuple[str, str]], now: datetime.dat
         )
 
 
-def _learn_one(conn: sa.Connection, s: Seen, o: Observation) -> int:
-    assert s.asn is not None
-    sid = signature_id(s.asn, o.resolver, o.kind, o.value)
+def _keep(conn: sa.Connection, sid: str, s: Seen, o: Observation) -> bool:
+    """Keep one observation, unless its signature is retired; tell whether it was kept."""
     retired = conn.execute(
         sa.select(sig_t.c.retired_at).where(sig_t.c.id == sid)
     ).first()  # fmt: skip
     if retired is not None and retired.retired_at is not None:
-        return 0
+        return False
     _upsert(
         conn, obs_t,
         {"asn": s.asn, "resolver": o.resolver, "kind": o.kind, "value": o.value,
@@ -184,7 +185,7 @@ def _learn_one(conn: sa.Connection, s: Seen, o: Observation) -> int:
         ["asn", "resolver", "kind", "value", "service", "probe_id"],
         ["network", "record_id", "seen_at"], newer=obs_t.c.seen_at,
     )  # fmt: skip
-    return _recount(conn, sid, s, o)
+    return True
 
 
 def _recount(conn: sa.Connection, sid: str, s: Seen, o: Observation) -> int:
