@@ -121,7 +121,7 @@ class State:
     # gauges' last refresh counted it: the dashboard's headline reads it (None: not yet)
     census_counts: list[tuple[int | None, str | None, int, int]] | None = None
     targets: TargetCache | None = None
-    # learns block signatures from the positive controls (None: no store, or no watchlist)
+    # learns block signatures from the positive controls, and serves them (None: no store)
     learner: Learner | None = None
 
     def lookup_network(self, address: str) -> tuple[int, str | None] | None:
@@ -410,10 +410,10 @@ async def _metrics_refresher(app: web.Application) -> AsyncIterator[None]:
 
 
 def _learner(state: State, app: web.Application, in_background: bool) -> None:
-    """Learn block signatures from the watchlist's positive controls (``dns_only``), if any."""
-    if state.watchlist is None:
-        return
-    controls = {s.id for s in state.watchlist.services if s.dns_only}
+    """Learn block signatures from the watchlist's positive controls (``dns_only``); without a
+    watchlist nothing is learned, and what the database holds is still served."""
+    services = state.watchlist.services if state.watchlist is not None else ()
+    controls = {s.id for s in services if s.dns_only}
     state.learner = Learner(state.store, controls)
     if in_background:
         app.cleanup_ctx.append(_background_learner)

@@ -23,7 +23,7 @@ async def get_signatures(request: web.Request) -> web.Response:
     state = request.app[handlers.STATE]
     chosen: dict[str, Any] = handlers.checked_params(request.query, SIGNATURE_FILTERS)
     learner = state.learner
-    if learner is None:  # no store, or no watchlist: nothing is learned
+    if learner is None:  # no store: nothing is learned
         return web.json_response({"signatures": []})
     try:
         found = await learner.read(**chosen)
