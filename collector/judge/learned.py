@@ -39,6 +39,7 @@ EVIDENCE_IDS = 20  # record ids kept with a signature: the latest
 MAX_OBSERVATIONS = 16  # per record: 16 paths of one answer each, or fewer paths of several
 ADDRESSES_PER_ANSWER = 4  # a block answer is one or two addresses; more is not a block page's
 MAX_NAME_CHARS = 200  # a path's name (bounded by the record's checks already) or a resolver
+UPSERT_ROWS = 500  # rows a statement: 4,500 parameters, under SQLite's and PostgreSQL's limits
 RCODES = ("NXDOMAIN", "REFUSED", "SERVFAIL", "NODATA")
 KINDS = ("address", "rcode")
 
@@ -146,19 +147,37 @@ class Seen:
 def learn(conn: sa.Connection, records: Iterable[Seen], controls: Collection[str]) -> int:
     """Keep what the positive controls among ``records`` show, retire what their controls
     answer, and learn the signatures that now pass the threshold; return how many were
-    learned or updated."""
-    touched: dict[str, tuple[Seen, Observation]] = {}  # recounted once a pass, at the end
-    for s in records:
-        if s.service not in controls:
-            continue
+    learned or updated. A pass retires first, then keeps, then counts each signature once."""
+    mine = [s for s in records if s.service in controls]
+    for s in mine:
         _retire(conn, control_values(s.doc), s.seen_at)
+    rows: dict[tuple[Any, ...], dict[str, Any]] = {}  # by primary key, the latest kept
+    touched: dict[str, tuple[Seen, Observation]] = {}
+    for s in mine:
         if s.asn is None:
             continue  # a network nobody can name: nothing to apply it to
         for o in observe(s.doc):
-            sid = signature_id(s.asn, o.resolver, o.kind, o.value)
-            if _keep(conn, sid, s, o):
-                touched[sid] = (s, o)
-    return sum(_recount(conn, sid, s, o) for sid, (s, o) in touched.items())
+            key = (s.asn, o.resolver, o.kind, o.value, s.service, s.probe_id)
+            if key not in rows or rows[key]["seen_at"] <= s.seen_at:
+                rows[key] = {
+                    "asn": s.asn, "resolver": o.resolver, "kind": o.kind, "value": o.value,
+                    "service": s.service, "probe_id": s.probe_id, "network": s.network,
+                    "record_id": s.record_id, "seen_at": s.seen_at,
+                }  # fmt: skip
+                touched[signature_id(s.asn, o.resolver, o.kind, o.value)] = (s, o)
+    retired = _retired(conn, list(touched))
+    kept = [r for r in rows.values() if signature_id(*_key(r)) not in retired]
+    for i in range(0, len(kept), UPSERT_ROWS):
+        _upsert(
+            conn, obs_t, kept[i : i + UPSERT_ROWS],
+            ["asn", "resolver", "kind", "value", "service", "probe_id"],
+            ["network", "record_id", "seen_at"], newer=obs_t.c.seen_at,
+        )  # fmt: skip
+    return sum(_recount(conn, sid, s, o) for sid, (s, o) in touched.items() if sid not in retired)
+
+
+def _key(row: Mapping[str, Any]) -> tuple[int, str, str, str]:
+    return row["asn"], row["resolver"], row["kind"], row["value"]
 
 
 def _retire(conn: sa.Connection, values: set[tuple[str, str]], now: datetime.datetime) -> None:
@@ -170,22 +189,17 @@ def _retire(conn: sa.Connection, values: set[tuple[str, str]], now: datetime.dat
         )
 
 
-def _keep(conn: sa.Connection, sid: str, s: Seen, o: Observation) -> bool:
-    """Keep one observation, unless its signature is retired; tell whether it was kept."""
-    retired = conn.execute(
-        sa.select(sig_t.c.retired_at).where(sig_t.c.id == sid)
-    ).first()  # fmt: skip
-    if retired is not None and retired.retired_at is not None:
-        return False
-    _upsert(
-        conn, obs_t,
-        {"asn": s.asn, "resolver": o.resolver, "kind": o.kind, "value": o.value,
-         "service": s.service, "probe_id": s.probe_id, "network": s.network,
-         "record_id": s.record_id, "seen_at": s.seen_at},
-        ["asn", "resolver", "kind", "value", "service", "probe_id"],
-        ["network", "record_id", "seen_at"], newer=obs_t.c.seen_at,
-    )  # fmt: skip
-    return True
+def _retired(conn: sa.Connection, ids: list[str]) -> set[str]:
+    """The ids among ``ids`` of retired signatures: never learned again."""
+    out: set[str] = set()
+    for i in range(0, len(ids), UPSERT_ROWS):
+        chunk = ids[i : i + UPSERT_ROWS]
+        out |= set(
+            conn.execute(
+                sa.select(sig_t.c.id).where(sig_t.c.id.in_(chunk), sig_t.c.retired_at.isnot(None))
+            ).scalars()
+        )
+    return out
 
 
 def _recount(conn: sa.Connection, sid: str, s: Seen, o: Observation) -> int:
@@ -234,13 +248,13 @@ def _recount(conn: sa.Connection, sid: str, s: Seen, o: Observation) -> int:
 
 
 def _upsert(
-    conn: sa.Connection, table: sa.Table, values: dict[str, Any], keys: list[str],
-    update: list[str], newer: Any = None,
+    conn: sa.Connection, table: sa.Table, values: dict[str, Any] | list[dict[str, Any]],
+    keys: list[str], update: list[str], newer: Any = None,
 ) -> None:  # fmt: skip
-    """INSERT, or UPDATE ``update`` of the row of ``keys`` (only when ``newer`` grows, if
+    """INSERT, or UPDATE ``update`` of the rows of ``keys`` (only when ``newer`` grows, if
     given): one statement, so that two collectors sharing PostgreSQL never collide."""
     insert = (postgresql if conn.dialect.name == "postgresql" else sqlite).insert(table)
-    stmt = insert.values(**values)
+    stmt = insert.values(values)
     where = None if newer is None else stmt.excluded[newer.name] >= newer
     stmt = stmt.on_conflict_do_update(
         index_elements=keys, set_={c: stmt.excluded[c] for c in update}, where=where
