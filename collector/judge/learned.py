@@ -166,7 +166,8 @@ def learn(conn: sa.Connection, records: Iterable[Seen], controls: Collection[str
                 }  # fmt: skip
                 touched[signature_id(s.asn, o.resolver, o.kind, o.value)] = (s, o)
     retired = _retired(conn, list(touched))
-    kept = [r for r in rows.values() if signature_id(*_key(r)) not in retired]
+    # in key order: two collectors sharing PostgreSQL lock rows in the same order
+    kept = [r for _, r in sorted(rows.items()) if signature_id(*_key(r)) not in retired]
     for i in range(0, len(kept), UPSERT_ROWS):
         _upsert(
             conn, obs_t, kept[i : i + UPSERT_ROWS],
@@ -228,11 +229,12 @@ def _recount(conn: sa.Connection, sid: str, s: Seen, o: Observation) -> int:
         sa.select(
             sa.func.min(obs_t.c.seen_at), sa.func.max(obs_t.c.seen_at),
             sa.func.count(sa.distinct(obs_t.c.service)),
-        ).where(*mine)
+        ).select_from(joined).where(counted)
     ).one()  # fmt: skip
     evidence = conn.execute(
         sa.select(obs_t.c.record_id)
-        .where(*mine)
+        .select_from(joined)
+        .where(counted)
         .order_by(obs_t.c.seen_at.desc(), obs_t.c.record_id)
         .limit(EVIDENCE_IDS)
     ).scalars()
