@@ -225,3 +225,21 @@ async def test_probes_of_one_source_network_count_as_one(collector: Collector) -
         body = {"records": [sent(n0 + 1, "ctl-one"), sent(n0 + 2, "ctl-two")]}
         assert (await collector.submit(token, body))[0] == 200
     assert (await signatures(collector))[1] == {"signatures": []}
+
+
+async def test_a_revoked_probe_counts_for_nothing(collector: Collector) -> None:
+    from collector.store import probes as probes_mod
+
+    first, token = await collector.register(asn=3215, network="Orange")
+    body = {"records": [sent(1, "ctl-one"), sent(2, "ctl-two")]}
+    assert (await collector.submit(token, body))[0] == 200
+    collector.store.write(probes_mod.revoke, first, T0)
+    _, token = await collector.register(asn=3215, network="Orange")
+    body = {"records": [sent(11, "ctl-one"), sent(12, "ctl-two")]}
+    assert (await collector.submit(token, body))[0] == 200
+    assert (await signatures(collector))[1] == {"signatures": []}  # one probe left: not enough
+    _, token = await collector.register(asn=3215, network="Orange")
+    body = {"records": [sent(21, "ctl-one"), sent(22, "ctl-two")]}
+    assert (await collector.submit(token, body))[0] == 200
+    (s,) = (await signatures(collector))[1]["signatures"]
+    assert (s["probes"], len(s["evidence"])) == (2, 4)  # the revoked probe's records left out
