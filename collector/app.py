@@ -20,7 +20,7 @@ import prometheus_client
 from aiohttp import web
 
 from collector import control as control_mod
-from collector import cors, dashboard, handlers, ingest, peers, signatures
+from collector import cors, dashboard, handlers, ingest, learned_routes, peers, signatures
 from collector.asn import AsnDatabase
 from collector.auth import RateLimiter
 from collector.census import judgement as census_judgement
@@ -34,6 +34,7 @@ from collector.census.targets import TargetCache
 from collector.config import CollectorConfig
 from collector.control import ControlTarget, ControlVantage
 from collector.judge import Findings, Judge, refresh_metrics
+from collector.judge.learner import Learner
 from collector.judge.rules import Policy
 from collector.metrics import Metrics
 from collector.pages import routes as pages
@@ -120,6 +121,8 @@ class State:
     # gauges' last refresh counted it: the dashboard's headline reads it (None: not yet)
     census_counts: list[tuple[int | None, str | None, int, int]] | None = None
     targets: TargetCache | None = None
+    # learns block signatures from the positive controls, and serves them (None: no store)
+    learner: Learner | None = None
 
     def lookup_network(self, address: str) -> tuple[int, str | None] | None:
         """The network an address belongs to, from the ASN database; None without one."""
@@ -255,6 +258,7 @@ ROUTES = [
     ("GET", "/api/v1/whoami", handlers.get_whoami),
     ("GET", "/api/v1/flags", handlers.get_flags),
     ("GET", "/api/v1/collateral", handlers.get_collateral),
+    ("GET", "/api/v1/signatures", learned_routes.get_signatures),
     ("GET", "/api/v1/addresses", census_routes.get_addresses),
     ("POST", "/api/v1/sweeps", census_routes.post_sweeps),
     *census_reads.ROUTES,
@@ -334,6 +338,7 @@ def build_app(
         if judge_in_background:
             app.cleanup_ctx.append(_background_judge)
             app.cleanup_ctx.append(_background_address_judge)
+        _learner(state, app, judge_in_background)
         if cfg.census_enabled:
             app.cleanup_ctx.append(_census_refresh)
     hide_addresses()
@@ -400,6 +405,26 @@ async def _metrics_refresher(app: web.Application) -> AsyncIterator[None]:
     yield
     # let a refresh in flight finish: cancelling would leave its worker thread holding a
     # database connection past the store's close
+    stop.set()
+    await task
+
+
+def _learner(state: State, app: web.Application, in_background: bool) -> None:
+    """Learn block signatures from the watchlist's positive controls (``dns_only``); without a
+    watchlist nothing is learned, and what the database holds is still served."""
+    services = state.watchlist.services if state.watchlist is not None else ()
+    controls = {s.id for s in services if s.dns_only}
+    state.learner = Learner(state.store, controls)
+    if in_background:
+        app.cleanup_ctx.append(_background_learner)
+
+
+async def _background_learner(app: web.Application) -> AsyncIterator[None]:
+    """Learn from the positive controls batches hand over, after their acknowledgement."""
+    stop = asyncio.Event()
+    learner = app[handlers.STATE].learner
+    task = asyncio.create_task(learner.run(stop))
+    yield
     stop.set()
     await task
 

@@ -353,6 +353,8 @@ async def post_measurements(request: web.Request) -> web.Response:
     )
     if state.judge is not None:
         state.judge.wake()  # flags are judged after the ack; readers judge what is left
+    if state.learner is not None:
+        state.learner.feed(rows)  # block signatures, learned after the ack as well
     return web.json_response(
         {"accepted": len(rows), "inserted": outcome.inserted, "duplicates": outcome.duplicates}
     )

@@ -244,6 +244,46 @@ def _findings() -> dict[str, Any]:
     }
 
 
+def _signatures() -> dict[str, Any]:
+    """GET /api/v1/signatures (collector/learned_routes.py): its item, inline."""
+    when = {"type": "string", "format": "date-time"}
+    item = {
+        "type": "object",
+        "properties": {
+            "id": {"type": "string"}, "network": {"type": ["string", "null"]},
+            "asn": {"type": "integer"}, "resolver": {"type": "string"},
+            "kind": {"type": "string", "enum": ["address", "rcode"]},
+            "value": {"type": "string"}, "probes": {"type": "integer"},
+            "controls": {"type": "integer"},
+            "evidence": {"type": "array", "items": {"type": "string"}, "maxItems": 20},
+            "first_seen": when, "last_seen": when,
+        },
+        "required": ["id", "network", "asn", "resolver", "kind", "value", "probes", "controls",
+                     "evidence", "first_seen", "last_seen"],
+    }  # fmt: skip
+    from collector.learned_routes import (
+        SIGNATURE_FILTERS,
+    )  # here: it imports handlers, which import this
+
+    return {
+        "/api/v1/signatures": _get(
+            "block signatures learned per network and resolver path from the positive controls",
+            _ok(
+                "the signatures in force (not retired), latest seen first",
+                {
+                    "type": "object",
+                    "properties": {"signatures": {"type": "array", "items": item}},
+                    "required": ["signatures"],
+                },
+            ),
+            parameters=parameters(SIGNATURE_FILTERS),
+            responses=_errors(
+                _400="a parameter at fault, named", _503="the database is unavailable"
+            ),
+        )
+    }
+
+
 def _census_probes() -> dict[str, Any]:
     """The census's probe side: the addresses to sweep, and the sweeps in."""
     sweeps = _post(
@@ -452,6 +492,7 @@ def _document() -> dict[str, Any]:
             "/api/v1/export": _export(),
             "/api/v1/control": _control(),
             **_findings(),
+            **_signatures(),
             **_census_probes(),
             **_census(),
             **_others(),

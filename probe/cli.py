@@ -15,7 +15,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from probe import __version__, config, fingerprints, logs, sweep, watchlist
+from probe import __version__, config, fingerprints, learned, logs, sweep, watchlist
 from probe.address_list import MalformedList
 from probe.census import Census
 from probe.client import CollectorClient, CollectorRefused, CollectorUnavailable
@@ -314,6 +314,7 @@ async def cmd_check(args: argparse.Namespace) -> int:
     targets, dns_only = check_targets(args, cfg)
     opts = flow_options(cfg)
     fps = load_fingerprints([*cfg.fingerprints, *args.fingerprints])
+    fps = learned.load(cfg.state_dir, cfg.network.asn).merge(fps)  # the files' win on a name
     control_url = cfg.control.url if cfg.control.enabled else None
     progress = Progress(len(targets), quiet=args.quiet)
     client = CollectorClient(control_url) if control_url else None

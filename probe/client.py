@@ -23,6 +23,8 @@ from probe.record import Control, MalformedRecord, decode
 CONTROL_PATH = "/api/v1/control"
 ADDRESSES_PATH = "/api/v1/addresses"
 SWEEPS_PATH = "/api/v1/sweeps"
+SIGNATURES_PATH = "/api/v1/signatures"
+SIGNATURES_MAX_BYTES = 2 * 1024 * 1024  # 1,000 signatures with 20 evidence ids each fit
 SWEEPS_PER_REQUEST = 10  # docs/spec.md, "Sweeps"
 # 2,000 addresses of about 150 bytes each (the default census.addresses_per_cycle) fit many
 # times over; the cap is there so that no answer is read without end
@@ -174,6 +176,16 @@ class CollectorClient:
     async def watchlist(self) -> Any:
         """Return the collector's watchlist document (validate it with parse_watchlist)."""
         return await self._call("GET", "/api/v1/watchlist")
+
+    async def signatures(self) -> Any | None:
+        """Return the collector's learned block signatures (parse them with probe.learned.parse),
+        or None when the collector does not serve them (a 404: a collector older than them)."""
+        try:
+            return await self._call("GET", SIGNATURES_PATH, max_bytes=SIGNATURES_MAX_BYTES)
+        except CollectorRefused as e:
+            if e.status == 404:
+                return None
+            raise
 
     async def whoami(self) -> tuple[int, str | None]:
         """Return the (asn, network) the collector records for this line, from its ASN database.

@@ -83,6 +83,9 @@ class Fingerprint:
     source: str = ""
     notes: str = ""
     test: Callable[[str], bool] = field(default=bool, compare=False, repr=False)
+    # the resolver paths (names, docs/spec.md "Resolver paths") it applies to; empty: every
+    # path. Learned signatures (probe/learned.py) are one path's
+    paths: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "pattern", str(self.pattern))  # YAML reads 451 as a number
@@ -132,6 +135,12 @@ class FingerprintSet:
     def get(self, name: str) -> Fingerprint | None:
         """Return the signature of this name, or None."""
         return next((f for f in self.fingerprints if f.name == name), None)
+
+    def for_path(self, path: str | None) -> FingerprintSet:
+        """Return the signatures that apply to the resolver path named ``path``."""
+        if not any(f.paths for f in self.fingerprints):
+            return self
+        return FingerprintSet(tuple(f for f in self.fingerprints if not f.paths or path in f.paths))
 
     def merge(self, other: FingerprintSet) -> FingerprintSet:
         """Return both sets in one; a signature of ``other`` replaces one of the same name."""

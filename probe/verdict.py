@@ -72,7 +72,9 @@ def decide(
     """Return the verdict of one record (its primary resolver path); ``control`` defaults to
     the record's own."""
     control = control if control is not None else m.control
-    return _decide(_path_view(m, _primary(m)), control, fingerprints, asn_of)
+    primary = _primary(m)
+    fps = _for_path(fingerprints, m, primary)
+    return _decide(_path_view(m, primary), control, fps, asn_of)
 
 
 def decide_paths(
@@ -91,7 +93,7 @@ def decide_paths(
     out = []
     for name in _path_names(m):
         view = _path_view(m, name)
-        v = _decide(view, control, fingerprints, asn_of)
+        v = _decide(view, control, _for_path(fingerprints, m, name), asn_of)
         first = next(r for r in m.dns if r.path == name)
         out.append(
             PathVerdict(
@@ -101,6 +103,16 @@ def decide_paths(
             )
         )  # fmt: skip
     return out
+
+
+def _for_path(fps: Fingerprints | None, m: Measurement, name: str | None) -> Any:
+    """The signatures that apply to one path: a set that knows paths (``for_path``, learned
+    signatures) narrows itself to the path's name, or to the resolver of an unnamed one."""
+    narrow = getattr(fps, "for_path", None)
+    if narrow is None:
+        return fps
+    key = name if name is not None else next((r.resolver for r in m.dns if r.path is None), None)
+    return narrow(key)
 
 
 def _primary(m: Measurement) -> str | None:

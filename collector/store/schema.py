@@ -532,3 +532,42 @@ address_blocked_looks = sa.Table(
     sa.Column("method", sa.Text, nullable=False),
 )
 sa.Index(None, address_blocked_looks.c.started_at)
+
+# Learned block signatures (collector/judge/learned.py): how a resolver path of a network answers
+# names blocked by order. One row per (network, path, answer, positive control, probe): what the
+# learning counts; the record id is the latest that showed it.
+signature_observations = sa.Table(
+    "signature_observations",
+    metadata,
+    sa.Column("asn", sa.BigInteger, primary_key=True),
+    sa.Column("resolver", sa.Text, primary_key=True),
+    sa.Column("kind", sa.Text, primary_key=True),
+    sa.Column("value", sa.Text, primary_key=True),
+    sa.Column("service", sa.Text, primary_key=True),
+    sa.Column("probe_id", sa.Text, primary_key=True),
+    sa.Column("network", sa.Text),
+    sa.Column("record_id", sa.Text, nullable=False),
+    sa.Column("seen_at", UTCDateTime, nullable=False),
+)
+
+# ... and the signatures learned from them. ``id`` is derived from (asn, resolver, kind, value),
+# so a signature keeps its name in every database; ``evidence`` holds at most 20 record ids;
+# a signature the control itself answers is retired (``retired_at``) and never learned again.
+learned_signatures = sa.Table(
+    "learned_signatures",
+    metadata,
+    sa.Column("id", sa.Text, primary_key=True),
+    sa.Column("asn", sa.BigInteger, nullable=False),
+    sa.Column("network", sa.Text),
+    sa.Column("resolver", sa.Text, nullable=False),
+    sa.Column("kind", sa.Text, nullable=False),
+    sa.Column("value", sa.Text, nullable=False),
+    sa.Column("probes", sa.Integer, nullable=False),
+    sa.Column("controls", sa.Integer, nullable=False),
+    sa.Column("evidence", JSONList, nullable=False),
+    sa.Column("first_seen", UTCDateTime, nullable=False),
+    sa.Column("last_seen", UTCDateTime, nullable=False),
+    sa.Column("retired_at", UTCDateTime),
+)
+sa.Index(None, learned_signatures.c.kind, learned_signatures.c.value)
+sa.Index(None, learned_signatures.c.asn, learned_signatures.c.resolver)

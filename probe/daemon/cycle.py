@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from probe import logs, watchlist
+from probe import learned, logs, watchlist
 from probe.client import CollectorClient, CollectorRefused, CollectorUnavailable
 from probe.costs import DNS_BYTES, HTTP_BYTES, TCP_BYTES, TLS_BYTES
 from probe.daemon import identity
@@ -64,11 +64,14 @@ class WatchlistSource:
         state_dir: Path,
         client: CollectorClient | None,
         allow_networks: Sequence[Any] = (),
+        asn: int | None = None,
     ) -> None:
         self.spec, self.client, self.allow = spec, client, tuple(allow_networks)
+        self.state_dir, self.asn = state_dir, asn  # asn: the declared network (network.asn)
         self.cache = state_dir / WATCHLIST_CACHE
         self.last: tuple[watchlist.Watchlist, str] | None = None
         self._why: str | None = None  # why the last refresh failed: said once, not every cycle
+        self._signatures_why: str | None = None
 
     async def get(self) -> tuple[watchlist.Watchlist | None, str]:
         """Return this cycle's watchlist and where it came from (None: nothing to measure)."""
@@ -86,7 +89,35 @@ class WatchlistSource:
             logs.event("watchlist not refreshed", level, why=str(e))
             if self.last is None and self.spec == "collector":
                 self.last = self._from_cache()
+        if self.client is not None and self.client.base_url is not None:
+            await self._refresh_signatures()
         return self.last if self.last else (None, "")
+
+    async def _refresh_signatures(self) -> None:
+        """Fetch the collector's learned signatures with the watchlist and keep them for
+        `check` (probe/learned.py). A failure keeps the last ones; a 404 (a collector older
+        than them) means none. Either is said once, not every cycle."""
+        assert self.client is not None
+        why: str | None = None
+        try:
+            doc = await self.client.signatures()
+            items = learned.parse(doc) if doc is not None else []
+            asn = self.asn
+            if asn is None:  # the network the collector records for this line, if it knows
+                try:
+                    asn = (await self.client.whoami())[0]
+                except (CollectorUnavailable, CollectorRefused):
+                    asn = None
+            learned.save(self.state_dir, items, asn)
+            if doc is None:
+                why = "the collector serves no learned signatures (HTTP 404)"
+        except (CollectorUnavailable, CollectorRefused, learned.SignaturesMalformed) as e:
+            why = str(e)
+        except OSError as e:
+            why = f"not written: {e.strerror}"
+        if why is not None and why != self._signatures_why:
+            logs.event("learned signatures not refreshed", logging.INFO, why=why)
+        self._signatures_why = why
 
     async def _from_collector(self) -> watchlist.Watchlist:
         assert self.client is not None and self.client.base_url is not None

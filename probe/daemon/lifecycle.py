@@ -167,7 +167,11 @@ def _daemon(plan: Plan, spool: Spool, client: CollectorClient) -> Daemon:
         ),
         spool=spool,
         watchlists=WatchlistSource(
-            cfg.watchlist, cfg.state_dir, source, cfg.network.allow_networks
+            cfg.watchlist,
+            cfg.state_dir,
+            source,
+            cfg.network.allow_networks,
+            cfg.network.asn,
         ),
         heartbeat=Heartbeat(
             cfg.state_dir / HEARTBEAT_FILE,

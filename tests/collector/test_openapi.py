@@ -262,6 +262,9 @@ SCENARIOS: dict[tuple[str, str, str], Scenario] = {
     ("/api/v1/collateral", "get", "200"): lambda s: ask(s.main, "GET", "/api/v1/collateral"),
     ("/api/v1/collateral", "get", "400"): lambda s: ask(s.main, "GET", "/api/v1/collateral?ip=1"),
     ("/api/v1/collateral", "get", "503"): lambda s: ask(s.down, "GET", "/api/v1/collateral"),
+    ("/api/v1/signatures", "get", "200"): lambda s: ask(s.main, "GET", "/api/v1/signatures"),
+    ("/api/v1/signatures", "get", "400"): lambda s: ask(s.main, "GET", "/api/v1/signatures?asn=x"),
+    ("/api/v1/signatures", "get", "503"): lambda s: ask(s.down, "GET", "/api/v1/signatures"),
     (ADDRESSES, "get", "200"): lambda s: ask(s.main, "GET", ADDRESSES),
     (ADDRESSES, "get", "429"): limited_addresses,
     (ADDRESSES, "get", "503"): lambda s: ask(s.down, "GET", ADDRESSES),
@@ -425,6 +428,7 @@ def _examples(path: str) -> dict[str, str]:
 
 QUERIED = [
     "/api/v1/measurements", "/api/v1/export", "/api/v1/flags", "/api/v1/collateral", *CENSUS,
+    "/api/v1/signatures",
 ]  # fmt: skip
 
 

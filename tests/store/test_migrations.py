@@ -43,8 +43,10 @@ TABLES = {
     "address_vantage",
     "address_flags",
     "blocked_looks",
+    "signature_observations",
+    "learned_signatures",
 }
-REVISIONS = ["0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008", "0009"]
+REVISIONS = ["0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008", "0009", "0010"]
 # Public addresses of watched services and of indexed domains (collateral damage, the census),
 # never a submitter's address.
 SERVICE_ADDRESS_COLUMNS = {
@@ -121,8 +123,8 @@ def test_check_schema_on_a_newer_database_says_so(db_url: str) -> None:
             store.check_schema()
 
 
-def test_head_is_revision_0009() -> None:
-    assert head_revisions() == {"0009"}
+def test_head_is_revision_0010() -> None:
+    assert head_revisions() == {"0010"}
 
 
 def test_tokens_issued_before_expiry_existed_expire_one_default_ttl_after_the_upgrade(
@@ -135,7 +137,7 @@ def test_tokens_issued_before_expiry_existed_expire_one_default_ttl_after_the_up
                 sa.text("INSERT INTO probes (id, token_hash, created_at) VALUES ('p-1', 'h', :t)"),
                 {"t": datetime.datetime(2026, 1, 1)},
             )
-    assert migrate(db_url) == ["0006", "0007", "0008", "0009"]
+    assert migrate(db_url) == ["0006", "0007", "0008", "0009", "0010"]
     with open_store(db_url) as store:
         [probe] = store.list_probes()
     expected = datetime.datetime.now(datetime.UTC) + datetime.timedelta(days=30)

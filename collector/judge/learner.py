@@ -1,0 +1,76 @@
+"""The learning of block signatures in one collector process: after batches, before reads.
+
+Batches hand their rows of positive controls to ``feed`` once stored and acknowledged; the
+background loop (background.drain_until) writes them in one transaction a pass, and a reader of
+GET /api/v1/signatures drains first, so that it reflects every batch this process acknowledged
+before. What is fed is held in memory until drained (at most MAX_PENDING rows, the oldest
+dropped past it): a crash between a batch's acknowledgement and the next pass, about a second,
+loses its contribution, which the next cycles of the probes give again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+from collections.abc import Collection, Iterable
+from typing import Any
+
+from collector.judge import learned
+from collector.judge.background import drain_until
+from probe import logs
+
+MAX_PENDING = 10_000
+
+
+class Learner:
+    """Feeds stored records of positive controls to collector.judge.learned, in the background."""
+
+    def __init__(self, store: Any, controls: Collection[str]) -> None:
+        self.store, self.controls = store, frozenset(controls)
+        self._pending: collections.deque[learned.Seen] = collections.deque(maxlen=MAX_PENDING)
+        self._one_pass = asyncio.Lock()
+        self._wake = asyncio.Event()
+
+    def feed(self, rows: Iterable[Any]) -> None:
+        """Queue the rows (collector.store.MeasurementRow) of positive controls; wake the loop."""
+        fed = [
+            learned.Seen(r.id, r.probe_id, r.asn, r.network, r.service, r.started_at, r.doc)
+            for r in rows if r.service in self.controls
+        ]  # fmt: skip
+        if fed:
+            if len(self._pending) + len(fed) > MAX_PENDING:
+                logs.event("signature learning behind: oldest rows dropped", logging.WARNING)
+            self._pending.extend(fed)
+            self._wake.set()
+
+    async def drain(self) -> int:
+        """Learn from every row fed before the call; return how many signatures were written.
+
+        Raises StoreUnavailable; the rows of a failed pass are fed again first.
+        """
+        async with self._one_pass:
+            batch = list(self._pending)
+            self._pending.clear()
+            if not batch:
+                return 0
+            try:
+                return int(
+                    await asyncio.to_thread(self.store.write, learned.learn, batch, self.controls)
+                )
+            except BaseException:
+                self._pending.extendleft(reversed(batch))
+                raise
+
+    async def read(self, **filters: Any) -> list[dict[str, Any]]:
+        """Drain, then return the signatures in force (collector.judge.learned.query)."""
+        await self.drain()
+        return list(await asyncio.to_thread(self.store.read, _query, filters))
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Drain after batches until ``stop`` is set."""
+        await drain_until(stop, self._wake, self.drain, "learning block signatures failed")
+
+
+def _query(conn: Any, filters: dict[str, Any]) -> list[dict[str, Any]]:
+    return learned.query(conn, **filters)
