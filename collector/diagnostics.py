@@ -18,7 +18,7 @@ from probe.record import MalformedRecord
 
 SKIP_REASONS = ("no_raw_socket", "scapy_missing", "unsupported_platform", "disabled", "interval",
                 "budget")  # fmt: skip
-DNS_RESULTS = ("none", "on_path", "race")
+DNS_RESULTS = ("on_path", "race", "none")  # in the order the aggregate gives them
 RESET_RESULTS = ("server", "path", "unknown")
 LOCATION_RESULTS = ("found", "not_found")
 TRIGGERS = ("dns", "tls", "http")
