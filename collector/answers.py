@@ -98,6 +98,89 @@ class MeasurementPage(Answer):
     next_cursor: Annotated[str | None, msgspec.Meta(description="null on the last page")]
 
 
+Ip = Annotated[str, msgspec.Meta(description="an IP address", max_length=45)]
+Ttl = Annotated[int, msgspec.Meta(ge=0, le=255)]
+IpId = Annotated[int, msgspec.Meta(ge=0, le=65535)]
+
+
+class InjectedAnswer(Answer):
+    source: Ip
+    ttl: Ttl
+    ip_id: IpId
+    rcode: Annotated[str, msgspec.Meta(max_length=16)]
+    addresses: Annotated[list[Ip], msgspec.Meta(max_length=32)]
+
+
+class DnsInjection(Answer):
+    """The blocked name asked of an address on the same path that runs no resolver: any
+    answer is forged on the path (on_path); two answers to the DNS step's query, a race."""
+
+    result: Literal["none", "on_path", "race"]
+    queried: Ip
+    answers: Annotated[list[InjectedAnswer], msgspec.Meta(max_length=8)]
+
+
+class ResetOrigin(Answer):
+    """The reset's IP TTL and IP-ID beside the SYN-ACK's: from the server, or a box on the path."""
+
+    result: Literal["server", "path", "unknown"]
+    synack_ttl: Ttl | None
+    rst_ttl: Ttl | None
+    synack_ip_id: IpId | None
+    rst_ip_id: IpId | None
+
+
+class Location(Answer):
+    """The first hop where the blocked name meets interference and a control name does not."""
+
+    result: Literal["found", "not_found"]
+    trigger: Literal["dns", "tls", "http"]
+    hop: Annotated[int, msgspec.Meta(ge=1, le=64)] | None
+    address: Ip | None
+    asn: Annotated[
+        Asn | None, msgspec.Meta(description="the collector's ASN database's, never the probe's")
+    ]
+    network: Annotated[str, msgspec.Meta(max_length=200)] | None
+    evidence: Annotated[str, msgspec.Meta(max_length=200)]
+
+
+class Diagnosis(Answer):
+    """A record's ``diagnostics`` when they ran (docs/spec.md, "Diagnostics at the collector")."""
+
+    dns_injection: DnsInjection | None
+    reset_origin: ResetOrigin | None
+    location: Location | None
+    packets: Count
+    malformed: Count
+    duration_ms: Count
+
+
+class DiagnosisSkipped(Answer):
+    skipped: Literal[
+        "no_raw_socket", "scapy_missing", "unsupported_platform", "disabled", "interval", "budget"
+    ]
+
+
+class FlagLocation(Answer):
+    hop: int | None
+    address: Ip
+    asn: Asn | None
+    network: str | None
+    probes: Annotated[int, msgspec.Meta(ge=2, description="probes that located it there")]
+
+
+class FlagDiagnostics(Answer):
+    """What the probes' diagnostics found over a flag's evidence, counted in probes (each by its
+    latest diagnosis); ``location`` when at least two probes, and more than half of those that
+    located the interference, name the same address."""
+
+    probes: Annotated[int, msgspec.Meta(ge=0, description="probes with a diagnosis")]
+    skipped: Annotated[int, msgspec.Meta(ge=0, description="probes whose diagnostics skipped")]
+    dns_injection: dict[Literal["on_path", "race", "none"], Count]
+    reset_origin: dict[Literal["server", "path", "unknown"], Count]
+    location: FlagLocation | None
+
+
 class Flag(Answer):
     id: str
     asn: Asn | None
@@ -139,6 +222,7 @@ class Flag(Answer):
             "blocks the service on every network); network: otherwise"
         ),
     ]
+    diagnostics: FlagDiagnostics
 
 
 class Flags(Answer):
@@ -292,8 +376,13 @@ TYPES = (
     Error, Health, EvidenceKey, Registration, Registered, Renewed, Batch, Stored,
     MeasurementPage, Flags, CollateralAddresses, Whoami, ControlRequest, Controls,
     watchlist.Watchlist, AddressTargets, SweepBatch, Census, CensusAddresses,
-    CensusAddressDetail, CensusHistory,
+    CensusAddressDetail, CensusHistory, Diagnosis, DiagnosisSkipped,
 )  # fmt: skip
+# a record's ``diagnostics`` (absent from probe.record's types: collector/diagnostics.py checks it)
+_DIAGNOSTICS: dict[str, Any] = {
+    "description": "null: not diagnosed (absent in records of older probes)",
+    "anyOf": [{"type": "null"}, {"$ref": "Diagnosis"}, {"$ref": "DiagnosisSkipped"}],
+}
 
 _VERDICT_METHOD: dict[str, Any] = {
     "enum": [*METHODS, None],
@@ -323,4 +412,13 @@ def schemas(ref_template: str) -> dict[str, Any]:
         properties = components[name]["properties"]
         for field, extra in rules.items():
             properties[field] = {**properties[field], **extra}
+    diagnostics = {
+        **_DIAGNOSTICS,
+        "anyOf": [
+            {"$ref": ref_template.format(name=a["$ref"])} if "$ref" in a else a
+            for a in _DIAGNOSTICS["anyOf"]
+        ],
+    }
+    for name in ("Measurement", "StoredMeasurement"):
+        components[name]["properties"].setdefault("diagnostics", diagnostics)
     return components

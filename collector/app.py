@@ -148,6 +148,7 @@ class State:
             self.fingerprints,
             self.asn_of,
             max_age=datetime.timedelta(seconds=self.config.max_record_age_seconds),
+            network_of_address=self.lookup_network,
         )
 
     async def census_judged(self) -> None:

@@ -330,11 +330,12 @@ def _export_reader(args: argparse.Namespace, cfg: config.CollectorConfig) -> Any
 def _judged_flags(db: Any, chosen: dict[str, Any], policy: Any) -> list[dict[str, Any]]:
     """The flags after judging what batches left pending (docs/spec.md: flags reflect every
     acknowledged batch, whichever collector process acknowledged it)."""
-    from collector import judge
+    from collector import flag_diagnostics, judge
 
     findings = judge.Findings(db, policy)
     findings.judge_pending(datetime.datetime.now(datetime.UTC))
-    return list(findings.query_flags(**chosen))
+    found = list(findings.query_flags(**chosen))
+    return db.read(flag_diagnostics.attach, found)
 
 
 def cmd_export(args: argparse.Namespace) -> int:

@@ -20,6 +20,7 @@ from typing import IO, Any
 
 import msgspec
 
+from collector import diagnostics
 from probe import verdict
 from probe.times import parse_rfc3339, rfc3339
 
@@ -109,6 +110,10 @@ def _query_failure(qtype: str) -> Callable[[dict[str, Any]], Any]:
     return lambda item: _first_failure(r for r in target_queries(item) if r.get("qtype") == qtype)
 
 
+def _diagnosed(name: str) -> Callable[[dict[str, Any]], Any]:
+    return lambda item: diagnostics.scalars(item.get("diagnostics"))[name]
+
+
 COLUMNS = (
     Column("id", lambda item: item["id"]),
     Column("started_at", lambda item: _utc(item.get("started_at")), "time"),
@@ -135,6 +140,19 @@ COLUMNS = (
     Column("resolver", _in("probe", "resolver")),
     Column("dns_failure_a", _query_failure("A")),
     Column("dns_failure_aaaa", _query_failure("AAAA")),
+    # what the probe's diagnostics found (collector/diagnostics.py); null when not diagnosed
+    *(
+        Column(name, _diagnosed(name), kind)
+        for name, kind in (
+            ("diag_skipped", "string"),
+            ("diag_dns_injection", "string"),
+            ("diag_reset_origin", "string"),
+            ("diag_location_hop", "int32"),
+            ("diag_location_address", "string"),
+            ("diag_location_asn", "int64"),
+            ("diag_location_network", "string"),
+        )
+    ),
 )
 CSV_COLUMNS = tuple(c.name for c in COLUMNS)
 

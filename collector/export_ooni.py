@@ -318,6 +318,8 @@ def measurement(item: dict[str, Any]) -> dict[str, Any]:
                 "http": {
                     k: (http or {}).get(k) for k in ("title", "body_sha256", "body_length", "ip")
                 },
+                # OONI has no field for where the interference sits: the record's as stored
+                "diagnostics": item.get("diagnostics"),
             },
         },
     }

@@ -15,7 +15,17 @@ import msgspec
 import prometheus_client
 from aiohttp import http_exceptions, web
 
-from collector import auth, bodies, export, export_ooni, ingest, openapi, peers, sources
+from collector import (
+    auth,
+    bodies,
+    export,
+    export_ooni,
+    flag_diagnostics,
+    ingest,
+    openapi,
+    peers,
+    sources,
+)
 from collector import control as control_mod
 from collector.store import MeasurementQuery, ProbeSeen, StoreError, StoreUnavailable, filters
 from collector.store.schema import MAX_ASN
@@ -151,6 +161,8 @@ async def get_flags(request: web.Request) -> web.Response:
     await state.judged()
     with state.metrics.time_store("flags"):
         found = await store_call(state, functools.partial(state.findings.query_flags, **chosen))
+        # what the probes' diagnostics found, over each flag's evidence (one read for all)
+        found = await store_call(state, state.findings.store.read, flag_diagnostics.attach, found)
     return web.json_response({"flags": found})
 
 

@@ -13,13 +13,15 @@ from typing import Any
 
 import msgspec
 
-from collector import bodies
+from collector import bodies, diagnostics
 from collector.store import MeasurementRow
 from collector.store.probes import ProbeRow
 from probe import addresses, verdict
 from probe.record import SCHEMA, MalformedRecord, Measurement, check_semantics
 
 AsnLookup = Callable[[str], int | None]
+# an address -> (ASN, network name) from the collector's ASN database, None if unknown
+NetworkLookup = diagnostics.NetworkLookup
 
 # A probe's clock may run a little ahead of the collector's; further ahead is a forged date
 # (a record from 2099 would keep its flag open for as long as its sender liked).
@@ -48,6 +50,7 @@ def prepare_batch(
     fingerprints: verdict.Fingerprints,
     asn_of: AsnLookup | None = None,
     max_age: datetime.timedelta = MAX_RECORD_AGE,
+    network_of_address: NetworkLookup | None = None,
 ) -> list[MeasurementRow]:
     """A submitted body -> the rows to store: decode, validate (``parse_batch``), recompute the
     verdicts (``prepare_rows``), refuse dates out of range (``check_dates``); BatchError for
@@ -56,7 +59,14 @@ def prepare_batch(
     records = parse_batch(body, max_records, probe.id)
     now = datetime.datetime.now(datetime.UTC)
     rows = prepare_rows(
-        records, probe, looked_up, fingerprints, asn_of, now=now, submitted=body["records"]
+        records,
+        probe,
+        looked_up,
+        fingerprints,
+        asn_of,
+        now=now,
+        submitted=body["records"],
+        network_of_address=network_of_address,
     )
     check_dates(rows, now, max_age)
     return rows
@@ -130,6 +140,8 @@ def parse_batch(body: Any, max_records: int, probe_id: str) -> list[Measurement]
     for i, data in enumerate(records):
         try:
             m = parse_record(data)
+            # a key the probe's record type leaves out (parse_record drops it), kept as sent
+            diagnostics.check(data.get("diagnostics"))
         except MalformedRecord as e:
             raise BatchError(400, f"records[{i}].{e}", "schema") from None
         if m.probe.id is not None and m.probe.id != probe_id:
@@ -187,12 +199,15 @@ def prepare_rows(
     asn_of: AsnLookup | None = None,
     now: datetime.datetime | None = None,
     submitted: list[dict[str, Any]] | None = None,
+    network_of_address: NetworkLookup | None = None,
 ) -> list[MeasurementRow]:
     """Recompute each verdict (and each resolver path's) with the collector's fingerprints;
     keep the probe's beside it.
 
     ``submitted`` are the records as sent (``body["records"]`` of ``parse_batch``): each is
-    stored as sent, its verdict and probe block replaced, instead of encoded again.
+    stored as sent, its verdict and probe block replaced, instead of encoded again; its
+    ``diagnostics`` (checked by ``parse_batch``) get the location's network from
+    ``network_of_address`` (collector/diagnostics.py).
     """
     now = now or datetime.datetime.now(datetime.UTC)
     rows = []
@@ -208,7 +223,7 @@ def prepare_rows(
                 network=network,
                 received_at=now,
                 probe_verdict=m.verdict,
-                submitted=None if submitted is None else submitted[i],
+                submitted=None if submitted is None else _located(submitted[i], network_of_address),
                 resolver=resolver_network(m.probe.whoami, asn, asn_of),
                 declared_network=m.probe.network or probe.declared_network,
             )
@@ -218,6 +233,13 @@ def prepare_rows(
             raise BatchError(400, f"records[{i}].{field}: {why}", "schema") from None
         rows.append(row)
     return rows
+
+
+def _located(submitted: dict[str, Any], lookup: NetworkLookup | None) -> dict[str, Any]:
+    """The submitted record, its diagnosed location's network the ASN database's."""
+    if submitted.get("diagnostics") is None:
+        return submitted
+    return {**submitted, "diagnostics": diagnostics.with_network(submitted["diagnostics"], lookup)}
 
 
 # a stored column -> the record field it comes from, to name the field at fault

@@ -79,6 +79,21 @@ MESSAGES: dict[str, dict[str, str]] = {
         "flag.download": "Download the evidence package (signed zip)",
         "flag.download.help": "The records, the control, the flag's history and a README, "
         "signed with the collector's key: a file a lawyer or a regulator can keep.",
+        "diag.title": "What the probes' diagnostics found",
+        "diag.none": "No probe diagnosed this block.",
+        "diag.probe_one": "%(n)s probe",
+        "diag.probe_many": "%(n)s probes",
+        "diag.probes": "Diagnosed by %(n)s.",
+        "diag.dns.on_path": "Answer forged on the path, seen by %(n)s.",
+        "diag.dns.race": "A forged answer raced the resolver's (injection on the path), seen by "
+        "%(n)s.",
+        "diag.dns.none": "No answer forged on the path (the resolver itself lies), seen by %(n)s.",
+        "diag.reset.path": "Reset sent by a box on the path, seen by %(n)s.",
+        "diag.reset.server": "Reset sent by the server itself, seen by %(n)s.",
+        "diag.reset.unknown": "Origin of the reset unknown, for %(n)s.",
+        "diag.location": "Interference at hop %(hop)s (%(where)s), located there by %(n)s.",
+        "diag.skipped": "%(n)s could not diagnose (no raw socket, diagnosed lately, or "
+        "out of packet budget).",
         "state.open": "open",
         "state.closed": "closed",
         "m.title": "Measurement",
@@ -169,6 +184,22 @@ MESSAGES: dict[str, dict[str, str]] = {
         "flag.download.help": "Les mesures, le contrôle, l'historique du signalement et un "
         "README, signés avec la clé du collecteur : un fichier qu'un avocat ou un régulateur "
         "peut conserver.",
+        "diag.title": "Ce que les diagnostics des sondes ont trouvé",
+        "diag.none": "Aucune sonde n'a diagnostiqué ce blocage.",
+        "diag.probe_one": "%(n)s sonde",
+        "diag.probe_many": "%(n)s sondes",
+        "diag.probes": "Diagnostiqué par %(n)s.",
+        "diag.dns.on_path": "Réponse forgée sur le chemin, vue par %(n)s.",
+        "diag.dns.race": "Une réponse forgée a devancé celle du résolveur (injection sur le "
+        "chemin), vue par %(n)s.",
+        "diag.dns.none": "Aucune réponse forgée sur le chemin (le résolveur ment lui-même), vue "
+        "par %(n)s.",
+        "diag.reset.path": "Réinitialisation envoyée par un boîtier sur le chemin, vue par %(n)s.",
+        "diag.reset.server": "Réinitialisation envoyée par le serveur lui-même, vue par %(n)s.",
+        "diag.reset.unknown": "Origine de la réinitialisation inconnue, pour %(n)s.",
+        "diag.location": "Interférence au saut %(hop)s (%(where)s), localisée là par %(n)s.",
+        "diag.skipped": "%(n)s n'ont pas pu diagnostiquer (pas de socket brut, diagnostic récent "
+        "ou budget de paquets épuisé).",
         "state.open": "ouvert",
         "state.closed": "clos",
         "m.title": "Mesure",

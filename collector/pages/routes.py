@@ -15,7 +15,7 @@ from typing import Any
 import jinja2
 from aiohttp import web
 
-from collector import dashboard, evidence, handlers
+from collector import dashboard, evidence, flag_diagnostics, handlers
 from collector.census import queries as census_queries
 from collector.pages import i18n, reads, views
 from collector.store import filters
@@ -220,7 +220,10 @@ async def flag_page(request: web.Request) -> web.Response:
     await state.judged()
     flag, history = await _flag(request, fid)
     records = await _sql(request, reads.records, flag["evidence"])
-    return _page(request, "flag.html", lang, flag=flag, history=history, records=records)
+    diagnosed = flag_diagnostics.of_records(records)
+    return _page(
+        request, "flag.html", lang, flag=flag, history=history, records=records, diag=diagnosed
+    )
 
 
 async def measurement_page(request: web.Request) -> web.Response:

@@ -72,7 +72,26 @@ def measurement(service: str, case: Case, minutes_ago: float) -> dict[str, Any]:
         control=_control(url, domain, case) if case.controlled else None,
         verdict=None,
     )
-    return m.to_dict()
+    return {**m.to_dict(), "diagnostics": diagnosis(case)}
+
+
+def diagnosis(case: Case) -> dict[str, Any] | None:
+    """What a probe's diagnostics say of a block (docs/spec.md, "Diagnostics at the
+    collector"): a lying resolver located at hop 2, a cut address at hop 3; null otherwise."""
+    lie, cut = case.answers == ("127.0.0.1",), case.cut and not case.control_cut
+    if not (lie or cut):
+        return None
+    hop = 2 if lie else 3
+    location = {
+        "result": "found", "trigger": "dns" if lie else "tls", "hop": hop,
+        "address": f"198.51.100.{hop}", "asn": None, "network": None,
+        "evidence": "the blocked name meets interference there, the control name does not",
+    }  # fmt: skip
+    dns = {"result": "none", "queried": "198.51.100.53", "answers": []} if lie else None
+    return {
+        "dns_injection": dns, "reset_origin": None, "location": location,
+        "packets": 40, "malformed": 0, "duration_ms": 900,
+    }  # fmt: skip
 
 
 def _dns(resolver: str, domain: str, answers: tuple[str, ...]) -> record.DNSResult:

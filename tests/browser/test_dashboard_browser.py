@@ -128,6 +128,12 @@ def test_a_cell_leads_to_its_flags_evidence(scene_: Scene) -> None:
     assert flag["service"] in facts and flag["method"] in facts
     evidence = [a.attrs["href"] for a in page.by_id("evidence").find("a")]
     assert evidence == [f"/measurements/{rid}?lang=en" for rid in flag["evidence"]]
+    # what the probes' diagnostics found, in words, as the API counts it
+    diagnosed, said = flag["diagnostics"], page.by_id("diagnostics")
+    assert int(said.attrs["data-probes"]) == diagnosed["probes"] == 2
+    where = diagnosed["location"]
+    assert f"Interference at hop {where['hop']} ({where['address']})" in said.text()
+    assert "located there by 2 probes." in said.text()
 
 
 def test_the_timeline_draws_the_lifted_block_as_closed(scene_: Scene) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 import pyarrow.parquet
 import pytest
 
-from collector import cli, export
+from collector import cli, export, flag_diagnostics
 from collector.judge import Findings, open_store
 from collector.store import MeasurementRow
 from tests.collector.harness import ROOT, Collector, running
@@ -44,6 +44,20 @@ HEADER = [
     "evidence",
     "resolver",
     "scope",
+    # the scalars of the flag's diagnostics (tests/collector/test_diagnostics.py)
+    "diag_probes",
+    "diag_skipped",
+    "diag_dns_injection_on_path",
+    "diag_dns_injection_race",
+    "diag_dns_injection_none",
+    "diag_reset_origin_server",
+    "diag_reset_origin_path",
+    "diag_reset_origin_unknown",
+    "diag_location_hop",
+    "diag_location_address",
+    "diag_location_asn",
+    "diag_location_network",
+    "diag_location_probes",
 ]
 
 
@@ -89,8 +103,14 @@ def csv_row(f: dict[str, Any]) -> list[str]:
     texts = [f[k] for k in ("id", "asn", "network", "service", "category", "method", "state")]
     times = [f["first_seen"], f["last_seen"], f["closed_at"] or ""]
     ids = [str(len(f["probes"])), " ".join(f["probes"]), str(f["networks"]), f["control"]]
-    last = [str(f["confidence"]), " ".join(f["evidence"]), f["resolver"], f["scope"]]
-    return [*map(str, texts), *times, *ids, *last]
+    d = f["diagnostics"]
+    counts = [d["probes"], d["skipped"], *d["dns_injection"].values(), *d["reset_origin"].values()]
+    found = (d["location"] or dict.fromkeys(range(5))).values()
+    location = ["" if v is None else str(v) for v in found]
+    return [
+        *map(str, texts), *times, *ids, str(f["confidence"]), " ".join(f["evidence"]),
+        f["resolver"], f["scope"], *map(str, counts), *location,
+    ]  # fmt: skip
 
 
 def parse_csv(data: bytes) -> list[list[str]]:
@@ -195,7 +215,13 @@ async def test_parquet_round_trips(
             if row[key] is not None:
                 row[key] = row[key].isoformat().replace("+00:00", "Z")
     assert rows == [
-        {**f, "probes": len(f["probes"]), "probe_ids": f["probes"], "evidence": f["evidence"]}
+        {
+            **{k: v for k, v in f.items() if k != "diagnostics"},
+            "probes": len(f["probes"]),
+            "probe_ids": f["probes"],
+            "evidence": f["evidence"],
+            **flag_diagnostics.scalars(f["diagnostics"]),
+        }
         for f in flags
     ]
 

@@ -11,17 +11,20 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from collector import config, ingest
+from collector import config, diagnostics, flag_diagnostics, ingest
 from collector.store.probes import ProbeRow
 from probe import fingerprints
 from probe.settings import ConfigError
 from tests.collector.harness import ROOT, record
+from tests.collector.test_diagnostics import DIAGNOSIS
 from tests.support.hostile import JSON, YAML, loaded_or_refused, mutated
 from tests.test_properties import config_files
 
 BOUNDED = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 PROBE = ProbeRow("p-0123456789abcdef0123", "x", datetime.datetime(2026, 3, 1, tzinfo=datetime.UTC))
-BATCH = {"records": [record(1), record(2)]}
+# the second record carries diagnostics (tests/collector/test_diagnostics.py), so that mutations
+# reach into them too
+BATCH = {"records": [record(1), {**record(2), "diagnostics": DIAGNOSIS}]}
 COLLECTOR_CONFIG = yaml.safe_load((ROOT / "configs" / "collector.example.yaml").read_text())
 
 
@@ -57,6 +60,19 @@ def test_the_fast_and_the_plain_record_parsers_agree(value: Any) -> None:
         except ingest.MalformedRecord:
             outcomes.append(None)
     assert outcomes[0] == outcomes[1]
+
+
+@BOUNDED
+@given(mutated(DIAGNOSIS) | mutated({"skipped": "budget"}) | JSON)
+def test_diagnostics_pass_or_are_refused_naming_the_field(value: Any) -> None:
+    try:
+        diagnostics.check(value)
+    except ingest.MalformedRecord as e:
+        assert str(e).startswith("diagnostics")
+        assert not diagnostics.is_valid(value)
+    else:  # what passes is counted without surprise
+        d = flag_diagnostics.Diagnosed("p", datetime.datetime.now(datetime.UTC), value or {})
+        assert flag_diagnostics.aggregate([d] if value else [])["probes"] in (0, 1)
 
 
 @BOUNDED

@@ -381,8 +381,13 @@ def test_a_redirect_hops_lookup_is_not_the_targets() -> None:
 
 
 def test_the_new_columns_come_last_in_csv_and_parquet() -> None:
-    assert export.CSV_COLUMNS[-3:] == ("resolver", "dns_failure_a", "dns_failure_aaaa")
+    # columns are only ever added at the end; the diagnostics' came after these
+    i = export.CSV_COLUMNS.index("resolver")
+    assert export.CSV_COLUMNS[i : i + 4] == (
+        "resolver", "dns_failure_a", "dns_failure_aaaa", "diag_skipped",
+    )  # fmt: skip
+    assert export.CSV_COLUMNS[-1] == "diag_location_network"
     import pyarrow
 
     names = export.parquet_schema(pyarrow).names
-    assert names[-3:] == ["dns_failure_a", "dns_failure_aaaa", "record"]
+    assert names[-2:] == ["diag_location_network", "record"]
