@@ -177,8 +177,9 @@ def render(s: dict[str, Any], now: datetime.datetime | None = None) -> str:
         ("spool", _spool_text(s["spool"])),
         ("last upload", (s["spool"] or {}).get("last_upload_at") or "never"),
         ("collector", _collector_text(s["collector"])),
-        ("diagnostics", _diagnostics_text(s.get("diagnostics"))),
     ]
+    if s.get("diagnostics"):
+        rows.append(("diagnostics", _diagnostics_text(s["diagnostics"])))
     if s.get("config"):
         rows.append(("config", _config_text(s["config"])))
     width = max(len(k) for k, _ in rows) + 1
@@ -200,9 +201,7 @@ def _daemon_text(d: dict[str, Any], now: datetime.datetime | None) -> str:
     return text
 
 
-def _diagnostics_text(d: dict[str, Any] | None) -> str:
-    if not d:
-        return "unknown"
+def _diagnostics_text(d: dict[str, Any]) -> str:
     if d.get("on"):
         return "on (blocked targets get crafted packets: DNS injection, reset origin, hop)"
     return f"off: {d.get('off')} ({d.get('why')})"
