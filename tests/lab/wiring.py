@@ -87,7 +87,9 @@ def wire_chain(a: IspAddresses, router: str, cores: list[str], internet: str) ->
             ip("-n", n, "link", "set", dev, "up")
         ip("-n", ns, "route", "add", "default", "via", peer_addr)
         ip("-n", ns, "-6", "route", "add", "default", "via", peer6)
-        for net in (a.lan, f"{a.blockpage}/32"):
+        # the router's own uplink address asks the internet too (its resolver's queries)
+        uplink = [] if ns == router else [f"{a.uplink_router}/32"]
+        for net in (a.lan, f"{a.blockpage}/32", *uplink):
             ip("-n", peer_ns, "route", "add", net, "via", addr)
         ip("-n", peer_ns, "-6", "route", "add", a.lan6, "via", addr6)
 
