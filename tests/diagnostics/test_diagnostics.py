@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from probe import fingerprints, verdict
+from probe import config, fingerprints, verdict
 from probe.diagnostics import Diagnoser, Settings, capture, location
 from probe.diagnostics.memory import Memory
 from probe.diagnostics.pacing import Budget
@@ -238,3 +238,26 @@ def test_alike_echoes_differ_not() -> None:
     assert location._differs(location.Echo("reset", None), location.Echo("acked", None))
 
 
+def test_the_config_keys_are_checked_and_reach_the_settings(tmp_path: Path) -> None:
+    file = tmp_path / "probe.yaml"
+    file.write_text(
+        "collector: {url: 'https://192.0.2.10/'}\n"
+        "diagnostics: {interval: 60, budget: 300, pps: 5, max_hops: 12}\n"
+    )
+    cfg = config.load_config(file, environ={})
+    s = Settings.of(cfg, "192.0.2.53", 53, "www.example.com", keep_interval=True)
+    assert (s.interval_seconds, s.budget, s.pps, s.max_hops) == (60, 300, 5, 12)
+    assert s.silent_address == "192.0.2.10"  # the collector's address runs no resolver
+    assert s.state_dir == cfg.state_dir
+    assert Settings.of(cfg, None, 53, "x", keep_interval=False).state_dir is None
+    for bad, why in (
+        ("pps: 0", "diagnostics.pps: must be a number, 0.1 or more"),
+        ("max_hops: 65", "diagnostics.max_hops: must be a whole number from 1 to 64"),
+        ("silent_address: resolver.example", "diagnostics.silent_address: must be an IP"),
+        ("colour: red", "diagnostics.colour: unknown key"),
+    ):
+        file.write_text(f"diagnostics: {{{bad}}}\n")
+        with pytest.raises(config.ConfigError, match=why):
+            config.load_config(file, environ={})
+    disabled = config.load_config(None, {"diagnostics.enabled": False}, environ={})
+    assert Diagnoser(Settings.of(disabled, None, 53, "x", False)).off == "disabled"
