@@ -90,8 +90,10 @@ async def locate(
                 routers[ttl] = c.router or b.router or ""
             if _differs(b, c):
                 return _found(trigger, ttl, b, c, routers), _done(tally, capture)
-            if c.outcome in REACHED or c.outcome == "no_handshake":
-                why = f"ttl {ttl}: both names reached the end alike ({c.outcome})"
+            if c.router is None and c.outcome != "silent":
+                # the neutral name met an end (the server, a box that treats it alike, or no
+                # handshake at all): further hops tell nothing more
+                why = f"ttl {ttl}: both names met the same end ({b.outcome}, {c.outcome})"
                 return _not_found(trigger, why), _done(tally, capture)
     why = f"no difference up to ttl {max_hops}"
     return _not_found(trigger, why), _done(tally, capture)
