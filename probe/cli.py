@@ -21,6 +21,9 @@ from probe.census import Census
 from probe.client import CollectorClient, CollectorRefused, CollectorUnavailable
 from probe.daemon import identity, lifecycle, status
 from probe.daemon.delivery import OperatorMustAct, register
+from probe.diagnostics import Diagnoser
+from probe.diagnostics import Settings as DiagnosticSettings
+from probe.diagnostics.platform import WHY as DIAGNOSTICS_OFF
 from probe.flow import Flow, FlowOptions
 from probe.output import Progress, render_sweep, render_table, use_colour
 from probe.record import ProbeInfo, Target
@@ -179,6 +182,12 @@ def add_measuring_options(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument("--control", metavar="URL", help="the collector's control endpoint")
     add_off_switch(g, "--no-control", "control_enabled", help="measure without a control")
+    add_off_switch(
+        g,
+        "--no-diagnostics",
+        "diagnostics_enabled",
+        help="send no crafted packet when a target is blocked (diagnostics.enabled: false)",
+    )
     g.add_argument("--ca-file", metavar="FILE", help="extra trusted CA bundle")
     g.add_argument(
         "--allow-network",
@@ -219,6 +228,7 @@ OPTIONS: dict[str, str | tuple[str, ...]] = {
     "resolver": "dns.resolvers",
     "control": "control.url",
     "control_enabled": "control.enabled",
+    "diagnostics_enabled": "diagnostics.enabled",
     "ca_file": "tls.ca_file",
     "allow_network": "network.allow_networks",
     "concurrency": "concurrency",
@@ -280,6 +290,15 @@ def probe_info(cfg: Any, opts: FlowOptions) -> ProbeInfo:
     )
 
 
+def diagnoser(cfg: Any, opts: FlowOptions, keep_interval: bool) -> Diagnoser:
+    """The diagnostics of blocked targets, as configured; ``keep_interval``: the daemon's."""
+    udp = not opts.paths or opts.paths[0].transport == "udp"
+    resolver = opts.resolver if udp else None
+    return Diagnoser(
+        DiagnosticSettings.of(cfg, resolver, opts.resolver_port, opts.neutral_sni, keep_interval)
+    )
+
+
 def load_fingerprints(paths: Sequence[str]) -> fingerprints.FingerprintSet:
     """The packaged signatures, then the config's and the command line's files (later win)."""
     fps = fingerprints.default_fingerprints()
@@ -322,6 +341,7 @@ async def cmd_check(args: argparse.Namespace) -> int:
     if client is not None and ident is not None:
         client.use_token(ident.token, ident.collector)
     runner = Runner(Flow(opts), probe_info(cfg, opts), client, fps, cfg.concurrency)
+    runner.diagnoser = diagnoser(cfg, opts, keep_interval=False)
     if client is not None:
         async with client:
             records = await runner.run(targets, dns_only, progress.update)
@@ -330,6 +350,9 @@ async def cmd_check(args: argparse.Namespace) -> int:
     progress.close()
     if client is None and not args.quiet:
         print(NO_CONTROL_HINT, file=sys.stderr)
+    off = runner.diagnoser.off
+    if off not in (None, "disabled") and not args.quiet and _any_blocked(records):
+        print(f"{PROG}: diagnostics off: {DIAGNOSTICS_OFF[off]}", file=sys.stderr)
     if client is not None and client.control_refused is not None:
         print(f"{PROG}: {client.control_refused}; measured without a control", file=sys.stderr)
     if args.json:
@@ -338,6 +361,10 @@ async def cmd_check(args: argparse.Namespace) -> int:
     else:
         print(render_table(records, use_colour(sys.stdout)))
     return 0
+
+
+def _any_blocked(records: Sequence[Any]) -> bool:
+    return any(m.verdict is not None and m.verdict.status == "blocked" for m in records)
 
 
 async def cmd_sweep(args: argparse.Namespace, cfg: config.ProbeConfig) -> int:
@@ -402,6 +429,7 @@ async def cmd_run(args: argparse.Namespace) -> int:
         fingerprints=load_fingerprints(cfg.fingerprints),
         enrollment_key=args.enrollment_key,
         retry_max_seconds=args.retry_max,
+        diagnoser=diagnoser(cfg, opts, keep_interval=True),
         cycle_deadline_seconds=args.cycle_deadline,
     )
     if not args.once:

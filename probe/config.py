@@ -147,6 +147,20 @@ class CensusConfig:
 
 
 @dataclass(frozen=True)
+class DiagnosticsConfig:
+    """The raw-socket diagnostics of blocked targets (probe/diagnostics, docs/spec.md)."""
+
+    enabled: bool = True
+    interval: float = 6 * 3600.0  # seconds: a target is diagnosed at most once in this long
+    budget: int = 2000  # packets a cycle, every diagnosed target together
+    pps: float = 20.0  # packets a second
+    max_hops: int = 20
+    # an address on the path that runs no resolver; None: the collector's address, else the
+    # blocked service's own web address as the control sees it
+    silent_address: str | None = None
+
+
+@dataclass(frozen=True)
 class MetricsConfig:
     textfile: str | None = None  # node_exporter's textfile collector: rewritten at each beat
 
@@ -173,6 +187,7 @@ class ProbeConfig:
     spool: SpoolConfig = field(default_factory=SpoolConfig)
     upload: UploadConfig = field(default_factory=UploadConfig)
     census: CensusConfig = field(default_factory=CensusConfig)
+    diagnostics: DiagnosticsConfig = field(default_factory=DiagnosticsConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     log: LogConfig = field(default_factory=LogConfig)
     fingerprints: tuple[str, ...] = ()  # signature files added to the packaged ones
@@ -183,7 +198,8 @@ SECTIONS: dict[str, type] = {
     "collector": CollectorConfig, "control": ControlConfig, "dns": DNSConfig, "tls": TLSConfig,
     "network": NetworkConfig, "timeouts": TimeoutsConfig, "schedule": ScheduleConfig,
     "budget": BudgetConfig, "spool": SpoolConfig, "upload": UploadConfig,
-    "census": CensusConfig, "metrics": MetricsConfig, "log": LogConfig,
+    "census": CensusConfig, "diagnostics": DiagnosticsConfig, "metrics": MetricsConfig,
+    "log": LogConfig,
 }  # fmt: skip
 
 
@@ -288,6 +304,13 @@ def _whoami(value: Any) -> str | None:
     if not re.fullmatch(r"(?:[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?\.)+[a-z0-9-]{1,63}", name):
         raise ValueError(f"must be a domain name or off, got {value!r}")
     return name
+
+
+def _address(value: Any) -> str:
+    try:
+        return ipaddress.ip_address(kinds.text(value)).compressed
+    except ValueError:
+        raise ValueError(f"must be an IP address, got {value!r}") from None
 
 
 def _watchlist(value: Any) -> str:
@@ -398,6 +421,12 @@ KEYS = settings.Table(
         Key("census.enabled", kinds.boolean),
         Key("census.rate", kinds.number(0.1, 1000)),
         Key("census.max_addresses", kinds.number(1, 100_000, whole=True)),
+        Key("diagnostics.enabled", kinds.boolean),
+        Key("diagnostics.interval", kinds.number(0)),
+        Key("diagnostics.budget", kinds.number(0, 1_000_000, whole=True)),
+        Key("diagnostics.pps", kinds.number(0.1, 1000)),
+        Key("diagnostics.max_hops", kinds.number(1, 64, whole=True)),
+        Key("diagnostics.silent_address", _address),
         Key("metrics.textfile", lambda v: str(Path(kinds.text(v))), path=True),
         Key("log.format", kinds.choice(*logs.FORMATS)),
         Key("log.level", kinds.choice(*logs.LEVELS)),

@@ -189,6 +189,142 @@ def _check_verdict(status: str, method: str | None) -> None:
         raise MalformedRecord("method: must be null unless status is 'blocked'")
 
 
+# diagnostics (docs/spec.md, "Diagnostics"): why a blocked target was not diagnosed
+DIAGNOSTIC_SKIPS = (
+    "no_raw_socket", "scapy_missing", "unsupported_platform", "disabled", "interval", "budget",
+)  # fmt: skip
+MAX_DIAGNOSTIC_ANSWERS = 8
+MAX_EVIDENCE_CHARS = 200
+
+
+@dataclass(frozen=True)
+class InjectedAnswer:
+    """One DNS reply heard from an address that runs no resolver: who sent it and how."""
+
+    source: str
+    ttl: int
+    ip_id: int
+    rcode: str
+    addresses: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        _check_address(self.source, "source")
+        _check_range(self.ttl, 0, 255, "ttl")
+        _check_range(self.ip_id, 0, 65535, "ip_id")
+        if len(self.rcode) > 16:
+            raise MalformedRecord("rcode: longer than 16 characters")
+        if len(self.addresses) > MAX_DIAGNOSTIC_ANSWERS:
+            raise MalformedRecord(f"addresses: more than {MAX_DIAGNOSTIC_ANSWERS}")
+        for a in self.addresses:
+            _check_address(a, "addresses")
+
+
+@dataclass(frozen=True)
+class DNSInjection:
+    result: str  # none | on_path | race
+    queried: str
+    answers: list[InjectedAnswer] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        _check_choice(self.result, ("none", "on_path", "race"), "result")
+        _check_address(self.queried, "queried")
+        if len(self.answers) > MAX_DIAGNOSTIC_ANSWERS:
+            raise MalformedRecord(f"answers: more than {MAX_DIAGNOSTIC_ANSWERS}")
+
+
+@dataclass(frozen=True)
+class ResetOrigin:
+    result: str  # server | path | unknown
+    synack_ttl: int | None = None
+    rst_ttl: int | None = None
+    synack_ip_id: int | None = None
+    rst_ip_id: int | None = None
+
+    def __post_init__(self) -> None:
+        _check_choice(self.result, ("server", "path", "unknown"), "result")
+        for name, high in (("synack_ttl", 255), ("rst_ttl", 255),
+                           ("synack_ip_id", 65535), ("rst_ip_id", 65535)):  # fmt: skip
+            value = getattr(self, name)
+            if value is not None:
+                _check_range(value, 0, high, name)
+
+
+@dataclass(frozen=True)
+class Location:
+    result: str  # found | not_found
+    trigger: str  # dns | tls | http
+    hop: int | None = None
+    address: str | None = None
+    asn: int | None = None  # filled by the collector (its ASN database); null from the probe
+    network: str | None = None
+    evidence: str = ""
+
+    def __post_init__(self) -> None:
+        _check_choice(self.result, ("found", "not_found"), "result")
+        _check_choice(self.trigger, ("dns", "tls", "http"), "trigger")
+        if self.hop is not None:
+            _check_range(self.hop, 1, 64, "hop")
+        if self.address is not None:
+            _check_address(self.address, "address")
+        if self.asn is not None:
+            _check_range(self.asn, 0, 2**32 - 1, "asn")
+        if self.network is not None and len(self.network) > MAX_EVIDENCE_CHARS:
+            raise MalformedRecord(f"network: longer than {MAX_EVIDENCE_CHARS} characters")
+        if len(self.evidence) > MAX_EVIDENCE_CHARS:
+            raise MalformedRecord(f"evidence: longer than {MAX_EVIDENCE_CHARS} characters")
+
+
+@dataclass(frozen=True)
+class Diagnostics:
+    """What the raw-socket diagnostics found for a blocked target, or why they did not run.
+
+    On the wire a skipped diagnosis is ``{"skipped": REASON}`` and nothing else; a run one has
+    every key but ``skipped`` (each of the three findings null when it does not apply).
+    """
+
+    skipped: str | None = None
+    dns_injection: DNSInjection | None = None
+    reset_origin: ResetOrigin | None = None
+    location: Location | None = None
+    packets: int = 0
+    malformed: int = 0
+    duration_ms: int = 0
+
+    def __post_init__(self) -> None:
+        if self.skipped is not None:
+            _check_choice(self.skipped, DIAGNOSTIC_SKIPS, "skipped")
+        for name in ("packets", "malformed", "duration_ms"):
+            _check_range(getattr(self, name), 0, 2**31 - 1, name)
+
+    def wire(self) -> dict[str, Any]:
+        """Return the JSON object of docs/spec.md (the skipped form has one key)."""
+        if self.skipped is not None:
+            return {"skipped": self.skipped}
+        return {
+            "dns_injection": encode(self.dns_injection),
+            "reset_origin": encode(self.reset_origin),
+            "location": encode(self.location),
+            "packets": self.packets,
+            "malformed": self.malformed,
+            "duration_ms": self.duration_ms,
+        }
+
+
+def _check_choice(value: str, choices: tuple[str, ...], name: str) -> None:
+    if value not in choices:
+        raise MalformedRecord(f"{name}: {value[:40]!r} is not one of {choices}")
+
+
+def _check_range(value: int, low: int, high: int, name: str) -> None:
+    if not low <= value <= high:
+        raise MalformedRecord(f"{name}: {value} is not in {low}..{high}")
+
+
+def _check_address(value: str, name: str) -> None:
+    if not _is_address(value):
+        raise MalformedRecord(f"{name}: {value[:60]!r} is not an IP address")
+
+
 @dataclass(frozen=True)
 class Measurement:
     id: str
@@ -204,6 +340,8 @@ class Measurement:
     verdict: Verdict | None = None
     # one verdict per resolver path, the primary first; empty with a single resolver
     paths: list[PathVerdict] = field(default_factory=list)
+    # null unless the verdict is "blocked" (docs/spec.md, "Diagnostics")
+    diagnostics: Diagnostics | None = None
     schema: int = SCHEMA
 
     def to_dict(self) -> dict[str, Any]:
@@ -283,6 +421,8 @@ def _check_time(value: str, path: str) -> None:
 
 def encode(obj: Any) -> Any:
     """Turn a record dataclass (or a list or dict of them) into plain JSON-able values."""
+    if isinstance(obj, Diagnostics):
+        return obj.wire()
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         out = {f.name: encode(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
         if "schema" in out:

@@ -10,6 +10,7 @@ from typing import Any
 
 from probe import verdict, whoami
 from probe.client import CollectorClient
+from probe.diagnostics import Diagnoser
 from probe.flow import Flow
 from probe.record import Control, Measurement, ProbeInfo, Target
 from probe.verdict import Fingerprints
@@ -26,6 +27,8 @@ class Runner:
     concurrency: int = 8
     # the whoami name (probe.whoami); None: no lookup
     whoami_name: str | None = None
+    # raw-socket diagnostics of blocked targets (probe/diagnostics); None: records carry null
+    diagnoser: Diagnoser | None = None
 
     async def learn_whoami(self) -> str | None:
         """Look up which address the line's resolver asks from; keep it in the probe block."""
@@ -54,7 +57,10 @@ class Runner:
             control = await self.client.control(target.url, addresses)
         v = verdict.decide(m, control, self.fingerprints)
         paths = verdict.decide_paths(m, control, self.fingerprints)
-        return dataclasses.replace(m, control=control, verdict=v, paths=paths)
+        m = dataclasses.replace(m, control=control, verdict=v, paths=paths)
+        if self.diagnoser is not None and v.status == "blocked":
+            m = dataclasses.replace(m, diagnostics=await self.diagnoser.diagnose(m))
+        return m
 
     async def run(
         self,
@@ -87,6 +93,8 @@ class Runner:
         others go on); cancelling this coroutine cancels every target in flight.
         """
         gate = gate or asyncio.Semaphore(self.concurrency)
+        if self.diagnoser is not None:
+            self.diagnoser.new_cycle()
 
         async def one(i: int, t: Target) -> None:
             try:

@@ -35,6 +35,8 @@ from probe.daemon.schedule import (
 )
 from probe.daemon.spool import Spool
 from probe.daemon.sweeping import SweepStage
+from probe.diagnostics import Diagnoser
+from probe.diagnostics.platform import WHY as DIAGNOSTICS_OFF
 from probe.flow import Flow
 from probe.output import Progress
 from probe.record import ProbeInfo
@@ -54,6 +56,7 @@ class Plan:
     enrollment_key: str | None = None
     retry_max_seconds: float = 900.0
     cycle_deadline_seconds: float | None = None
+    diagnoser: Diagnoser | None = None
 
 
 def enrollment(cfg: ProbeConfig, key: str | None) -> Enrollment:
@@ -160,10 +163,17 @@ def _daemon(plan: Plan, spool: Spool, client: CollectorClient) -> Daemon:
         "resolver": plan.probe.resolver,
         "software": plan.probe.software,
         "config": status.effective_config(cfg),
+        "diagnostics": _diagnostics_state(plan.diagnoser),
     }
     return Daemon(
         runner=Runner(
-            plan.flow, plan.probe, control, plan.fingerprints, cfg.concurrency, cfg.dns.whoami
+            plan.flow,
+            plan.probe,
+            control,
+            plan.fingerprints,
+            cfg.concurrency,
+            cfg.dns.whoami,
+            plan.diagnoser,
         ),
         spool=spool,
         watchlists=WatchlistSource(
@@ -186,6 +196,14 @@ def _daemon(plan: Plan, spool: Spool, client: CollectorClient) -> Daemon:
         deadline_seconds=plan.cycle_deadline_seconds,
         sweeps=sweeps,
     )
+
+
+def _diagnostics_state(d: Diagnoser | None) -> dict[str, Any]:
+    """Whether the daemon diagnoses blocked targets, and why not; said once in the log."""
+    off = "disabled" if d is None else d.off
+    if off is not None:
+        logs.event("diagnostics off", why=off, detail=DIAGNOSTICS_OFF[off])
+    return {"on": off is None, "off": off, "why": DIAGNOSTICS_OFF.get(off or "")}
 
 
 def _control_url(cfg: ProbeConfig) -> str | None:

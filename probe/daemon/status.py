@@ -20,6 +20,7 @@ from probe.client import CollectorClient, CollectorRefused, CollectorUnavailable
 from probe.config import ProbeConfig
 from probe.daemon import identity, spool
 from probe.daemon.schedule import HEARTBEAT_FILE
+from probe.diagnostics import platform
 from probe.times import parse_rfc3339
 
 HEALTH_TIMEOUT_SECONDS = 5.0
@@ -44,7 +45,16 @@ async def gather(cfg: ProbeConfig) -> dict[str, Any]:
         "last_sweep": beat.get("last_sweep"),
         "spool": _spool(state_dir, beat),
         "collector": await _collector(cfg.collector.url),
+        "diagnostics": _diagnostics(cfg, beat),
     }
+
+
+def _diagnostics(cfg: ProbeConfig, beat: dict[str, Any]) -> dict[str, Any]:
+    """Whether blocked targets are diagnosed: the daemon's word, else this process's own."""
+    if isinstance(beat.get("diagnostics"), dict):
+        return dict(beat["diagnostics"], of="daemon")
+    off = "disabled" if not cfg.diagnostics.enabled else platform.unavailable()
+    return {"on": off is None, "off": off, "why": platform.WHY.get(off or ""), "of": "command"}
 
 
 def effective_config(cfg: ProbeConfig) -> dict[str, Any]:
@@ -168,6 +178,8 @@ def render(s: dict[str, Any], now: datetime.datetime | None = None) -> str:
         ("last upload", (s["spool"] or {}).get("last_upload_at") or "never"),
         ("collector", _collector_text(s["collector"])),
     ]
+    if s.get("diagnostics"):
+        rows.append(("diagnostics", _diagnostics_text(s["diagnostics"])))
     if s.get("config"):
         rows.append(("config", _config_text(s["config"])))
     width = max(len(k) for k, _ in rows) + 1
@@ -187,6 +199,12 @@ def _daemon_text(d: dict[str, Any], now: datetime.datetime | None) -> str:
     if d["state"] == "idle" and d["next_cycle_at"]:
         text += f"; next cycle {d['next_cycle_at']}"
     return text
+
+
+def _diagnostics_text(d: dict[str, Any]) -> str:
+    if d.get("on"):
+        return "on (blocked targets get crafted packets: DNS injection, reset origin, hop)"
+    return f"off: {d.get('off')} ({d.get('why')})"
 
 
 def _identity_text(s: dict[str, Any]) -> str:

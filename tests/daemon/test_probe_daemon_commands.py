@@ -14,6 +14,7 @@ import pytest
 
 from probe import cli
 from probe.daemon import identity, status
+from probe.diagnostics import platform
 from tests.daemon.conftest import InProcessCollector
 from tests.daemon.harness import DOMAIN, ProbeProcess, free_port
 from tests.support.dns_server import DNSServer
@@ -138,6 +139,12 @@ def test_run_once_with_the_collector_away_keeps_the_records_and_exits_1(
 
 
 def test_status_before_anything_happened(tmp_path: Path, capsys: Any) -> None:
+    off = platform.unavailable()  # this process's: raw sockets as root, none otherwise
+    diagnostics = (
+        f"off: {off} ({platform.WHY[off]})"
+        if off
+        else "on (blocked targets get crafted packets: DNS injection, reset origin, hop)"
+    )
     assert cli.main(["status", "--state-dir", str(tmp_path)]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out == [
@@ -151,6 +158,7 @@ def test_status_before_anything_happened(tmp_path: Path, capsys: Any) -> None:
         "spool:           empty (no spool yet)",
         "last upload:     never",
         "collector:       none configured",
+        f"diagnostics:     {diagnostics}",
         "config:          this command's (no daemon has run): file none; control off; every "
         "3600 s (+ up to 300 s); 8 targets at once; budget 50 MiB a cycle; census sweep on "
         "(20.0/s, up to 2000 addresses)",

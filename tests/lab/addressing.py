@@ -5,7 +5,8 @@ ISP number k (0 for "a", 1 for "b", ...) owns three /24s: 10.200.{10k+1}.0/24 is
 (router .1, internet .2), and its block-page host is 10.200.9.{10k+9} on the router's lo. The
 "internet" ns holds the web and DNS hosts (10.200.3.x), the census's shared addresses
 (10.200.6.x, tests/lab/census_world.py), the collector (10.200.4.1) and routes back to every ISP.
-IPv6 mirrors it inside fd00:200::/48: 10.200.N.0/24 -> fd00:200:0:N::/64.
+IPv6 mirrors it inside fd00:200::/48: 10.200.N.0/24 -> fd00:200:0:N::/64. An ISP with core
+routers (IspSpec.chain) links them in a row on 10.200.{100+10k+i}.0/24, router i on .1.
 """
 
 from __future__ import annotations
@@ -90,3 +91,13 @@ class IspAddresses:
 
     def probe6(self, n: int) -> str:
         return f"{self._net6(1)}:{1 + n:x}"
+
+    def link(self, i: int) -> tuple[str, str]:
+        """The link after the ISP's core router number i (1-based, IspSpec.chain): its side
+        (.1) and the next one's (.2), in 10.200.{100 + 10k + i}.0/24."""
+        net = f"10.200.{100 + 10 * self.index + i}"
+        return f"{net}.1", f"{net}.2"
+
+    def link6(self, i: int) -> tuple[str, str]:
+        net = f"fd00:200:0:{100 + 10 * self.index + i}:"
+        return f"{net}:1", f"{net}:2"

@@ -161,6 +161,10 @@ class IspSpec:
 
     techniques: names from the plan to plant (None: every technique). isp_dns and rules add
     ISP-specific policy on top (e.g. answer 127.0.0.1 for a name another ISP NXDOMAINs).
+    chain: core routers in a row between the ISP's router and the internet (0: none, the
+    router's uplink reaches the internet); box: which router holds the middlebox rules, 0 the
+    ISP's router, i the core router i (its interface towards the probes is "lan" too, so the
+    filter rules read the same; DNAT rules need the router's own servers: keep them at 0).
     """
 
     letter: str
@@ -168,6 +172,8 @@ class IspSpec:
     techniques: tuple[str, ...] | None = None
     isp_dns: Mapping[str, str] = dataclasses.field(default_factory=dict)
     rules: tuple[Rule, ...] = ()
+    chain: int = 0
+    box: int = 0
 
     def plants(self, technique: Technique) -> bool:
         return self.techniques is None or technique.name in self.techniques

@@ -11,6 +11,7 @@ starts with a run-unique prefix; ``down()`` is idempotent and leaves nothing beh
 from __future__ import annotations
 
 import atexit
+import dataclasses
 import json
 import os
 import pathlib
@@ -70,6 +71,7 @@ class Lab:
         self.workdir = pathlib.Path(tempfile.gettempdir()) / f"surblocage-lab-{self.prefix}"
         self.ca_file = str(self.workdir / "ca.pem")
         self.processes = Processes(self.workdir)
+        self.boxes: dict[str, int] = {}  # ISP letter -> the router holding its middlebox rules
 
     # -- names and addresses --------------------------------------------------------------
     def roles(self) -> dict[str, str]:
@@ -78,6 +80,8 @@ class Lab:
         for spec in self.isps:
             x = spec.letter
             out[f"router_{x}"] = f"{self.prefix}-router_{x}"
+            for i in range(1, spec.chain + 1):
+                out[f"core_{x}{i}"] = f"{self.prefix}-core_{x}{i}"
             for n in range(1, spec.probes + 1):
                 out[f"probe_{x}{n}"] = f"{self.prefix}-probe_{x}{n}"
             out[f"probe_{x}"] = out[f"probe_{x}1"]
@@ -162,6 +166,23 @@ class Lab:
             *control, *technique.urls,
         ]  # fmt: skip
 
+    def box_role(self, letter: str, hop: int) -> str:
+        """The role of the router that holds an ISP's middlebox rules: 0 its router, i its
+        core router i (IspSpec.chain)."""
+        return f"router_{letter}" if hop == 0 else f"core_{letter}{hop}"
+
+    def move_box(self, letter: str, hop: int) -> None:
+        """Move the ISP's middlebox rules to another of its routers (0: its own, i: core i)."""
+        rules = (self.workdir / f"iptables-{letter}.rules").read_text()
+        spec = next(s for s in self.isps if s.letter == letter)
+        empty = planting.iptables_restore(
+            dataclasses.replace(spec, techniques=(), rules=()), self.isp(letter), ()
+        )
+        exec_in(self.ns(self.box_role(letter, self.boxes[letter])), ["iptables-restore"],
+                input=empty, check=True)  # fmt: skip
+        exec_in(self.ns(self.box_role(letter, hop)), ["iptables-restore"], input=rules, check=True)
+        self.boxes[letter] = hop
+
     def rule_packets(self, letter: str, destination: str) -> int:
         """Return how many packets the ISP's FORWARD rules to ``destination`` have matched."""
         listing = self.exec(f"router_{letter}", ["iptables", "-L", "FORWARD", "-n", "-v", "-x"])
@@ -209,10 +230,14 @@ class Lab:
         roles = self.roles()
         for role, name in roles.items():
             if not (role.startswith("probe_") and not role[-1].isdigit()):  # skip aliases
-                wiring.make_namespace(name, router=role.startswith("router_"))
+                wiring.make_namespace(name, router=role.startswith(("router_", "core_")))
         for spec in self.isps:
             a, router = self.addresses[spec.letter], roles[f"router_{spec.letter}"]
-            wiring.wire_isp(a, router, roles["internet"])
+            if spec.chain:
+                cores = [roles[f"core_{spec.letter}{i}"] for i in range(1, spec.chain + 1)]
+                wiring.wire_chain(a, router, cores, roles["internet"])
+            else:
+                wiring.wire_isp(a, router, roles["internet"])
             for n in range(1, spec.probes + 1):
                 wiring.wire_probe(a, n, router, roles[f"probe_{spec.letter}{n}"])
         internet = [*planting.internet_addresses(self.techniques), *public_resolvers.ADDRESSES]
@@ -237,7 +262,10 @@ class Lab:
             self._write(f"inject-{x}.json", planting.inject_config(spec, a, t))
             rules = planting.iptables_restore(spec, a, t)
             (w / f"iptables-{x}.rules").write_text(rules)
-            exec_in(self.ns(f"router_{x}"), ["iptables-restore"], input=rules, check=True)
+            exec_in(
+                self.ns(self.box_role(x, spec.box)), ["iptables-restore"], input=rules, check=True
+            )
+            self.boxes[x] = spec.box
 
     def _write(self, name: str, config: dict[str, Any] | None) -> None:
         if config is not None:

@@ -64,6 +64,43 @@ def wire_isp(a: IspAddresses, router: str, internet: str) -> None:
     ip("-n", internet, "-6", "route", "add", a.lan6, "via", a.uplink_router6)
 
 
+def wire_chain(a: IspAddresses, router: str, cores: list[str], internet: str) -> None:
+    """Give the router its LAN and uplink as wire_isp does, the uplink reaching core router 1,
+    then core routers in a row to the internet ("lan" towards the probes, "wan" away)."""
+    ip("-n", router, "link", "add", "lan", "type", "bridge")
+    ip("-n", router, "addr", "add", f"{a.router}/24", "dev", "lan")
+    ip("-n", router, "addr", "add", f"{a.router6}/64", "dev", "lan", "nodad")
+    ip("-n", router, "link", "set", "lan", "up")
+    ip("-n", router, "addr", "add", f"{a.blockpage}/32", "dev", "lo")
+    hops = [(router, "wan", a.uplink_router, a.uplink_router6)]
+    for i, core in enumerate(cores, start=1):
+        here, here6 = a.link(i)[0], a.link6(i)[0]
+        hops.append((core, "wan", here, here6))
+    # each link: (this side's ns, its name, address) -> (the next ns, its name, address)
+    nexts = [(core, "lan", *_entry(a, i)) for i, core in enumerate(cores, start=1)]
+    nexts.append((internet, f"to_{a.letter}", *_entry(a, len(cores) + 1)))
+    for (ns, name, addr, addr6), (peer_ns, peer, peer_addr, peer6) in zip(hops, nexts, strict=True):
+        veth(name, ns, peer, peer_ns)
+        for n, dev, v4, v6 in ((ns, name, addr, addr6), (peer_ns, peer, peer_addr, peer6)):
+            ip("-n", n, "addr", "add", f"{v4}/24", "dev", dev)
+            ip("-n", n, "addr", "add", f"{v6}/64", "dev", dev, "nodad")
+            ip("-n", n, "link", "set", dev, "up")
+        ip("-n", ns, "route", "add", "default", "via", peer_addr)
+        ip("-n", ns, "-6", "route", "add", "default", "via", peer6)
+        # the router's own uplink address asks the internet too (its resolver's queries)
+        uplink = [] if ns == router else [f"{a.uplink_router}/32"]
+        for net in (a.lan, f"{a.blockpage}/32", *uplink):
+            ip("-n", peer_ns, "route", "add", net, "via", addr)
+        ip("-n", peer_ns, "-6", "route", "add", a.lan6, "via", addr6)
+
+
+def _entry(a: IspAddresses, i: int) -> tuple[str, str]:
+    """The address by which hop i (1: the first core router) is entered from the probes' side."""
+    if i == 1:
+        return a.uplink_internet, a.uplink_internet6
+    return a.link(i - 1)[1], a.link6(i - 1)[1]
+
+
 def wire_probe(a: IspAddresses, n: int, router: str, probe: str) -> None:
     """Plug probe number n into its ISP's LAN; its system resolver becomes the ISP's."""
     veth(f"p{n}", router, "eth0", probe)
