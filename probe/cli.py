@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import sqlite3
@@ -15,19 +16,19 @@ import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from probe import __version__, config, fingerprints, logs, sweep, watchlist
-from probe.address_list import MalformedList
-from probe.census import Census
-from probe.client import CollectorClient, CollectorRefused, CollectorUnavailable
-from probe.daemon import identity, lifecycle, status
-from probe.daemon.delivery import OperatorMustAct, register
+from probe import __version__, config, fingerprints, logs, watchlist
+from probe.client import CollectorClient, CollectorUnavailable
+from probe.daemon import identity
 from probe.flow import Flow, FlowOptions
-from probe.output import Progress, render_sweep, render_table, use_colour
-from probe.record import ProbeInfo, Target
+from probe.output import InOrder, Progress, render_sweep, render_table, use_colour
+from probe.record import Measurement, ProbeInfo, Target
 from probe.runner import Runner
 from probe.settings import Parser, UsageError, add_off_switch, overrides_from
 
 PROG = "surblocage-probe"
+# `check` imports only what it measures with: the census, the sweep and the daemon's modules are
+# imported by the commands that use them, so that the first packet leaves sooner (each `check` is
+# a new process; `python -X importtime -m probe check ...` shows what is left)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -321,26 +322,44 @@ async def cmd_check(args: argparse.Namespace) -> int:
     if client is not None and ident is not None:
         client.use_token(ident.token, ident.collector)
     runner = Runner(Flow(opts), probe_info(cfg, opts), client, fps, cfg.concurrency)
-    if client is not None:
-        async with client:
-            records = await runner.run(targets, dns_only, progress.update)
-    else:
-        records = await runner.run(targets, dns_only, progress.update)
+    async with client if client is not None else contextlib.nullcontext():
+        records = await _measure(runner, targets, dns_only, progress, args.json)
     progress.close()
     if client is None and not args.quiet:
         print(NO_CONTROL_HINT, file=sys.stderr)
     if client is not None and client.control_refused is not None:
         print(f"{PROG}: {client.control_refused}; measured without a control", file=sys.stderr)
-    if args.json:
-        for m in records:
-            print(m.to_json())
-    else:
+    if not args.json:
         print(render_table(records, use_colour(sys.stdout)))
     return 0
 
 
+async def _measure(
+    runner: Runner, targets: list[Target], dns_only: frozenset[str], progress: Progress,
+    json_lines: bool,
+) -> list[Measurement]:  # fmt: skip
+    """Judge the targets; with ``json_lines``, print each record (in input order) as soon as it
+    can be and keep none (a cycle of thousands never holds every record), else return them
+    all for the table."""
+    if not json_lines:
+        return await runner.run(targets, dns_only, progress.update)
+    printer = InOrder(lambda m: print(m.to_json()))
+
+    def done(i: int, m: Measurement) -> None:
+        progress.update(m)
+        printer(i, m)
+
+    await runner.each(targets, dns_only, done)
+    return []
+
+
 async def cmd_sweep(args: argparse.Namespace, cfg: config.ProbeConfig) -> int:
     """`check --sweep`: one sweep of the collector's addresses, printed, not uploaded."""
+    from probe import sweep
+    from probe.address_list import MalformedList
+    from probe.census import Census
+    from probe.client import CollectorRefused
+
     if args.targets or args.watchlist:
         raise UsageError("check: --sweep takes no URL_OR_DOMAIN nor --watchlist")
     if cfg.collector.url is None:
@@ -386,6 +405,8 @@ def _identity_if_any(state_dir: Any) -> identity.Identity | None:
 
 
 async def cmd_run(args: argparse.Namespace) -> int:
+    from probe.daemon import lifecycle
+
     cfg = load_config(args)
     if args.once and cfg.log.level == "info" and sys.stderr.isatty() and not args.quiet:
         logs.setup(cfg.log.format, "warning")  # the progress line says it on a terminal
@@ -411,6 +432,9 @@ async def cmd_run(args: argparse.Namespace) -> int:
 
 
 async def cmd_register(args: argparse.Namespace) -> int:
+    from probe.daemon import lifecycle
+    from probe.daemon.delivery import OperatorMustAct, register
+
     cfg = load_config(args)
     url = cfg.collector.url
     if url is None:
@@ -434,6 +458,8 @@ async def cmd_register(args: argparse.Namespace) -> int:
 
 
 async def cmd_status(args: argparse.Namespace) -> int:
+    from probe.daemon import status
+
     cfg = load_config(args)
     found = await status.gather(cfg)
     print(json.dumps(found, indent=1) if args.json else status.render(found))
