@@ -2,7 +2,7 @@
 whole processes, in one lab run; prints the comparison table (markdown).
 
 usage: python -m benchmarks.light [--runs 3] [--targets 200] [--concurrency 1 8 32 64]
-       [--cpu-targets 1000] [--delay-ms 30] [--no-uvloop] [--quick]
+       [--cpu-targets 1000] [--delay-ms 30] [--no-uvloop] [--quick] [--cpu-only] [--profile]
 
 Part 1, in a lab with ``--delay-ms`` of RTT on the ISP uplink: each concurrency, ``--runs`` times
 in turn (probe, exporter, reference, so all three see the same machine load), one cycle of
@@ -28,6 +28,7 @@ import argparse
 import datetime
 import importlib.util
 import json
+import os
 import pathlib
 import statistics
 import sys
@@ -35,10 +36,11 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from benchmarks import blackbox, figures, probe_cycle, rig
+from benchmarks import blackbox, figures, probe_cycle, profiling, rig
 from tests.lab.topology import Lab
 
-rig.PREFIX = "sblight"  # its own namespaces: another benchmark may be up
+# its own namespaces (another benchmark may be up); 7 characters, as rig's, for the links' names
+rig.PREFIX = os.environ.get("SURBLOCAGE_LIGHT_PREFIX", "sblight")
 PROBE = "probe"
 PROBE_UV = "probe (uvloop)"
 EXPORTER = "blackbox_exporter"
@@ -153,6 +155,8 @@ def cpu_part(args: argparse.Namespace, uv: bool) -> dict[str, list[float]]:
                 per[MINIMAL_UV].append(minimal_run(lab, urls, 32, True)["cpu"] * ms)
             text = ", ".join(f"{k} {v[-1]:.2f}" for k, v in per.items())
             print(f"   CPU run {i + 1}, ms per target: {text} | {figures.load()}", flush=True)
+        if args.profile:
+            profiling.profile_probe(lab, urls, 32)
     finally:
         lab.down()
     return per
@@ -188,6 +192,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--cpu-targets", type=int, default=1000)
     p.add_argument("--delay-ms", type=float, default=30.0)
     p.add_argument("--no-uvloop", action="store_true", help="skip the uvloop runs")
+    p.add_argument("--profile", action="store_true", help="and one CPU cycle under cProfile")
+    p.add_argument("--cpu-only", action="store_true", help="part 2 only (CPU per target)")
     p.add_argument("--quick", action="store_true", help="1 run, 100 targets, c=32 and 64")
     args = p.parse_args(argv)
     if args.quick:
@@ -206,6 +212,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     title += f"{args.cpu_targets} targets for CPU; uvloop {'on' if uv else 'off'}"
     figures.header(title)
     started = time.perf_counter()
+    if args.cpu_only:
+        cpu = cpu_part(args, uv)
+        text = ", ".join(f"{k} {figures.summary(v, ' ms')}" for k, v in cpu.items())
+        print(f"-- CPU per target: {text}")
+        return 0
     walls = wall_part(args, uv)
     cpu = cpu_part(args, uv)
     print(f"-- medians of {args.runs} run(s), {time.perf_counter() - started:.0f} s in all, "

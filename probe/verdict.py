@@ -88,19 +88,40 @@ def decide_paths(
     those answers; the HTTP response counts for it only if it came from one of its addresses.
     """
     control = control if control is not None else m.control
-    out = []
-    for name in _path_names(m):
-        view = _path_view(m, name)
-        v = _decide(view, control, fingerprints, asn_of)
-        first = next(r for r in m.dns if r.path == name)
-        out.append(
-            PathVerdict(
-                path=name, transport=first.transport if first.transport != "tcp" else "udp",
-                resolver=first.resolver, status=v.status, method=v.method, detail=v.detail,
-                blockpage=v.blockpage,
-            )
-        )  # fmt: skip
-    return out
+    return [
+        _path_verdict(m, name, _decide(_path_view(m, name), control, fingerprints, asn_of))
+        for name in _path_names(m)
+    ]
+
+
+def judge(
+    m: Measurement,
+    control: Control | None = None,
+    fingerprints: Fingerprints | None = None,
+    asn_of: AsnLookup | None = None,
+) -> tuple[Verdict, list[PathVerdict]]:
+    """Return ``decide``'s verdict and ``decide_paths``' list at once, judging the primary
+    path once: it is both the record's verdict and the first path's."""
+    control = control if control is not None else m.control
+    primary = _primary(m)
+    judged = [
+        (name, _decide(_path_view(m, name), control, fingerprints, asn_of))
+        for name in _path_names(m)
+    ]
+    if judged and judged[0][0] == primary:
+        v = judged[0][1]
+    else:
+        v = _decide(_path_view(m, primary), control, fingerprints, asn_of)
+    return v, [_path_verdict(m, name, pv) for name, pv in judged]
+
+
+def _path_verdict(m: Measurement, name: str, v: Verdict) -> PathVerdict:
+    first = next(r for r in m.dns if r.path == name)
+    return PathVerdict(
+        path=name, transport=first.transport if first.transport != "tcp" else "udp",
+        resolver=first.resolver, status=v.status, method=v.method, detail=v.detail,
+        blockpage=v.blockpage,
+    )  # fmt: skip
 
 
 def _primary(m: Measurement) -> str | None:
