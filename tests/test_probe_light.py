@@ -51,8 +51,13 @@ def full_record() -> Measurement:
     return dataclasses.replace(
         ok_https(),
         dns=answers,
-        http=http(headers={"server": "nginx", "via": "1.1 x"}, redirects=chain, ip=REAL,
-                  body_head="<title>é</title>", body_sha256="0" * 64),  # fmt: skip
+        http=http(
+            headers={"server": "nginx", "via": "1.1 x"},
+            redirects=chain,
+            ip=REAL,
+            body_head="<title>é</title>",
+            body_sha256="0" * 64,
+        ),  # fmt: skip
         control=Control(dns=dns([REAL]), tcp=[tcp()], tls=[tls()], http=http()),
         verdict=Verdict("blocked", "dns", "blockpage_ip", blockpage="ede_15"),
         paths=[PathVerdict(path="isp", transport="udp", resolver="r", status="ok")],
