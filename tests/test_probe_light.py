@@ -57,7 +57,7 @@ def full_record() -> Measurement:
             ip=REAL,
             body_head="<title>é</title>",
             body_sha256="0" * 64,
-        ),  # fmt: skip
+        ),
         control=Control(dns=dns([REAL]), tcp=[tcp()], tls=[tls()], http=http()),
         verdict=Verdict("blocked", "dns", "blockpage_ip", blockpage="ede_15"),
         paths=[PathVerdict(path="isp", transport="udp", resolver="r", status="ok")],
