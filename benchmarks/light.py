@@ -46,14 +46,21 @@ PROBE_UV = "probe (uvloop)"
 EXPORTER = "blackbox_exporter"
 MINIMAL = "minimal Python"
 MINIMAL_UV = "minimal (uvloop)"
+BEFORE = "probe before"
 
 
-def probe_run(lab: Lab, urls: list[str], concurrency: int, loop: str = "") -> dict[str, Any]:
+def probe_run(
+    lab: Lab, urls: list[str], concurrency: int, loop: str = "", source: str = ""
+) -> dict[str, Any]:
     """One `check --json` cycle: wall, CPU, peak RSS; exits unless every record is as expected.
-    ``loop``: the probe's ``loop`` key (SURBLOCAGE_PROBE_LOOP), e.g. "uvloop"; "": not set."""
+    ``loop``: the probe's ``loop`` key (SURBLOCAGE_PROBE_LOOP), e.g. "uvloop"; "": not set.
+    ``source``: another checkout's root (e.g. a `git archive` of an older revision) whose
+    ``probe`` package runs instead of this one's (PYTHONPATH)."""
     argv = rig.probe_argv(lab, urls, concurrency, None)
-    if loop:
-        argv = ["env", f"SURBLOCAGE_PROBE_LOOP={loop}", *argv]
+    env = [f"SURBLOCAGE_PROBE_LOOP={loop}"] if loop else []
+    env += [f"PYTHONPATH={source}"] if source else []
+    if env:
+        argv = ["env", *env, *argv]
     cost = rig.run_measured(lab.ns("probe_a"), argv)
     if cost.returncode != 0:
         sys.exit(f"probe exited {cost.returncode}: {cost.stderr[-2000:]}")
@@ -82,10 +89,12 @@ def exporter_run(lab: Lab, pid: int, urls: list[str], concurrency: int) -> dict[
     return {"wall": found["wall"], "cpu": found["cpu_per_k"] * len(urls) / 1000}
 
 
-def start_run(lab: Lab, url: str) -> dict[str, float]:
-    """`check` of one target: seconds from the spawn to the record's start, and the whole CPU."""
-    probe_run(lab, [url], 1)  # warms the page cache: the next one is measured
+def start_run(lab: Lab, url: str, source: str = "") -> dict[str, float]:
+    """`check` of one target: seconds from the spawn to the record's start (its first DNS
+    query leaves right after), and the whole process's CPU."""
+    probe_run(lab, [url], 1, source=source)  # warms the page cache: the next one is measured
     argv = rig.probe_argv(lab, [url], 1, None)
+    argv = ["env", f"PYTHONPATH={source}", *argv] if source else argv
     spawned = datetime.datetime.now(datetime.UTC)
     cost = rig.run_measured(lab.ns("probe_a"), argv)
     started = probe_cycle.parse_time(json.loads(cost.stdout.splitlines()[0])["started_at"])
@@ -96,26 +105,34 @@ def have_uvloop() -> bool:
     return importlib.util.find_spec("uvloop") is not None
 
 
+def probes(args: argparse.Namespace, uv: bool) -> dict[str, tuple[str, str]]:
+    """The probe's columns: name -> (loop, source), the revision compared with first."""
+    out = {BEFORE: ("", args.before)} if args.before else {}
+    out[PROBE] = ("", "")
+    if uv:
+        out[PROBE_UV] = ("uvloop", "")
+    return out
+
+
 def wall_part(args: argparse.Namespace, uv: bool) -> dict[str, Any]:
     """Part 1: the walls per concurrency, the peak RSS, the start; in the delayed lab."""
     urls = rig.cycle_urls(args.targets)
     lab = rig.build_lab(args.delay_ms, 0)
-    out: dict[str, Any] = {"ratio": {}, "rss": {}, "start": []}
+    variants = probes(args, uv)
+    out: dict[str, Any] = {"ratio": {}, "rss": {}, "start": {k: [] for k in variants}}
     try:
         pid = blackbox.start_exporter(lab)
         out["rtt"] = rig.measured_rtt_ms(lab)
         print(f"   measured RTT (TCP connect, median of 20): {out['rtt']:.1f} ms", flush=True)
         for _ in range(args.runs):
-            out["start"].append(start_run(lab, urls[0]))
+            for name, (_, source) in variants.items():
+                out["start"][name].append(start_run(lab, urls[0], source))
         for c in args.concurrency:
             bound = probe_cycle.lower_bound_seconds(args.delay_ms, len(urls), c)
-            runs: dict[str, list[dict[str, Any]]] = {PROBE: [], EXPORTER: [], MINIMAL: []}
-            if uv:
-                runs[PROBE_UV] = []
+            runs: dict[str, list[dict[str, Any]]] = {k: [] for k in [*variants, EXPORTER, MINIMAL]}
             for i in range(args.runs):
-                runs[PROBE].append(probe_run(lab, urls, c))
-                if uv:
-                    runs[PROBE_UV].append(probe_run(lab, urls, c, "uvloop"))
+                for name, (loop, source) in variants.items():
+                    runs[name].append(probe_run(lab, urls, c, loop, source))
                 runs[EXPORTER].append(exporter_run(lab, pid, urls, c))
                 runs[MINIMAL].append(minimal_run(lab, urls, c))
                 text = ", ".join(f"{k} {v[-1]['wall']:.2f} s" for k, v in runs.items())
@@ -140,18 +157,19 @@ def cpu_part(args: argparse.Namespace, uv: bool) -> dict[str, list[float]]:
     """Part 2: CPU ms per target at concurrency 32, no added delay."""
     urls = [f"https://t{i:04d}.bench.example/" for i in range(args.cpu_targets)]
     lab = rig.build_lab(0.0, 0)
-    per: dict[str, list[float]] = {PROBE: [], EXPORTER: [], MINIMAL: []}
+    variants = probes(args, uv)
+    per: dict[str, list[float]] = {k: [] for k in [*variants, EXPORTER, MINIMAL]}
     if uv:
-        per |= {PROBE_UV: [], MINIMAL_UV: []}
+        per[MINIMAL_UV] = []
     ms = 1000 / len(urls)
     try:
         pid = blackbox.start_exporter(lab)
         for i in range(args.runs):
-            per[PROBE].append(probe_run(lab, urls, 32)["cpu"] * ms)
+            for name, (loop, source) in variants.items():
+                per[name].append(probe_run(lab, urls, 32, loop, source)["cpu"] * ms)
             per[EXPORTER].append(exporter_run(lab, pid, urls, 32)["cpu"] * ms)
             per[MINIMAL].append(minimal_run(lab, urls, 32)["cpu"] * ms)
             if uv:
-                per[PROBE_UV].append(probe_run(lab, urls, 32, "uvloop")["cpu"] * ms)
                 per[MINIMAL_UV].append(minimal_run(lab, urls, 32, True)["cpu"] * ms)
             text = ", ".join(f"{k} {v[-1]:.2f}" for k, v in per.items())
             print(f"   CPU run {i + 1}, ms per target: {text} | {figures.load()}", flush=True)
@@ -164,9 +182,9 @@ def cpu_part(args: argparse.Namespace, uv: bool) -> dict[str, list[float]]:
 
 def table(args: argparse.Namespace, walls: dict[str, Any], cpu: dict[str, list[float]]) -> str:
     """The issue's table, in markdown: one column a program, medians of the runs."""
-    cols = [PROBE, *([PROBE_UV] if PROBE_UV in cpu else []), EXPORTER, MINIMAL,
-            *([MINIMAL_UV] if MINIMAL_UV in cpu else [])]  # fmt: skip
-    names = {PROBE: "surblocage `check --json`", PROBE_UV: "surblocage, uvloop"}
+    cols = [c for c in (BEFORE, PROBE, PROBE_UV, EXPORTER, MINIMAL, MINIMAL_UV) if c in cpu]
+    names = {PROBE: "surblocage `check --json`", PROBE_UV: "surblocage, uvloop",
+             BEFORE: f"surblocage before ({args.before})"}  # fmt: skip
     rows = [["", *(names.get(c, c) for c in cols)], ["---"] * (len(cols) + 1)]
     for c, ratios in walls["ratio"].items():
         label = f"wall vs the RTT bound, concurrency {c}"
@@ -176,10 +194,12 @@ def table(args: argparse.Namespace, walls: dict[str, Any], cpu: dict[str, list[f
     label = f"peak RSS ({args.targets} targets)"
     rss = walls["rss"]
     rows.append([label, *(f"{rss[k]:.0f} MiB" if k in rss else "" for k in cols)])
-    first = statistics.median(s["first"] for s in walls["start"])
-    start_cpu = statistics.median(s["cpu"] for s in walls["start"])
-    rows.append(["start to first packet (one target, wall / whole-process CPU)",
-                 f"{first:.2f} s / {start_cpu:.2f} s", *[""] * (len(cols) - 1)])  # fmt: skip
+    start = walls["start"]
+    rows.append(["start to first packet (one target, wall / whole-process CPU)", *(
+        f"{statistics.median(s['first'] for s in start[k]):.2f} s / "
+        f"{statistics.median(s['cpu'] for s in start[k]):.2f} s" if k in start else ""
+        for k in cols
+    )])  # fmt: skip
     return "\n".join("| " + " | ".join(r) + " |" for r in rows)
 
 
@@ -194,6 +214,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--no-uvloop", action="store_true", help="skip the uvloop runs")
     p.add_argument("--profile", action="store_true", help="and one CPU cycle under cProfile")
     p.add_argument("--cpu-only", action="store_true", help="part 2 only (CPU per target)")
+    p.add_argument(
+        "--before",
+        metavar="DIR",
+        default="",
+        help="also run the probe of this source tree (a `git archive` of the revision to compare "
+        "with), alternating with this one's, in part 2 and for the start",
+    )
     p.add_argument("--quick", action="store_true", help="1 run, 100 targets, c=32 and 64")
     args = p.parse_args(argv)
     if args.quick:

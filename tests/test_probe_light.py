@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import pathlib
 import subprocess
 import sys
@@ -216,3 +217,44 @@ def closed_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+RUN_CHECK_LOOP = """
+import asyncio, json, sys
+from probe import cli, runner
+seen = []
+judge = runner.Runner.judge
+async def spy(self, *a, **kw):
+    seen.append(type(asyncio.get_running_loop()).__module__)
+    return await judge(self, *a, **kw)
+runner.Runner.judge = spy
+code = cli.main(sys.argv[1:])
+print(json.dumps({"code": code, "loops": sorted(set(seen))}), file=sys.stderr)
+"""
+
+
+@pytest.mark.parametrize(
+    ("loop", "module"),
+    [("asyncio", "asyncio.unix_events"), ("auto", "uvloop"), ("uvloop", "uvloop")],
+)
+def test_the_loop_key_picks_the_event_loop(closed_port: int, loop: str, module: str) -> None:
+    argv = ["check", "--json", "--quiet", "--no-control", "--resolver",
+            f"127.0.0.1:{closed_port}", "--timeout", "0.5", "a.example"]  # fmt: skip
+    r = subprocess.run(
+        [sys.executable, "-c", RUN_CHECK_LOOP, *argv], capture_output=True, text=True,
+        timeout=60, cwd=ROOT, env={**os.environ, "SURBLOCAGE_PROBE_LOOP": loop},
+    )  # fmt: skip
+    found = json.loads(r.stderr.strip().splitlines()[-1])
+    assert found == {"code": 0, "loops": [module]}, r.stderr
+    m = Measurement.from_json(r.stdout.splitlines()[0])
+    assert m.dns[0].failure == "connection_refused"
+
+
+def test_an_unknown_loop_is_a_usage_error(closed_port: int) -> None:
+    r = subprocess.run(
+        [sys.executable, "-m", "probe", "check", "--no-control", "a.example"],
+        capture_output=True, text=True, timeout=60, cwd=ROOT,
+        env={**os.environ, "SURBLOCAGE_PROBE_LOOP": "trio"},
+    )  # fmt: skip
+    assert r.returncode == 2
+    assert "SURBLOCAGE_PROBE_LOOP" in r.stderr and "asyncio, auto, uvloop" in r.stderr
