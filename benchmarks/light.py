@@ -31,6 +31,7 @@ import json
 import os
 import pathlib
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Sequence
@@ -99,6 +100,18 @@ def start_run(lab: Lab, url: str, source: str = "") -> dict[str, float]:
     cost = rig.run_measured(lab.ns("probe_a"), argv)
     started = probe_cycle.parse_time(json.loads(cost.stdout.splitlines()[0])["started_at"])
     return {"first": (started - spawned).total_seconds(), "cpu": cost.cpu_seconds}
+
+
+def compile_sources(*roots: str) -> None:
+    """Byte-compile the probe's package (and these benchmarks) in each source tree, as an
+    installed package is (pip compiles at install): with PYTHONDONTWRITEBYTECODE set, as on
+    this machine, every process would compile them again, a cost no volunteer pays."""
+    for root in roots:
+        for package in ("probe", "benchmarks"):
+            path = pathlib.Path(root) / package
+            if path.is_dir():
+                argv = [sys.executable, "-m", "compileall", "-q", str(path)]
+                subprocess.run(argv, check=True)
 
 
 def have_uvloop() -> bool:
@@ -239,6 +252,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     title += f"{args.cpu_targets} targets for CPU; uvloop {'on' if uv else 'off'}"
     figures.header(title)
     started = time.perf_counter()
+    compile_sources(str(rig.ROOT), *([args.before] if args.before else []))
     if args.cpu_only:
         cpu = cpu_part(args, uv)
         text = ", ".join(f"{k} {figures.summary(v, ' ms')}" for k, v in cpu.items())

@@ -343,7 +343,11 @@ async def _measure(
     all for the table."""
     if not json_lines:
         return await runner.run(targets, dns_only, progress.update)
-    printer = InOrder(lambda m: print(m.to_json()))
+
+    def emit(m: Measurement) -> None:
+        sys.stdout.write(m.to_json() + "\n")  # one write a record, even unbuffered
+
+    printer = InOrder(emit)
 
     def done(i: int, m: Measurement) -> None:
         progress.update(m)
