@@ -258,3 +258,32 @@ def test_an_unknown_loop_is_a_usage_error(closed_port: int) -> None:
     )  # fmt: skip
     assert r.returncode == 2
     assert "SURBLOCAGE_PROBE_LOOP" in r.stderr and "asyncio, auto, uvloop" in r.stderr
+
+
+RUN_CHECK_COUNTING = """
+import gc, json, sys
+from probe import cli, output
+from probe.record import Measurement
+alive = []
+call = output.InOrder.__call__
+def counting(self, i, m):
+    call(self, i, m)
+    alive.append(sum(isinstance(o, Measurement) for o in gc.get_objects()))
+output.InOrder.__call__ = counting
+code = cli.main(sys.argv[1:])
+print(json.dumps({"code": code, "alive": alive}), file=sys.stderr)
+"""
+
+
+def test_check_json_holds_only_the_records_not_yet_printed(closed_port: int) -> None:
+    names = [f"t{i:03d}.example" for i in range(60)]
+    argv = ["check", "--json", "--quiet", "--no-control", "--concurrency", "4", "--resolver",
+            f"127.0.0.1:{closed_port}", "--timeout", "0.5", *names]  # fmt: skip
+    r = probe_process(RUN_CHECK_COUNTING, *argv)
+    found = json.loads(r.stderr.strip().splitlines()[-1])
+    assert found["code"] == 0
+    assert len(found["alive"]) == 60
+    # after each record: those finished ahead of a slower one and the one being handed on, at
+    # most the targets in flight, never the cycle's 60
+    assert max(found["alive"]) <= 8
+    assert len(r.stdout.splitlines()) == 60
