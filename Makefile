@@ -67,6 +67,8 @@ clean:
 
 ## bench: every benchmark of docs/benchmarks.md (minutes each; not part of the tests)
 bench: $(LABSTAMP)
+	VENV=$(VENV) bash scripts/bench-deps.sh
+	$(BIN)/python -m benchmarks.light
 	$(BIN)/python -m benchmarks.probe_cycle
 	$(BIN)/python -m benchmarks.blackbox
 	$(BIN)/python -m benchmarks.ingest

@@ -8,29 +8,30 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import sqlite3
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from probe import __version__, config, fingerprints, learned, logs, sweep, watchlist
-from probe.address_list import MalformedList
-from probe.census import Census
-from probe.client import CollectorClient, CollectorRefused, CollectorUnavailable
-from probe.daemon import identity, lifecycle, status
-from probe.daemon.delivery import OperatorMustAct, register
+from probe import __version__, config, fingerprints, learned, logs, watchlist
+from probe.client import CollectorClient, CollectorUnavailable
+from probe.daemon import identity
 from probe.diagnostics import Diagnoser
 from probe.diagnostics import Settings as DiagnosticSettings
 from probe.diagnostics.platform import WHY as DIAGNOSTICS_OFF
 from probe.flow import Flow, FlowOptions
-from probe.output import Progress, render_sweep, render_table, use_colour
-from probe.record import ProbeInfo, Target
+from probe.output import InOrder, Progress, render_sweep, render_table, use_colour
+from probe.record import Measurement, ProbeInfo, Target
 from probe.runner import Runner
 from probe.settings import Parser, UsageError, add_off_switch, overrides_from
 
 PROG = "surblocage-probe"
+# `check` imports only what it measures with: the census, the sweep and the daemon's modules are
+# imported by the commands that use them, so that the first packet leaves sooner (each `check` is
+# a new process; `python -X importtime -m probe check ...` shows what is left)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -342,25 +343,46 @@ async def cmd_check(args: argparse.Namespace) -> int:
         client.use_token(ident.token, ident.collector)
     runner = Runner(Flow(opts), probe_info(cfg, opts), client, fps, cfg.concurrency)
     runner.diagnoser = diagnoser(cfg, opts, keep_interval=False)
-    if client is not None:
-        async with client:
-            records = await runner.run(targets, dns_only, progress.update)
-    else:
-        records = await runner.run(targets, dns_only, progress.update)
+    async with client if client is not None else contextlib.nullcontext():
+        records, blocked = await _measure(runner, targets, dns_only, progress, args.json)
     progress.close()
     if client is None and not args.quiet:
         print(NO_CONTROL_HINT, file=sys.stderr)
     off = runner.diagnoser.off
-    if off not in (None, "disabled") and not args.quiet and _any_blocked(records):
+    if off not in (None, "disabled") and not args.quiet and blocked:
         print(f"{PROG}: diagnostics off: {DIAGNOSTICS_OFF[off]}", file=sys.stderr)
     if client is not None and client.control_refused is not None:
         print(f"{PROG}: {client.control_refused}; measured without a control", file=sys.stderr)
-    if args.json:
-        for m in records:
-            print(m.to_json())
-    else:
+    if not args.json:
         print(render_table(records, use_colour(sys.stdout)))
     return 0
+
+
+async def _measure(
+    runner: Runner, targets: list[Target], dns_only: frozenset[str], progress: Progress,
+    json_lines: bool,
+) -> tuple[list[Measurement], bool]:  # fmt: skip
+    """Judge the targets, and say whether any is blocked; with ``json_lines``, print each record
+    (in input order) as soon as it can be and keep none (a cycle of thousands never holds every
+    record), else return them all for the table."""
+    if not json_lines:
+        records = await runner.run(targets, dns_only, progress.update)
+        return records, _any_blocked(records)
+    blocked = False
+
+    def emit(m: Measurement) -> None:
+        sys.stdout.write(m.to_json() + "\n")  # one write a record, even unbuffered
+
+    printer = InOrder(emit)
+
+    def done(i: int, m: Measurement) -> None:
+        nonlocal blocked
+        blocked = blocked or _any_blocked([m])
+        progress.update(m)
+        printer(i, m)
+
+    await runner.each(targets, dns_only, done)
+    return [], blocked
 
 
 def _any_blocked(records: Sequence[Any]) -> bool:
@@ -369,6 +391,11 @@ def _any_blocked(records: Sequence[Any]) -> bool:
 
 async def cmd_sweep(args: argparse.Namespace, cfg: config.ProbeConfig) -> int:
     """`check --sweep`: one sweep of the collector's addresses, printed, not uploaded."""
+    from probe import sweep
+    from probe.address_list import MalformedList
+    from probe.census import Census
+    from probe.client import CollectorRefused
+
     if args.targets or args.watchlist:
         raise UsageError("check: --sweep takes no URL_OR_DOMAIN nor --watchlist")
     if cfg.collector.url is None:
@@ -414,6 +441,8 @@ def _identity_if_any(state_dir: Any) -> identity.Identity | None:
 
 
 async def cmd_run(args: argparse.Namespace) -> int:
+    from probe.daemon import lifecycle
+
     cfg = load_config(args)
     if args.once and cfg.log.level == "info" and sys.stderr.isatty() and not args.quiet:
         logs.setup(cfg.log.format, "warning")  # the progress line says it on a terminal
@@ -440,6 +469,9 @@ async def cmd_run(args: argparse.Namespace) -> int:
 
 
 async def cmd_register(args: argparse.Namespace) -> int:
+    from probe.daemon import lifecycle
+    from probe.daemon.delivery import OperatorMustAct, register
+
     cfg = load_config(args)
     url = cfg.collector.url
     if url is None:
@@ -463,6 +495,8 @@ async def cmd_register(args: argparse.Namespace) -> int:
 
 
 async def cmd_status(args: argparse.Namespace) -> int:
+    from probe.daemon import status
+
     cfg = load_config(args)
     found = await status.gather(cfg)
     print(json.dumps(found, indent=1) if args.json else status.render(found))
@@ -470,6 +504,27 @@ async def cmd_status(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"check": cmd_check, "run": cmd_run, "register": cmd_register, "status": cmd_status}
+
+
+def loop_factory(args: argparse.Namespace) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """Return the event loop factory the ``loop`` key asks for; None: asyncio's own.
+
+    uvloop (the extra surblocage[fast]) spends less CPU per target than asyncio's loop
+    (docs/bench/i19-light.md); "auto" uses it when it is installed, "uvloop" requires it.
+    """
+    options = CHECK_OPTIONS if args.command == "check" else DAEMON_OPTIONS
+    cfg = load_config(args, options)  # loaded again by the command: cheap, and errors alike
+    if cfg.loop == "asyncio":
+        return None
+    try:
+        import uvloop
+    except ImportError:
+        if cfg.loop == "uvloop":
+            why = "uvloop is not installed (pip install 'surblocage[fast]'), use auto or asyncio"
+            raise config.ConfigError(cfg.source or "configuration", "loop", why) from None
+        return None
+    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
+    return factory
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -480,7 +535,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command is None:
             parser.print_help()
             return 2
-        return asyncio.run(COMMANDS[args.command](args))
+        with asyncio.Runner(loop_factory=loop_factory(args)) as runner:
+            return runner.run(COMMANDS[args.command](args))
     except (
         UsageError,
         config.ConfigError,

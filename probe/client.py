@@ -13,12 +13,13 @@ import gzip
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
-
-import aiohttp
+from typing import TYPE_CHECKING, Any
 
 from probe import failures
 from probe.record import Control, MalformedRecord, decode
+
+if TYPE_CHECKING:
+    import aiohttp
 
 CONTROL_PATH = "/api/v1/control"
 ADDRESSES_PATH = "/api/v1/addresses"
@@ -67,6 +68,10 @@ class CollectorClient:
         software: str = "surblocage",
         base_url: str | None = None,
     ) -> None:
+        # imported by the client, not by this module: `check` without a control never loads
+        # aiohttp (probe/failures.py, NETWORK_ERRORS)
+        import aiohttp
+
         self.control_url = control_url
         self.base_url = base_url.rstrip("/") if base_url else None
         self._timeout = aiohttp.ClientTimeout(total=timeout_seconds)
@@ -89,6 +94,8 @@ class CollectorClient:
             self.control_refused = None  # registered since: ask again
 
     async def __aenter__(self) -> CollectorClient:
+        import aiohttp
+
         self._session = aiohttp.ClientSession(timeout=self._timeout, headers=self._headers)
         return self
 
@@ -132,7 +139,7 @@ class CollectorClient:
                         )
                     )
                 return _parse_control(text, url)
-        except (aiohttp.ClientError, OSError, TimeoutError) as e:
+        except (_client_error(), OSError, TimeoutError) as e:
             return Control(failure=failures.classify(e))
 
     async def register(
@@ -226,7 +233,7 @@ class CollectorClient:
                 method, self.base_url + path, headers=headers, allow_redirects=False, **payload
             ) as resp:
                 status, text = resp.status, await _text(resp, max_bytes)
-        except (aiohttp.ClientError, OSError, TimeoutError) as e:
+        except (_client_error(), OSError, TimeoutError) as e:
             raise CollectorUnavailable(failures.classify(e)) from None
         if 400 <= status < 500 and status != 429:
             raise CollectorRefused(status, _error_of(text))
@@ -236,6 +243,13 @@ class CollectorClient:
             return json.loads(text)
         except ValueError:
             raise CollectorUnavailable(f"HTTP {status} without a JSON answer") from None
+
+
+def _client_error() -> type[Exception]:
+    """aiohttp's error base (loaded by then: the client made its session with it)."""
+    import aiohttp
+
+    return aiohttp.ClientError
 
 
 async def _text(resp: aiohttp.ClientResponse, max_bytes: int | None) -> str:

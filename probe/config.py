@@ -34,6 +34,7 @@ parse_allow_networks = kinds.networks  # the probe's name for it, kept for its c
 MiB = 1024 * 1024
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 ROOT_STATE_DIR = Path("/var/lib/surblocage-probe")
+LOOPS = ("asyncio", "auto", "uvloop")
 
 
 @dataclass(frozen=True)
@@ -191,6 +192,9 @@ class ProbeConfig:
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     log: LogConfig = field(default_factory=LogConfig)
     fingerprints: tuple[str, ...] = ()  # signature files added to the packaged ones
+    # the event loop: "asyncio" (the standard library's), "auto" (uvloop when installed, the
+    # extra surblocage[fast]), "uvloop" (required)
+    loop: str = "asyncio"
     source: str | None = None  # the file this was read from
 
 
@@ -431,5 +435,6 @@ KEYS = settings.Table(
         Key("log.format", kinds.choice(*logs.FORMATS)),
         Key("log.level", kinds.choice(*logs.LEVELS)),
         Key("fingerprints", kinds.files, path=True),
+        Key("loop", kinds.choice(*LOOPS)),
     ],
 )

@@ -10,9 +10,10 @@ from __future__ import annotations
 import errno
 import socket
 import ssl
+import sys
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
-import aiohttp
-import aiohttp.http_exceptions
 import dns.exception
 import dns.resolver
 import h11
@@ -53,12 +54,34 @@ def as_ooni_probe(failure: str | None) -> str | None:
 # The peer presented a certificate that does not verify: worth fetching it to fingerprint it.
 CERTIFICATE_FAILURES = (SSL_INVALID_HOSTNAME, SSL_UNKNOWN_AUTHORITY, SSL_INVALID_CERTIFICATE)
 
-# What a step may catch around its I/O: network outcomes, never programming errors.
-NETWORK_ERRORS: tuple[type[BaseException], ...] = (
-    OSError, TimeoutError, EOFError, dns.exception.DNSException, aiohttp.ClientError,
+# What a step may catch around its I/O: network outcomes, never programming errors. aiohttp's
+# ClientError is one of them once aiohttp is loaded (``NETWORK_ERRORS`` below): only the
+# collector's client and DNS over HTTPS use aiohttp, and `check` over plain DNS does not pay
+# for importing it (a third of the probe's start-up CPU and 20 MiB, docs/bench/i19-light.md).
+_NETWORK_ERRORS: tuple[type[BaseException], ...] = (
+    OSError, TimeoutError, EOFError, dns.exception.DNSException,
     # a response HTTP/1.1 cannot frame (probe/steps/http.py): the peer's doing, as a reset is
     h11.ProtocolError,
 )  # fmt: skip
+
+if TYPE_CHECKING:
+    import aiohttp
+
+    NETWORK_ERRORS: tuple[type[BaseException], ...]
+else:
+
+    def __getattr__(name: str) -> Any:
+        """``NETWORK_ERRORS``: the tuple above, with aiohttp's ClientError once aiohttp is loaded
+        (an aiohttp error cannot exist before); read at each ``except``, which is cheap."""
+        if name != "NETWORK_ERRORS":
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        client_error = getattr(_aiohttp(), "ClientError", None)
+        return _NETWORK_ERRORS if client_error is None else (*_NETWORK_ERRORS, client_error)
+
+
+def _aiohttp() -> ModuleType | None:
+    """aiohttp if something imported it (the collector's client, DoH), else None."""
+    return sys.modules.get("aiohttp")
 
 
 class UnusableAnswer(dns.exception.DNSException):
@@ -110,17 +133,18 @@ def rcode_failure(rcode: str) -> str | None:
 
 def classify(exc: BaseException) -> str:
     """Return the failure string for an exception raised by network I/O."""
-    exc = _unwrap(exc)
+    web = _aiohttp()
+    exc = _unwrap(exc, web)
     if isinstance(exc, dns.exception.DNSException):
         return _classify_dns(exc)
     if isinstance(exc, ssl.SSLError):
         return _classify_ssl(exc)
     if isinstance(exc, TimeoutError):
         return TIMEOUT
-    if isinstance(exc, EOFError | aiohttp.ServerDisconnectedError):
+    if isinstance(exc, EOFError) or (web and isinstance(exc, web.ServerDisconnectedError)):
         return EOF
-    if isinstance(exc, aiohttp.ClientPayloadError):
-        return _classify_payload(exc)
+    if web and isinstance(exc, web.ClientPayloadError):
+        return _classify_payload(exc, web)
     if isinstance(exc, OSError):
         return _classify_os(exc)
     return unknown(exc)
@@ -139,11 +163,14 @@ def unknown_text(text: str) -> str:
     return f"{UNKNOWN_PREFIX}{text}"
 
 
-def _unwrap(exc: BaseException) -> BaseException:
-    """Return the OS or TLS error aiohttp wrapped, so that its type and errno decide."""
-    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
+def _unwrap(exc: BaseException, web: Any) -> BaseException:
+    """Return the OS or TLS error aiohttp (``web``, None when not loaded) wrapped, so that its
+    type and errno decide."""
+    if web is None:
+        return exc
+    if isinstance(exc, web.ClientConnectorCertificateError):
         return exc.certificate_error
-    if isinstance(exc, aiohttp.ClientConnectorError):
+    if isinstance(exc, web.ClientConnectorError):
         return exc.os_error
     return exc
 
@@ -173,7 +200,7 @@ def _classify_ssl(exc: ssl.SSLError) -> str:
     return SSL_FAILED_HANDSHAKE
 
 
-def _classify_payload(exc: aiohttp.ClientPayloadError) -> str:
+def _classify_payload(exc: aiohttp.ClientPayloadError, web: Any) -> str:
     """Classify a body cut short: a reset, or the peer closing before the announced length."""
     cause = exc.__cause__
     if isinstance(cause, OSError | TimeoutError):
@@ -182,7 +209,7 @@ def _classify_payload(exc: aiohttp.ClientPayloadError) -> str:
     # its cause is the parser's complaint about the missing bytes
     if "ConnectionResetError" in str(exc):
         return CONNECTION_RESET
-    if isinstance(cause, aiohttp.http_exceptions.PayloadEncodingError):
+    if isinstance(cause, web.http_exceptions.PayloadEncodingError):
         return EOF
     return unknown(exc)
 

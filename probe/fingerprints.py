@@ -200,12 +200,30 @@ class FingerprintSet:
         return self._first({"tls_cert": [x for x in (subject, issuer) if x]}, asn)
 
     def _first(self, fields: dict[str, Sequence[str]], asn: int | None) -> Fingerprint | None:
-        for fp in self.fingerprints:
-            if fp.asns and asn not in fp.asns:
+        """Return the first signature, in the set's order, matching one of ``fields``' values
+        (those of the field it observes). Only the signatures observing a field given a value
+        are tried: a record's every response is matched, most of them against nothing."""
+        found: tuple[int, Fingerprint] | None = None
+        for observed, values in fields.items():
+            if not values:
                 continue
-            if any(fp.test(v) for v in fields.get(fp.observes, ())):
-                return fp
-        return None
+            for i, fp in self._observing.get(observed, ()):
+                if found is not None and i >= found[0]:
+                    break
+                if fp.asns and asn not in fp.asns:
+                    continue
+                if any(fp.test(v) for v in values):
+                    found = (i, fp)
+                    break
+        return found[1] if found is not None else None
+
+    @functools.cached_property
+    def _observing(self) -> dict[str, tuple[tuple[int, Fingerprint], ...]]:
+        """Each observed field's signatures, with their places in the set, in order."""
+        out: dict[str, list[tuple[int, Fingerprint]]] = {}
+        for i, fp in enumerate(self.fingerprints):
+            out.setdefault(fp.observes, []).append((i, fp))
+        return {k: tuple(v) for k, v in out.items()}
 
     @classmethod
     def from_ooni_csv(cls, path: str | Path) -> FingerprintSet:
@@ -419,11 +437,11 @@ def _address_tester(match: str, pattern: str) -> Callable[[str], bool]:
     try:
         if match == "cidr":
             net = ipaddress.ip_network(pattern)
-            return lambda v: _is_ip(v) and ipaddress.ip_address(v) in net
+            return lambda v: (a := _address(v)) is not None and a in net
         ip = ipaddress.ip_address(pattern)
     except ValueError as e:
         raise _Invalid("pattern", f"{pattern!r} is not an address or network ({e})") from None
-    return lambda v: _is_ip(v) and ipaddress.ip_address(v) == ip
+    return lambda v: _address(v) == ip
 
 
 def _text_tester(match: str, pattern: str) -> Callable[[str], bool]:
@@ -445,11 +463,17 @@ def _dns_name(name: str) -> str:
 
 
 def _is_ip(text: str) -> bool:
+    return _address(text) is not None
+
+
+@functools.lru_cache(maxsize=4096)
+def _address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """``text`` as an address, or None: parsed once for every address signature it meets
+    (a probe sees the same few answers over and over: its CDN's, a block page's)."""
     try:
-        ipaddress.ip_address(text)
+        return ipaddress.ip_address(text)
     except ValueError:
-        return False
-    return True
+        return None
 
 
 def _read(path: str | Path) -> str:

@@ -370,7 +370,7 @@ class Flow:
         b.tcp.extend(result.tcp)
         start = len(b.tls)
         b.tls.extend(result.tls)  # kept even if the target's time runs out during the swaps
-        if https:
+        if https and any(_cut(t) for t in result.tls):  # no task for a swap not needed
             swaps = await asyncio.gather(*(self._swap(t) for t in result.tls))
             b.tls[start:] = [
                 t
@@ -383,7 +383,7 @@ class Flow:
     async def _swap(self, first: TLSResult) -> TLSResult | None:
         """If a handshake with the real name was cut, try again with a neutral name (the SNI
         swap: SNI filtering cuts only the first); None when there is nothing to tell."""
-        if first.failure is None or first.failure in failures.CERTIFICATE_FAILURES:
+        if not _cut(first):
             return None
         o = self.options
         swap: TLSResult = await self.steps.tls(
@@ -398,6 +398,11 @@ class Flow:
             )
         )
         return swap
+
+
+def _cut(first: TLSResult) -> bool:
+    """Tell a handshake that failed short of a certificate (the SNI swap's case)."""
+    return first.failure is not None and first.failure not in failures.CERTIFICATE_FAILURES
 
 
 def _host_failure(b: _Builder, host: str, addresses: list[str]) -> str:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Sequence
-from typing import TextIO
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, TextIO
 
 from probe.record import Measurement
-from probe.sweep import Entry
+
+if TYPE_CHECKING:
+    from probe.sweep import Entry
 
 COLOURS = {"ok": "32", "blocked": "31", "down": "33", "inconclusive": "36", "fail": "31"}
 
@@ -105,6 +107,22 @@ def _paint(cell: str, raw: str) -> str:
 
 def _paint_code(text: str, code: str) -> str:
     return f"\033[{code}m{text}\033[0m"
+
+
+class InOrder:
+    """Hand records to ``emit`` in input order, each as soon as it and every one before it
+    are done: only the records finished ahead of a slower one wait, not the whole cycle's."""
+
+    def __init__(self, emit: Callable[[Measurement], None]) -> None:
+        self.emit = emit
+        self.next = 0
+        self.waiting: dict[int, Measurement] = {}
+
+    def __call__(self, i: int, m: Measurement) -> None:
+        self.waiting[i] = m
+        while self.next in self.waiting:
+            self.emit(self.waiting.pop(self.next))
+            self.next += 1
 
 
 class Progress:

@@ -423,16 +423,35 @@ def encode(obj: Any) -> Any:
     """Turn a record dataclass (or a list or dict of them) into plain JSON-able values."""
     if isinstance(obj, Diagnostics):
         return obj.wire()
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        out = {f.name: encode(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
-        if "schema" in out:
-            out = {"schema": out.pop("schema"), **out}
-        return out
+    kind = type(obj)
+    if kind in _SCALARS:
+        return obj
+    names = _FIELD_NAMES.get(kind)
+    if names is None and dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        names = _field_names(kind)
+    if names is not None:
+        return {name: encode(getattr(obj, name)) for name in names}
     if isinstance(obj, list):
         return [encode(x) for x in obj]
     if isinstance(obj, dict):
         return {k: encode(v) for k, v in obj.items()}
     return obj
+
+
+# what encode passes through as it is, looked up by exact type (a subclass takes the long way)
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+# a dataclass's field names, ``schema`` first: found once per class, not once per object (a
+# record has about a hundred objects, and every record of a cycle is encoded)
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def _field_names(kind: type) -> tuple[str, ...]:
+    names = [f.name for f in dataclasses.fields(kind)]
+    if "schema" in names:
+        names.remove("schema")
+        names.insert(0, "schema")
+    _FIELD_NAMES[kind] = tuple(names)
+    return _FIELD_NAMES[kind]
 
 
 def _kind(value: Any) -> str:

@@ -55,8 +55,7 @@ class Runner:
         if self.client is not None:
             addresses = list(dict.fromkeys(a for r in m.dns for a in r.answers))
             control = await self.client.control(target.url, addresses)
-        v = verdict.decide(m, control, self.fingerprints)
-        paths = verdict.decide_paths(m, control, self.fingerprints)
+        v, paths = verdict.judge(m, control, self.fingerprints)
         m = dataclasses.replace(m, control=control, verdict=v, paths=paths)
         if self.diagnoser is not None and v.status == "blocked":
             m = dataclasses.replace(m, diagnostics=await self.diagnoser.diagnose(m))

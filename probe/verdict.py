@@ -72,9 +72,7 @@ def decide(
     """Return the verdict of one record (its primary resolver path); ``control`` defaults to
     the record's own."""
     control = control if control is not None else m.control
-    primary = _primary(m)
-    fps = _for_path(fingerprints, m, primary)
-    return _decide(_path_view(m, primary), control, fps, asn_of)
+    return _judge_path(m, _primary(m), control, fingerprints, asn_of)
 
 
 def decide_paths(
@@ -90,19 +88,45 @@ def decide_paths(
     those answers; the HTTP response counts for it only if it came from one of its addresses.
     """
     control = control if control is not None else m.control
-    out = []
-    for name in _path_names(m):
-        view = _path_view(m, name)
-        v = _decide(view, control, _for_path(fingerprints, m, name), asn_of)
-        first = next(r for r in m.dns if r.path == name)
-        out.append(
-            PathVerdict(
-                path=name, transport=first.transport if first.transport != "tcp" else "udp",
-                resolver=first.resolver, status=v.status, method=v.method, detail=v.detail,
-                blockpage=v.blockpage,
-            )
-        )  # fmt: skip
-    return out
+    return [_path_verdict(m, name, _judge_path(m, name, control, fingerprints, asn_of))
+            for name in _path_names(m)]  # fmt: skip
+
+
+def judge(
+    m: Measurement,
+    control: Control | None = None,
+    fingerprints: Fingerprints | None = None,
+    asn_of: AsnLookup | None = None,
+) -> tuple[Verdict, list[PathVerdict]]:
+    """Return ``decide``'s verdict and ``decide_paths``' list at once, judging the primary
+    path once: it is both the record's verdict and the first path's."""
+    control = control if control is not None else m.control
+    primary = _primary(m)
+    judged = [
+        (name, _judge_path(m, name, control, fingerprints, asn_of)) for name in _path_names(m)
+    ]
+    if judged and judged[0][0] == primary:
+        v = judged[0][1]
+    else:
+        v = _judge_path(m, primary, control, fingerprints, asn_of)
+    return v, [_path_verdict(m, name, pv) for name, pv in judged]
+
+
+def _judge_path(
+    m: Measurement, name: str | None, control: Control | None, fingerprints: Fingerprints | None,
+    asn_of: AsnLookup | None,
+) -> Verdict:
+    """One path's verdict, with the signatures that apply to that path."""
+    return _decide(_path_view(m, name), control, _for_path(fingerprints, m, name), asn_of)
+
+
+def _path_verdict(m: Measurement, name: str, v: Verdict) -> PathVerdict:
+    first = next(r for r in m.dns if r.path == name)
+    return PathVerdict(
+        path=name, transport=first.transport if first.transport != "tcp" else "udp",
+        resolver=first.resolver, status=v.status, method=v.method, detail=v.detail,
+        blockpage=v.blockpage,
+    )  # fmt: skip
 
 
 def _for_path(fps: Fingerprints | None, m: Measurement, name: str | None) -> Any:

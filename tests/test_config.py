@@ -161,7 +161,7 @@ def test_a_bad_override_names_the_command_line(tmp_path):
             "colour: red",
             "colour: unknown key (known: state_dir, collector, control, watchlist, dns, "
             "tls, network, timeouts, concurrency, schedule, budget, spool, upload, census, "
-            "diagnostics, metrics, log, fingerprints)",
+            "diagnostics, metrics, log, fingerprints, loop)",
         ),
         ("concurrency: 0", "concurrency: must be a whole number from 1 to 256, got 0"),
         ("concurrency: 257", "concurrency: must be a whole number from 1 to 256, got 257"),

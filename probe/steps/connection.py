@@ -76,7 +76,11 @@ async def measure(spec: ConnectionSpec) -> ConnectionResult:
     got: HTTPResult | None = None
     try:
         async with asyncio.timeout(spec.budget_seconds):
-            await asyncio.gather(*(_open(spec, origin, a) for a in addresses))
+            opening = [_open(spec, origin, a) for a in addresses]
+            if len(opening) == 1:  # the usual case: no task to run one coroutine
+                await opening[0]
+            else:
+                await asyncio.gather(*opening)
             usable = next((a for a in addresses if a.stream is not None and spec.fetch), None)
             for a in addresses:
                 if a is not usable:

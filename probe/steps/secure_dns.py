@@ -12,7 +12,6 @@ from __future__ import annotations
 import functools
 import ssl
 
-import aiohttp
 import dns.asyncquery
 import dns.message
 
@@ -35,6 +34,8 @@ async def dot(
 
 async def doh(query: dns.message.Message, url: str, ca_file: str | None) -> dns.message.Message:
     """POST the query to ``url`` and parse the reply, within the bounds above."""
+    import aiohttp  # here: only DoH paths need it (probe/failures.py, NETWORK_ERRORS)
+
     connector = aiohttp.TCPConnector(ssl=_context(ca_file, True), force_close=True)
     headers = {"content-type": DOH_TYPE, "accept": DOH_TYPE}
     async with (

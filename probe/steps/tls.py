@@ -114,8 +114,12 @@ async def _fetch_cert(spec: TLSSpec) -> _Cert:
     return _NO_CERT
 
 
+@functools.lru_cache(maxsize=256)
 def _describe(der: bytes | None) -> _Cert:
-    """Return the RFC 4514 subject and issuer and the SHA-256 of a DER certificate."""
+    """Return the RFC 4514 subject and issuer and the SHA-256 of a DER certificate.
+
+    Cached: the targets of a cycle meet the same certificates again and again (a CDN's shared
+    one, an ISP's block page's), and parsing one costs more than its handshake's own Python."""
     if not der:
         return _NO_CERT
     sha256 = hashlib.sha256(der).hexdigest()

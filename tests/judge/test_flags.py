@@ -186,7 +186,7 @@ def test_a_database_at_0001_with_records_upgrades_and_judges_them(db_url: str) -
             stored_measurements.insert(
                 conn, [look("p2", 0, "ok", None), look("p2", 61, "ok", None)]
             )
-    assert migrate(db_url) == ["0002", "0003", "0004", "0005", "0006", "0007", "0008", "0009", "0010"]
+    assert migrate(db_url) == [f"{n:04}" for n in range(2, 11)]
     with open_store(db_url) as store:
         assert store.count_measurements(MeasurementQuery()) == 2
         findings = Findings(store)
