@@ -113,7 +113,10 @@ def judge(
 
 
 def _judge_path(
-    m: Measurement, name: str | None, control: Control | None, fingerprints: Fingerprints | None,
+    m: Measurement,
+    name: str | None,
+    control: Control | None,
+    fingerprints: Fingerprints | None,
     asn_of: AsnLookup | None,
 ) -> Verdict:
     """One path's verdict, with the signatures that apply to that path."""
