@@ -14,17 +14,20 @@ import ipaddress
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from probe.record import MalformedRecord
+from probe.record import (
+    DIAGNOSTIC_SKIPS,
+    MAX_DIAGNOSTIC_ANSWERS,
+    MAX_EVIDENCE_CHARS,
+    MalformedRecord,
+)
 
-SKIP_REASONS = ("no_raw_socket", "scapy_missing", "unsupported_platform", "disabled", "interval",
-                "budget")  # fmt: skip
+SKIP_REASONS = DIAGNOSTIC_SKIPS  # one vocabulary with the probe's record type
 DNS_RESULTS = ("on_path", "race", "none")  # in the order the aggregate gives them
 RESET_RESULTS = ("server", "path", "unknown")
 LOCATION_RESULTS = ("found", "not_found")
 TRIGGERS = ("dns", "tls", "http")
-MAX_ANSWERS = 8  # injected answers kept per query (diag-shape)
+MAX_ANSWERS = MAX_DIAGNOSTIC_ANSWERS  # injected answers kept per query
 MAX_ANSWER_ADDRESSES = 32  # addresses of one DNS answer
-MAX_EVIDENCE_CHARS = 200
 MAX_NETWORK_CHARS = 200
 MAX_RCODE_CHARS = 16  # "NOERROR", "NXDOMAIN", or a number for an unnamed rcode
 MAX_COUNT = 2**31 - 1  # packets, malformed replies, milliseconds

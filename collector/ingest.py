@@ -139,9 +139,10 @@ def parse_batch(body: Any, max_records: int, probe_id: str) -> list[Measurement]
     out = []
     for i, data in enumerate(records):
         try:
+            # first the diagnostics' exact shape (the record type drops unknown keys, and names
+            # the field less precisely), then the record
+            diagnostics.check(data.get("diagnostics") if isinstance(data, dict) else None)
             m = parse_record(data)
-            # a key the probe's record type leaves out (parse_record drops it), kept as sent
-            diagnostics.check(data.get("diagnostics"))
         except MalformedRecord as e:
             raise BatchError(400, f"records[{i}].{e}", "schema") from None
         if m.probe.id is not None and m.probe.id != probe_id:
