@@ -32,7 +32,8 @@ This archive documents one blocking flag found by a Surblocage collector: a lega
 measured as blocked on one network by volunteers' probes, while the collector's own vantage
 (the control) reached it.
 
-- flag.json: the flag (network, service, method, first and last seen, probes, confidence).
+- flag.json: the flag (network, service, method, first and last seen, probes, confidence,
+  and what the probes' diagnostics found: forged DNS answers, resets, the hop of the block).
 - history.json: every flag of the same network, service and method (blocks opened and lifted).
 - records/<id>.json: each measurement the flag rests on, step by step (DNS, TCP, TLS, HTTP),
   with the collector's control measurement under "control".

@@ -74,7 +74,7 @@ def _location(found: Sequence[Diagnosed]) -> dict[str, Any] | None:
         d.diagnostics["location"]
         for d in found
         if (d.diagnostics.get("location") or {}).get("result") == "found"
-        and d.diagnostics["location"]["address"] is not None
+        and d.diagnostics["location"].get("address") is not None
     ]
     if not located:
         return None
@@ -84,7 +84,7 @@ def _location(found: Sequence[Diagnosed]) -> dict[str, Any] | None:
         return None
     latest = [loc for loc in located if loc["address"] == address][-1]
     keep = ("hop", "address", "asn", "network")
-    return {**{k: latest[k] for k in keep}, "probes": n}
+    return {**{k: latest.get(k) for k in keep}, "probes": n}
 
 
 def of_records(records: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
@@ -92,7 +92,7 @@ def of_records(records: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     return aggregate(
         Diagnosed(r["probe"]["id"], times.parse_rfc3339(r["started_at"]), r["diagnostics"])
         for r in records
-        if isinstance(r.get("diagnostics"), dict) and diagnostics.is_valid(r["diagnostics"])
+        if usable(r.get("diagnostics"))
     )
 
 
@@ -140,7 +140,31 @@ def _decoded(text: str | None) -> dict[str, Any] | None:
         value = _DECODER.decode(text)
     except msgspec.DecodeError:
         return None
-    return value if isinstance(value, dict) and diagnostics.is_valid(value) else None
+    return value if usable(value) else None
+
+
+_LOCATION_TYPES = (("address", str), ("hop", int), ("asn", int), ("network", str))
+
+
+def usable(value: Any) -> bool:
+    """Whether a stored ``diagnostics`` has what the aggregate reads, of the types it reads:
+    checked at ingest since the field was added, but a document stored before may hold
+    anything. Not ``diagnostics.check`` again: parsing every address was 80% of a read."""
+    if not isinstance(value, dict):
+        return False
+    if "skipped" in value:
+        return value["skipped"] in diagnostics.SKIP_REASONS
+    for part, results in (
+        ("dns_injection", diagnostics.DNS_RESULTS),
+        ("reset_origin", diagnostics.RESET_RESULTS),
+        ("location", diagnostics.LOCATION_RESULTS),
+    ):
+        found = value.get(part)
+        if found is not None and not (isinstance(found, dict) and found.get("result") in results):
+            return False
+    location = value.get("location") or {}
+    # exact types: JSON decodes to these, and a boolean is no hop
+    return all(location.get(k) is None or type(location[k]) is kind for k, kind in _LOCATION_TYPES)
 
 
 def attach(conn: sa.Connection, flags: list[dict[str, Any]]) -> list[dict[str, Any]]:

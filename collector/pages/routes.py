@@ -268,6 +268,7 @@ async def get_evidence(request: web.Request) -> web.Response:
     await state.judged()
     flag, history = await _flag(request, fid)
     records = await _sql(request, reads.records, flag["evidence"])
+    flag = {**flag, "diagnostics": flag_diagnostics.of_records(records)}  # as the API shows it
     key = await _key(request)
     key_url = str(request.url.with_path("/api/v1/evidence/key").with_query(None))
     now = datetime.datetime.now(datetime.UTC)

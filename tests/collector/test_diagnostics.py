@@ -342,3 +342,49 @@ def test_the_openapi_document_gives_the_shapes() -> None:
     record_schema = schema_validator({"$ref": "#/components/schemas/StoredMeasurement"}).schema
     stored = record_schema["components"]["schemas"]["StoredMeasurement"]["properties"]
     assert "diagnostics" in stored
+
+
+HOSTILE_OLD = [
+    "on_path",
+    [DIAGNOSIS],
+    {"skipped": ["budget"]},
+    changed(("dns_injection", "result"), {"x": 1}),
+    changed(("location", "hop"), "3"),
+    changed(("location", "hop"), True),
+    changed(("location", "address"), 3),
+    changed(("location",), "hop 3"),
+    {"dns_injection": {"result": "race"}},  # a partial object: counted as far as it goes
+]
+
+
+@pytest.mark.parametrize("value", HOSTILE_OLD)
+def test_a_document_stored_before_the_check_never_breaks_the_flags(db_url: str, value: Any) -> None:
+    """A collector before this one stored unknown keys as sent: what the aggregate cannot read
+    is left out, never a 500."""
+    from collector.judge import Findings, open_store
+    from tests.support import records
+
+    store = open_store(db_url)
+    try:
+        rows = []
+        for n, diag in enumerate([value, DIAGNOSIS, DIAGNOSIS]):
+            m = records.measurement(n, started_at=recent(5 + n))
+            doc = {**m.to_dict(), "diagnostics": diag}
+            rows.append(
+                records.MeasurementRow.from_record(
+                    m, probe_id=f"p{n}", asn=3215, network="Orange",
+                    received_at=datetime.datetime.now(datetime.UTC), probe_verdict=None,
+                    submitted=doc,
+                )
+            )  # fmt: skip
+        store.insert_batch(rows)
+        findings = Findings(store)
+        findings.judge_pending(datetime.datetime.now(datetime.UTC))
+        [flag] = store.read(flag_diagnostics.attach, findings.query_flags())
+    finally:
+        store.close()
+    got = flag["diagnostics"]
+    partial = value == HOSTILE_OLD[-1]
+    assert got["probes"] == (3 if partial else 2)
+    assert got["location"]["probes"] == 2
+    assert got["dns_injection"]["race"] == (1 if partial else 0)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import io
+import json
 import re
 import zipfile
 from collections.abc import AsyncIterator
@@ -196,6 +197,9 @@ async def test_the_evidence_package_checks_against_the_collectors_key(filled: Co
             n for n in names if n.startswith("records/")
         }
         assert "README.txt" in names and "history.json" in names
+        # the flag as the API shows it, with what the probes' diagnostics found
+        assert json.loads(z.read("flag.json"))["diagnostics"] == f["diagnostics"]
+        assert f["diagnostics"]["location"]["probes"] == 2
     # a second package is signed by the same key (one per database, not per request)
     assert (await api(filled, "/api/v1/evidence/key")) == key
 
