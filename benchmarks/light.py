@@ -154,7 +154,7 @@ def wall_part(args: argparse.Namespace, uv: bool) -> dict[str, Any]:
             out["ratio"][c] = {
                 k: statistics.median(r["wall"] for r in v) / bound for k, v in runs.items()
             }
-            if c == 32 or c == args.concurrency[-1]:
+            if c == (32 if 32 in args.concurrency else args.concurrency[-1]):
                 out["rss"] = {
                     k: statistics.median(r["rss"] for r in v)
                     for k, v in runs.items()
@@ -204,7 +204,8 @@ def table(args: argparse.Namespace, walls: dict[str, Any], cpu: dict[str, list[f
         rows.append([label, *(f"{ratios[k]:.2f}x" if k in ratios else "" for k in cols)])
     label = f"CPU per target, {args.cpu_targets} targets, no delay, concurrency 32"
     rows.append([label, *(f"{statistics.median(cpu[k]):.2f} ms" if k in cpu else "" for k in cols)])
-    label = f"peak RSS ({args.targets} targets)"
+    rss_c = 32 if 32 in args.concurrency else args.concurrency[-1]
+    label = f"peak RSS, {args.targets} targets, concurrency {rss_c}"
     rss = walls["rss"]
     rows.append([label, *(f"{rss[k]:.0f} MiB" if k in rss else "" for k in cols)])
     start = walls["start"]

@@ -27,6 +27,7 @@ from probe.output import InOrder, Progress, render_sweep, render_table, use_colo
 from probe.record import Measurement, ProbeInfo, Target
 from probe.runner import Runner
 from probe.settings import Parser, UsageError, add_off_switch, overrides_from
+from probe.steps import tls
 
 PROG = "surblocage-probe"
 # `check` imports only what it measures with: the census, the sweep and the daemon's modules are
@@ -530,6 +531,7 @@ def loop_factory(args: argparse.Namespace) -> Callable[[], asyncio.AbstractEvent
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; return its exit status (0 ok, 1 runtime failure, 2 bad usage)."""
     parser = build_parser()
+    tls.limit_read_buffer()
     try:
         args = parser.parse_args(argv)
         if args.command is None:

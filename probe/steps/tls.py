@@ -131,6 +131,22 @@ def _describe(der: bytes | None) -> _Cert:
     return _Cert(cert.subject.rfc4514_string(), cert.issuer.rfc4514_string(), sha256)
 
 
+# What asyncio's TLS transport reads into at a time. Its default, 256 KiB
+# (asyncio.sslproto.SSLProtocol.max_size, allocated and zeroed for every connection), is most of
+# a target's memory while it is in flight: 16 MiB of a cycle at 64 targets at once, for pages
+# read 64 KiB at a time (probe/steps/http.py). One TLS record is at most 16 KiB (RFC 8446 §5.1).
+READ_BUFFER_BYTES = 16 * 1024
+
+
+def limit_read_buffer(size: int = READ_BUFFER_BYTES) -> None:
+    """Make asyncio's TLS connections of this process read ``size`` bytes at a time (the
+    probe's commands call it: a process of its own; uvloop's transport keeps its own)."""
+    import asyncio.sslproto
+
+    if getattr(asyncio.sslproto.SSLProtocol, "max_size", size) > size:
+        asyncio.sslproto.SSLProtocol.max_size = size
+
+
 @functools.lru_cache(maxsize=8)
 def _context(ca_file: str | None, verify: bool) -> ssl.SSLContext:
     """Return a client context: system store plus ``ca_file``, or one verifying nothing.

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import socket
 import ssl
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 
 import pytest
@@ -220,3 +221,31 @@ async def test_out_of_budget_returns_what_it_measured(serve_raw, certs):
     assert r.http.ms >= r.tcp[0].ms
     async with asyncio.timeout(2):  # a liveness bound: the abandoned handshake's socket is closed
         await closed.wait()
+
+
+@pytest.fixture
+def small_tls_reads() -> Iterator[int]:
+    """asyncio's TLS transport reading 1 KiB at a time (the probe's process reads 16 KiB)."""
+    import asyncio.sslproto
+
+    default = asyncio.sslproto.SSLProtocol.max_size
+    tls.limit_read_buffer(1024)
+    yield asyncio.sslproto.SSLProtocol.max_size
+    asyncio.sslproto.SSLProtocol.max_size = default
+
+
+async def test_a_small_tls_read_buffer_still_reads_the_whole_page(
+    serve_web, certs, small_tls_reads: int
+) -> None:
+    assert small_tls_reads == 1024
+    port = await serve_web(ssl_context=server_context(certs.leaf, []))
+    spec = connection.ConnectionSpec(
+        url=f"https://{HOST}:{port}/big?size=200000", ips=("127.0.0.1",), ca_file=certs.ca_file
+    )
+    r = await connection.measure(spec)
+    assert r.http is not None
+    assert (r.http.failure, r.http.status, r.http.body_length) == (None, 200, 200000)
+    assert r.http.body_truncated is False
+    page = bytes(i % 251 for i in range(200000))  # what the server sends (tests/steps/conftest)
+    assert r.http.body_sha256 == hashlib.sha256(page).hexdigest()
+    assert [t.failure for t in r.tls] == [None]
