@@ -213,8 +213,7 @@ def prepare_rows(
     now = now or datetime.datetime.now(datetime.UTC)
     rows = []
     for i, m in enumerate(records):
-        mine = verdict.decide(m, m.control, fingerprints, asn_of=asn_of)
-        paths = verdict.decide_paths(m, m.control, fingerprints, asn_of=asn_of)
+        mine, paths = verdict.judge(m, m.control, fingerprints, asn_of=asn_of)
         asn, network = network_of(m, probe, looked_up)
         try:
             row = MeasurementRow.from_record(
