@@ -187,24 +187,19 @@ def test_slow_server_outlasts_a_short_read_timeout(lab: Lab) -> None:
 
 
 def test_lossy_link_loses_some_packets_but_serves(lab: Lab) -> None:
-    # Loss is read from the drop rule's own counter, not from connections that missed a short
-    # deadline: on a loaded machine a 0.5 s deadline fails every connection, lossy or not.
     async def burst() -> list[bool]:
         async def one() -> bool:
-            try:  # SYN retransmits at 1 s and 3 s: 3.5 s loses a connection at 0.1 % per try
-                _, w = await asyncio.wait_for(asyncio.open_connection("10.200.3.16", 443), 3.5)
-            except (TimeoutError, OSError):
+            try:
+                _, w = await asyncio.wait_for(asyncio.open_connection("10.200.3.16", 443), 0.5)
+            except TimeoutError:
                 return False
             await rawclient.close(w)
             return True
 
         return list(await asyncio.gather(*(one() for _ in range(120))))
 
-    dropped_before = lab.rule_packets("a", "10.200.3.16")
     results = lab.run("probe_a", burst)
-    dropped = lab.rule_packets("a", "10.200.3.16") - dropped_before
-    assert dropped > 0  # P(none of >= 120 SYNs dropped at 10 % loss) ~ 3e-6
-    assert results.count(True) >= 110  # retransmission gets nearly all through
+    assert 0 < results.count(True) < 120  # P(all 120 SYNs pass at 10 % loss) ~ 3e-6
     patient = Timeouts(connect=3.5, tls=3.5, http=5)
     seen = walk(lab, "probe_a", "https://lossy.example/", lab.resolver("a"), patient)
     assert seen.status == 200
