@@ -41,6 +41,7 @@ from collector.pages import routes as pages
 from collector.store import StoreUnavailable
 from probe import addresses, fingerprints, logs
 from probe import watchlist as watchlist_mod
+from probe.record import Control
 from probe.times import elapsed_ms
 
 
@@ -381,15 +382,22 @@ def _watched_names(state: State) -> dict[str, str]:
 async def _verify_service(state: State, service: str) -> bool | None:
     """Whether the collector's own control vantage reaches ``service`` (its first watchlist
     URL), cached as every control is; None when it cannot tell."""
+    control = await _own_control(state, service)
+    return None if control is None else control_mod.reaches(control)
+
+
+async def _own_control(state: State, service: str) -> Control | None:
+    """The collector's own control of ``service`` (its first watchlist URL), cached as every
+    control is; None without a vantage, for a service it does not watch, or when it failed."""
     found = state.watchlist.service(service) if state.watchlist is not None else None
     if state.control is None or found is None or not found.urls:
         return None
     try:
         answer = await state.control.measure([ControlTarget(found.urls[0], ())])
-    except Exception as e:  # a failed check withdraws nothing: the flag rests on the probes
-        logs.event("the control could not check a flag", logging.WARNING, error=repr(e))
+    except Exception as e:  # a failed check changes nothing: the probes' controls stand
+        logs.event("the collector's own control failed", logging.WARNING, error=repr(e))
         return None
-    return control_mod.reaches(answer.controls[0])
+    return answer.controls[0]
 
 
 def flag_policy(cfg: CollectorConfig) -> Policy:
@@ -415,7 +423,7 @@ def _learner(state: State, app: web.Application, in_background: bool) -> None:
     watchlist nothing is learned, and what the database holds is still served."""
     services = state.watchlist.services if state.watchlist is not None else ()
     controls = {s.id for s in services if s.dns_only}
-    state.learner = Learner(state.store, controls)
+    state.learner = Learner(state.store, controls, functools.partial(_own_control, state))
     if in_background:
         app.cleanup_ctx.append(_background_learner)
 

@@ -6,19 +6,30 @@ GET /api/v1/signatures drains first, so that it reflects every batch this proces
 before. What is fed is held in memory until drained (at most MAX_PENDING rows, the oldest
 dropped past it): a crash between a batch's acknowledgement and the next pass, about a second,
 loses its contribution, which the next cycles of the probes give again.
+
+A record's control is the probe's word. With a control vantage (``own_control``: the collector's
+own measurement of a positive control, cached as every control is), what the collector itself
+resolves replaces the records' controls before anything is learned or retired: a forged control
+can neither teach a signature nor retire one. Without a vantage (or when its measurement fails)
+the records' controls stand, as for the flags.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import dataclasses
 import logging
-from collections.abc import Collection, Iterable
+from collections.abc import Awaitable, Callable, Collection, Iterable
 from typing import Any
 
 from collector.judge import learned
 from collector.judge.background import drain_until
 from probe import logs
+from probe.record import Control, encode
+
+OwnControl = Callable[[str], Awaitable[Control | None]]
+"""The collector's own control of a watchlist service (None: it cannot tell)."""
 
 MAX_PENDING = 10_000
 
@@ -26,8 +37,11 @@ MAX_PENDING = 10_000
 class Learner:
     """Feeds stored records of positive controls to collector.judge.learned, in the background."""
 
-    def __init__(self, store: Any, controls: Collection[str]) -> None:
+    def __init__(
+        self, store: Any, controls: Collection[str], own_control: OwnControl | None = None
+    ) -> None:
         self.store, self.controls = store, frozenset(controls)
+        self.own_control = own_control
         self._pending: collections.deque[learned.Seen] = collections.deque(maxlen=MAX_PENDING)
         self._one_pass = asyncio.Lock()
         self._wake = asyncio.Event()
@@ -55,12 +69,28 @@ class Learner:
             if not batch:
                 return 0
             try:
+                settled = await self._settled(batch)
                 return int(
-                    await asyncio.to_thread(self.store.write, learned.learn, batch, self.controls)
+                    await asyncio.to_thread(self.store.write, learned.learn, settled, self.controls)
                 )
             except BaseException:
                 self._pending.extendleft(reversed(batch))
                 raise
+
+    async def _settled(self, batch: list[learned.Seen]) -> list[learned.Seen]:
+        """The batch with the collector's own control in place of each record's, where the
+        vantage answers: one measurement a positive control a pass (bounded by the watchlist)."""
+        if self.own_control is None:
+            return batch
+        own: dict[str, dict[str, Any] | None] = {}
+        for service in dict.fromkeys(s.service for s in batch):
+            control = await self.own_control(service)
+            own[service] = encode(control) if control is not None else None
+        return [
+            s if own[s.service] is None
+            else dataclasses.replace(s, doc={**s.doc, "control": own[s.service]})
+            for s in batch
+        ]  # fmt: skip
 
     async def read(self, **filters: Any) -> list[dict[str, Any]]:
         """Drain, then return the signatures in force (collector.judge.learned.query)."""

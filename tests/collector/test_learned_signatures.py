@@ -243,3 +243,75 @@ async def test_a_revoked_probe_counts_for_nothing(collector: Collector) -> None:
     assert (await collector.submit(token, body))[0] == 200
     (s,) = (await signatures(collector))[1]["signatures"]
     assert (s["probes"], len(s["evidence"])) == (2, 4)  # the revoked probe's records left out
+
+
+# -- the collector's own control settles what the records' controls claim
+
+
+class OwnResolution:
+    """The control vantage's step composer at its seam: every name resolves to ``answer``."""
+
+    addresses_ignored = 0
+
+    def __init__(self, answer: str) -> None:
+        self.answer = answer
+        self.asked: list[str] = []
+
+    async def measure(self, target: Any, probe: Any, **_: Any) -> record.Measurement:
+        self.asked.append(target.url)
+        http = record.HTTPResult(target.url, None, 1.0, status=200)
+        return record.Measurement(
+            record.new_id(), probe, target, "2026-03-01T20:00:00Z", 1.0,
+            dns=[dns([self.answer])], http=http,
+        )  # fmt: skip
+
+
+@pytest.fixture
+async def settled(db_url: str, tmp_path: pathlib.Path) -> AsyncIterator[tuple[Collector, Any]]:
+    from collector.control import ControlVantage
+    from probe.flow import FlowOptions
+
+    services = [
+        {"id": c, "name": c, "category": "control", "urls": [f"https://{c}.example/"],
+         "dns_only": True} for c in CONTROLS
+    ]  # fmt: skip
+    path = tmp_path / "watchlist.yaml"
+    path.write_text(yaml.safe_dump({"services": services}))
+    own = OwnResolution(REAL)
+    vantage = ControlVantage(FlowOptions(resolver="127.0.0.1"), cache_seconds=0, flow=own)  # type: ignore[arg-type]
+    async with running(db_url, watchlist=str(path), control=vantage) as c:
+        yield c, own
+
+
+async def teach(c: Collector, *extra: dict[str, Any]) -> None:
+    """Two probes of two source networks send both positive controls answered 127.0.0.1."""
+    for n0 in (0, 10):
+        _, token = await c.register(asn=3215, network="Orange")
+        body = {"records": [sent(n0 + 1, "ctl-one"), sent(n0 + 2, "ctl-two"), *extra]}
+        assert (await c.submit(token, body))[0] == 200
+
+
+async def test_a_forged_control_teaches_nothing_the_collectors_own_does_not(
+    settled: tuple[Collector, Any],
+) -> None:
+    c, own = settled
+    own.answer = "127.0.0.1"  # the collector's own resolver gets the same answer: not a block
+    await teach(c)
+    assert own.asked  # it measured the positive controls itself
+    assert (await signatures(c))[1] == {"signatures": []}
+
+
+async def test_only_the_collectors_own_control_retires_a_signature(
+    settled: tuple[Collector, Any],
+) -> None:
+    c, own = settled
+    await teach(c)
+    assert len((await signatures(c))[1]["signatures"]) == 1
+    forged = sent(30, "ctl-one")  # its control claims 127.0.0.1: the signature's own answer
+    forged["control"] = record.encode(record.Control(dns=[dns(["127.0.0.1"])]))
+    _, token = await c.register(asn=3215, network="Orange")
+    assert (await c.submit(token, {"records": [forged]}))[0] == 200
+    assert len((await signatures(c))[1]["signatures"]) == 1  # the probe's word retires nothing
+    own.answer = "127.0.0.1"  # the collector's own resolver now answers it: retired
+    assert (await c.submit(token, {"records": [sent(31, "ctl-two")]}))[0] == 200
+    assert (await signatures(c))[1] == {"signatures": []}
