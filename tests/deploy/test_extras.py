@@ -35,10 +35,13 @@ def declared(*extras: str) -> set[str]:
     return {canonicalize_name(r.name) for r in reqs}
 
 
-def imported_modules(package: str) -> set[str]:
-    """Return the top-level modules that ``package``'s source imports, lazily or not."""
+def imported_modules(package: str, leave_out: str | None = None) -> set[str]:
+    """Return the top-level modules that ``package``'s source imports, lazily or not (but not
+    those of its subpackage ``leave_out``)."""
     found: set[str] = set()
     for path in (ROOT / package).rglob("*.py"):
+        if leave_out and (ROOT / package / leave_out) in path.parents:
+            continue
         for node in ast.walk(ast.parse(path.read_text(), str(path))):
             if isinstance(node, ast.Import):
                 found |= {a.name.partition(".")[0] for a in node.names}
@@ -85,9 +88,8 @@ def guarded_imports(package: str) -> set[str]:
 def test_every_module_the_probe_imports_is_a_base_dependency() -> None:
     base = declared()
     optional = declared(*PROBE_OPTIONAL_EXTRAS) - base
-    undeclared = {
-        m: d for m, d in distributions(imported_modules("probe")).items() if d not in base
-    }
+    modules = imported_modules("probe", leave_out="diagnostics")
+    undeclared = {m: d for m, d in distributions(modules).items() if d not in base}
     allowed = {
         m: d for m, d in undeclared.items() if d in optional and m in guarded_imports("probe")
     }
@@ -95,6 +97,15 @@ def test_every_module_the_probe_imports_is_a_base_dependency() -> None:
         f"the probe imports these outside its base dependencies: {undeclared}"
     )
     assert allowed == {"uvloop": "uvloop"}  # the one optional import, guarded (probe/cli.py)
+
+
+def test_the_probes_diagnostics_need_only_their_extra() -> None:
+    """probe/diagnostics imports scapy (lazily): the `diagnostics` extra, nothing else."""
+    known = declared("diagnostics")
+    modules = imported_modules("probe/diagnostics")
+    undeclared = {m: d for m, d in distributions(modules).items() if d not in known}
+    assert undeclared == {}, f"the diagnostics import these undeclared: {undeclared}"
+    assert "scapy" in modules
 
 
 def test_every_module_the_collector_imports_is_declared_in_its_extras() -> None:
