@@ -113,16 +113,17 @@ async def test_the_overview_shows_what_networks_block_through_their_own_resolver
         assert f"/flags/{f['id']}" not in text
 
 
-async def test_the_csv_export_ends_with_the_resolver(
+async def test_the_csv_export_names_the_resolver_after_the_evidence(
     google_everywhere: Collector, sqlite_url: str, tmp_path: pathlib.Path
 ) -> None:
     out = tmp_path / "flags.csv"
     args = ["export", "--what", "flags", "--db", sqlite_url, "--format", "csv", "-o", str(out)]
     assert cli.main([*args, "--resolver", "google"]) == 0
     header, *rows = list(csv.reader(io.StringIO(out.read_text())))
-    assert header[-2:] == ["resolver", "scope"]
+    at = header.index("evidence") + 1
+    assert header[at : at + 2] == ["resolver", "scope"]
     assert sorted(r[header.index("network")] for r in rows) == ["Free", "Orange"]
-    assert {(r[-2], r[-1]) for r in rows} == {("google", "resolver")}
+    assert {(r[at], r[at + 1]) for r in rows} == {("google", "resolver")}
 
 
 async def test_the_timeline_gives_a_public_path_lanes_of_its_own(

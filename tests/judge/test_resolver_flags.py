@@ -217,7 +217,7 @@ def test_a_database_at_0008_keeps_its_flags_ids_and_evidence(db_url: str) -> Non
                 ),
                 {"t": T0.replace(tzinfo=None)},
             )
-    assert migrate(db_url) == ["0009"]
+    assert migrate(db_url) == ["0009", "0010"]
     with open_store(db_url) as store:
         findings = Findings(store)
         [kept] = findings.query_flags()
