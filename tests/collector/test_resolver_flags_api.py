@@ -133,3 +133,18 @@ async def test_the_timeline_gives_a_public_path_lanes_of_its_own(
         assert r.status == 200, await r.text()
         text = await r.text()
     assert "Orange (AS3215) · google" in text and "Free (AS12322) · google" in text
+
+
+async def test_the_metrics_count_what_networks_block_through_their_own_resolver(
+    google_everywhere: Collector,
+) -> None:
+    await flags(google_everywhere)  # judged: the gauges set
+    async with google_everywhere.client.get("/metrics") as r:
+        text = await r.text()
+    series = [line for line in text.splitlines() if line.startswith("surblocage_flags_open{")]
+    assert len(series) == 1 and 'service="deezer"' in series[0] and 'network="Orange"' in series[0]
+    opened = [
+        line for line in text.splitlines() if line.startswith("surblocage_flags_opened_total{")
+    ]
+    # one flag opened through the ISP's resolver (deezer); Google's two are the API's
+    assert sum(float(line.rsplit(" ", 1)[1]) for line in opened) == 1.0, opened
