@@ -33,7 +33,7 @@ import pytest
 import yaml
 
 from tests.lab.technique import IspSpec
-from tests.lab.topology import Lab, unusable_reason
+from tests.lab.topology import Lab, default_prefix, unusable_reason
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 BIN = pathlib.Path(sys.executable).parent
@@ -79,7 +79,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     if shutil.which("prometheus") is None:
         pytest.skip("prometheus is not installed (Debian package prometheus)")
     tmp = tmp_path_factory.mktemp("findings")
-    with Lab(isps=ROSTER) as lab:
+    with Lab(prefix=f"{default_prefix()}f", isps=ROSTER) as lab:  # not the session lab's
         lab.up()
         write_asn_database(lab, tmp / "asn.mmdb")
         (tmp / "watchlist.yaml").write_text(

@@ -24,7 +24,7 @@ import yaml
 
 from tests.lab.plan import MISC, blocked, on
 from tests.lab.technique import Check, IspSpec, Technique
-from tests.lab.topology import Lab, unusable_reason
+from tests.lab.topology import Lab, default_prefix, unusable_reason
 
 BIN = pathlib.Path(sys.executable).parent
 CONTROLS = ("lrn-one.example", "lrn-two.example")
@@ -44,7 +44,10 @@ def learning_lab() -> Iterator[Lab]:
     reason = unusable_reason()
     if reason:
         pytest.skip(reason)
-    built = Lab(isps=[IspSpec("a", probes=2)], techniques=(LEARNED,)).up()
+    # a prefix of its own: the default one is the session lab's, which up() would tear down
+    built = Lab(
+        prefix=f"{default_prefix()}s", isps=[IspSpec("a", probes=2)], techniques=(LEARNED,)
+    ).up()
     try:
         yield built
     finally:
