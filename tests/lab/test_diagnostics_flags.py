@@ -113,9 +113,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         yield {"lab": lab, "tmp": tmp}
 
 
-def run_once(world: dict[str, Any], role: str, raw: bool) -> None:
+def run_once(world: dict[str, Any], role: str, raw: bool, every_cycle: bool) -> None:
     """One real `surblocage-probe run --once` in ``role``'s namespace, as root (CAP_NET_RAW) or
-    as root without it."""
+    as root without it; ``every_cycle`` False: the default diagnostics interval."""
     lab: Lab = world["lab"]
     argv = [str(BIN / "surblocage-probe"), "run", "--once", "--quiet",
             "--collector", lab.collector_url, "--state-dir", str(world["tmp"] / role),
@@ -128,20 +128,19 @@ def run_once(world: dict[str, Any], role: str, raw: bool) -> None:
         **os.environ,
         # the lab's collector speaks http on a routed (non-loopback) address
         "SURBLOCAGE_PROBE_COLLECTOR_ALLOW_INSECURE": "true",
-        # diagnose at every cycle (default: a target at most once in 6 hours), so that the
-        # second cycle, after the box moved, diagnoses again
-        "SURBLOCAGE_PROBE_DIAGNOSTICS_INTERVAL": "0",
         "SURBLOCAGE_PROBE_CENSUS_ENABLED": "false",
     }
+    if every_cycle:  # default: a target is diagnosed at most once in 6 hours
+        env["SURBLOCAGE_PROBE_DIAGNOSTICS_INTERVAL"] = "0"
     r = lab.exec(role, argv, timeout=300, env=env)
     assert r.returncode == 0, f"{role}: {r.stderr}"
 
 
-def cycle(world: dict[str, Any]) -> None:
+def cycle(world: dict[str, Any], every_cycle: bool = True) -> None:
     """Every probe runs one cycle at once and submits it."""
     jobs = [(role, True) for role in RAW] + [(PLAIN, False)]
     with concurrent.futures.ThreadPoolExecutor(len(jobs)) as pool:
-        for job in [pool.submit(run_once, world, role, raw) for role, raw in jobs]:
+        for job in [pool.submit(run_once, world, r, raw, every_cycle) for r, raw in jobs]:
             job.result()
 
 
@@ -174,7 +173,7 @@ def flags_csv(world: dict[str, Any]) -> dict[str, dict[str, str]]:
 
 def test_diagnostics_reach_the_flags_and_follow_the_box(world: dict[str, Any]) -> None:
     lab: Lab = world["lab"]
-    cycle(world)
+    cycle(world, every_cycle=False)  # the first: nothing diagnosed yet
 
     flags = open_flags(lab)
     assert set(flags) == {("sni-rst", "tls"), ("inject", "dns")}, sorted(flags)
@@ -184,7 +183,7 @@ def test_diagnostics_reach_the_flags_and_follow_the_box(world: dict[str, Any]) -
     # the reset: from a box on the path, at core router 1 (hop 2), in the core's AS; a3 could
     # not diagnose
     hop, address = diag_world.BOX_HOPS[1]
-    d = sni["diagnostics"]
+    d = d_sni = sni["diagnostics"]
     assert (d["probes"], d["skipped"]) == (2, 1), d
     assert d["reset_origin"] == {"path": 2, "server": 0, "unknown": 0}
     assert d["location"] == {
@@ -240,10 +239,22 @@ def test_diagnostics_reach_the_flags_and_follow_the_box(world: dict[str, Any]) -
         else:
             assert by_probe[plain]["diagnostics"] == {"skipped": "no_raw_socket"}
 
-    # the box moves one hop further: the next cycle locates it there (each probe speaks by its
-    # latest diagnosis)
+    # the box moves one hop further. With the default interval (a target diagnosed at most
+    # once in 6 hours) the next cycle does not diagnose again: its records say so, and each
+    # probe still speaks by its latest diagnosis, the old hop's
+    first = d_sni["location"]
     lab.move_box("a", 2)
     try:
+        cycle(world, every_cycle=False)
+        latest = get(lab, f"{lab.collector_url}/api/v1/measurements?service=sni-rst&order=desc")
+        for m in latest["measurements"][:3]:
+            assert m["verdict"]["status"] == "blocked"
+            skipped = "no_raw_socket" if m["probe"]["id"] == plain else "interval"
+            assert m["diagnostics"] == {"skipped": skipped}, m["diagnostics"]
+        d = open_flags(lab)[("sni-rst", "tls")]["diagnostics"]
+        assert (d["probes"], d["skipped"], d["location"]) == (2, 1, first), d
+
+        # diagnosed again (interval 0), the probes locate the box where it is now
         cycle(world)
     finally:
         lab.move_box("a", 1)
