@@ -162,13 +162,14 @@ def probe_id(world: dict[str, Any], role: str) -> str:
     return str(doc["probe_id"])
 
 
-def flags_csv(world: dict[str, Any]) -> dict[str, dict[str, str]]:
+def export_csv(world: dict[str, Any], *args: str) -> list[dict[str, str]]:
+    """`surblocage-collector export --format csv` of the lab's collector, read back."""
     lab: Lab = world["lab"]
     argv = [str(BIN / "surblocage-collector"), "export", "--config",
-            str(world["tmp"] / "collector.yaml"), "--what", "flags", "--format", "csv"]  # fmt: skip
+            str(world["tmp"] / "collector.yaml"), "--format", "csv", *args]  # fmt: skip
     r = lab.exec("internet", argv)
     assert r.returncode == 0, r.stderr
-    return {row["id"]: row for row in csv.DictReader(io.StringIO(r.stdout))}
+    return list(csv.DictReader(io.StringIO(r.stdout)))
 
 
 def test_diagnostics_reach_the_flags_and_follow_the_box(world: dict[str, Any]) -> None:
@@ -210,7 +211,7 @@ def test_diagnostics_reach_the_flags_and_follow_the_box(world: dict[str, Any]) -
     assert "seen by 2 probes." in page and f"Interference at hop 1 (AS{ACCESS[0]}" in page
 
     # the flags export carries the same, in its diag_* columns
-    rows = flags_csv(world)
+    rows = {row["id"]: row for row in export_csv(world, "--what", "flags")}
     row = rows[sni["id"]]
     assert {k: row[k] for k in row if k.startswith("diag_")} == {
         "diag_probes": "2", "diag_skipped": "1",
@@ -238,6 +239,16 @@ def test_diagnostics_reach_the_flags_and_follow_the_box(world: dict[str, Any]) -
             assert all(m["diagnostics"] is None for m in by_probe.values())
         else:
             assert by_probe[plain]["diagnostics"] == {"skipped": "no_raw_socket"}
+    # and the measurements export has each record's diagnosis in its diag_* columns
+    measured = {r["probe_id"]: r for r in export_csv(world, "--service", "sni-rst")}
+    assert measured[plain]["diag_skipped"] == "no_raw_socket"
+    for role in RAW:
+        row = measured[probe_id(world, role)]
+        assert {k: row[k] for k in row if k.startswith("diag_")} == {
+            "diag_skipped": "", "diag_dns_injection": "", "diag_reset_origin": "path",
+            "diag_location_hop": str(hop), "diag_location_address": address,
+            "diag_location_asn": str(CORE[0]), "diag_location_network": CORE[1],
+        }, role  # fmt: skip
 
     # the box moves one hop further. With the default interval (a target diagnosed at most
     # once in 6 hours) the next cycle does not diagnose again: its records say so, and each
