@@ -2,9 +2,9 @@
 
 A flag's ``diagnostics`` (docs/spec.md, "Diagnostics at the collector") counts probes, not
 records: each probe of the flag's evidence speaks through its latest diagnosis (its latest
-``skipped`` only when it has none). A probe that lies in its diagnostics changes counts by one;
-a location is given only when at least two probes, and more than half of those that found one,
-name the same address (docs/security.md).
+``skipped`` only when it has none, and not for an ``interval`` skip). A probe that lies in its
+diagnostics changes counts by one; a location is given only when at least two probes, and more
+than half of those that found one, name the same address (docs/security.md).
 """
 
 from __future__ import annotations
@@ -42,7 +42,10 @@ def aggregate(found: Iterable[Diagnosed]) -> dict[str, Any]:
     skipped: set[str] = set()
     for d in found:
         if "skipped" in d.diagnostics:
-            skipped.add(d.probe_id)
+            # "interval": diagnosed less than an interval ago, in a record that may have left
+            # the evidence; not a probe that cannot diagnose
+            if d.diagnostics["skipped"] != "interval":
+                skipped.add(d.probe_id)
         elif d.probe_id not in latest or _later(d, latest[d.probe_id]):
             latest[d.probe_id] = d
     ordered = sorted(latest.values(), key=lambda d: (d.started_at, d.probe_id))

@@ -201,6 +201,7 @@ def test_the_aggregate_counts_probes_by_their_latest_diagnosis() -> None:
         dx("c", 1, {"skipped": "budget"}),
         dx("c", 2, changed(("dns_injection", "result"), "race")),
         dx("d", 1, {"skipped": "no_raw_socket"}),  # never diagnosed: skipped
+        dx("e", 1, {"skipped": "interval"}),  # diagnosed before the evidence: in neither count
     ]
     got = flag_diagnostics.aggregate(found)
     assert got["probes"] == 3 and got["skipped"] == 1
@@ -240,7 +241,7 @@ def test_no_diagnostics_is_an_empty_aggregate() -> None:
 async def _three_probes_diagnose(c: Collector) -> None:
     """Three probes of their own source networks submit blocked records: two diagnosed alike,
     one skipped; an earlier record without diagnostics."""
-    values = [DIAGNOSIS, changed(("dns_injection", "result"), "none"), {"skipped": "interval"}]
+    values = [DIAGNOSIS, changed(("dns_injection", "result"), "none"), {"skipped": "no_raw_socket"}]
     for i, value in enumerate(values):
         _, token = await c.register(asn=3215, network="Orange")
         body = {"records": [record(10 * i, started_at=recent(9)), diagnosed(10 * i + 1, value)]}
@@ -319,7 +320,7 @@ async def test_the_exports_end_with_the_diagnostics_columns(
     first = by_id[record(1)["id"]]
     assert (first["diag_dns_injection"], first["diag_reset_origin"]) == ("on_path", "path")
     assert (first["diag_location_hop"], first["diag_location_asn"]) == ("3", "64500")
-    assert by_id[record(21)["id"]]["diag_skipped"] == "interval"
+    assert by_id[record(21)["id"]]["diag_skipped"] == "no_raw_socket"
     assert by_id[record(0)["id"]]["diag_skipped"] == ""  # not diagnosed: empty
     flat = {c.name: c.read(flags[0]) for c in export_flags.COLUMNS}
     assert export_flags.CSV_COLUMNS[-13] == "diag_probes"
