@@ -83,6 +83,17 @@ def from_row(row: Any) -> Observation:
     return Observation(*_FIELDS_OF_ROW(row))
 
 
+_NETWORK = NAMES.index("network")
+
+
+def with_network(o: Observation, network: str) -> Observation:
+    """Return ``o`` named as seen from ``network``: ``dataclasses.replace`` does the same, at
+    several times the cost, and the judge relabels thousands of looks a pass."""
+    fields = list(_FIELDS_OF_ROW(o))
+    fields[_NETWORK] = network
+    return Observation(*fields)
+
+
 def of_measurement(row: Any) -> Observation:
     """Return what a stored record contributes (a MeasurementRow, or a measurements row)."""
     return Observation(*(getattr(row, f.measured_as) for f in FIELDS))

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import typing
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import sqlalchemy as sa
 
@@ -142,7 +143,7 @@ class _View:
     own: dict[tuple[str, str], list[Observation]]
     blocked: set[tuple[str, str]]
     looks: list[tuple[str, str, Observation]]
-    others: dict[str, tuple[Observation, ...]]
+    others: dict[str, _Others]
 
 
 class _Views:
@@ -165,9 +166,7 @@ class _Views:
         ``service`` is blocked."""
         return key not in self._of(service).blocked
 
-    def weighed(
-        self, blocked: list[Observation], service: str, key: tuple[str, str]
-    ) -> Weighed:
+    def weighed(self, blocked: list[Observation], service: str, key: tuple[str, str]) -> Weighed:
         """Return what the rules weigh of a pair (``key``: network key, resolver path) of
         ``service``: its blocked looks and its probes' latest looks, oldest first; and the
         latest looks of the other networks through every path, each (network, path) its own
@@ -180,11 +179,7 @@ class _Views:
             mine.setdefault(o.record_id, o)
         others = view.others.get(key[0])
         if others is None:
-            others = view.others[key[0]] = tuple(
-                o if resolver == ISP else self._vantage(o, resolver)
-                for nkey, resolver, o in view.looks
-                if nkey != key[0]
-            )
+            others = view.others[key[0]] = _Others(self, view, key[0])
         return sorted(mine.values(), key=lambda o: (o.started_at, o.record_id)), others
 
     def _of(self, service: str) -> _View:
@@ -198,14 +193,48 @@ class _Views:
                     view.blocked.add((nkey, resolver))
         return view
 
-    def _vantage(self, o: Observation, resolver: str) -> Observation:
+    def vantage(self, o: Observation, resolver: str) -> Observation:
         """Return ``o`` as a vantage of its own: the rules tell vantages apart by network
         (rules._everywhere), so a public path's look is labelled "<network> <path>"."""
         key = (o.record_id, resolver)
         found = self.relabelled.get(key)
         if found is None:
-            found = self.relabelled[key] = dataclasses.replace(o, network=f"{o.network} {resolver}")
+            found = self.relabelled[key] = observation.with_network(o, f"{o.network} {resolver}")
         return found
+
+
+class _Others(Sequence[Observation]):
+    """The other networks' vantages a pair of one service and network weighs, made on first
+    read: the rules read them only for a flag about to open (the outage rule), a few pairs of
+    a pass."""
+
+    def __init__(self, views: _Views, view: _View, nkey: str) -> None:
+        self.views, self.view, self.nkey = views, view, nkey
+        self.made: tuple[Observation, ...] | None = None
+
+    def _made(self) -> tuple[Observation, ...]:
+        if self.made is None:
+            self.made = tuple(
+                o if resolver == ISP else self.views.vantage(o, resolver)
+                for nkey, resolver, o in self.view.looks
+                if nkey != self.nkey
+            )
+        return self.made
+
+    @typing.overload
+    def __getitem__(self, i: int) -> Observation: ...
+
+    @typing.overload
+    def __getitem__(self, i: slice) -> Sequence[Observation]: ...
+
+    def __getitem__(self, i: int | slice) -> Observation | Sequence[Observation]:
+        return self._made()[i]
+
+    def __len__(self) -> int:
+        return len(self._made())
+
+    def __iter__(self) -> Iterator[Observation]:
+        return iter(self._made())
 
 
 class _State:
