@@ -6,8 +6,10 @@ A chunk of pending rows is judged in one transaction: the pairs' observations ar
 the current flags); then batch after batch, in the order they were stored, the batch's looks are
 applied and its pairs weighed on the looks received up to it by the rules
 (collector/judge/rules.py), as if each batch had been judged on its own (so a block opened and
-lifted between two passes stays in the history); the flags and looks are written, and exactly
-the pending rows judged are deleted. On PostgreSQL the pairs are locked first (advisory locks,
+lifted between two passes stays in the history). The pairs of one service share one view of its
+looks until a batch changes them, and a pair with nothing blocked and no flag open is left as it
+is, as the rules would leave it. The flags and looks are written, and exactly the pending rows
+judged are deleted. On PostgreSQL the pairs are locked first (advisory locks,
 one order), so two processes never judge one pair at once, and a judge that waited for another
 judges only what is still pending. Functions take a Connection inside the caller's transaction.
 """
