@@ -1,6 +1,7 @@
 """Ingest and the flag judge with records of one resolver path against records of several.
 
 Usage: python -m benchmarks.flag_paths [--db URL] [--records 4000] [--paths 1 5] [--runs 3]
+                                        [--serving-gc]
 
 Each run a fresh database (a SQLite file, or the --db PostgreSQL URL emptied first) receives
 ``--records`` records in batches of 100, from one probe a network (benchmarks/records.py's eight
@@ -9,6 +10,11 @@ with N paths, each record carries N path verdicts (the primary's, a "google" pat
 tenth of the names, the rest reaching them). Timed: ``Store.insert_batch`` (which marks the
 pairs and keeps the blocked looks per path in the batch's transaction) and
 ``Findings.judge_pending`` after every tenth batch, in this process, without HTTP.
+
+By default with CPython's default collector settings, the run's records (every batch of it,
+built first) among the objects each full collection goes through; ``--serving-gc`` sets them as
+``surblocage-collector serve`` does (``collector.app.tune_gc``: the objects built before the
+run frozen, young collections every 10,000 allocations), which is how the judge runs when served.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime
+import gc
 import pathlib
 import random
 import statistics
@@ -26,6 +33,7 @@ import time
 import sqlalchemy as sa
 
 from benchmarks import figures, records
+from collector import app
 from collector.judge import Findings, open_store
 from collector.store import MeasurementRow, migrate
 from collector.store.schema import metadata
@@ -104,6 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--records", type=int, default=4000)
     p.add_argument("--paths", type=int, nargs="+", default=[1, 5])
     p.add_argument("--runs", type=int, default=3)
+    p.add_argument("--serving-gc", action="store_true", help="collect as the collector serves")
     args = p.parse_args(argv)
     figures.header(f"ingest and flag judge, {args.records} records, paths {args.paths}")
     results: dict[int, list[tuple[float, float, int]]] = {n: [] for n in args.paths}
@@ -113,12 +122,18 @@ def main(argv: list[str] | None = None) -> int:
                 url = args.db or f"sqlite:///{pathlib.Path(tmp) / f'{n}-{r}.db'}"
                 if args.db:
                     empty(url)
-                results[n].append(run(url, rows(args.records, n, seed=r)))
+                built = rows(args.records, n, seed=r)
+                if args.serving_gc:
+                    app.tune_gc()  # a served collector does not hold the run's records: frozen
+                results[n].append(run(url, built))
+                if args.serving_gc:
+                    gc.unfreeze()
                 ins, jud, flags = results[n][-1]
                 print(f"run {r + 1}, {n} paths: insert {ins:.2f} s, judge {jud:.2f} s, "
                       f"{flags} flags", file=sys.stderr)  # fmt: skip
     base = args.paths[0]
-    print(f"database: {(args.db or 'sqlite').split(':', 1)[0]}; {figures.load()}")
+    gc_settings = "serving" if args.serving_gc else "default"
+    print(f"database: {(args.db or 'sqlite').split(':', 1)[0]}; gc {gc_settings}; {figures.load()}")
     print("| paths | insert s (median) | judge s (median) | records/s stored+judged | flags |")
     print("| --- | --- | --- | --- | --- |")
     for n, found in results.items():
