@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import operator
 import typing
 from typing import Any
 
@@ -73,10 +74,24 @@ FIELDS = _fields()
 NAMES = tuple(f.name for f in FIELDS)
 
 
+_FIELDS_OF_ROW = operator.attrgetter(*NAMES)  # one call for every field (the judge reads many)
+
+
 def from_row(row: Any) -> Observation:
     """Return the observation a row holds in columns named as the fields (a latest look, a
     pending mark, or a record read through ``measured_as`` labels)."""
-    return Observation(*(getattr(row, name) for name in NAMES))
+    return Observation(*_FIELDS_OF_ROW(row))
+
+
+_NETWORK = NAMES.index("network")
+
+
+def with_network(o: Observation, network: str) -> Observation:
+    """Return ``o`` named as seen from ``network``: ``dataclasses.replace`` does the same, at
+    several times the cost, and the judge relabels thousands of looks a pass."""
+    fields = list(_FIELDS_OF_ROW(o))
+    fields[_NETWORK] = network
+    return Observation(*fields)
 
 
 def of_measurement(row: Any) -> Observation:

@@ -6,8 +6,10 @@ A chunk of pending rows is judged in one transaction: the pairs' observations ar
 the current flags); then batch after batch, in the order they were stored, the batch's looks are
 applied and its pairs weighed on the looks received up to it by the rules
 (collector/judge/rules.py), as if each batch had been judged on its own (so a block opened and
-lifted between two passes stays in the history); the flags and looks are written, and exactly
-the pending rows judged are deleted. On PostgreSQL the pairs are locked first (advisory locks,
+lifted between two passes stays in the history). The pairs of one service share one view of its
+looks until a batch changes them, and a pair with nothing blocked and no flag open is left as it
+is, as the rules would leave it. The flags and looks are written, and exactly the pending rows
+judged are deleted. On PostgreSQL the pairs are locked first (advisory locks,
 one order), so two processes never judge one pair at once, and a judge that waited for another
 judges only what is still pending. Functions take a Connection inside the caller's transaction.
 """
@@ -16,8 +18,9 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import typing
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import sqlalchemy as sa
 
@@ -86,17 +89,19 @@ def judge(
     blocked = _blocked(conn, pairs, since)
     state.standings = _standings(conn, looks, blocked, state)
     opened: list[Flag] = []
-    vantages: dict[tuple[str, str], Observation] = {}  # _weighed's relabelled looks, made once
+    views = _Views(looks)
     for batch in _batches(marks):
         for m in batch:
             if m.look is not None and m.look.started_at >= since:
                 _apply(looks, m.pair[3], m.look)
+                views.changed(m.look.service)
         received = max(m.received_at for m in batch)
         for pair in sorted({m.pair for m in batch}, key=order):
             key = (network_key(pair[0], pair[1]), pair[3])
             seen = [o for r, o in blocked.get(pair, ()) if r <= received]
-            weighed = _weighed(seen, looks.get(pair[2], {}), key, vantages)
-            opened += state.judged(pair, weighed, received)
+            if not seen and state.quiet(pair) and views.quiet(pair[2], key):
+                continue  # nothing blocked, no flag open: the rules would leave its flags be
+            opened += state.judged(pair, views.weighed(seen, pair[2], key), received)
     flags.write(conn, *state.changes())
     looks_store(conn, [(m.pair[3], m.look) for m in marks if m.look is not None])
     conn.execute(sa.delete(blocked_looks).where(blocked_looks.c.started_at < since))
@@ -126,42 +131,112 @@ def _apply(looks: Looks, resolver: str, look: Observation) -> None:
         held[key] = look
 
 
-Weighed = tuple[list[Observation], list[Observation]]
+Weighed = tuple[list[Observation], Sequence[Observation]]
 """A pair's observations (its blocked records and latest looks), and other networks' looks."""
 
 
-def _weighed(
-    blocked: list[Observation],
-    looks: dict[tuple[str, str, str], Observation],
-    key: tuple[str, str],
-    vantages: dict[tuple[str, str], Observation],
-) -> Weighed:
-    """Return what the rules weigh of a pair (``key``: network key, resolver path): its
-    blocked looks and its probes' latest looks, oldest first; and the latest looks of the
-    other networks through every path, each (network, path) its own vantage, so that a
-    failure is an outage only when it is shared through every path of every other network
-    (a public resolver refusing a name everywhere while the lines' own resolvers answer it
-    is a block, not an outage)."""
-    mine = {o.record_id: o for o in blocked}
-    others = []
-    for (nkey, resolver, _), o in looks.items():
-        if (nkey, resolver) == key:
+@dataclasses.dataclass
+class _View:
+    """What the pairs of one service weigh of its latest looks: each (network key, resolver
+    path)'s looks, those of them with a blocked look, every look as (network key, resolver
+    path, look) in the order of the looks, and the other networks' vantages of each network
+    key, made when first asked."""
+
+    own: dict[tuple[str, str], list[Observation]]
+    blocked: set[tuple[str, str]]
+    looks: list[tuple[str, str, Observation]]
+    others: dict[str, _Others]
+
+
+class _Views:
+    """The views of the services' latest looks, made once a service and kept until a batch
+    applies a look of that service: the pairs of one service (its networks, their paths, the
+    batches that bring no look of it) share one, instead of each pair going through every look
+    of the service again."""
+
+    def __init__(self, looks: Looks) -> None:
+        self.looks = looks
+        self.views: dict[str, _View] = {}
+        self.relabelled: dict[tuple[str, str], Observation] = {}  # made once a chunk
+
+    def changed(self, service: str) -> None:
+        """Forget the view of ``service``: its looks changed."""
+        self.views.pop(service, None)
+
+    def quiet(self, service: str, key: tuple[str, str]) -> bool:
+        """True when no latest look of the pair (``key``: network key, resolver path) of
+        ``service`` is blocked."""
+        return key not in self._of(service).blocked
+
+    def weighed(self, blocked: list[Observation], service: str, key: tuple[str, str]) -> Weighed:
+        """Return what the rules weigh of a pair (``key``: network key, resolver path) of
+        ``service``: its blocked looks and its probes' latest looks, oldest first; and the
+        latest looks of the other networks through every path, each (network, path) its own
+        vantage, so that a failure is an outage only when it is shared through every path of
+        every other network (a public resolver refusing a name everywhere while the lines' own
+        resolvers answer it is a block, not an outage)."""
+        view = self._of(service)
+        mine = {o.record_id: o for o in blocked}
+        for o in view.own.get(key, ()):
             mine.setdefault(o.record_id, o)
-        elif nkey != key[0]:
-            others.append(o if resolver == ISP else _vantage(o, resolver, vantages))
-    return sorted(mine.values(), key=lambda o: (o.started_at, o.record_id)), others
+        others = view.others.get(key[0])
+        if others is None:
+            others = view.others[key[0]] = _Others(self, view, key[0])
+        return sorted(mine.values(), key=lambda o: (o.started_at, o.record_id)), others
+
+    def _of(self, service: str) -> _View:
+        view = self.views.get(service)
+        if view is None:
+            view = self.views[service] = _View({}, set(), [], {})
+            for (nkey, resolver, _), o in self.looks.get(service, {}).items():
+                view.own.setdefault((nkey, resolver), []).append(o)
+                view.looks.append((nkey, resolver, o))
+                if o.status == "blocked":
+                    view.blocked.add((nkey, resolver))
+        return view
+
+    def vantage(self, o: Observation, resolver: str) -> Observation:
+        """Return ``o`` as a vantage of its own: the rules tell vantages apart by network
+        (rules._everywhere), so a public path's look is labelled "<network> <path>"."""
+        key = (o.record_id, resolver)
+        found = self.relabelled.get(key)
+        if found is None:
+            found = self.relabelled[key] = observation.with_network(o, f"{o.network} {resolver}")
+        return found
 
 
-def _vantage(
-    o: Observation, resolver: str, made: dict[tuple[str, str], Observation]
-) -> Observation:
-    """Return ``o`` as a vantage of its own: the rules tell vantages apart by network
-    (rules._everywhere), so a public path's look is labelled "<network> <path>"."""
-    key = (o.record_id, resolver)
-    found = made.get(key)
-    if found is None:
-        found = made[key] = dataclasses.replace(o, network=f"{o.network} {resolver}")
-    return found
+class _Others(Sequence[Observation]):
+    """The other networks' vantages a pair of one service and network weighs, made on first
+    read: the rules read them only for a flag about to open (the outage rule), a few pairs of
+    a pass."""
+
+    def __init__(self, views: _Views, view: _View, nkey: str) -> None:
+        self.views, self.view, self.nkey = views, view, nkey
+        self.made: tuple[Observation, ...] | None = None
+
+    def _made(self) -> tuple[Observation, ...]:
+        if self.made is None:
+            self.made = tuple(
+                o if resolver == ISP else self.views.vantage(o, resolver)
+                for nkey, resolver, o in self.view.looks
+                if nkey != self.nkey
+            )
+        return self.made
+
+    @typing.overload
+    def __getitem__(self, i: int) -> Observation: ...
+
+    @typing.overload
+    def __getitem__(self, i: slice) -> Sequence[Observation]: ...
+
+    def __getitem__(self, i: int | slice) -> Observation | Sequence[Observation]:
+        return self._made()[i]
+
+    def __len__(self) -> int:
+        return len(self._made())
+
+    def __iter__(self) -> Iterator[Observation]:
+        return iter(self._made())
 
 
 class _State:
@@ -173,6 +248,10 @@ class _State:
         self.stored = {flags.flag_id(f): f for held in stored.values() for f in held}
         self.current = {p: {f.method: f for f in held} for p, held in stored.items()}
         self.now: dict[str, Flag] = dict(self.stored)
+
+    def quiet(self, pair: Pair) -> bool:
+        """True when no flag of ``pair`` is open."""
+        return all(f.state != "open" for f in self.current[pair].values())
 
     def judged(self, pair: Pair, weighed: Weighed, at: datetime.datetime) -> list[Flag]:
         """Judge ``pair`` again as of ``at``; keep its flags; return those this judgement

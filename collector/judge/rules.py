@@ -95,7 +95,8 @@ class _Vetting:
         return self.standings.get(probe_id) or Standing(f"probe:{probe_id}")
 
     def revoked(self, probe_id: str) -> bool:
-        return self.of(probe_id).revoked
+        standing = self.standings.get(probe_id)  # a probe the judge does not know: not revoked
+        return standing is not None and standing.revoked
 
     def aged(self, probe_id: str) -> bool:
         registered = self.of(probe_id).registered_at
@@ -147,7 +148,6 @@ def evaluate(
     """
     vetting = _Vetting(standings or {}, policy, at)
     observations = [o for o in observations if not vetting.revoked(o.probe_id)]
-    other_networks = [o for o in other_networks if not vetting.revoked(o.probe_id)]
     flags = {f.method: f for f in current}
     latest = _latest_per_probe(observations)
     methods = {o.method for o in observations if o.status == "blocked" and o.method}
@@ -195,7 +195,7 @@ def _judge(
     opens = len(sources) >= vetting.policy.min_networks and (
         fingerprinted or len(sources) >= 2 or (ev.cycles() >= 2 and not contradicted)
     )
-    if not opens or (not fingerprinted and _everywhere(method, ev.records, others)):
+    if not opens or (not fingerprinted and _everywhere(method, others, vetting)):
         return flag
     first = ev.records[0]
     times = [o.started_at for o in ev.records]
@@ -219,9 +219,11 @@ def _judge(
     )
 
 
-def _everywhere(method: str, mine: Sequence[Observation], others: Sequence[Observation]) -> bool:
-    """True when every other measured network fails the same way: an outage, not a block."""
-    latest = _latest_per_network(others)
+def _everywhere(method: str, others: Sequence[Observation], vetting: _Vetting) -> bool:
+    """True when every other measured network fails the same way: an outage, not a block.
+    Revoked probes' looks are left out here, the one place they are weighed, so that a pair
+    that opens nothing does not go through them."""
+    latest = _latest_per_network(o for o in others if not vetting.revoked(o.probe_id))
     if not latest:
         return False
     return all(o.status == "blocked" and o.method == method for o in latest.values())
