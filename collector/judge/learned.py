@@ -30,6 +30,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from collector.store.schema import learned_signatures as sig_t
+from collector.store.schema import measurements as measurements_t
 from collector.store.schema import probes as probes_t
 from collector.store.schema import signature_observations as obs_t
 
@@ -142,6 +143,22 @@ class Seen:
     service: str
     seen_at: datetime.datetime
     doc: Mapping[str, Any]
+
+
+def recent(
+    conn: sa.Connection, controls: Collection[str], since: datetime.datetime, most: int
+) -> list[Seen]:
+    """Return the stored records of the positive controls received since ``since``, the
+    latest ``most``, oldest first (the service index narrows it to the positive controls)."""
+    m = measurements_t.c
+    q = (
+        sa.select(m.id, m.probe_id, m.asn, m.network, m.service, m.started_at, m.doc)
+        .where(m.service.in_(sorted(controls)), m.received_at >= since)
+        .order_by(m.received_at.desc(), m.id)
+        .limit(most)
+    )
+    return [Seen(r.id, r.probe_id, r.asn, r.network, r.service, r.started_at, r.doc)
+            for r in conn.execute(q)][::-1]  # fmt: skip
 
 
 def learn(conn: sa.Connection, records: Iterable[Seen], controls: Collection[str]) -> int:

@@ -5,7 +5,8 @@ background loop (background.drain_until) writes them in one transaction a pass, 
 GET /api/v1/signatures drains first, so that it reflects every batch this process acknowledged
 before. What is fed is held in memory until drained (at most MAX_PENDING rows, the oldest
 dropped past it): a crash between a batch's acknowledgement and the next pass, about a second,
-loses its contribution, which the next cycles of the probes give again.
+would lose its contribution: so a collector starting learns again from the positive controls
+stored in the last REPLAY (learning is idempotent: the same records teach the same thing).
 
 A record's control is the probe's word. With a control vantage (``own_control``: the collector's
 own measurement of a positive control, cached as every control is), what the collector itself
@@ -19,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import dataclasses
+import datetime
 import logging
 from collections.abc import Awaitable, Callable, Collection, Iterable
 from typing import Any
@@ -32,6 +34,7 @@ OwnControl = Callable[[str], Awaitable[Control | None]]
 """The collector's own control of a watchlist service (None: it cannot tell)."""
 
 MAX_PENDING = 10_000
+REPLAY = datetime.timedelta(hours=6)  # what a start learns again from (longer than a cycle)
 
 
 class Learner:
@@ -45,6 +48,7 @@ class Learner:
         self._pending: collections.deque[learned.Seen] = collections.deque(maxlen=MAX_PENDING)
         self._one_pass = asyncio.Lock()
         self._wake = asyncio.Event()
+        self._replayed = False
 
     def feed(self, rows: Iterable[Any]) -> None:
         """Queue the rows (collector.store.MeasurementRow) of positive controls; wake the loop."""
@@ -64,6 +68,8 @@ class Learner:
         Raises StoreUnavailable; the rows of a failed pass are fed again first.
         """
         async with self._one_pass:
+            if not self._replayed:
+                await self._replay()
             batch = list(self._pending)
             self._pending.clear()
             if not batch:
@@ -97,8 +103,21 @@ class Learner:
         await self.drain()
         return list(await asyncio.to_thread(self.store.read, _query, filters))
 
+    async def _replay(self) -> None:
+        """Queue again the positive controls received in the last REPLAY (what a crash between
+        an acknowledgement and a pass left unlearned), once, before the first pass."""
+        room = MAX_PENDING - len(self._pending)
+        if self.controls and room > 0:  # a failed read raises, and is tried again next pass
+            since = datetime.datetime.now(datetime.UTC) - REPLAY
+            rows = await asyncio.to_thread(
+                self.store.read, learned.recent, self.controls, since, room
+            )
+            self._pending.extendleft(reversed(rows))
+        self._replayed = True
+
     async def run(self, stop: asyncio.Event) -> None:
-        """Drain after batches until ``stop`` is set."""
+        """Drain at start (what was stored lately), then after batches until ``stop``."""
+        self._wake.set()
         await drain_until(stop, self._wake, self.drain, "learning block signatures failed")
 
 

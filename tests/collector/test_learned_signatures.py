@@ -297,8 +297,8 @@ async def test_a_forged_control_teaches_nothing_the_collectors_own_does_not(
     c, own = settled
     own.answer = "127.0.0.1"  # the collector's own resolver gets the same answer: not a block
     await teach(c)
-    assert own.asked  # it measured the positive controls itself
     assert (await signatures(c))[1] == {"signatures": []}
+    assert own.asked  # it measured the positive controls itself
 
 
 async def test_only_the_collectors_own_control_retires_a_signature(
@@ -315,3 +315,28 @@ async def test_only_the_collectors_own_control_retires_a_signature(
     own.answer = "127.0.0.1"  # the collector's own resolver now answers it: retired
     assert (await c.submit(token, {"records": [sent(31, "ctl-two")]}))[0] == 200
     assert (await signatures(c))[1] == {"signatures": []}
+
+
+async def test_a_start_learns_again_what_a_crash_left_unlearned(
+    db_url: str, tmp_path: pathlib.Path
+) -> None:
+    from collector.store.schema import learned_signatures, signature_observations
+
+    services = [
+        {"id": c, "name": c, "category": "control", "urls": [f"https://{c}.example/"],
+         "dns_only": True} for c in CONTROLS
+    ]  # fmt: skip
+    path = tmp_path / "watchlist.yaml"
+    path.write_text(yaml.safe_dump({"services": services}))
+    async with running(db_url, watchlist=str(path)) as c:
+        await teach(c)
+        assert len((await signatures(c))[1]["signatures"]) == 1
+
+        def forget(conn: Any) -> None:  # what a crash after the acks, before the pass, loses
+            conn.execute(learned_signatures.delete())
+            conn.execute(signature_observations.delete())
+
+        c.store.write(forget)
+    async with running(db_url, watchlist=str(path)) as c:  # the records are stored: learned again
+        (s,) = (await signatures(c))[1]["signatures"]
+        assert (s["kind"], s["value"], s["probes"], s["controls"]) == ("address", "127.0.0.1", 2, 2)
