@@ -32,6 +32,7 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.lab import lab_collector
 from tests.lab.technique import IspSpec
 from tests.lab.topology import Lab, default_prefix, unusable_reason
 
@@ -56,18 +57,9 @@ PROMETHEUS_PORT = 19090
 
 
 def write_asn_database(lab: Lab, path: pathlib.Path) -> None:
-    import mmdb_writer
-    import netaddr
-
-    writer = mmdb_writer.MMDBWriter(
-        ip_version=6, ipv4_compatible=True, database_type="GeoLite2-ASN"
+    lab_collector.write_asn_database(
+        path, (([lab.isp(letter).lan], network) for letter, network in NETWORKS.items())
     )
-    for letter, (asn, name) in NETWORKS.items():
-        writer.insert_network(
-            netaddr.IPSet([lab.isp(letter).lan]),
-            {"autonomous_system_number": asn, "autonomous_system_organization": name},
-        )
-    writer.to_db_file(str(path))
 
 
 @pytest.fixture(scope="module")
@@ -82,41 +74,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     with Lab(prefix=f"{default_prefix()}f", isps=ROSTER) as lab:  # not the session lab's
         lab.up()
         write_asn_database(lab, tmp / "asn.mmdb")
-        (tmp / "watchlist.yaml").write_text(
-            yaml.safe_dump(
-                {
-                    "services": [
-                        {"id": sid, "name": sid, "category": cat, "urls": [url]}
-                        for sid, (url, cat) in WATCHLIST.items()
-                    ]
-                }
-            )
-        )
-        (tmp / "collector.yaml").write_text(
-            yaml.safe_dump(
-                {
-                    "listen": f"{lab.collector_addr}:{lab.collector_port}",
-                    "database": {"url": f"sqlite:///{tmp / 'c.db'}"},
-                    "watchlist": str(tmp / "watchlist.yaml"),
-                    "control": {"resolver": lab.auth_dns},
-                    "tls": {"ca_file": lab.ca_file},
-                    "network": {"allow_networks": [lab.allow_network]},
-                    "asn": {"database": str(tmp / "asn.mmdb")},
-                    # the lab's probes register a moment before they measure, two to a LAN
-                    "flags": {
-                        "min_probe_age_seconds": 0,
-                        "source_prefix_v4": 32,
-                        "source_prefix_v6": 128,
-                    },
-                }
-            )
-        )
-        lab.spawn(
-            "internet",
-            [str(BIN / "surblocage-collector"), "serve", "--config", str(tmp / "collector.yaml")],
-            name="collector",
-            ready_tcp=(lab.collector_addr, lab.collector_port),
-        )
+        lab_collector.start_collector(lab, tmp, WATCHLIST, tmp / "asn.mmdb")
         start_prometheus(lab, tmp)
         yield {"lab": lab, "tmp": tmp}
 
