@@ -17,15 +17,13 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import statistics
 import tempfile
-import time
-from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
 
 from benchmarks import records
+from benchmarks.research import median_seconds
 from collector import flag_diagnostics
 from collector.store import MeasurementRow, migrate, open_store
 from collector.store.schema import measurements, metadata
@@ -56,15 +54,6 @@ def rows(count: int) -> list[MeasurementRow]:
             )
         )  # fmt: skip
     return out
-
-
-def median_seconds(fn: Callable[[], Any], runs: int) -> float:
-    times = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 def whole(conn: sa.Connection, flags: list[dict[str, Any]]) -> None:

@@ -19,6 +19,7 @@ from probe.record import (
     MAX_DIAGNOSTIC_ANSWERS,
     MAX_EVIDENCE_CHARS,
     MalformedRecord,
+    json_kind,
 )
 
 SKIP_REASONS = DIAGNOSTIC_SKIPS  # one vocabulary with the probe's record type
@@ -71,7 +72,7 @@ def _diagnostics(value: Any) -> None:
     if value is None:
         return
     if not isinstance(value, dict):
-        raise _Bad("", f"expected an object or null, got {_kind(value)}")
+        raise _Bad("", f"expected an object or null, got {json_kind(value)}")
     if "skipped" in value:
         _keys(value, ("skipped",), "")
         _choice(value["skipped"], SKIP_REASONS, ".skipped")
@@ -136,7 +137,7 @@ def _optional(value: Any, check_object: Callable[[dict[str, Any], str], None], p
 
 def _object(value: Any, path: str) -> None:
     if not isinstance(value, dict):
-        raise _Bad(path, f"expected an object, got {_kind(value)}")
+        raise _Bad(path, f"expected an object, got {json_kind(value)}")
 
 
 def _keys(value: dict[str, Any], keys: tuple[str, ...], path: str) -> None:
@@ -150,19 +151,19 @@ def _keys(value: dict[str, Any], keys: tuple[str, ...], path: str) -> None:
 
 def _choice(value: Any, allowed: tuple[str, ...], path: str) -> None:
     if not isinstance(value, str) or value not in allowed:
-        raise _Bad(path, f"{_kind(value)} is not one of {', '.join(allowed)}")
+        raise _Bad(path, f"{json_kind(value)} is not one of {', '.join(allowed)}")
 
 
 def _int(value: Any, low: int, high: int, path: str) -> None:
     if isinstance(value, bool) or not isinstance(value, int):
-        raise _Bad(path, f"expected an integer, got {_kind(value)}")
+        raise _Bad(path, f"expected an integer, got {json_kind(value)}")
     if not low <= value <= high:
         raise _Bad(path, f"{value} is out of range ({low} to {high})")
 
 
 def _text(value: Any, most: int, path: str) -> None:
     if not isinstance(value, str):
-        raise _Bad(path, f"expected a string, got {_kind(value)}")
+        raise _Bad(path, f"expected a string, got {json_kind(value)}")
     if len(value) > most:
         raise _Bad(path, f"longer than {most} characters")
     # PostgreSQL's text refuses NUL, and a control character has no place in a label
@@ -172,7 +173,7 @@ def _text(value: Any, most: int, path: str) -> None:
 
 def _address(value: Any, path: str) -> None:
     if not isinstance(value, str):
-        raise _Bad(path, f"expected an IP address, got {_kind(value)}")
+        raise _Bad(path, f"expected an IP address, got {json_kind(value)}")
     try:
         ipaddress.ip_address(value[: MAX_ADDRESS_CHARS + 1])
     except ValueError:
@@ -183,21 +184,9 @@ def _address(value: Any, path: str) -> None:
 
 def _list(value: Any, most: int, path: str) -> None:
     if not isinstance(value, list):
-        raise _Bad(path, f"expected an array, got {_kind(value)}")
+        raise _Bad(path, f"expected an array, got {json_kind(value)}")
     if len(value) > most:
         raise _Bad(path, f"more than {most} items")
-
-
-def _kind(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return f"a number ({value!r:.20})"
-    if isinstance(value, str):
-        return f"a string ({value[:40]!r})"
-    return "an array" if isinstance(value, list) else "an object"
 
 
 def with_network(value: Any, lookup: NetworkLookup | None) -> Any:

@@ -356,7 +356,7 @@ class Measurement:
     def from_dict(cls, data: Any) -> Measurement:
         """Validate a decoded JSON value and build a Measurement, or raise MalformedRecord."""
         if not isinstance(data, dict):
-            raise MalformedRecord(f"record: expected an object, got {_kind(data)}")
+            raise MalformedRecord(f"record: expected an object, got {json_kind(data)}")
         if data.get("schema") != SCHEMA:
             raise MalformedRecord(f"schema: expected {SCHEMA}, got {data.get('schema')!r}")
         m = decode(cls, data, "")
@@ -454,7 +454,8 @@ def _field_names(kind: type) -> tuple[str, ...]:
     return _FIELD_NAMES[kind]
 
 
-def _kind(value: Any) -> str:
+def json_kind(value: Any) -> str:
+    """Name a decoded JSON value's type, with a glimpse of a scalar: for error messages."""
     names = {
         dict: "an object",
         list: "an array",
@@ -517,7 +518,7 @@ def _optional(inner: Decoder) -> Decoder:
 def _array(item: Decoder) -> Decoder:
     def run(v: Any) -> list[Any]:
         if not isinstance(v, list):
-            raise _Bad("", f"expected an array, got {_kind(v)}")
+            raise _Bad("", f"expected an array, got {json_kind(v)}")
         out = []
         for i, x in enumerate(v):
             try:
@@ -532,7 +533,7 @@ def _array(item: Decoder) -> Decoder:
 def _mapping(item: Decoder) -> Decoder:
     def run(v: Any) -> dict[str, Any]:
         if not isinstance(v, dict):
-            raise _Bad("", f"expected an object, got {_kind(v)}")
+            raise _Bad("", f"expected an object, got {json_kind(v)}")
         out = {}
         for k, x in v.items():
             try:
@@ -554,7 +555,7 @@ def _record(tp: Any) -> Decoder:
 
     def run(v: Any) -> Any:
         if not isinstance(v, dict):
-            raise _Bad("", f"expected an object, got {_kind(v)}")
+            raise _Bad("", f"expected an object, got {json_kind(v)}")
         kwargs = {}
         for name, dec, required in fields:
             if name not in v:
@@ -593,7 +594,7 @@ def _scalar(tp: Any) -> Decoder:
 
     def run(v: Any) -> Any:
         if not ok(v):
-            raise _Bad("", f"expected {_WANT[tp]}, got {_kind(v)}")
+            raise _Bad("", f"expected {_WANT[tp]}, got {json_kind(v)}")
         return v
 
     return run
