@@ -239,11 +239,9 @@ def _recount(conn: sa.Connection, sid: str, s: Seen, o: Observation) -> int:
     ).all()
     if sum(1 for _, n in per_source if n >= MIN_CONTROLS) < MIN_PROBES:
         return 0
-    probes = conn.execute(
-        sa.select(sa.func.count(sa.distinct(obs_t.c.probe_id))).select_from(joined).where(counted)
-    ).scalar_one()
-    first, last, controls = conn.execute(
+    probes, first, last, controls = conn.execute(
         sa.select(
+            sa.func.count(sa.distinct(obs_t.c.probe_id)),
             sa.func.min(obs_t.c.seen_at), sa.func.max(obs_t.c.seen_at),
             sa.func.count(sa.distinct(obs_t.c.service)),
         ).select_from(joined).where(counted)
