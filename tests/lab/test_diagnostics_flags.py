@@ -163,7 +163,9 @@ def test_diagnostics_reach_the_flags_and_follow_the_box(world: dict[str, Any]) -
     )
     assert "1 probe could not diagnose" in page
     page = get(lab, f"{lab.collector_url}/flags/{inject['id']}?lang=en", text=True)
-    assert "seen by 2 probes." in page and f"Interference at hop 1 (AS{ACCESS[0]}" in page
+    # the two probes may tell the forgery as on_path or as race (timing): 2 alike or 1 and 1
+    assert "seen by 2 probes." in page or page.count("seen by 1 probe.") == 2
+    assert f"Interference at hop 1 (AS{ACCESS[0]}" in page
 
     # the flags export carries the same, in its diag_* columns
     rows = {row["id"]: row for row in export_csv(world, "--what", "flags")}
